@@ -1,0 +1,43 @@
+package llama_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/codeplan-dev/codeplan/llama"
+)
+
+// BenchmarkDecode measures generation throughput on the tiny model with 1
+// and 8 sequences decoded together: each step carries one token per
+// sequence, so the 8-sequence run shows what batching buys.
+func BenchmarkDecode(b *testing.B) {
+	for _, seqs := range []int{1, 8} {
+		b.Run(fmt.Sprintf("seqs=%d", seqs), func(b *testing.B) {
+			m := loadTiny(b)
+			ctx := newCtx(b, m, llama.ContextOptions{ContextSize: 4096, Sequences: seqs})
+			batch, _ := llama.NewBatch(512, 1)
+			defer batch.Close()
+			const steps = 128
+			tokens := 0
+			var elapsed time.Duration
+			b.ResetTimer()
+			for it := 0; it < b.N; it++ {
+				ctx.ClearKV()
+				start := time.Now()
+				for step := 0; step < steps; step++ {
+					batch.Clear()
+					for s := 0; s < seqs; s++ {
+						batch.Add(llama.Token(32+(step*7+s)%90), llama.Pos(step), llama.SeqID(s), true)
+					}
+					if err := ctx.Decode(batch); err != nil {
+						b.Fatal(err)
+					}
+					tokens += seqs
+				}
+				elapsed += time.Since(start)
+			}
+			b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tok/s")
+		})
+	}
+}

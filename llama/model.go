@@ -1,0 +1,444 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"runtime/cgo"
+	"strconv"
+	"sync"
+	"unsafe"
+)
+
+// Token is a vocabulary id.
+type Token int32
+
+// ModelOptions control how a GGUF file is loaded.
+type ModelOptions struct {
+	// GPULayers is the number of layers to offload to a GPU backend
+	// (0 = CPU only, -1 = all). Needs LoadBackends first.
+	GPULayers int
+	// NoMmap reads the weights into memory instead of mapping the file.
+	NoMmap bool
+	// VocabOnly loads only the tokenizer and metadata (fast, no weights).
+	VocabOnly bool
+	// Progress, if set, is called with values from 0 to 1 while loading;
+	// returning false cancels the load.
+	Progress func(fraction float32) bool
+}
+
+// Model is a loaded GGUF model. It is safe for concurrent use.
+type Model struct {
+	mu       sync.Mutex
+	c        *C.struct_llama_model
+	vocab    *C.struct_llama_vocab
+	path     string
+	contexts int
+	adapters int
+}
+
+//export goProgress
+func goProgress(progress C.float, handle C.uintptr_t) C.bool {
+	f := cgo.Handle(handle).Value().(func(float32) bool)
+	return C.bool(f(float32(progress)))
+}
+
+// CheckGGUF verifies that path is a readable regular file that starts with
+// the GGUF magic, so that obviously wrong files get a precise Go error before
+// llama.cpp sees them.
+func CheckGGUF(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("model %s: %w", path, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("model %s: is a directory, want a .gguf file", path)
+	}
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		return fmt.Errorf("model %s: %w (file is %d bytes)", path, ErrNotGGUF, st.Size())
+	}
+	if !bytes.Equal(magic[:], []byte("GGUF")) {
+		return fmt.Errorf("model %s: %w (starts with %q)", path, ErrNotGGUF, magic[:])
+	}
+	return nil
+}
+
+// LoadModel loads a GGUF model file.
+func LoadModel(path string, opts ModelOptions) (*Model, error) {
+	Init()
+	if err := CheckGGUF(path); err != nil {
+		return nil, err
+	}
+	params := C.llama_model_default_params()
+	params.n_gpu_layers = C.int32_t(opts.GPULayers)
+	if opts.GPULayers < 0 {
+		params.n_gpu_layers = 999
+	}
+	params.use_mmap = C.bool(!opts.NoMmap)
+	params.vocab_only = C.bool(opts.VocabOnly)
+	var handle cgo.Handle
+	if opts.Progress != nil {
+		handle = cgo.NewHandle(opts.Progress)
+		defer handle.Delete()
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	eb := newErrBuf()
+	defer eb.free()
+	m := C.cp_load_model(cpath, params, C.uintptr_t(handle), eb.p, errBufLen)
+	if m == nil {
+		return nil, fmt.Errorf("%w %s: %s", ErrModelLoad, path, eb)
+	}
+	return &Model{c: m, vocab: C.llama_model_get_vocab(m), path: path}, nil
+}
+
+// Close frees the model. It fails with ErrInUse while contexts or adapters
+// created from it are still open.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil {
+		return nil
+	}
+	if m.contexts > 0 || m.adapters > 0 {
+		return fmt.Errorf("close model %s: %w (%d contexts, %d adapters open)", m.path, ErrInUse, m.contexts, m.adapters)
+	}
+	C.llama_model_free(m.c)
+	m.c = nil
+	m.vocab = nil
+	return nil
+}
+
+// ptr returns the C model or an error after Close.
+func (m *Model) ptr() (*C.struct_llama_model, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil {
+		return nil, fmt.Errorf("model %s: %w", m.path, ErrClosed)
+	}
+	return m.c, nil
+}
+
+// Path is the file the model was loaded from.
+func (m *Model) Path() string { return m.path }
+
+// ModelInfo summarises a model's metadata.
+type ModelInfo struct {
+	Path            string
+	Architecture    string
+	Name            string
+	Description     string // llama.cpp's one-line description, e.g. "llama 8B Q4_K - Medium"
+	ContextLength   int    // training context length
+	EmbeddingLength int
+	Layers          int
+	Heads           int
+	HeadsKV         int
+	Params          uint64 // parameter count
+	SizeBytes       uint64 // size of all tensors
+	VocabSize       int
+	VocabType       string
+	ChatTemplate    string // the model's Jinja chat template, "" if none
+	Metadata        map[string]string
+}
+
+// Info returns the model's metadata.
+func (m *Model) Info() (ModelInfo, error) {
+	c, err := m.ptr()
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	info := ModelInfo{
+		Path:            m.path,
+		ContextLength:   int(C.llama_model_n_ctx_train(c)),
+		EmbeddingLength: int(C.llama_model_n_embd(c)),
+		Layers:          int(C.llama_model_n_layer(c)),
+		Heads:           int(C.llama_model_n_head(c)),
+		HeadsKV:         int(C.llama_model_n_head_kv(c)),
+		Params:          uint64(C.llama_model_n_params(c)),
+		SizeBytes:       uint64(C.llama_model_size(c)),
+		VocabSize:       int(C.llama_vocab_n_tokens(m.vocab)),
+		Metadata:        map[string]string{},
+	}
+	switch C.llama_vocab_type(m.vocab) {
+	case C.LLAMA_VOCAB_TYPE_SPM:
+		info.VocabType = "spm"
+	case C.LLAMA_VOCAB_TYPE_BPE:
+		info.VocabType = "bpe"
+	case C.LLAMA_VOCAB_TYPE_WPM:
+		info.VocabType = "wpm"
+	case C.LLAMA_VOCAB_TYPE_UGM:
+		info.VocabType = "ugm"
+	case C.LLAMA_VOCAB_TYPE_RWKV:
+		info.VocabType = "rwkv"
+	default:
+		info.VocabType = "none"
+	}
+	buf := make([]byte, 4096)
+	cbuf := (*C.char)(unsafe.Pointer(&buf[0]))
+	if n := C.llama_model_desc(c, cbuf, C.size_t(len(buf))); n > 0 {
+		info.Description = C.GoString(cbuf)
+	}
+	count := int(C.llama_model_meta_count(c))
+	for i := 0; i < count; i++ {
+		k := metaString(func(p *C.char, n C.size_t) C.int32_t { return C.llama_model_meta_key_by_index(c, C.int32_t(i), p, n) })
+		v := metaString(func(p *C.char, n C.size_t) C.int32_t {
+			return C.llama_model_meta_val_str_by_index(c, C.int32_t(i), p, n)
+		})
+		info.Metadata[k] = v
+	}
+	info.Architecture = info.Metadata["general.architecture"]
+	info.Name = info.Metadata["general.name"]
+	if t := C.llama_model_chat_template(c, nil); t != nil {
+		info.ChatTemplate = C.GoString(t)
+	}
+	return info, nil
+}
+
+// metaString calls a llama.cpp metadata getter, growing the buffer when the
+// value is longer than the first guess (chat templates can be many KB).
+func metaString(get func(*C.char, C.size_t) C.int32_t) string {
+	size := 256
+	for {
+		buf := (*C.char)(C.malloc(C.size_t(size)))
+		n := int(get(buf, C.size_t(size)))
+		if n < 0 {
+			C.free(unsafe.Pointer(buf))
+			return ""
+		}
+		if n < size {
+			s := C.GoStringN(buf, C.int(n))
+			C.free(unsafe.Pointer(buf))
+			return s
+		}
+		C.free(unsafe.Pointer(buf))
+		size = n + 1
+	}
+}
+
+// Meta returns one metadata value as a string.
+func (m *Model) Meta(key string) (string, bool) {
+	c, err := m.ptr()
+	if err != nil {
+		return "", false
+	}
+	ckey := C.CString(key)
+	defer C.free(unsafe.Pointer(ckey))
+	found := true
+	v := metaString(func(p *C.char, n C.size_t) C.int32_t {
+		r := C.llama_model_meta_val_str(c, ckey, p, n)
+		if r < 0 {
+			found = false
+		}
+		return r
+	})
+	return v, found
+}
+
+// ContextLength is the context length the model was trained with.
+func (m *Model) ContextLength() int {
+	c, err := m.ptr()
+	if err != nil {
+		return 0
+	}
+	return int(C.llama_model_n_ctx_train(c))
+}
+
+// Layers is the number of transformer blocks.
+func (m *Model) Layers() int {
+	c, err := m.ptr()
+	if err != nil {
+		return 0
+	}
+	return int(C.llama_model_n_layer(c))
+}
+
+// VocabSize is the number of tokens in the vocabulary.
+func (m *Model) VocabSize() int {
+	if _, err := m.ptr(); err != nil {
+		return 0
+	}
+	return int(C.llama_vocab_n_tokens(m.vocab))
+}
+
+// BOS is the beginning-of-sequence token (-1 if none).
+func (m *Model) BOS() Token { return Token(C.llama_vocab_bos(m.vocab)) }
+
+// EOS is the end-of-sequence token (-1 if none).
+func (m *Model) EOS() Token { return Token(C.llama_vocab_eos(m.vocab)) }
+
+// EOT is the end-of-turn token (-1 if none).
+func (m *Model) EOT() Token { return Token(C.llama_vocab_eot(m.vocab)) }
+
+// AddBOS reports whether the tokenizer adds BOS to new sequences.
+func (m *Model) AddBOS() bool { return bool(C.llama_vocab_get_add_bos(m.vocab)) }
+
+// IsEOG reports whether t ends generation (EOS, EOT and similar tokens).
+func (m *Model) IsEOG(t Token) bool {
+	if !m.validToken(t) {
+		return false
+	}
+	return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(t)))
+}
+
+func (m *Model) validToken(t Token) bool {
+	return m.vocab != nil && t >= 0 && int(t) < int(C.llama_vocab_n_tokens(m.vocab))
+}
+
+// Tokenize converts text into tokens. addSpecial adds BOS/EOS as the model
+// is configured to; parseSpecial turns texts such as "<|im_end|>" into their
+// special tokens (wanted for rendered chat templates, unwanted for user data).
+func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, error) {
+	if _, err := m.ptr(); err != nil {
+		return nil, err
+	}
+	if len(text) > 1<<30 {
+		return nil, fmt.Errorf("tokenize: text of %d bytes is too long", len(text))
+	}
+	ctext := C.CString(text)
+	defer C.free(unsafe.Pointer(ctext))
+	capacity := len(text) + 8
+	for attempt := 0; attempt < 2; attempt++ {
+		out := make([]Token, capacity)
+		n := C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.Pointer(&out[0])), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial))
+		if n >= 0 {
+			return out[:n], nil
+		}
+		if n == C.INT32_MIN {
+			return nil, fmt.Errorf("tokenize: result does not fit in int32")
+		}
+		capacity = int(-n)
+	}
+	return nil, fmt.Errorf("tokenize: buffer size mismatch")
+}
+
+// TokenPiece returns the bytes of one token (possibly a partial UTF-8
+// sequence). special renders control tokens as their text.
+func (m *Model) TokenPiece(t Token, special bool) ([]byte, error) {
+	if _, err := m.ptr(); err != nil {
+		return nil, err
+	}
+	if !m.validToken(t) {
+		return nil, fmt.Errorf("token %d is outside the vocabulary of %d tokens", t, m.VocabSize())
+	}
+	buf := make([]byte, 64)
+	for {
+		n := C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, C.bool(special))
+		if n >= 0 {
+			return buf[:n], nil
+		}
+		buf = make([]byte, int(-n))
+	}
+}
+
+// Detokenize converts tokens back into text. removeSpecial drops BOS/EOS the
+// tokenizer added; unparseSpecial renders control tokens as text.
+func (m *Model) Detokenize(tokens []Token, removeSpecial, unparseSpecial bool) (string, error) {
+	if _, err := m.ptr(); err != nil {
+		return "", err
+	}
+	if len(tokens) == 0 {
+		return "", nil
+	}
+	for i, t := range tokens {
+		if !m.validToken(t) {
+			return "", fmt.Errorf("detokenize: token %d at position %d is outside the vocabulary of %d tokens", t, i, m.VocabSize())
+		}
+	}
+	size := len(tokens)*8 + 16
+	for {
+		buf := make([]byte, size)
+		n := C.llama_detokenize(m.vocab, (*C.llama_token)(unsafe.Pointer(&tokens[0])), C.int32_t(len(tokens)), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(size), C.bool(removeSpecial), C.bool(unparseSpecial))
+		if n >= 0 {
+			return string(buf[:n]), nil
+		}
+		size = int(-n)
+	}
+}
+
+// ChatMessage is one turn for ApplyTemplate.
+type ChatMessage struct {
+	Role    string // "system", "user" or "assistant"
+	Content string
+}
+
+// ApplyTemplate renders messages with the model's own chat template through
+// llama.cpp's built-in template engine. addAssistant appends the header that
+// opens the assistant's reply. Models whose template llama.cpp does not
+// recognise get ErrUnsupportedTemplate.
+func (m *Model) ApplyTemplate(msgs []ChatMessage, addAssistant bool) (string, error) {
+	c, err := m.ptr()
+	if err != nil {
+		return "", err
+	}
+	tmpl := C.llama_model_chat_template(c, nil)
+	if tmpl == nil {
+		return "", fmt.Errorf("%w: model %s has no tokenizer.chat_template", ErrUnsupportedTemplate, m.path)
+	}
+	return applyTemplate(C.GoString(tmpl), msgs, addAssistant)
+}
+
+// ApplyTemplateString renders msgs with an explicit template, either a Jinja
+// template text or the name of a llama.cpp built-in ("chatml", "llama3", ...).
+func ApplyTemplateString(tmpl string, msgs []ChatMessage, addAssistant bool) (string, error) {
+	return applyTemplate(tmpl, msgs, addAssistant)
+}
+
+func applyTemplate(tmpl string, msgs []ChatMessage, addAssistant bool) (string, error) {
+	if len(msgs) == 0 {
+		return "", fmt.Errorf("apply chat template: no messages")
+	}
+	ctmpl := C.CString(tmpl)
+	defer C.free(unsafe.Pointer(ctmpl))
+	cmsgs := (*C.struct_llama_chat_message)(C.calloc(C.size_t(len(msgs)), C.size_t(unsafe.Sizeof(C.struct_llama_chat_message{}))))
+	defer C.free(unsafe.Pointer(cmsgs))
+	view := unsafe.Slice(cmsgs, len(msgs))
+	total := 0
+	for i, msg := range msgs {
+		view[i].role = C.CString(msg.Role)
+		view[i].content = C.CString(msg.Content)
+		total += len(msg.Role) + len(msg.Content)
+	}
+	defer func() {
+		for i := range view {
+			C.free(unsafe.Pointer(view[i].role))
+			C.free(unsafe.Pointer(view[i].content))
+		}
+	}()
+	size := 2*total + 256
+	for attempt := 0; attempt < 2; attempt++ {
+		buf := (*C.char)(C.malloc(C.size_t(size)))
+		n := int(C.cp_chat_template(ctmpl, cmsgs, C.size_t(len(msgs)), C.bool(addAssistant), buf, C.int32_t(size)))
+		if n < 0 {
+			C.free(unsafe.Pointer(buf))
+			return "", fmt.Errorf("%w (template starts %s)", ErrUnsupportedTemplate, strconv.Quote(truncate(tmpl, 60)))
+		}
+		if n <= size {
+			s := C.GoStringN(buf, C.int(n))
+			C.free(unsafe.Pointer(buf))
+			return s, nil
+		}
+		C.free(unsafe.Pointer(buf))
+		size = n + 1
+	}
+	return "", fmt.Errorf("apply chat template: size mismatch")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

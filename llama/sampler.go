@@ -1,0 +1,151 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// SamplerOptions describe a sampler chain. The zero value is greedy decoding.
+type SamplerOptions struct {
+	// Temperature <= 0 selects greedy decoding (the most likely token).
+	Temperature float32
+	// TopK keeps the K most likely tokens (0 = off).
+	TopK int
+	// TopP keeps the smallest set of tokens whose probability reaches P (0 or 1 = off).
+	TopP float32
+	// MinP drops tokens less likely than MinP times the top token (0 = off).
+	MinP float32
+	// RepeatPenalty > 1 discourages tokens seen in the last RepeatLastN tokens
+	// (RepeatLastN 0 = 64); FrequencyPenalty and PresencePenalty work as in
+	// OpenAI's API.
+	RepeatPenalty                     float32
+	RepeatLastN                       int
+	FrequencyPenalty, PresencePenalty float32
+	// Seed makes sampling reproducible.
+	Seed uint32
+	// Grammar is a GBNF grammar that constrains the output; GrammarRoot names
+	// its start rule (default "root").
+	Grammar, GrammarRoot string
+}
+
+// Greedy reports whether the options select greedy decoding.
+func (o SamplerOptions) Greedy() bool { return o.Temperature <= 0 }
+
+// Sampler picks the next token from a context's logits. It keeps state
+// (penalty history, grammar position): use one per sequence, and not
+// concurrently.
+type Sampler struct {
+	c *C.struct_llama_sampler
+}
+
+// NewSampler builds a sampler chain for the model: grammar first (so every
+// later stage sees only allowed tokens), then penalties, the truncations, and
+// finally temperature with a seeded draw, or the greedy pick.
+func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
+	if _, err := m.ptr(); err != nil {
+		return nil, err
+	}
+	if o.TopK < 0 || o.TopP < 0 || o.TopP > 1 || o.MinP < 0 || o.MinP > 1 || o.RepeatLastN < 0 {
+		return nil, fmt.Errorf("sampler: out-of-range option in %+v", o)
+	}
+	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+	if o.Grammar != "" {
+		root := o.GrammarRoot
+		if root == "" {
+			root = "root"
+		}
+		cg := C.CString(o.Grammar)
+		cr := C.CString(root)
+		eb := newErrBuf()
+		g := C.cp_grammar(m.vocab, cg, cr, eb.p, errBufLen)
+		msg := eb.String()
+		eb.free()
+		C.free(unsafe.Pointer(cg))
+		C.free(unsafe.Pointer(cr))
+		if g == nil {
+			C.llama_sampler_free(chain)
+			return nil, fmt.Errorf("%w: %s", ErrGrammar, msg)
+		}
+		C.llama_sampler_chain_add(chain, g)
+	}
+	if (o.RepeatPenalty != 0 && o.RepeatPenalty != 1) || o.FrequencyPenalty != 0 || o.PresencePenalty != 0 {
+		lastN := o.RepeatLastN
+		if lastN == 0 {
+			lastN = 64
+		}
+		rp := o.RepeatPenalty
+		if rp == 0 {
+			rp = 1
+		}
+		C.llama_sampler_chain_add(chain, C.llama_sampler_init_penalties(C.int32_t(lastN), C.float(rp), C.float(o.FrequencyPenalty), C.float(o.PresencePenalty)))
+	}
+	if o.Greedy() {
+		C.llama_sampler_chain_add(chain, C.llama_sampler_init_greedy())
+		return &Sampler{c: chain}, nil
+	}
+	if o.TopK > 0 {
+		C.llama_sampler_chain_add(chain, C.llama_sampler_init_top_k(C.int32_t(o.TopK)))
+	}
+	if o.TopP > 0 && o.TopP < 1 {
+		C.llama_sampler_chain_add(chain, C.llama_sampler_init_top_p(C.float(o.TopP), 1))
+	}
+	if o.MinP > 0 {
+		C.llama_sampler_chain_add(chain, C.llama_sampler_init_min_p(C.float(o.MinP), 1))
+	}
+	C.llama_sampler_chain_add(chain, C.llama_sampler_init_temp(C.float(o.Temperature)))
+	C.llama_sampler_chain_add(chain, C.llama_sampler_init_dist(C.uint32_t(o.Seed)))
+	return &Sampler{c: chain}, nil
+}
+
+// Sample picks a token from the logits of batch index i of the context's
+// last Decode and records it (penalties, grammar state).
+func (s *Sampler) Sample(ctx *Context, i int) (Token, error) {
+	if s.c == nil {
+		return 0, fmt.Errorf("sample: sampler %w", ErrClosed)
+	}
+	if err := ctx.checkOutput(i); err != nil {
+		return 0, err
+	}
+	var tok C.llama_token
+	eb := newErrBuf()
+	defer eb.free()
+	if C.cp_sample(s.c, ctx.c, C.int32_t(i), &tok, eb.p, errBufLen) != 0 {
+		return 0, fmt.Errorf("sample: %s", eb)
+	}
+	return Token(tok), nil
+}
+
+// Accept records a token that was chosen elsewhere (for example a prompt
+// token) so penalties and grammar know about it.
+func (s *Sampler) Accept(t Token) error {
+	if s.c == nil {
+		return fmt.Errorf("accept: sampler %w", ErrClosed)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if C.cp_accept(s.c, C.llama_token(t), eb.p, errBufLen) != 0 {
+		return fmt.Errorf("accept token %d: %s", t, eb)
+	}
+	return nil
+}
+
+// Reset forgets the sampler's history (penalties, grammar position).
+func (s *Sampler) Reset() {
+	if s.c != nil {
+		C.llama_sampler_reset(s.c)
+	}
+}
+
+// Close frees the sampler.
+func (s *Sampler) Close() {
+	if s.c != nil {
+		C.llama_sampler_free(s.c)
+		s.c = nil
+	}
+}

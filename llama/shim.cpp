@@ -1,0 +1,195 @@
+// shim.cpp: exception-safe wrappers around llama.cpp calls (see shim.h).
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "shim.h"
+#include "ggml.h"
+#include "llama-context.h"
+
+extern "C" {
+// Implemented in Go (log.go, model.go).
+void goLog(int level, char *text);
+bool goProgress(float progress, uintptr_t handle);
+}
+
+// lastError keeps the most recent error line llama.cpp logged on this thread,
+// so that a failed call can explain itself in the Go error it becomes.
+static thread_local std::string lastError;
+
+static void logSink(enum ggml_log_level level, const char *text, void *) {
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        lastError = text;
+        while (!lastError.empty() && (lastError.back() == '\n' || lastError.back() == ' ')) {
+            lastError.pop_back();
+        }
+    }
+    goLog((int)level, (char *)text);
+}
+
+static void setErr(char *err, size_t len, const char *msg) {
+    if (err == nullptr || len == 0) {
+        return;
+    }
+    std::snprintf(err, len, "%s", msg);
+}
+
+static void setErrFromLog(char *err, size_t len, const char *fallback) {
+    setErr(err, len, lastError.empty() ? fallback : lastError.c_str());
+}
+
+// llama.cpp reuses the previous compute graph when the next batch has the same
+// shape, but its reuse check does not notice LoRA adapters being attached,
+// detached or rescaled (it compares a pointer to the same adapter map), so
+// the old graph would silently keep the old adapters. The fix is to drop the
+// cached graph after every adapter change. gf_res_prev is private; the
+// explicit-instantiation idiom below is the standard-conforming way to reach
+// a private member without editing the vendored header.
+template <typename Tag, typename Tag::type Member>
+struct PrivateAccess {
+    friend typename Tag::type get(Tag) { return Member; }
+};
+struct PrevGraphTag {
+    typedef llm_graph_result_ptr llama_context::*type;
+    friend type get(PrevGraphTag);
+};
+template struct PrivateAccess<PrevGraphTag, &llama_context::gf_res_prev>;
+
+extern "C" {
+
+void cp_forget_graph(struct llama_context *ctx) {
+    auto &prev = ctx->*get(PrevGraphTag());
+    if (prev) {
+        prev->reset();
+    }
+}
+
+void cp_install_log(void) {
+    llama_log_set(logSink, nullptr);
+    ggml_log_set(logSink, nullptr);
+}
+
+static bool progressTrampoline(float progress, void *ud) {
+    return goProgress(progress, (uintptr_t)ud);
+}
+
+struct llama_model *cp_load_model(const char *path, struct llama_model_params params, uintptr_t progress_handle, char *err, size_t err_len) {
+    lastError.clear();
+    if (progress_handle != 0) {
+        params.progress_callback = progressTrampoline;
+        params.progress_callback_user_data = (void *)progress_handle;
+    }
+    try {
+        struct llama_model *m = llama_model_load_from_file(path, params);
+        if (m == nullptr) {
+            setErrFromLog(err, err_len, "llama.cpp could not load the model");
+        }
+        return m;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception while loading the model");
+    }
+    return nullptr;
+}
+
+struct llama_context *cp_new_context(struct llama_model *model, struct llama_context_params params, char *err, size_t err_len) {
+    lastError.clear();
+    try {
+        struct llama_context *c = llama_init_from_model(model, params);
+        if (c == nullptr) {
+            setErrFromLog(err, err_len, "llama.cpp could not create the context");
+        }
+        return c;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception while creating the context");
+    }
+    return nullptr;
+}
+
+int32_t cp_decode(struct llama_context *ctx, struct llama_batch batch, char *err, size_t err_len) {
+    lastError.clear();
+    try {
+        int32_t rc = llama_decode(ctx, batch);
+        if (rc != 0) {
+            setErrFromLog(err, err_len, "llama_decode failed");
+        }
+        return rc;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception in llama_decode");
+    }
+    return -100;
+}
+
+int32_t cp_sample(struct llama_sampler *smpl, struct llama_context *ctx, int32_t idx, llama_token *out, char *err, size_t err_len) {
+    lastError.clear();
+    try {
+        *out = llama_sampler_sample(smpl, ctx, idx);
+        return 0;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception while sampling");
+    }
+    return -1;
+}
+
+int32_t cp_accept(struct llama_sampler *smpl, llama_token tok, char *err, size_t err_len) {
+    try {
+        llama_sampler_accept(smpl, tok);
+        return 0;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception in sampler accept");
+    }
+    return -1;
+}
+
+struct llama_sampler *cp_grammar(const struct llama_vocab *vocab, const char *grammar, const char *root, char *err, size_t err_len) {
+    lastError.clear();
+    try {
+        struct llama_sampler *s = llama_sampler_init_grammar(vocab, grammar, root);
+        if (s == nullptr) {
+            setErrFromLog(err, err_len, "invalid grammar");
+        }
+        return s;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception while parsing the grammar");
+    }
+    return nullptr;
+}
+
+struct llama_adapter_lora *cp_load_adapter(struct llama_model *model, const char *path, char *err, size_t err_len) {
+    lastError.clear();
+    try {
+        struct llama_adapter_lora *a = llama_adapter_lora_init(model, path);
+        if (a == nullptr) {
+            setErrFromLog(err, err_len, "llama.cpp could not load the LoRA adapter");
+        }
+        return a;
+    } catch (const std::exception &e) {
+        setErr(err, err_len, e.what());
+    } catch (...) {
+        setErr(err, err_len, "unknown C++ exception while loading the adapter");
+    }
+    return nullptr;
+}
+
+int32_t cp_chat_template(const char *tmpl, const struct llama_chat_message *msgs, size_t n, bool add_ass, char *buf, int32_t len) {
+    try {
+        return llama_chat_apply_template(tmpl, msgs, n, add_ass, buf, len);
+    } catch (...) {
+        return -1;
+    }
+}
+
+} // extern "C"

@@ -1,0 +1,275 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/tidwall/gjson"
+)
+
+// MergeOptions tunes Merge.
+type MergeOptions struct {
+	// Rejects are the rejects files of the same run; they are merged the same
+	// way into RejectsOut. A rejected row whose id also appears in the results
+	// is dropped, because it was accepted on a later attempt.
+	Rejects    []string
+	RejectsOut string
+	// SkipBad skips damaged lines in the middle of an input (counted in
+	// MergeStats.BadLines) instead of failing.
+	SkipBad bool
+}
+
+// MergeStats reports what Merge did.
+type MergeStats struct {
+	Inputs int
+	// Rows is the number of rows written to the output.
+	Rows int64
+	// Duplicates counts result rows dropped because an earlier input (in the
+	// order given) or earlier line already had their id.
+	Duplicates int64
+	// Rejects and RejectDuplicates are the same for the rejects output.
+	Rejects          int64
+	RejectDuplicates int64
+	// TornLines counts unparsable last lines without a newline: what a shard
+	// killed mid-write leaves behind. They are skipped, never an error.
+	TornLines int64
+	// BadLines counts damaged lines skipped because of SkipBad.
+	BadLines int64
+}
+
+// mergeEntry is all Merge keeps per row, so that millions of rows fit in a
+// few dozen bytes each; the line itself is copied from its file at the end.
+type mergeEntry struct {
+	index int64
+	off   int64
+	n     uint32
+	file  int32
+}
+
+// Merge combines the result files of several shards (or runs) into out:
+// rows are deduplicated by id (the first occurrence wins, in the order of
+// inputs and then of lines) and ordered by "index", i.e. input order. The
+// output is written to a temporary file and renamed into place, so out is
+// either the old file or the complete new one; out may be one of the inputs.
+// out "-" writes to standard output.
+func Merge(inputs []string, out string, opts MergeOptions) (MergeStats, error) {
+	var st MergeStats
+	if len(opts.Rejects) > 0 && opts.RejectsOut == "" {
+		return st, errors.New("merge: rejects inputs given without a rejects output")
+	}
+	st.Inputs = len(inputs) + len(opts.Rejects)
+	m := &merger{opts: opts, seen: make(map[string]struct{}), stats: &st}
+	defer m.closeAll()
+
+	results, err := m.scanAll(inputs, &st.Duplicates)
+	if err != nil {
+		return st, err
+	}
+	var rejects []mergeEntry
+	if opts.RejectsOut != "" {
+		if rejects, err = m.scanAll(opts.Rejects, &st.RejectDuplicates); err != nil {
+			return st, err
+		}
+	}
+	m.seen = nil // the ids are no longer needed; let the copy run in less memory
+
+	if err := m.write(results, out); err != nil {
+		return st, err
+	}
+	st.Rows = int64(len(results))
+	if opts.RejectsOut != "" {
+		if err := m.write(rejects, opts.RejectsOut); err != nil {
+			return st, err
+		}
+		st.Rejects = int64(len(rejects))
+	}
+	return st, nil
+}
+
+type merger struct {
+	opts  MergeOptions
+	seen  map[string]struct{}
+	files []*os.File
+	names []string
+	stats *MergeStats
+}
+
+func (m *merger) closeAll() {
+	for _, f := range m.files {
+		f.Close()
+	}
+}
+
+// scanAll indexes the given files and returns their new rows in output order.
+func (m *merger) scanAll(paths []string, dups *int64) ([]mergeEntry, error) {
+	var entries []mergeEntry
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
+		m.files = append(m.files, f)
+		m.names = append(m.names, p)
+		if entries, err = m.scan(int32(len(m.files)-1), entries, dups); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(entries, func(a, b mergeEntry) int {
+		if c := cmp.Compare(a.index, b.index); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.file, b.file); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.off, b.off)
+	})
+	return entries, nil
+}
+
+func (m *merger) scan(file int32, entries []mergeEntry, dups *int64) ([]mergeEntry, error) {
+	name := m.names[file]
+	br := bufio.NewReaderSize(m.files[file], textBufferSize)
+	var (
+		line, long []byte
+		off        int64
+		lineNo     int64
+	)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], chunk...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				chunk, err = br.ReadSlice('\n')
+				long = append(long, chunk...)
+			}
+			line = long
+		} else {
+			line = chunk
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("merge: %s:%d: %w", name, lineNo+1, err)
+		}
+		if len(line) == 0 {
+			return entries, nil
+		}
+		lineNo++
+		start := off
+		off += int64(len(line))
+		trimmed := bytes.TrimLeft(line, " \t\r\n")
+		lead := len(line) - len(trimmed)
+		trimmed = bytes.TrimRight(trimmed, " \t\r\n")
+		if len(trimmed) > 0 {
+			id, index, reason := resultKey(trimmed)
+			switch {
+			case reason == "":
+			case err != nil: // unterminated last line: a torn write
+				m.stats.TornLines++
+			case m.opts.SkipBad:
+				m.stats.BadLines++
+			default:
+				return nil, fmt.Errorf("merge: %s:%d: %s (SkipBad skips such lines)", name, lineNo, reason)
+			}
+			if reason == "" {
+				if len(trimmed) > math.MaxUint32 {
+					return nil, fmt.Errorf("merge: %s:%d: line too long", name, lineNo)
+				}
+				if _, dup := m.seen[id]; dup {
+					*dups++
+				} else {
+					m.seen[id] = struct{}{}
+					entries = append(entries, mergeEntry{index: index, off: start + int64(lead), n: uint32(len(trimmed)), file: file})
+				}
+			}
+		}
+		if err != nil {
+			return entries, nil
+		}
+	}
+}
+
+// resultKey returns the id and index of a result line, or why it is not one.
+func resultKey(line []byte) (id string, index int64, reason string) {
+	if id, reason = resultID(line); reason != "" {
+		return "", 0, reason
+	}
+	idx := gjson.GetBytes(line, "index")
+	if idx.Type != gjson.Number {
+		return "", 0, `no numeric "index"`
+	}
+	return id, idx.Int(), ""
+}
+
+// write copies the entries' lines, in order, to out via a temporary file in
+// the same directory that is renamed into place only when complete.
+func (m *merger) write(entries []mergeEntry, out string) (err error) {
+	var (
+		dst *os.File
+		tmp string
+	)
+	if out == Stdin {
+		dst = os.Stdout
+	} else {
+		dir := filepath.Dir(out)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+		if dst, err = os.CreateTemp(dir, "."+filepath.Base(out)+".tmp-*"); err != nil {
+			return fmt.Errorf("merge: %w", err)
+		}
+		tmp = dst.Name()
+		defer func() {
+			if err != nil {
+				dst.Close()
+				os.Remove(tmp)
+			}
+		}()
+	}
+	bw := bufio.NewWriterSize(dst, textBufferSize)
+	var buf []byte
+	for _, e := range entries {
+		if cap(buf) < int(e.n)+1 {
+			buf = make([]byte, int(e.n)+1)
+		}
+		b := buf[:e.n]
+		if _, err := m.files[e.file].ReadAt(b, e.off); err != nil {
+			return fmt.Errorf("merge: %s: re-reading row at byte %d: %w", m.names[e.file], e.off, err)
+		}
+		b = append(b, '\n')
+		if _, err := bw.Write(b); err != nil {
+			return fmt.Errorf("merge: writing %s: %w", out, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("merge: writing %s: %w", out, err)
+	}
+	if tmp == "" {
+		return nil
+	}
+	if err := dst.Chmod(0o644); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	if err := dst.Sync(); err != nil {
+		return fmt.Errorf("merge: fsync %s: %w", tmp, err)
+	}
+	if err := dst.Close(); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	// Make the rename itself durable; failure here is not worth failing a
+	// merge whose data is already complete on disk.
+	if d, err := os.Open(filepath.Dir(out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

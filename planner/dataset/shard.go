@@ -1,0 +1,76 @@
+package dataset
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// ShardSpec selects shard K of N (1-based). The zero value and N <= 1 keep
+// every row, so "no sharding" needs no special case in callers.
+type ShardSpec struct {
+	K, N int
+}
+
+// ParseShard parses "K/N", e.g. "2/8" for the second of eight shards. The
+// empty string means no sharding (1/1).
+func ParseShard(s string) (ShardSpec, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ShardSpec{K: 1, N: 1}, nil
+	}
+	ks, ns, ok := strings.Cut(s, "/")
+	if !ok {
+		return ShardSpec{}, fmt.Errorf("shard %q: want K/N, e.g. 2/8 for the second of eight shards", s)
+	}
+	k, err := strconv.Atoi(strings.TrimSpace(ks))
+	if err != nil {
+		return ShardSpec{}, fmt.Errorf("shard %q: K is not a whole number", s)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if err != nil {
+		return ShardSpec{}, fmt.Errorf("shard %q: N is not a whole number", s)
+	}
+	if n < 1 {
+		return ShardSpec{}, fmt.Errorf("shard %q: N must be at least 1", s)
+	}
+	if k < 1 || k > n {
+		return ShardSpec{}, fmt.Errorf("shard %q: K must be between 1 and %d (shards are numbered from 1)", s, n)
+	}
+	return ShardSpec{K: k, N: n}, nil
+}
+
+// String formats the spec as "K/N".
+func (s ShardSpec) String() string {
+	if s.N <= 1 {
+		return "1/1"
+	}
+	return fmt.Sprintf("%d/%d", s.K, s.N)
+}
+
+// Keep reports whether the row with this id belongs to the shard. It depends
+// only on the id, so N workers partition a corpus exactly whatever order they
+// read it in, and a rerun keeps the same rows. Changing this hash would
+// reassign rows between shards of a run in progress, so it must stay fixed.
+func (s ShardSpec) Keep(id string) bool {
+	if s.N <= 1 {
+		return true
+	}
+	return int(shardHash(id)%uint64(s.N)) == s.K-1
+}
+
+// shardHash is FNV-1a followed by a splitmix64 finalizer: FNV alone leaves
+// the low bits of similar ids (counters, hex hashes) poorly mixed, which
+// would unbalance shards for small N.
+func shardHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

@@ -1,0 +1,309 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Default fsync policy of a Writer. Rows come from model generation and
+// arrive at most hundreds per second, so syncing this often costs little and
+// bounds what an OS crash can take away.
+const (
+	DefaultSyncRows     = 100
+	DefaultSyncInterval = 5 * time.Second
+)
+
+// Writer appends result rows (JSON objects with at least a string "id" and a
+// numeric "index") to a JSONL file, one line per write system call, so that a
+// killed process leaves only whole lines behind (plus at most a torn last
+// line after an OS crash or a full disk, which OpenAppend removes). It is
+// safe for concurrent use. The same type serves result and rejects files.
+type Writer struct {
+	mu        sync.Mutex
+	f         *os.File
+	name      string
+	stdout    bool
+	buf       bytes.Buffer
+	enc       *json.Encoder
+	syncRows  int
+	syncEvery time.Duration
+	unsynced  int
+	timer     *time.Timer
+	written   int64
+	dropped   int64
+	err       error // sticky: after a failed write the file may end in a torn line
+	closed    bool
+}
+
+// OpenAppend opens path for appending results and returns the ids already in
+// it, so that a rerun can skip them. A last line that is incomplete (no
+// newline) or not a valid result row — what a crash mid-write leaves — is
+// truncated away before appending; DroppedBytes tells how much. A damaged
+// line followed by further rows is not a crash artifact, so it is an error
+// naming the line rather than silently discarding data. The parent directory
+// is created if needed. path "-" writes to standard output, with no resume
+// (the returned map is empty). The map is the caller's: adding ids to it as
+// rows are written keeps a corpus that repeats an id from being processed
+// twice in one run. Open the rejects file the same way and treat its ids as
+// done too, so that rejected rows are not retried on every rerun.
+func OpenAppend(path string) (*Writer, map[string]bool, error) {
+	if path == Stdin {
+		w := newWriter(os.Stdout, "stdout")
+		w.stdout = true
+		return w, map[string]bool{}, nil
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	done, keep, size, err := scanResults(f, path)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	w := newWriter(f, path)
+	if keep < size {
+		if err := f.Truncate(keep); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: cannot drop torn last line: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		w.dropped = size - keep
+	}
+	return w, done, nil
+}
+
+func newWriter(f *os.File, name string) *Writer {
+	w := &Writer{f: f, name: name, syncRows: DefaultSyncRows, syncEvery: DefaultSyncInterval}
+	w.enc = json.NewEncoder(&w.buf)
+	// Plans and answers are full of <, > and &; escaping them would make the
+	// files hard to read and bigger without any benefit for JSONL.
+	w.enc.SetEscapeHTML(false)
+	return w
+}
+
+// scanResults collects the ids of the complete rows in f and returns the
+// offset up to which the file is intact, along with its size.
+func scanResults(f *os.File, name string) (done map[string]bool, keep, size int64, err error) {
+	done = make(map[string]bool)
+	br := bufio.NewReaderSize(f, textBufferSize)
+	var (
+		line, long []byte // long is reused for lines over the buffer size
+		off        int64
+		lineNo     int64
+		badStart   int64 = -1
+		badLine    int64
+		badReason  string
+	)
+	for {
+		chunk, rerr := br.ReadSlice('\n')
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			long = append(long[:0], chunk...)
+			for errors.Is(rerr, bufio.ErrBufferFull) {
+				chunk, rerr = br.ReadSlice('\n')
+				long = append(long, chunk...)
+			}
+			line = long
+		} else {
+			line = chunk
+		}
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return nil, 0, 0, fmt.Errorf("%s:%d: %w", name, lineNo+1, rerr)
+		}
+		if len(line) == 0 {
+			break
+		}
+		lineNo++
+		trimmed := bytes.TrimSpace(line)
+		complete := line[len(line)-1] == '\n'
+		switch {
+		case badStart >= 0:
+			if len(trimmed) > 0 {
+				return nil, 0, 0, fmt.Errorf("%s:%d: %s, but more rows follow, so this is not a torn last line; repair or remove that line and rerun", name, badLine, badReason)
+			}
+		case !complete:
+			badStart, badLine, badReason = off, lineNo, "incomplete line"
+		case len(trimmed) == 0:
+			// Blank lines carry no row; keep them.
+		default:
+			id, reason := resultID(trimmed)
+			if reason != "" {
+				badStart, badLine, badReason = off, lineNo, reason
+			} else {
+				done[id] = true
+			}
+		}
+		off += int64(len(line))
+		if rerr != nil {
+			break
+		}
+	}
+	keep = off
+	if badStart >= 0 {
+		keep = badStart
+	}
+	return done, keep, off, nil
+}
+
+// resultID returns the id of a result line, or why the line is not one.
+func resultID(line []byte) (string, string) {
+	if len(line) == 0 || line[0] != '{' || !gjson.ValidBytes(line) {
+		return "", "not a valid JSON object"
+	}
+	id := gjson.GetBytes(line, "id")
+	if id.Type != gjson.String || id.Str == "" {
+		return "", `no string "id"`
+	}
+	return id.Str, ""
+}
+
+// SetSyncPolicy makes the writer fsync after every rows rows or every
+// interval, whichever comes first, and always on Close; zero disables a
+// trigger. Rows handed to the kernel survive a killed process anyway; the
+// policy bounds what an OS crash or power loss can lose, and lost rows are
+// simply redone by the rerun.
+func (w *Writer) SetSyncPolicy(rows int, interval time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.syncRows, w.syncEvery = rows, interval
+}
+
+// Write encodes v with encoding/json (pass json.RawMessage for an already
+// encoded row) and appends it as one line in a single write call. v must
+// encode to an object with a non-empty string "id" and a numeric "index",
+// which resume and Merge rely on. After a failed write the writer refuses
+// further rows, because the file may end in a torn line that only
+// OpenAppend can clean up.
+func (w *Writer) Write(v any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return fmt.Errorf("%s: write after Close", w.name)
+	}
+	w.buf.Reset()
+	if err := w.enc.Encode(v); err != nil {
+		return fmt.Errorf("%s: cannot encode row: %w", w.name, err)
+	}
+	line := w.buf.Bytes()
+	if line[0] != '{' {
+		return fmt.Errorf("%s: row must be a JSON object, got %.40s", w.name, line)
+	}
+	if id := gjson.GetBytes(line, "id"); id.Type != gjson.String || id.Str == "" {
+		return fmt.Errorf(`%s: row has no non-empty string "id": %.80s`, w.name, line)
+	}
+	if idx := gjson.GetBytes(line, "index"); idx.Type != gjson.Number {
+		return fmt.Errorf(`%s: row has no numeric "index": %.80s`, w.name, line)
+	}
+	if _, err := w.f.Write(line); err != nil {
+		w.err = fmt.Errorf("%s: write failed after %d rows: %w", w.name, w.written, err)
+		return w.err
+	}
+	w.written++
+	w.unsynced++
+	switch {
+	case w.syncRows > 0 && w.unsynced >= w.syncRows:
+		return w.syncLocked()
+	case w.syncEvery > 0 && w.timer == nil:
+		// A timer rather than a check in Write, so the last rows before a
+		// long pause (a slow generation) are synced too.
+		w.timer = time.AfterFunc(w.syncEvery, w.timedSync)
+	}
+	return nil
+}
+
+func (w *Writer) timedSync() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = nil
+	if !w.closed && w.err == nil && w.unsynced > 0 {
+		w.syncLocked()
+	}
+}
+
+// Sync flushes written rows to stable storage now.
+func (w *Writer) Sync() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return nil
+	}
+	return w.syncLocked()
+}
+
+func (w *Writer) syncLocked() error {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.unsynced = 0
+	if w.stdout {
+		// Pipes and terminals cannot be fsynced; the reader owns durability.
+		return nil
+	}
+	if err := w.f.Sync(); err != nil {
+		w.err = fmt.Errorf("%s: fsync: %w", w.name, err)
+		return w.err
+	}
+	return nil
+}
+
+// Close syncs and closes the file (standard output is left open).
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	var err error
+	if w.err == nil {
+		err = w.syncLocked()
+	} else if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.closed = true
+	if !w.stdout {
+		if cerr := w.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s: %w", w.name, cerr)
+		}
+	}
+	return err
+}
+
+// Written returns the number of rows written by this Writer.
+func (w *Writer) Written() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.written
+}
+
+// DroppedBytes returns how many bytes of a torn last line OpenAppend removed
+// (0 when the file was intact), so callers can log the recovery.
+func (w *Writer) DroppedBytes() int64 { return w.dropped }
+
+// Name returns the path written to ("stdout" for standard output).
+func (w *Writer) Name() string { return w.name }
