@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codeplan-dev/codeplan/llama"
+)
+
+func infoCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "info",
+		Usage:     "print a GGUF model's metadata (architecture, size, context, chat template)",
+		ArgsUsage: "MODEL.gguf",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH`"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
+			&cli.BoolFlag{Name: "all", Usage: "print every metadata key"},
+			&cli.BoolFlag{Name: "system", Usage: "also print llama.cpp's build and CPU features"},
+		},
+		Action: func(c *cli.Context) error {
+			path, err := modelPath(c)
+			if err != nil {
+				return err
+			}
+			m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: false})
+			if err != nil {
+				return usageError{err}
+			}
+			defer m.Close()
+			info, err := m.Info()
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if !c.Bool("all") {
+					info.Metadata = nil
+				}
+				return enc.Encode(info)
+			}
+			_, tmplErr := m.ApplyTemplate([]llama.ChatMessage{{Role: "user", Content: "x"}}, true)
+			tmpl := "supported by llama.cpp"
+			if tmplErr != nil {
+				tmpl = "NOT supported: " + tmplErr.Error()
+			}
+			rows := [][2]string{
+				{"file", info.Path},
+				{"architecture", info.Architecture},
+				{"name", info.Name},
+				{"description", info.Description},
+				{"parameters", humanCount(info.Params)},
+				{"size", humanBytes(info.SizeBytes)},
+				{"context length", fmt.Sprint(info.ContextLength)},
+				{"layers", fmt.Sprint(info.Layers)},
+				{"embedding", fmt.Sprint(info.EmbeddingLength)},
+				{"heads (kv)", fmt.Sprintf("%d (%d)", info.Heads, info.HeadsKV)},
+				{"vocabulary", fmt.Sprintf("%d tokens, %s", info.VocabSize, info.VocabType)},
+				{"BOS / EOS", fmt.Sprintf("%d / %d", m.BOS(), m.EOS())},
+				{"chat template", tmpl},
+			}
+			for _, r := range rows {
+				fmt.Printf("%-15s %s\n", r[0]+":", r[1])
+			}
+			if c.Bool("all") {
+				keys := make([]string, 0, len(info.Metadata))
+				for k := range info.Metadata {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				fmt.Println("metadata:")
+				for _, k := range keys {
+					v := info.Metadata[k]
+					if len(v) > 120 {
+						v = v[:117] + "..."
+					}
+					fmt.Printf("  %-45s %s\n", k, strings.ReplaceAll(v, "\n", `\n`))
+				}
+			}
+			if c.Bool("system") {
+				fmt.Printf("%-15s %s\n", "system:", llama.SystemInfo())
+			}
+			return nil
+		},
+	}
+}
+
+func humanCount(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f B", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2f M", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f K", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
+)
+
+// tinyModelName is the MODEL value that selects the built-in random model.
+const tinyModelName = "tiny"
+
+// modelFlags are the flags of every command that runs a model (CLI.md).
+func modelFlags(defaultParallel int) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH` (or the first argument; \"tiny\" = built-in test model)"},
+		&cli.BoolFlag{Name: "gpu", Usage: "offload all layers to the GPU backend (needs `make cuda` or Metal)"},
+		&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
+		&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries (default: lib/codeplan next to or above the binary)"},
+		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		&cli.IntFlag{Name: "ctx", Usage: "context tokens in total, shared by the parallel sequences (0 = parallel × 4096, capped by the model)"},
+		&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: defaultParallel, Usage: "sequences decoded together"},
+		&cli.IntFlag{Name: "batch", Value: 512, Usage: "most tokens per decode step (prompt chunks and generated tokens together)"},
+		&cli.StringFlag{Name: "flash-attn", Value: "auto", Usage: "flash attention: auto, on or off"},
+		&cli.StringFlag{Name: "cache-type", Value: "f16", Usage: "KV cache type for K and V: f16, q8_0, q4_0, f32"},
+	}
+}
+
+// loraFlags are --lora and --lora-scale.
+func loraFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "lora", Usage: "apply the GGUF LoRA adapter at `PATH`"},
+		&cli.Float64Flag{Name: "lora-scale", Value: 1, Usage: "scale of the LoRA adapter"},
+	}
+}
+
+// modelPath resolves MODEL / --model; "tiny" writes or finds the built-in
+// model in the user cache.
+func modelPath(c *cli.Context) (string, error) {
+	p := c.String("model")
+	if p == "" {
+		p = c.Args().First()
+	}
+	if p == "" {
+		return "", usagef("%s: no model given: pass MODEL.gguf as the first argument or --model PATH (\"tiny\" for the built-in test model)", c.Command.Name)
+	}
+	if p == tinyModelName {
+		return tiny.DefaultPath()
+	}
+	return p, nil
+}
+
+// loaded is a model with its context and, if asked for, a LoRA adapter.
+type loaded struct {
+	model   *llama.Model
+	ctx     *llama.Context
+	adapter *llama.Adapter
+	path    string
+}
+
+// Close frees everything in the right order.
+func (l *loaded) Close() {
+	if l.ctx != nil {
+		l.ctx.Close()
+	}
+	if l.adapter != nil {
+		l.adapter.Close()
+	}
+	if l.model != nil {
+		l.model.Close()
+	}
+}
+
+// openModel loads MODEL with the shared flags and creates a context for
+// --parallel sequences, attaching --lora when the command has it.
+func openModel(c *cli.Context) (*loaded, error) {
+	path, err := modelPath(c)
+	if err != nil {
+		return nil, err
+	}
+	ngl := c.Int("ngl")
+	if c.Bool("gpu") {
+		ngl = -1
+	}
+	if ngl != 0 {
+		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	lastLog := time.Now()
+	m, err := llama.LoadModel(path, llama.ModelOptions{
+		GPULayers: ngl,
+		Progress: func(f float32) bool {
+			if time.Since(lastLog) > 2*time.Second {
+				log.Info().Str("model", path).Msgf("loading %3.0f%%", f*100)
+				lastLog = time.Now()
+			}
+			return true
+		},
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	l := &loaded{model: m, path: path}
+	info, _ := m.Info()
+	parallel := max(1, c.Int("parallel"))
+	nctx := c.Int("ctx")
+	if nctx <= 0 {
+		nctx = min(parallel*4096, max(info.ContextLength, 512)*parallel)
+	}
+	l.ctx, err = m.NewContext(llama.ContextOptions{
+		ContextSize:    nctx,
+		BatchSize:      c.Int("batch"),
+		Sequences:      parallel,
+		Threads:        c.Int("threads"),
+		FlashAttention: c.String("flash-attn"),
+		CacheTypeK:     c.String("cache-type"),
+		CacheTypeV:     c.String("cache-type"),
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	if c.IsSet("lora") || (hasFlag(c, "lora") && c.String("lora") != "") {
+		if p := c.String("lora"); p != "" {
+			a, err := m.LoadAdapter(p)
+			if err != nil {
+				l.Close()
+				return nil, usageError{err}
+			}
+			l.adapter = a
+			if err := l.ctx.SetAdapter(a, float32(c.Float64("lora-scale"))); err != nil {
+				l.Close()
+				return nil, err
+			}
+		}
+	}
+	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
+		Int("ctx", l.ctx.ContextSize()).Int("parallel", parallel).Int("gpu_layers", ngl).
+		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+	return l, nil
+}
+
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// loadGPUBackends finds and loads the GPU backend libraries built by
+// `make cuda`; without one, asking for offload is an error, not a silent
+// CPU run.
+func loadGPUBackends(dir string) error {
+	var candidates []string
+	if dir != "" {
+		candidates = []string{dir}
+	} else {
+		if exe, err := os.Executable(); err == nil {
+			d := filepath.Dir(exe)
+			candidates = append(candidates, filepath.Join(d, "lib", "codeplan"), filepath.Join(d, "..", "lib", "codeplan"))
+		}
+		candidates = append(candidates, filepath.Join("lib", "codeplan"))
+	}
+	for _, d := range candidates {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			continue
+		}
+		if err := llama.LoadBackends(d); err == nil && llama.HasGPU() {
+			for _, dev := range llama.Devices() {
+				log.Info().Str("device", dev.Name).Str("kind", dev.Kind).Str("desc", dev.Description).
+					Uint64("free_mib", dev.FreeBytes>>20).Msg("backend")
+			}
+			return nil
+		}
+	}
+	if llama.HasGPU() { // Metal is built in on Apple Silicon
+		return nil
+	}
+	return usagef("--gpu/--ngl: no GPU backend found in %v: build it with `make cuda` (or pass --backend-dir)", candidates)
+}
+
+// checkTinyOrFile is a helper for flags that take the tiny model too.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+var _ = fmt.Sprintf

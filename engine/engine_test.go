@@ -1,0 +1,281 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
+)
+
+var model *llama.Model
+
+func TestMain(m *testing.M) {
+	p, err := tiny.DefaultPath()
+	if err != nil {
+		panic(err)
+	}
+	model, err = llama.LoadModel(p, llama.ModelOptions{})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	model.Close()
+	os.Exit(code)
+}
+
+func newEngine(t testing.TB, parallel, ctxSize int, opts engine.Options) *engine.Engine {
+	t.Helper()
+	lctx, err := model.NewContext(llama.ContextOptions{ContextSize: ctxSize, Sequences: parallel, BatchSize: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Parallel = parallel
+	e, err := engine.New(lctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		lctx.Close()
+	})
+	return e
+}
+
+func prompts(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		// Different lengths, so prompts finish prefill at different steps.
+		out[i] = fmt.Sprintf("<|im_start|>user\nRow %d: %s<|im_end|>\n<|im_start|>assistant\n", i, strings.Repeat("plan the steps ", i%5+1))
+	}
+	return out
+}
+
+func runAll(t *testing.T, e *engine.Engine, reqs []engine.Request) []engine.Result {
+	t.Helper()
+	chans := make([]<-chan engine.Result, len(reqs))
+	for i, r := range reqs {
+		ch, err := e.SubmitWait(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans[i] = ch
+	}
+	out := make([]engine.Result, len(reqs))
+	for i, ch := range chans {
+		out[i] = <-ch
+	}
+	return out
+}
+
+// TestParallelEqualsSequential: greedy output must not depend on how many
+// sequences share the batch (the issue's --parallel 1 vs 8 requirement).
+func TestParallelEqualsSequential(t *testing.T) {
+	ps := prompts(12)
+	mk := func() []engine.Request {
+		reqs := make([]engine.Request, len(ps))
+		for i, p := range ps {
+			reqs[i] = engine.Request{ID: fmt.Sprint(i), Phases: []engine.Phase{{Prefix: p, MaxTokens: 20 + i}}}
+		}
+		return reqs
+	}
+	one := runAll(t, newEngine(t, 1, 1024, engine.Options{}), mk())
+	eight := runAll(t, newEngine(t, 8, 8*1024, engine.Options{}), mk())
+	for i := range ps {
+		if one[i].Err != nil || eight[i].Err != nil {
+			t.Fatalf("row %d: errors %v / %v", i, one[i].Err, eight[i].Err)
+		}
+		if one[i].Text() != eight[i].Text() {
+			t.Errorf("row %d differs:\n p1: %q\n p8: %q", i, one[i].Text(), eight[i].Text())
+		}
+		if one[i].Phases[0].Finish != engine.FinishLength || one[i].GeneratedTokens() != 20+i {
+			t.Errorf("row %d: finish %s after %d tokens", i, one[i].Phases[0].Finish, one[i].GeneratedTokens())
+		}
+		if one[i].ID != fmt.Sprint(i) {
+			t.Errorf("result %d has id %s", i, one[i].ID)
+		}
+	}
+}
+
+// TestPhasesContinueTheSequence: the second phase must see exactly the text
+// of phase one (cut at its stop string) plus its own prefix, the same as a
+// fresh request with that text as the prompt.
+func TestPhasesContinueTheSequence(t *testing.T) {
+	e := newEngine(t, 2, 2048, engine.Options{})
+	prompt := prompts(1)[0]
+	free, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: prompt, MaxTokens: 40}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := free.Text()
+	// Pick a stop string that occurs in the middle of the free-running output.
+	stop := out[15:17]
+	if i := strings.Index(out, stop); i < 15 {
+		stop = out[i : i+2]
+	}
+	cut := out[:strings.Index(out, stop)]
+	two, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{
+		{Prefix: prompt, MaxTokens: 40, Stop: []string{stop}},
+		{Prefix: "\nAnswer:\n", MaxTokens: 24},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Phases[0].Text != cut || two.Phases[0].Finish != engine.FinishStop {
+		t.Fatalf("phase 1 = %q (%s), want %q", two.Phases[0].Text, two.Phases[0].Finish, cut)
+	}
+	fresh, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: prompt + cut + "\nAnswer:\n", MaxTokens: 24}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two.Phases[1].Text != fresh.Text() {
+		t.Errorf("phase 2 = %q, fresh = %q", two.Phases[1].Text, fresh.Text())
+	}
+	// A phase that ends by length carries its last token into the cache too.
+	lenTwo, _ := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{
+		{Prefix: prompt, MaxTokens: 10},
+		{Prefix: "\nAnswer:\n", MaxTokens: 12},
+	}})
+	fresh2, _ := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: prompt + lenTwo.Phases[0].Text + "\nAnswer:\n", MaxTokens: 12}}})
+	if lenTwo.Phases[0].Finish != engine.FinishLength || lenTwo.Phases[1].Text != fresh2.Text() {
+		t.Errorf("after a length stop: phase 2 %q, fresh %q", lenTwo.Phases[1].Text, fresh2.Text())
+	}
+}
+
+func TestStreamingMatchesResult(t *testing.T) {
+	e := newEngine(t, 1, 1024, engine.Options{})
+	var mu sync.Mutex
+	var got [2]strings.Builder
+	res, err := e.Generate(context.Background(), engine.Request{
+		Phases: []engine.Phase{{Prefix: prompts(1)[0], MaxTokens: 30, Stop: []string{"zz"}}, {Prefix: "\nAnswer:", MaxTokens: 10}},
+		OnText: func(phase int, text string) { mu.Lock(); got[phase].WriteString(text); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range res.Phases {
+		if got[i].String() != res.Phases[i].Text {
+			t.Errorf("phase %d streamed %q, result %q", i, got[i].String(), res.Phases[i].Text)
+		}
+	}
+}
+
+func TestPromptTooLong(t *testing.T) {
+	e := newEngine(t, 2, 256, engine.Options{})
+	long := strings.Repeat("x", 300)
+	res, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: long, MaxTokens: 5}}})
+	if !errors.Is(err, engine.ErrPromptTooLong) || !errors.Is(res.Err, engine.ErrPromptTooLong) {
+		t.Fatalf("want ErrPromptTooLong, got %v", err)
+	}
+	// The engine keeps working afterwards, and generation near the end of a
+	// slot stops with "length" instead of overflowing.
+	res, err = e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: strings.Repeat("y", 120), MaxTokens: 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Phases[0].Finish != engine.FinishLength || res.GeneratedTokens() >= 100 {
+		t.Errorf("near the slot end: %s after %d tokens", res.Phases[0].Finish, res.GeneratedTokens())
+	}
+}
+
+func TestCancelFreesSlot(t *testing.T) {
+	e := newEngine(t, 1, 4096, engine.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 1)
+	ch, err := e.Submit(engine.Request{Ctx: ctx, Phases: []engine.Phase{{Prefix: "hello", MaxTokens: 4000}},
+		OnText: func(int, string) {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	cancel()
+	select {
+	case r := <-ch:
+		if !errors.Is(r.Err, context.Canceled) || r.Phases[len(r.Phases)-1].Finish != engine.FinishCancelled {
+			t.Errorf("cancelled result: %v %+v", r.Err, r.Phases)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("cancel did not end the request")
+	}
+	// The single slot is free again.
+	if _, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: "next", MaxTokens: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestQueueFullAndValidation(t *testing.T) {
+	e := newEngine(t, 1, 4096, engine.Options{QueueSize: 1})
+	long := engine.Request{Phases: []engine.Phase{{Prefix: "busy", MaxTokens: 2000}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	long.Ctx = ctx
+	var chans []<-chan engine.Result
+	full := false
+	for i := 0; i < 5; i++ {
+		ch, err := e.Submit(long)
+		if errors.Is(err, engine.ErrQueueFull) {
+			full = true
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	if !full {
+		t.Error("queue of 1 never reported full")
+	}
+	cancel()
+	for _, ch := range chans {
+		<-ch
+	}
+	if _, err := e.Submit(engine.Request{}); err == nil {
+		t.Error("request without phases accepted")
+	}
+	if _, err := e.Submit(engine.Request{Phases: []engine.Phase{{Prefix: "x"}}}); err == nil {
+		t.Error("phase without MaxTokens accepted")
+	}
+	if _, err := e.Submit(engine.Request{Phases: []engine.Phase{{Prefix: "x", MaxTokens: 1}, {MaxTokens: 1}}}); err == nil {
+		t.Error("later phase without prefix accepted")
+	}
+}
+
+func TestCloseAnswersEverything(t *testing.T) {
+	lctx, _ := model.NewContext(llama.ContextOptions{ContextSize: 2048, Sequences: 2})
+	defer lctx.Close()
+	e, _ := engine.New(lctx, engine.Options{Parallel: 2, QueueSize: 8})
+	var chans []<-chan engine.Result
+	for i := 0; i < 6; i++ {
+		ch, err := e.Submit(engine.Request{Phases: []engine.Phase{{Prefix: "work", MaxTokens: 900}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans = append(chans, ch)
+	}
+	e.Close()
+	for i, ch := range chans {
+		select {
+		case r := <-ch:
+			if r.Err == nil && r.GeneratedTokens() < 900 {
+				t.Errorf("request %d: no error after close but only %d tokens", i, r.GeneratedTokens())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d never answered after Close", i)
+		}
+	}
+	if _, err := e.Submit(engine.Request{Phases: []engine.Phase{{Prefix: "late", MaxTokens: 1}}}); !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("submit after close: %v", err)
+	}
+}
