@@ -33,7 +33,9 @@ func TestMain(m *testing.M) {
 
 func newEngine(t testing.TB, parallel, ctxSize int, opts engine.Options) *engine.Engine {
 	t.Helper()
-	lctx, err := model.NewContext(llama.ContextOptions{ContextSize: ctxSize, Sequences: parallel, BatchSize: 256})
+	// One thread: test binaries run in parallel on small CI machines, and
+	// ggml's spinning worker threads slow down badly when oversubscribed.
+	lctx, err := model.NewContext(llama.ContextOptions{ContextSize: ctxSize, Sequences: parallel, BatchSize: 256, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,14 +171,15 @@ func TestStreamingMatchesResult(t *testing.T) {
 
 func TestPromptTooLong(t *testing.T) {
 	e := newEngine(t, 2, 256, engine.Options{})
-	long := strings.Repeat("x", 300)
+	long := strings.Repeat("x", e.SlotContext()+10)
 	res, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: long, MaxTokens: 5}}})
 	if !errors.Is(err, engine.ErrPromptTooLong) || !errors.Is(res.Err, engine.ErrPromptTooLong) {
 		t.Fatalf("want ErrPromptTooLong, got %v", err)
 	}
 	// The engine keeps working afterwards, and generation near the end of a
 	// slot stops with "length" instead of overflowing.
-	res, err = e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: strings.Repeat("y", 120), MaxTokens: 100}}})
+	near := e.SlotContext() - 20 // one token per byte in the tiny model
+	res, err = e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: strings.Repeat("y", near), MaxTokens: 100}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +256,7 @@ func TestQueueFullAndValidation(t *testing.T) {
 }
 
 func TestCloseAnswersEverything(t *testing.T) {
-	lctx, _ := model.NewContext(llama.ContextOptions{ContextSize: 2048, Sequences: 2})
+	lctx, _ := model.NewContext(llama.ContextOptions{ContextSize: 2048, Sequences: 2, Threads: 1})
 	defer lctx.Close()
 	e, _ := engine.New(lctx, engine.Options{Parallel: 2, QueueSize: 8})
 	var chans []<-chan engine.Result

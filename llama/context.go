@@ -37,10 +37,12 @@ type ContextOptions struct {
 	// CacheTypeK and CacheTypeV are the KV cache types: "f16" (default),
 	// "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1".
 	CacheTypeK, CacheTypeV string
-	// SplitKV gives every sequence its own fixed ContextSize/Sequences slice
-	// of the cache instead of one shared (unified) pool. The shared pool suits
-	// continuous batching, where sequences differ in length.
-	SplitKV bool
+	// UnifiedKV makes all sequences share one pool of ContextSize cells
+	// instead of each getting its own ContextSize/Sequences stream. A shared
+	// pool lets one sequence grow past its share, but every token then
+	// attends over the cells of all sequences (masked), which costs far more
+	// when sequences do not share a prefix; so it is off by default.
+	UnifiedKV bool
 }
 
 // Context holds a KV cache and the compute state to decode batches. It is
@@ -107,7 +109,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	p.n_seq_max = C.uint32_t(nSeq)
 	p.n_threads = C.int32_t(threads)
 	p.n_threads_batch = C.int32_t(bthreads)
-	p.kv_unified = C.bool(!opts.SplitKV)
+	p.kv_unified = C.bool(opts.UnifiedKV)
 	p.no_perf = C.bool(false)
 	switch strings.ToLower(opts.FlashAttention) {
 	case "", "auto":
@@ -148,7 +150,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		nCtx:     int(C.llama_n_ctx(cc)),
 		nBatch:   int(C.llama_n_batch(cc)),
 		nSeq:     int(C.llama_n_seq_max(cc)),
-		unified:  !opts.SplitKV,
+		unified:  opts.UnifiedKV,
 		nVocab:   m.VocabSize(),
 		adapters: map[*Adapter]float32{},
 	}, nil
@@ -289,8 +291,8 @@ func (c *Context) RemoveTokens(s SeqID, from, to Pos) error {
 func (c *Context) RemoveSeq(s SeqID) error { return c.RemoveTokens(s, -1, -1) }
 
 // CopySeq makes positions [from, to) of sequence src also belong to dst, so a
-// shared prompt is computed once. With SplitKV only whole sequences can be
-// copied (from = to = -1).
+// shared prompt is computed once. Without UnifiedKV only whole sequences
+// can be copied (from = to = -1).
 func (c *Context) CopySeq(src, dst SeqID, from, to Pos) error {
 	if err := c.checkSeq("copy sequence", src); err != nil {
 		return err
@@ -299,7 +301,7 @@ func (c *Context) CopySeq(src, dst SeqID, from, to Pos) error {
 		return err
 	}
 	if !c.unified && (from >= 0 || to >= 0) {
-		return fmt.Errorf("copy sequence: a split KV cache copies only whole sequences")
+		return fmt.Errorf("copy sequence: without UnifiedKV only whole sequences can be copied")
 	}
 	C.llama_memory_seq_cp(c.mem, C.llama_seq_id(src), C.llama_seq_id(dst), C.llama_pos(from), C.llama_pos(to))
 	return nil
@@ -310,7 +312,17 @@ func (c *Context) KeepSeq(s SeqID) error {
 	if err := c.checkSeq("keep sequence", s); err != nil {
 		return err
 	}
-	C.llama_memory_seq_keep(c.mem, C.llama_seq_id(s))
+	if c.unified {
+		C.llama_memory_seq_keep(c.mem, C.llama_seq_id(s))
+		return nil
+	}
+	// With one stream per sequence llama.cpp's seq_keep only clears within
+	// the stream of s, so drop the other sequences one by one.
+	for o := 0; o < c.nSeq; o++ {
+		if SeqID(o) != s {
+			C.llama_memory_seq_rm(c.mem, C.llama_seq_id(o), -1, -1)
+		}
+	}
 	return nil
 }
 

@@ -281,10 +281,10 @@ func (e *APIError) Error() string {
 	return msg
 }
 
-// Temporary reports whether retrying may succeed: rate limiting and server
+// Retryable reports whether retrying may succeed: rate limiting and server
 // errors may pass, other client errors (bad request, unknown model, wrong
 // key) will not.
-func (e *APIError) Temporary() bool {
+func (e *APIError) Retryable() bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
 }
 
@@ -303,7 +303,7 @@ func (c *Client) do(ctx context.Context, method, endpoint string, body []byte) (
 			return nil, fmt.Errorf("remote: %s %s: %w", method, endpoint, context.Cause(ctx))
 		}
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && !apiErr.Temporary() {
+		if errors.As(err, &apiErr) && !apiErr.Retryable() {
 			return nil, err
 		}
 		lastErr = err

@@ -305,17 +305,26 @@ func TestMalformedSuccessNotRetried(t *testing.T) {
 }
 
 // blockingServer answers the first `slow` requests only when the client
-// gives up, and the others at once.
+// gives up (or the test ends), and the others at once.
 func blockingServer(t *testing.T, slow int32) (*httptest.Server, *atomic.Int32) {
 	var n atomic.Int32
+	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client hanging up only once the request
+		// body has been read.
+		io.Copy(io.Discard, r.Body)
 		if n.Add(1) <= slow {
-			<-r.Context().Done()
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
 			return
 		}
 		io.WriteString(w, okBody)
 	}))
+	// Cleanups run last-registered first: unblock handlers, then close.
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) })
 	return srv, &n
 }
 

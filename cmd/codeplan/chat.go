@@ -1,7 +1,354 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/chzyer/readline"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/codeplan-dev/codeplan/chat"
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/planner"
+)
 
 func chatCommand() *cli.Command {
-	return &cli.Command{Name: "chat", Usage: "(not implemented yet)"}
+	flags := append(modelFlags(1), loraFlags()...)
+	flags = append(flags,
+		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan or codeplan (change it in the chat with /mode)"},
+		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "trained (a CodePlan fine-tune) or prompted (an instruction asks an untrained model for the plan)"},
+		&cli.StringFlag{Name: "system", Usage: "system message `TEXT`"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "most tokens of a plan"},
+		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "most tokens of an answer"},
+		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature (0 = greedy)"},
+		&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling: keep the most likely tokens up to probability P (0 or 1 = off)"},
+		&cli.UintFlag{Name: "seed", Usage: "sampling seed, for reproducible chats (default: random)"},
+		&cli.BoolFlag{Name: "json", Usage: "when stdin is not a terminal: print one JSON object per turn instead of Plan:/Answer: text"},
+	)
+	return &cli.Command{
+		Name:      "chat",
+		Usage:     "talk to a model that plans first",
+		ArgsUsage: "MODEL.gguf",
+		Description: `An interactive chat: every answer starts with a plan (Python-like
+pseudocode in --mode codeplan, numbered steps in nlplan, none in direct),
+shown apart from the answer. History is kept within the context window: the
+oldest turns are dropped when a new message would not fit.
+
+Commands: /mode direct|nlplan|codeplan, /plan on|off, /reset, /save FILE
+(.jsonl or .md), /help, /exit. Ctrl-C stops a reply; Ctrl-C on an empty line
+or Ctrl-D leaves. Input history is kept in the user cache folder
+(codeplan/chat_history).
+
+When stdin is not a terminal, each line is one message (or command) and the
+replies are printed plainly ("Plan:" and "Answer:" markers, a blank line after
+each turn) or, with --json, as one JSON object per turn; notes go to stderr
+and the exit status is 1 when any line failed:
+
+   printf 'What is 2+3*4?\n/save chat.md\n' | codeplan chat tiny --max-tokens 64`,
+		Flags:  flags,
+		Action: runChat,
+	}
+}
+
+// chatSettings are the chat's validated flags.
+type chatSettings struct {
+	prompter planner.Prompter
+	limits   chat.Limits
+	sampling llama.SamplerOptions
+	json     bool
+}
+
+// parseChatFlags checks every flag before the model is loaded, so mistakes
+// are reported at once.
+func parseChatFlags(c *cli.Context) (chatSettings, error) {
+	var s chatSettings
+	mode, err := planner.ParseMode(c.String("mode"))
+	if err != nil {
+		return s, usagef("--mode: %v", err)
+	}
+	format, err := planner.ParseFormat(c.String("format"))
+	if err != nil {
+		return s, usagef("--format: %v", err)
+	}
+	s.prompter = planner.Prompter{Mode: mode, Format: format, System: c.String("system")}
+	s.limits = chat.Limits{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens")}
+	if s.limits.MaxPlanTokens <= 0 || s.limits.MaxTokens <= 0 {
+		return s, usagef("--max-plan-tokens and --max-tokens must be positive, got %d and %d", s.limits.MaxPlanTokens, s.limits.MaxTokens)
+	}
+	temp, topP := c.Float64("temperature"), c.Float64("top-p")
+	if temp < 0 {
+		return s, usagef("--temperature must be >= 0, got %g", temp)
+	}
+	if topP < 0 || topP > 1 {
+		return s, usagef("--top-p must be in [0, 1], got %g", topP)
+	}
+	seed := uint32(c.Uint("seed"))
+	if !c.IsSet("seed") {
+		seed = rand.Uint32()
+	}
+	s.sampling = llama.SamplerOptions{Temperature: float32(temp), TopP: float32(topP), Seed: seed}
+	s.json = c.Bool("json")
+	return s, nil
+}
+
+func runChat(c *cli.Context) error {
+	set, err := parseChatFlags(c)
+	if err != nil {
+		return err
+	}
+	l, err := openModel(c)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	tmpl, native := inference.Templater(l.model)
+	if !native {
+		log.Warn().Str("model", filepath.Base(l.path)).Msg("llama.cpp does not support this model's chat template; using ChatML, which may not match how the model was trained")
+	}
+	set.prompter.Chat = tmpl
+	// One sequence: a chat answers one message at a time, and the whole
+	// context of a sequence is the history's room.
+	eng, err := engine.New(l.ctx, engine.Options{Parallel: 1, SlotContext: l.ctx.ContextSize() / max(1, l.ctx.Sequences())})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	backend := &engineBackend{eng: eng, model: l.model, sampling: set.sampling}
+
+	in, out, errw := c.App.Reader, c.App.Writer, c.App.ErrWriter
+	if errw == nil {
+		errw = os.Stderr
+	}
+	if isTerminal(in) {
+		return chatInteractive(c, set, backend, out, errw)
+	}
+	return chatScript(c, set, backend, in, out, errw)
+}
+
+// chatInteractive runs the chat on a terminal: line editing and history
+// with readline, colours when stdout is a terminal, Ctrl-C to stop a reply.
+func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, errw io.Writer) error {
+	outTTY := isTerminal(out)
+	color := outTTY && os.Getenv("NO_COLOR") == ""
+	// With stdout redirected, the prompt and line editing go to stderr and
+	// the replies to stdout as plain text.
+	ui := out
+	if !outTTY {
+		ui = errw
+	}
+	var r chat.Renderer
+	text := &chat.TextRenderer{Out: out, Info: ui, Terminal: outTTY, Color: color}
+	r = text
+	if set.json {
+		r = chat.JSONRenderer{Out: out, Info: ui}
+	}
+	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Limits: set.limits})
+	if err != nil {
+		return err
+	}
+	rl, err := readline.NewEx(&readline.Config{
+		Prompt:            chat.Prompt(color),
+		HistoryFile:       chatHistoryFile(),
+		HistorySearchFold: true,
+		AutoComplete:      chatCompleter(),
+		Stdout:            ui,
+		Stderr:            errw,
+	})
+	if err != nil {
+		return fmt.Errorf("chat: terminal: %w", err)
+	}
+	defer rl.Close()
+	if outTTY {
+		text.Banner(fmt.Sprintf("codeplan chat: %s, mode %s, %d-token context. /help for commands, Ctrl-C stops a reply, Ctrl-D leaves.",
+			filepath.Base(b.model.Path()), sess.Mode(), b.ContextTokens()))
+	}
+
+	// While a reply is generated the terminal is in cooked mode, so Ctrl-C
+	// arrives as SIGINT: it cancels that reply only. At the prompt readline
+	// has the terminal in raw mode and reports Ctrl-C itself.
+	var mu sync.Mutex
+	var cancelTurn context.CancelFunc
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		for range sigs {
+			mu.Lock()
+			if cancelTurn != nil {
+				cancelTurn()
+			}
+			mu.Unlock()
+		}
+	}()
+
+	for {
+		line, err := rl.Readline()
+		switch {
+		case errors.Is(err, readline.ErrInterrupt):
+			if strings.TrimSpace(line) == "" {
+				return nil
+			}
+			continue // Ctrl-C on a line being typed discards it
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("chat: reading the terminal: %w", err)
+		}
+		ctx, cancel := context.WithCancel(c.Context)
+		mu.Lock()
+		cancelTurn = cancel
+		mu.Unlock()
+		quit, _ := sess.Handle(ctx, line)
+		mu.Lock()
+		cancelTurn = nil
+		mu.Unlock()
+		cancel()
+		if quit {
+			return nil
+		}
+	}
+}
+
+// chatScript reads one message or command per line from a pipe or file and
+// prints the replies plainly, or as JSON lines.
+func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader, out, errw io.Writer) error {
+	var r chat.Renderer = &chat.TextRenderer{Out: out, Info: errw}
+	if set.json {
+		r = chat.JSONRenderer{Out: out, Info: errw}
+	}
+	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Limits: set.limits})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	failed, firstFailed := 0, 0
+	var firstErr error
+	n := 0
+	for sc.Scan() {
+		n++
+		quit, err := sess.Handle(ctx, sc.Text())
+		if ctx.Err() != nil {
+			return cli.Exit(fmt.Sprintf("chat: interrupted at stdin line %d", n), 130)
+		}
+		if err != nil {
+			failed++
+			if firstErr == nil {
+				firstFailed, firstErr = n, err
+			}
+		}
+		if quit {
+			break
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("chat: stdin line %d: %w", n+1, err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("chat: %d input line(s) failed; the first, stdin line %d: %w", failed, firstFailed, firstErr)
+	}
+	return nil
+}
+
+// engineBackend answers chat turns with package inference on the engine.
+type engineBackend struct {
+	eng      *engine.Engine
+	model    *llama.Model
+	sampling llama.SamplerOptions
+	turns    uint32
+}
+
+// ContextTokens implements chat.Backend.
+func (b *engineBackend) ContextTokens() int { return b.eng.SlotContext() }
+
+// PromptTokens implements chat.Backend: it tokenises every phase prefix of
+// the request exactly as the engine will.
+func (b *engineBackend) PromptTokens(p planner.Prompter, history []planner.Message, user string) (int, error) {
+	req, err := inference.Request(p, inference.Settings{}, history, user, nil)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i, ph := range req.Phases {
+		toks, err := b.model.Tokenize(ph.Prefix, i == 0, true)
+		if err != nil {
+			return 0, err
+		}
+		n += len(toks)
+	}
+	return n, nil
+}
+
+// Generate implements chat.Backend.
+func (b *engineBackend) Generate(ctx context.Context, p planner.Prompter, lim chat.Limits, history []planner.Message, user string, stream func(chat.Phase, string)) (chat.Reply, error) {
+	s := inference.Settings{MaxPlanTokens: lim.MaxPlanTokens, MaxTokens: lim.MaxTokens, Sampling: b.sampling}
+	// A new seed per turn, derived from --seed: asking the same thing twice
+	// gives a fresh sample, and the whole chat stays reproducible.
+	s.Sampling.Seed += b.turns
+	b.turns++
+	req, err := inference.Request(p, s, history, user, func(phase, text string) { stream(chat.Phase(phase), text) })
+	if err != nil {
+		return chat.Reply{}, err
+	}
+	req.Ctx = ctx
+	res, err := b.eng.Generate(ctx, req)
+	a := inference.FromResult(p.Mode, res)
+	return chat.Reply{
+		Plan: a.Plan, Answer: a.Answer, PlanFinish: a.PlanFinish, Finish: a.Finish,
+		PromptTokens: a.PromptTokens, PlanTokens: a.PlanTokens, AnswerTokens: a.AnswerTokens,
+	}, err
+}
+
+// isTerminal reports whether r or w is a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// chatHistoryFile is the readline history under the user cache folder, or
+// "" (no persistent history) when that folder cannot be made.
+func chatHistoryFile() string {
+	dir, err := os.UserCacheDir()
+	if err == nil {
+		dir = filepath.Join(dir, "codeplan")
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("chat: no persistent input history")
+		return ""
+	}
+	return filepath.Join(dir, "chat_history")
+}
+
+// chatCompleter completes the slash commands and their arguments with Tab.
+func chatCompleter() readline.AutoCompleter {
+	var items []readline.PrefixCompleterInterface
+	for _, name := range chat.CommandNames() {
+		var args []readline.PrefixCompleterInterface
+		switch name {
+		case "/mode":
+			for _, m := range planner.Modes() {
+				args = append(args, readline.PcItem(string(m)))
+			}
+		case "/plan":
+			args = append(args, readline.PcItem("on"), readline.PcItem("off"))
+		}
+		items = append(items, readline.PcItem(name, args...))
+	}
+	return readline.NewPrefixCompleter(items...)
 }

@@ -98,7 +98,8 @@ func main() {
 
 // run executes the CLI and maps errors to exit codes.
 func run(args []string) int {
-	err := newApp().Run(args)
+	app := newApp()
+	err := app.Run(interspersed(app, args))
 	if err == nil {
 		return 0
 	}

@@ -1,7 +1,157 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"errors"
+	"net"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/server"
+)
 
 func serveCommand() *cli.Command {
-	return &cli.Command{Name: "serve", Usage: "(not implemented yet)"}
+	flags := append(modelFlags(4), loraFlags()...)
+	flags = append(flags,
+		&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on (0.0.0.0 = every interface)"},
+		&cli.IntFlag{Name: "port", Value: 8080, Usage: "TCP port to listen on (0 = any free port)"},
+		&cli.StringFlag{Name: "alias", Usage: "model `ID` reported to clients (default: the model file's base name)"},
+		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "answer mode when a request names none: direct, nlplan or codeplan"},
+		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "how plans are asked for: trained (fine-tuned model) or prompted (instruction added)"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: server.DefaultMaxPlanTokens, Usage: "default limit of the plan (requests: max_plan_tokens)"},
+		&cli.IntFlag{Name: "max-tokens", Value: server.DefaultMaxTokens, Usage: "default limit of the answer (requests: max_tokens)"},
+		&cli.Float64Flag{Name: "temperature", Value: 0, Usage: "temperature when a request gives none (0 = greedy)"},
+		&cli.StringFlag{Name: "api-key", EnvVars: []string{"CODEPLAN_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" on /v1/ routes"},
+		&cli.IntFlag{Name: "queue", Value: 64, Usage: "requests that may wait for a slot; more get 429"},
+		&cli.DurationFlag{Name: "timeout", Value: server.DefaultTimeout, Usage: "limit of one request, queueing included"},
+		&cli.StringFlag{Name: "max-body", Value: "1MiB", Usage: "largest request body (e.g. 512KiB, 4MiB)"},
+		&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGINT/SIGTERM, how long running requests may finish before they are cancelled"},
+	)
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "an OpenAI-compatible HTTP server whose answers are plan-then-answer generations",
+		ArgsUsage: "MODEL.gguf",
+		Description: `Serves POST /v1/chat/completions (streaming too), POST /v1/completions,
+GET /v1/models and GET /health. Each chat request may choose its mode with the
+extra body field "mode" (direct, nlplan, codeplan); the plan comes back in
+choices[0].message.plan (streaming: delta.plan), the answer in content.`,
+		Flags:  flags,
+		Action: serve,
+	}
+}
+
+func serve(c *cli.Context) error {
+	mode, err := planner.ParseMode(c.String("mode"))
+	if err != nil {
+		return usagef("--mode: %v", err)
+	}
+	format, err := planner.ParseFormat(c.String("format"))
+	if err != nil {
+		return usagef("--format: %v", err)
+	}
+	maxBody, err := server.ParseByteSize(c.String("max-body"))
+	if err != nil {
+		return usagef("--max-body: %v", err)
+	}
+	for _, name := range []string{"max-plan-tokens", "max-tokens", "parallel"} {
+		if c.Int(name) <= 0 {
+			return usagef("--%s must be positive, got %d", name, c.Int(name))
+		}
+	}
+	if c.Int("queue") < 0 {
+		return usagef("--queue must be >= 0, got %d", c.Int("queue"))
+	}
+	if t := c.Float64("temperature"); t < 0 || t > 2 {
+		return usagef("--temperature %g is out of range 0..2", t)
+	}
+	if p := c.Int("port"); p < 0 || p > 65535 {
+		return usagef("--port %d is out of range 0..65535", p)
+	}
+
+	l, err := openModel(c)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	parallel := max(1, c.Int("parallel"))
+	eng, err := engine.New(l.ctx, engine.Options{Parallel: parallel, QueueSize: parallel + c.Int("queue")})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	chat, supported := inference.Templater(l.model)
+	if !supported {
+		log.Warn().Msg("llama.cpp does not support this model's chat template: using ChatML")
+	}
+	id := c.String("alias")
+	if id == "" {
+		id = strings.TrimSuffix(filepath.Base(l.path), filepath.Ext(l.path))
+	}
+	queue := c.Int("queue")
+	if queue == 0 {
+		queue = -1 // server.Config: negative = nobody waits
+	}
+	srv, err := server.New(server.Config{
+		Engine:        eng,
+		Chat:          chat,
+		ModelID:       id,
+		Mode:          mode,
+		Format:        format,
+		MaxPlanTokens: c.Int("max-plan-tokens"),
+		MaxTokens:     c.Int("max-tokens"),
+		Temperature:   c.Float64("temperature"),
+		APIKey:        c.String("api-key"),
+		Queue:         queue,
+		Timeout:       c.Duration("timeout"),
+		MaxBody:       maxBody,
+		Log:           log,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+
+	addr := net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usagef("--host/--port: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info().Str("url", "http://"+ln.Addr().String()+"/v1").Str("model", id).Str("mode", string(mode)).
+		Str("format", string(format)).Int("parallel", parallel).Int("queue", c.Int("queue")).
+		Bool("auth", c.String("api-key") != "").Msg("serving")
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process the usual way
+	grace := c.Duration("grace")
+	log.Info().Dur("grace", grace).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			log.Warn().Dur("grace", grace).Msg("grace period over: cancelled the requests still running")
+		} else {
+			return err
+		}
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	log.Info().Msg("stopped")
+	return nil
 }

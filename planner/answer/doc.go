@@ -11,7 +11,9 @@
 // "answer =" or "Answer (in dollars):"; when there are several, the last
 // one wins, so an answer stated early and restated later is read from the
 // restatement. A marker's span is the rest of its line (or the next
-// non-empty line when the marker ends its line).
+// non-empty line when the marker ends its line). For Number and Math, a
+// span that starts with working ("Answer: Step 1: ...", "Answer: Let's
+// ...") is skipped.
 //
 //   - Number: the last \boxed{} / \fbox{} (a boxed non-number is returned
 //     as is and will score wrong); then the last "####"; then markers;
@@ -22,8 +24,10 @@
 //     marker. Numbers may carry thousands commas, "$", units ("12
 //     apples"), signs, decimals, fractions ("3/4"), mixed numbers ("1
 //     1/2"), percent signs (dropped: "25%" is 25), scientific notation
-//     ("1.5e3", "2 × 10^5"), magnitude words ("3 million") and LaTeX
-//     (\frac{3}{4}, "1{,}000"). The result is canonical: "1,000.00" gives
+//     ("1.5e3", "2 × 10^5"), powers ("2^{10}"), magnitude words ("3
+//     million") and LaTeX (\frac{3}{4}, "1{,}000"). Digits in exponents and
+//     subscripts ("m^2", "a_3") and inside identifiers ("x2") are not
+//     numbers, nor are dates. The result is canonical: "1,000.00" gives
 //     "1000", "3/4" gives "0.75", one third gives "1/3".
 //   - Math: the last balanced \boxed{} / \fbox{} (nested braces allowed);
 //     then "####" and markers, taking the first $...$ / \(...\) segment of
@@ -59,5 +63,6 @@
 // against a decimal approximation. Short answers use SQuAD normalisation
 // (lower-case, no punctuation, no a/an/the) with exact match and token F1;
 // Exact answers are compared case-insensitively without a trailing period,
-// with "A" equal to "(A)" and equal numbers equal.
+// with "A" equal to "(A)", "(A) Monday" equal to a gold "(A)", and equal
+// numbers (or a spelled-out number alone, "eight") equal.
 package answer

@@ -12,7 +12,7 @@ var (
 	// is", "Final answer:", "answer =", "The answer to the question is",
 	// "Answer (in dollars):". A connector word or sign is required, so
 	// "to answer this, ..." is not a marker.
-	markerRe = regexp.MustCompile(`(?i)\b(?:final\s+answer|answer)(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s*(?:\([^)\n]{0,30}\))?\s*(?:(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|equals|=|:|→)[ \t]*)+`)
+	markerRe = regexp.MustCompile(`(?i)\b(?:final\s+answer|answer)(?:\s+to\s+(?:the|this)\s+(?:question|problem))?\s*(?:\([^)\n]{0,30}\))?\s*(?:(?:is|was|would\s+be|will\s+be|should\s+be|must\s+be|equals)\b[ \t]*[:=]?|[:=→])[ \t]*`)
 	// choiceMarkerRe adds phrasings used only for multiple choice.
 	choiceMarkerRe = regexp.MustCompile(`(?i)\b(?:(?:correct|best|right)\s+(?:option|choice)(?:\s+(?:is|would\s+be))?|(?:option|choice)\s+(?:is|would\s+be)|i\s+(?:choose|pick|select)|i'?ll\s+(?:choose|pick|go\s+with))[ \t:]*`)
 	hashMarkerRe   = regexp.MustCompile(`####[ \t]*`)
@@ -20,6 +20,10 @@ var (
 	sentenceEndRe = regexp.MustCompile(`[.!?]+(?:\s|$)`)
 	// reasonRe finds the start of a justification after a short answer.
 	reasonRe = regexp.MustCompile(`(?i)(?:,\s*|\s+)(?:because|since|as\s+it|as\s+they|which\s+is|which\s+was)\b`)
+	// reasoningStartRe recognises a marker followed by working rather than
+	// an answer ("Answer: Step 1: ...", "Answer: Let's compute ..."), as
+	// when a model echoes an "Answer:" prompt and then reasons.
+	reasoningStartRe = regexp.MustCompile(`(?i)^(?:step\s*\d|first\b|let'?s\b|let\s+us\b|we\b|to\s+(?:find|solve|compute|calculate|determine|answer)\b)`)
 	// inlineMathRe finds the first inline math segment of a span.
 	inlineMathRe = regexp.MustCompile(`\$\$?([^$]+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]`)
 )
@@ -32,13 +36,17 @@ var abbreviations = map[string]bool{
 	"i.e": true, "u.s": true, "u.k": true, "approx": true,
 }
 
+// emptyBoxRe matches an empty \boxed{}, which states no answer.
+var emptyBoxRe = regexp.MustCompile(`\\(?:boxed|fbox)\s*\{\s*\}`)
+
 // prepare makes a model output uniform before extraction: Windows line
-// ends, Unicode minus signs and Markdown bold markers are normalised away.
+// ends, Unicode minus signs, Markdown bold markers and empty boxes are
+// normalised away.
 func prepare(output string) string {
 	s := strings.ReplaceAll(output, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "−", "-")
 	s = strings.ReplaceAll(s, "**", "")
-	return s
+	return emptyBoxRe.ReplaceAllString(s, "")
 }
 
 // Extract finds the final answer of the given kind in a model's output.
@@ -168,6 +176,9 @@ func extractNumber(text string) (string, bool) {
 		}
 	}
 	for _, span := range markerSpans(text, markerRe) {
+		if reasoningStartRe.MatchString(span) {
+			continue
+		}
 		if v, ok := spanNumber(cutSentence(span)); ok {
 			return formatRat(v), true
 		}
@@ -199,6 +210,9 @@ func extractMath(text string) (string, bool) {
 		return content, true
 	}
 	for _, span := range markerSpans(text, hashMarkerRe, markerRe) {
+		if reasoningStartRe.MatchString(span) {
+			continue
+		}
 		if m := inlineMathRe.FindStringSubmatch(span); m != nil {
 			for _, g := range m[1:] {
 				if strings.TrimSpace(g) != "" {
@@ -221,6 +235,7 @@ var (
 	letterParenRe = regexp.MustCompile(`^\(([A-Ja-j])\)`)
 	letterUpperRe = regexp.MustCompile(`^([A-J])(?:[^A-Za-z0-9'’]|$)`)
 	letterLowerRe = regexp.MustCompile(`^([a-j])(?:[.,;:!)]?$|[.,;:!)]\s)`)
+	pronounIRe    = regexp.MustCompile(`^I\s+[a-z]`)
 	letterLeadRe  = regexp.MustCompile(`(?i)^(?:option|choice|letter)\s+`)
 	// A line that is only an option: "B", "(B)", "B.", "B)".
 	optionOnlyRe = regexp.MustCompile(`^\(?([A-J])\)?[.:]?$`)
@@ -238,10 +253,17 @@ func letterFrom(span string) (string, bool) {
 	s = unwrapText(s)
 	s = stripMarkup(s)
 	s = letterLeadRe.ReplaceAllString(s, "")
-	for _, re := range []*regexp.Regexp{letterParenRe, letterUpperRe, letterLowerRe} {
-		if m := re.FindStringSubmatch(s); m != nil {
-			return strings.ToUpper(m[1]), true
+	if m := letterParenRe.FindStringSubmatch(s); m != nil {
+		return strings.ToUpper(m[1]), true
+	}
+	if m := letterUpperRe.FindStringSubmatch(s); m != nil {
+		// "I think ..." is a pronoun, not option I.
+		if m[1] != "I" || !pronounIRe.MatchString(s) {
+			return m[1], true
 		}
+	}
+	if m := letterLowerRe.FindStringSubmatch(s); m != nil {
+		return strings.ToUpper(m[1]), true
 	}
 	return "", false
 }

@@ -60,6 +60,17 @@ var extractCases = []extractCase{
 	{"answer in parens unit", Number, "Answer (in dollars): 250", "250", true},
 	{"hashes with dollars", Number, "#### $1,200", "1200", true},
 	{"minerva number", Number, "Final Answer: The final answer is 45. I hope it is correct.", "45", true},
+	{"power is its value", Number, "The answer is 10^3", "1000", true},
+	{"power in braces", Number, `The answer is $2^{10}$.`, "1024", true},
+	{"unit exponent is not a number", Number, "The room is 5 m by 5 m, so the area is 25 m^2", "25", true},
+	{"negative parenthesised", Number, "The answer is -(3).", "-3", true},
+	{"subtraction before parenthesis", Number, "Answer: 10-(3) = 7", "7", true},
+	{"empty box ignored", Number, `So 6 cookies. \boxed{}`, "6", true},
+	{"percent decimal", Number, "The answer is 12.5%.", "12.5", true},
+	{"answer then explanation number", Number, "The answer is 0.5 kg, i.e. 500 g.", "0.5", true},
+	{"result not a marker but last number", Number, "Result: 42", "42", true},
+	{"step labels are not answers", Number, "Answer: Step 1: 3 + 4 = 7. Step 2: 7 * 2 = 14.\nStep 3: done", "14", true},
+	{"echoed answer prompt then reasoning", Number, "Answer: Let's compute. 3 * 4 = 12, plus 5 is 17.", "17", true},
 	{"no number at all", Number, "I cannot solve this problem.", "", false},
 	{"empty output", Number, "", "", false},
 	{"crlf line ends", Number, "3 + 4 = 7\r\nThe answer is 7.\r\n", "7", true},
@@ -84,6 +95,9 @@ var extractCases = []extractCase{
 	{"minerva format", Math, "Final Answer: The final answer is $\\frac{3}{5}$. I hope it is correct.", `\frac{3}{5}`, true},
 	{"inline assignment", Math, "The answer is $x=5$.", "x=5", true},
 	{"display math after marker", Math, "Final answer: \\[ \\sqrt{7} \\]", `\sqrt{7}`, true},
+	{"empty box falls back", Math, `The answer is \boxed{}`, "", false},
+	{"earlier box when last empty", Math, `$\boxed{2}$ and \boxed{}`, "2", true},
+	{"paren math after marker", Math, `The answer is \(\frac{\pi}{4}\).`, `\frac{\pi}{4}`, true},
 	{"math nothing", Math, "Hmm.", "", false},
 	{"boxedfoo not boxed", Math, `\boxedfoo{1} and 2`, "2", true},
 
@@ -102,6 +116,10 @@ var extractCases = []extractCase{
 	{"option word", Choice, "Answer: option C", "C", true},
 	{"discussion without decision", Choice, "Option (A) is too small and (B) is too large.\nI am not sure.", "", false},
 	{"I choose", Choice, "I choose E.", "E", true},
+	{"pronoun I after marker", Choice, "The answer is I think (B).", "", false},
+	{"first of two options", Choice, "The answer is (A) or (B).", "A", true},
+	{"bold answer", Choice, "**Answer: C**", "C", true},
+	{"answer marker then option marker", Choice, "Answer: The correct option is D.", "D", true},
 	{"letter I is not a pronoun here", Choice, "I think it's hard. I will try.", "", false},
 
 	// ---- YesNo (StrategyQA) ----
@@ -115,6 +133,7 @@ var extractCases = []extractCase{
 	{"no in prose is not an answer", YesNo, "There is no evidence either way, and it is hard to tell.", "", false},
 	{"restated yes no", YesNo, "The answer is yes. Actually, reconsidering, the answer is no.", "no", true},
 	{"boxed yes", YesNo, `\boxed{\text{Yes}}`, "yes", true},
+	{"no problem opener", YesNo, "No problem! Penguins can't fly. So the answer is yes.", "yes", true},
 	{"yesterday is not yes", YesNo, "Yesterday it rained.", "", false},
 
 	// ---- Short (HotpotQA / MuSiQue) ----
@@ -133,6 +152,9 @@ var extractCases = []extractCase{
 	{"bbh valid", Exact, "So the answer is invalid.", "invalid", true},
 	{"bbh dyck", Exact, "So the answer is ] ) }.", "] ) }", true},
 	{"bbh word sort", Exact, "So the answer is apple banana cherry.", "apple banana cherry", true},
+	{"answer that is a connector word", Exact, "So the answer is is.", "is", true},
+	{"answer is equals sign", Short, "The answer is = 5", "5", true},
+	{"bbh option with text", Exact, "So the answer is (A) Monday.", "(A) Monday", true},
 	{"bbh bare", Exact, "True", "True", true},
 }
 

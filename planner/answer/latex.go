@@ -8,8 +8,9 @@ import (
 )
 
 // lastBoxed returns the content of the last \boxed{...} or \fbox{...} in s
-// whose braces balance, honouring nested braces and escaped \{ \}. The
-// brace-less form "\boxed 5" is read up to the next space or "$".
+// whose braces balance and hold something, honouring nested braces and
+// escaped \{ \}. The brace-less form "\boxed 5" is read up to the next
+// space or "$".
 func lastBoxed(s string) (string, bool) {
 	type hit struct{ at, cmdLen int }
 	var hits []hit
@@ -40,10 +41,10 @@ func lastBoxed(s string) (string, bool) {
 		}
 		trimmed := strings.TrimLeft(rest, " \t")
 		if strings.HasPrefix(trimmed, "{") {
-			if inner, ok := braceContent(trimmed); ok {
+			if inner, ok := braceContent(trimmed); ok && strings.TrimSpace(inner) != "" {
 				return strings.TrimSpace(inner), true
 			}
-			continue
+			continue // unbalanced (truncated output) or empty box
 		}
 		if trimmed == "" || len(trimmed) == len(rest) {
 			continue // "\boxed" at the end, or "\boxed5" glued

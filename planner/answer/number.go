@@ -24,6 +24,11 @@ const maxExponent = 400
 var (
 	// "× 10^5", "x 10^{-3}", "\times 10^5", "\cdot 10^{5}", "* 10^5".
 	timesTenRe = regexp.MustCompile(`^\s*(?:×|x|\*|\\times|\\cdot)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?`)
+	// "^3", "^{-2}": a power of the number before it.
+	powerRe = regexp.MustCompile(`^\s*\^\s*\{?\s*([+-]?\d+)\s*\}?`)
+	// "Step 2", "Part 3": a label before the number makes it an
+	// enumeration, not a quantity.
+	enumeratorRe = regexp.MustCompile(`(?i)\b(?:step|part|stage|phase)\s*$`)
 	// "1 1/2": the fraction part of a mixed number.
 	mixedRe = regexp.MustCompile(`^ (\d+)/(\d+)`)
 	// "2 million".
@@ -56,7 +61,8 @@ func lastRuneIsWordy(s string, i int) bool {
 // thousands separators ("1,234,567"), decimals (".5", "2.50"), fractions
 // ("3/4"), mixed numbers ("1 1/2"), scientific notation ("1.5e3",
 // "2 × 10^5"), magnitude words ("3 million"), percent signs (dropped:
-// "25%" is 25) and negative signs ("-3", "-$3", "$-3", "(-3)"). A minus
+// "25%" is 25) and negative signs ("-3", "-$3", "$-3", "(-3)"). Step
+// labels ("Step 2") are enumerations, not numbers. A minus
 // between two operands ("5-3") is subtraction, not a sign. Digits glued
 // to a preceding letter ("x2", "H2O") are not numbers. Dates such as
 // "12/25/2020" are skipped rather than read as fractions.
@@ -69,7 +75,7 @@ func scanNumbers(s string) []numToken {
 			i++
 			continue
 		}
-		if lastRuneIsWordy(s, i) || (c == '.' && i > 0 && s[i-1] == '.') {
+		if lastRuneIsWordy(s, i) || (c == '.' && i > 0 && s[i-1] == '.') || isExponent(s, i) {
 			// Skip the whole identifier or "..5"-style run.
 			for i < len(s) && (isDigit(s[i]) || s[i] == '.' || s[i] == ',') {
 				i++
@@ -77,7 +83,7 @@ func scanNumbers(s string) []numToken {
 			continue
 		}
 		tok, next, ok := parseNumberAt(s, i)
-		if ok {
+		if ok && !enumeratorRe.MatchString(s[:tok.start]) {
 			out = append(out, tok)
 		}
 		if next <= i {
@@ -191,6 +197,22 @@ func parseNumberAt(s string, i int) (numToken, int, bool) {
 			}
 		}
 	}
+	// A power "2^{10}" or "10^3" is its value.
+	if m := powerRe.FindStringSubmatchIndex(s[j:]); m != nil {
+		if e, ok := smallInt(s[j+m[2] : j+m[3]]); ok && (e >= 0 || val.Sign() != 0) {
+			p := new(big.Rat).SetInt64(1)
+			base := new(big.Rat).Set(val)
+			if e < 0 {
+				base.Inv(base)
+				e = -e
+			}
+			for ; e > 0; e-- {
+				p.Mul(p, base)
+			}
+			val = p
+			j += m[1]
+		}
+	}
 	if m := magnitudeRe.FindStringSubmatchIndex(s[j:]); m != nil {
 		word := strings.ToLower(s[j+m[2] : j+m[3]])
 		val.Mul(val, new(big.Rat).SetInt64(magnitudes[word]))
@@ -207,11 +229,41 @@ func parseNumberAt(s string, i int) (numToken, int, bool) {
 	return numToken{start: start, end: j, val: val}, j, true
 }
 
+// isExponent reports whether digits at s[i] are a superscript, as in
+// "m^2", "x^{10}" or "a_{3}", which is never an answer on its own.
+func isExponent(s string, i int) bool {
+	j := i
+	for j > 0 && (s[j-1] == ' ' || s[j-1] == '{') {
+		j--
+	}
+	return j > 0 && (s[j-1] == '^' || s[j-1] == '_')
+}
+
 // expOK reports whether an exponent string is small enough to evaluate.
 func expOK(exp string) bool {
 	exp = strings.TrimLeft(exp, "+-")
 	exp = strings.TrimLeft(exp, "0")
 	return len(exp) <= 3 && (exp == "" || atoiSmall(exp) <= maxExponent)
+}
+
+// maxPower bounds "a^b" exponents, which are evaluated exactly.
+const maxPower = 64
+
+// smallInt parses a signed exponent no larger than maxPower in size.
+func smallInt(s string) (int, bool) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimLeft(s, "+-")
+	if len(s) > 3 {
+		return 0, false
+	}
+	n := atoiSmall(s)
+	if n > maxPower {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 func atoiSmall(s string) int {
@@ -224,10 +276,13 @@ func atoiSmall(s string) int {
 
 // negativeSign reports whether the number starting at s[i] carries a
 // minus sign, and where that sign is. The sign may be separated from the
-// digits by a dollar sign ("-$5"). A minus directly after an operand
+// digits by a dollar sign ("-$5") or an opening parenthesis ("-(3)"). A minus directly after an operand
 // ("5-3", "x-3", ")-3") is a binary minus and does not count.
 func negativeSign(s string, i int) (bool, int) {
 	k := i
+	if k > 1 && s[k-1] == '(' && s[k-2] == '-' {
+		k-- // "-(3)"
+	}
 	if k > 0 && s[k-1] == '$' {
 		k--
 		if k > 0 && s[k-1] == '\\' {

@@ -42,11 +42,7 @@ func Score(kind Kind, predicted, gold string) Verdict {
 		p, pok := answerNumber(predicted)
 		return binary(gok && pok && numEqual(p, g))
 	case Math:
-		g := gold
-		if inner, ok := lastBoxed(gold); ok {
-			g = inner
-		}
-		return binary(mathEqual(normalizeMath(predicted), normalizeMath(g)))
+		return binary(mathEqual(normalizeMath(unboxed(predicted)), normalizeMath(unboxed(gold))))
 	case Choice:
 		g, gok := choiceLetter(gold)
 		p, pok := choiceLetter(predicted)
@@ -68,11 +64,21 @@ func Score(kind Kind, predicted, gold string) Verdict {
 		return v
 	default:
 		p, g := normalizeExact(predicted), normalizeExact(gold)
+		if optionLabelRe.MatchString(g) {
+			// "(A) Monday" commits to option (A) as much as "(A)" does.
+			if m := labelledOptionRe.FindStringSubmatch(p); m != nil {
+				p = "(" + m[1] + ")"
+			}
+		}
 		em := p == g
 		if !em {
-			pv, pok := mathNumber(strings.ReplaceAll(p, ",", ""))
-			gv, gok := mathNumber(strings.ReplaceAll(g, ",", ""))
-			em = pok && gok && numEqual(pv, gv)
+			if gv, gok := mathNumber(strings.ReplaceAll(g, ",", "")); gok {
+				pv, pok := mathNumber(strings.ReplaceAll(p, ",", ""))
+				if !pok && allNumberWords(p) {
+					pv, pok = wordNumber(p)
+				}
+				em = pok && numEqual(pv, gv)
+			}
 		}
 		v := Verdict{Correct: em, F1: tokenF1(strings.Fields(p), strings.Fields(g))}
 		if em {
@@ -152,7 +158,19 @@ func normalizeSQuAD(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-var optionLabelRe = regexp.MustCompile(`^\(?([a-z])\)?$`)
+var (
+	optionLabelRe    = regexp.MustCompile(`^\(?([a-z])\)?$`)
+	labelledOptionRe = regexp.MustCompile(`^\(([a-z])\)\s`)
+)
+
+// unboxed returns the content of the last \boxed{} in s, or s itself, so
+// that both dataset solutions and raw outputs can be scored as Math.
+func unboxed(s string) string {
+	if inner, ok := lastBoxed(s); ok {
+		return inner
+	}
+	return s
+}
 
 // normalizeExact is the BIG-Bench-Hard comparison form: Markdown and
 // quotes stripped, trailing period dropped, whitespace collapsed,
@@ -194,4 +212,24 @@ func tokenF1(pred, gold []string) float64 {
 	p := float64(common) / float64(len(pred))
 	r := float64(common) / float64(len(gold))
 	return 2 * p * r / (p + r)
+}
+
+// allNumberWords reports whether s consists only of one or two number
+// words ("eight", "twenty-one", "minus three"), so that "eight apples" is
+// not taken for 8 in an exact-match comparison.
+func allNumberWords(s string) bool {
+	words := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '-' })
+	if len(words) == 0 || len(words) > 3 {
+		return false
+	}
+	for i, w := range words {
+		if _, ok := numberWords[w]; ok {
+			continue
+		}
+		if i == 0 && (w == "minus" || w == "negative") && len(words) > 1 {
+			continue
+		}
+		return false
+	}
+	return true
 }

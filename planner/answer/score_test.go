@@ -112,6 +112,16 @@ var scoreCases = []scoreCase{
 	{Exact, "]  )   }", "] ) }", true},
 	{Exact, "-37.0", "-37", true},
 	{Exact, "apple banana", "banana apple", false},
+	{Exact, "(A) Monday", "(A)", true},
+	{Exact, "(B) Monday", "(A)", false},
+	{Exact, "(A) Monday", "(A) Tuesday", false},
+	{Exact, "eight", "8", true},
+	{Exact, "eight apples", "8", false},
+	{Exact, "nine", "8", false},
+	{Math, `The answer is \boxed{4}`, "4", true},
+	{Math, `\boxed{}`, "0", false},
+	{Number, "10^3", "1000", true},
+	{Number, "-(3)", "3", false},
 }
 
 func TestScore(t *testing.T) {

@@ -1,0 +1,285 @@
+// Package chat is the core of `codeplan chat`: a multi-turn conversation
+// that answers the CodePlan way (plan first, then the answer), kept within
+// the model's context window, with slash commands and rendering for a
+// terminal, a plain script or JSON lines.
+//
+// It knows nothing about llama.cpp or terminals. The model side is a Backend
+// (the command implements it with package inference on the engine; tests
+// use a fake), and output goes through a Renderer, so turn handling, history
+// trimming and the commands are unit-testable. Line editing, signals and
+// colours detection stay in the command.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// Phase names the part of a reply that streamed text belongs to.
+type Phase string
+
+// The two phases of a reply. Direct mode has only PhaseAnswer.
+const (
+	PhasePlan   Phase = "plan"
+	PhaseAnswer Phase = "answer"
+)
+
+// Limits are the generation limits of one turn, in tokens.
+type Limits struct {
+	MaxPlanTokens int // plan phase (plan modes only)
+	MaxTokens     int // answer phase
+}
+
+// generation is the most tokens a turn in mode m may generate.
+func (l Limits) generation(m planner.Mode) int {
+	if m.HasPlan() {
+		return l.MaxPlanTokens + l.MaxTokens
+	}
+	return l.MaxTokens
+}
+
+// Reply is what the model generated for one turn.
+type Reply struct {
+	Plan         string `json:"plan,omitempty"`
+	Answer       string `json:"answer"`
+	PlanFinish   string `json:"plan_finish,omitempty"` // "stop", or "length" when the plan did not terminate
+	Finish       string `json:"finish"`                // "stop", "length", "cancelled" or "error"
+	PromptTokens int    `json:"prompt_tokens"`
+	PlanTokens   int    `json:"plan_tokens,omitempty"`
+	AnswerTokens int    `json:"answer_tokens"`
+}
+
+// Backend is the model side of a chat.
+type Backend interface {
+	// ContextTokens is how many tokens one turn may use in total: prompt,
+	// plan and answer.
+	ContextTokens() int
+	// PromptTokens counts the tokens of the prompt that Generate would feed
+	// for user after history, exactly as the model will see it.
+	PromptTokens(p planner.Prompter, history []planner.Message, user string) (int, error)
+	// Generate answers user after history, passing text to stream as it is
+	// generated (stream is called from one goroutine at a time and never
+	// after Generate returns). Cancelling ctx stops the generation; the
+	// partial reply is returned with an error.
+	Generate(ctx context.Context, p planner.Prompter, lim Limits, history []planner.Message, user string, stream func(Phase, string)) (Reply, error)
+}
+
+// Exchange is one finished turn of the conversation: the user's message and
+// the model's reply, with the mode it was answered in.
+type Exchange struct {
+	Turn int          `json:"turn"`
+	Mode planner.Mode `json:"mode"`
+	User string       `json:"user"`
+	Reply
+}
+
+// ErrCancelled is reported for a turn whose generation was cancelled (Ctrl-C).
+var ErrCancelled = errors.New("cancelled")
+
+// ErrTooLong is reported for a message that does not fit in the context
+// even without any history.
+var ErrTooLong = errors.New("message does not fit in the context")
+
+// minReplyTokens is the least room a turn needs for its reply: below it the
+// message is refused rather than answered with a few tokens.
+const minReplyTokens = 16
+
+// Options configure a Session.
+type Options struct {
+	// Prompter gives the mode, format, chat template and system message.
+	Prompter planner.Prompter
+	// Limits of each turn (0 = 256 plan tokens, 512 answer tokens).
+	Limits Limits
+	// HidePlan hides the plan in the output; it is still generated and saved.
+	HidePlan bool
+}
+
+// Session is one conversation. Its methods must not be called concurrently.
+type Session struct {
+	backend  Backend
+	render   Renderer
+	prompter planner.Prompter
+	limits   Limits
+	showPlan bool
+
+	log       []Exchange // every finished turn since the last /reset
+	first     int        // oldest entry of log still sent to the model
+	turns     int        // turns numbered so far (refused and cancelled ones too)
+	trimNoted bool       // the user was told that old turns are dropped
+}
+
+// New starts a session. The Prompter must have a valid mode and format and
+// a chat template.
+func New(b Backend, r Renderer, o Options) (*Session, error) {
+	if b == nil || r == nil {
+		return nil, errors.New("chat: backend and renderer are required")
+	}
+	if !o.Prompter.Mode.Valid() {
+		return nil, fmt.Errorf("chat: invalid mode %q (want direct, nlplan or codeplan)", o.Prompter.Mode)
+	}
+	if !o.Prompter.Format.Valid() {
+		return nil, fmt.Errorf("chat: invalid format %q (want trained or prompted)", o.Prompter.Format)
+	}
+	if o.Prompter.Chat == nil {
+		return nil, errors.New("chat: the prompter has no chat template")
+	}
+	if o.Limits.MaxPlanTokens <= 0 {
+		o.Limits.MaxPlanTokens = 256
+	}
+	if o.Limits.MaxTokens <= 0 {
+		o.Limits.MaxTokens = 512
+	}
+	return &Session{backend: b, render: r, prompter: o.Prompter, limits: o.Limits, showPlan: !o.HidePlan}, nil
+}
+
+// Mode is the current answer mode.
+func (s *Session) Mode() planner.Mode { return s.prompter.Mode }
+
+// ShowPlan reports whether plans are shown.
+func (s *Session) ShowPlan() bool { return s.showPlan }
+
+// Transcript returns every finished turn since the last /reset, including
+// turns already dropped from the model's context.
+func (s *Session) Transcript() []Exchange { return append([]Exchange(nil), s.log...) }
+
+// InContext returns the turns that the next message is sent with (before any
+// trimming that message needs).
+func (s *Session) InContext() []Exchange { return append([]Exchange(nil), s.log[s.first:]...) }
+
+// Handle processes one input line: a slash command or a message to the
+// model. Empty lines are ignored. A line starting with "//" sends the rest,
+// starting with "/", as a message. quit is true after /exit. err is what
+// went wrong (already shown through the Renderer), so a script can fail
+// with a useful exit status; the session stays usable either way.
+func (s *Session) Handle(ctx context.Context, line string) (quit bool, err error) {
+	line = strings.TrimRight(line, "\r\n")
+	if strings.TrimSpace(line) == "" {
+		return false, nil
+	}
+	if strings.HasPrefix(line, "//") {
+		_, err := s.Send(ctx, line[1:])
+		return false, err
+	}
+	if strings.HasPrefix(line, "/") {
+		return s.Command(line)
+	}
+	_, err = s.Send(ctx, line)
+	return false, err
+}
+
+// Send runs one turn: it fits the history into the context, generates the
+// plan and the answer while streaming them to the Renderer, and records the
+// exchange. A cancelled or failed turn is shown but not recorded.
+func (s *Session) Send(ctx context.Context, user string) (Exchange, error) {
+	s.turns++
+	ex := Exchange{Turn: s.turns, Mode: s.prompter.Mode, User: user}
+	dropped, err := s.fit(user)
+	if err != nil {
+		ex.Finish = "error"
+		s.render.Finish(ex, err)
+		return ex, err
+	}
+	if dropped > 0 && !s.trimNoted {
+		s.trimNoted = true
+		s.render.Message(Note, fmt.Sprintf("dropped the %s to fit the %d-token context; from now on the oldest turns are forgotten as the chat grows (/reset starts afresh)",
+			plural(dropped, "oldest turn", "%d oldest turns"), s.backend.ContextTokens()))
+	}
+	history := s.history()
+	s.render.Start(ex.Turn, ex.Mode, s.showPlan && ex.Mode.HasPlan())
+	// The mutex orders stream calls against the final Finish even if a
+	// Backend broke its promise not to stream after returning.
+	var mu sync.Mutex
+	done := false
+	stream := func(ph Phase, text string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if done || (ph == PhasePlan && !s.showPlan) {
+			return
+		}
+		s.render.Stream(ph, text)
+	}
+	reply, err := s.backend.Generate(ctx, s.prompter, s.limits, history, user, stream)
+	mu.Lock()
+	done = true
+	mu.Unlock()
+	ex.Reply = reply
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ErrCancelled
+			ex.Finish = "cancelled"
+		} else if ex.Finish == "" || ex.Finish == "stop" {
+			ex.Finish = "error"
+		}
+		s.render.Finish(s.shown(ex), err)
+		return ex, err
+	}
+	s.log = append(s.log, ex)
+	s.render.Finish(s.shown(ex), nil)
+	return ex, nil
+}
+
+// shown is the exchange as the Renderer may show it: without the plan while
+// plans are hidden.
+func (s *Session) shown(ex Exchange) Exchange {
+	if !s.showPlan {
+		ex.Plan = ""
+	}
+	return ex
+}
+
+// history is the conversation sent with the next message: the user messages
+// and the answers the user saw (the plans are the model's scratch work).
+func (s *Session) history() []planner.Message {
+	msgs := make([]planner.Message, 0, 2*(len(s.log)-s.first))
+	for _, ex := range s.log[s.first:] {
+		msgs = append(msgs,
+			planner.Message{Role: planner.RoleUser, Content: ex.User},
+			planner.Message{Role: planner.RoleAssistant, Content: ex.Answer})
+	}
+	return msgs
+}
+
+// fit drops the oldest turns until the prompt for user plus the generation
+// limits fits in the context, and returns how many it dropped. With no
+// history left it accepts a prompt that leaves at least minReplyTokens for
+// the reply (the reply may then be cut short, which the user is told), and
+// otherwise returns an error wrapping ErrTooLong.
+func (s *Session) fit(user string) (int, error) {
+	budget := s.backend.ContextTokens()
+	gen := s.limits.generation(s.prompter.Mode)
+	dropped := 0
+	for {
+		n, err := s.backend.PromptTokens(s.prompter, s.history(), user)
+		if err != nil {
+			return dropped, err
+		}
+		// The engine needs one position beyond the last token it feeds.
+		if n+gen < budget {
+			return dropped, nil
+		}
+		if s.first < len(s.log) {
+			s.first++
+			dropped++
+			continue
+		}
+		room := budget - 1 - n
+		if room < min(gen, minReplyTokens) {
+			return dropped, fmt.Errorf("%w: it needs %d prompt tokens and the context holds %d (shorten it, or raise --ctx)", ErrTooLong, n, budget)
+		}
+		s.render.Message(Note, fmt.Sprintf("only %d tokens are left for the reply (limits: %d); it may be cut short", room, gen))
+		return dropped, nil
+	}
+}
+
+// plural formats n with a singular word or a plural format.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return fmt.Sprintf(many, n)
+}

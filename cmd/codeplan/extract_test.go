@@ -1,0 +1,178 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func extractArgs(in, out string, extra ...string) []string {
+	args := []string{"codeplan", "-q", "extract", "tiny", "--input", in, "--output", out,
+		"--parallel", "4", "--max-plan-tokens", "48", "--threads", "1", "--ctx", "8192"}
+	return append(args, extra...)
+}
+
+// checkExactlyOnce asserts that output+rejects hold every input id once.
+func checkExactlyOnce(t *testing.T, n int, out string) {
+	t.Helper()
+	ids := readIDs(t, out, rejectsPath(out))
+	seen := map[string]int{}
+	for _, id := range ids {
+		seen[id]++
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("id %s appears %d times", id, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct ids in the results, want %d", len(seen), n)
+	}
+}
+
+func rejectsPath(out string) string {
+	return out[:len(out)-len(filepath.Ext(out))] + ".rejects.jsonl"
+}
+
+// TestExtractResumesAfterKill kills extract with SIGKILL mid-run, reruns it
+// and checks that every row ends up in the results exactly once.
+func TestExtractResumesAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	const n = 48
+	in := writeCorpus(t, dir, n)
+	out := filepath.Join(dir, "plans.jsonl")
+	args := extractArgs(in, out)
+	cmd := exec.Command(os.Args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for countLines(out)+countLines(rejectsPath(out)) < 6 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("extract wrote nothing within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	first := len(readIDs(t, out, rejectsPath(out)))
+	if first >= n {
+		t.Skipf("the run finished before it could be killed (%d rows)", first)
+	}
+	// Simulate a torn write as well: half a line at the end of the output.
+	f, _ := os.OpenFile(rejectsPath(out), os.O_APPEND|os.O_WRONLY, 0o644)
+	f.WriteString(`{"id":"r0`)
+	f.Close()
+	if code := run(extractArgs(in, out)); code != 0 {
+		t.Fatalf("rerun exit code %d", code)
+	}
+	checkExactlyOnce(t, n, out)
+}
+
+// TestExtractInterruptFinishesCleanly sends SIGINT (Ctrl-C): the process
+// finishes the rows in flight, exits 0, and a rerun completes the rest.
+func TestExtractInterruptFinishesCleanly(t *testing.T) {
+	dir := t.TempDir()
+	const n = 48
+	in := writeCorpus(t, dir, n)
+	out := filepath.Join(dir, "plans.jsonl")
+	args := extractArgs(in, out)
+	cmd := exec.Command(os.Args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for countLines(out)+countLines(rejectsPath(out)) < 4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("after Ctrl-C: %v", err)
+	}
+	if code := run(extractArgs(in, out)); code != 0 {
+		t.Fatalf("rerun exit code %d", code)
+	}
+	checkExactlyOnce(t, n, out)
+}
+
+// TestShardsMergeToUnsharded runs three shards and merges them: the result
+// must equal one unsharded run line for line.
+func TestShardsMergeToUnsharded(t *testing.T) {
+	dir := t.TempDir()
+	const n = 30
+	in := writeCorpus(t, dir, n)
+	full := filepath.Join(dir, "full.jsonl")
+	if code := run(extractArgs(in, full)); code != 0 {
+		t.Fatalf("unsharded exit %d", code)
+	}
+	var outs, rejs []string
+	for k := 1; k <= 3; k++ {
+		o := filepath.Join(dir, "shard"+string(rune('0'+k))+".jsonl")
+		if code := run(extractArgs(in, o, "--shard", string(rune('0'+k))+"/3")); code != 0 {
+			t.Fatalf("shard %d exit %d", k, code)
+		}
+		outs = append(outs, o)
+		rejs = append(rejs, rejectsPath(o))
+	}
+	merged := filepath.Join(dir, "merged.jsonl")
+	mergedRej := filepath.Join(dir, "merged.rejects.jsonl")
+	args := append([]string{"codeplan", "-q", "merge", "--output", merged, "--rejects-output", mergedRej}, outs...)
+	for _, r := range rejs {
+		args = append(args, "--rejects", r)
+	}
+	if code := run(args); code != 0 {
+		t.Fatalf("merge exit %d", code)
+	}
+	// A single run writes rows in completion order; merging it alone puts
+	// them in input order, which is what the merged shards must equal.
+	fullSorted := filepath.Join(dir, "full-sorted.jsonl")
+	fullSortedRej := filepath.Join(dir, "full-sorted.rejects.jsonl")
+	if code := run([]string{"codeplan", "-q", "merge", "--output", fullSorted, "--rejects-output", fullSortedRej, full, "--rejects", rejectsPath(full)}); code != 0 {
+		t.Fatalf("merge of the full run: exit %d", code)
+	}
+	for _, pair := range [][2]string{{fullSorted, merged}, {fullSortedRej, mergedRej}} {
+		a, _ := os.ReadFile(pair[0])
+		b, _ := os.ReadFile(pair[1])
+		if string(a) != string(b) {
+			t.Errorf("%s and %s differ", filepath.Base(pair[0]), filepath.Base(pair[1]))
+		}
+	}
+	ids := readIDs(t, merged, mergedRej)
+	sort.Strings(ids)
+	if len(ids) != n {
+		t.Errorf("merged %d rows, want %d", len(ids), n)
+	}
+}
+
+func TestExtractBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"prompt\":\"a\",\"response\":\"b\"}\n{not json\n{\"prompt\":\"c\"}\n"), 0o644)
+	out := filepath.Join(dir, "o.jsonl")
+	if code := run(extractArgs(bad, out)); code != exitUsage {
+		t.Errorf("malformed input: exit %d, want %d", code, exitUsage)
+	}
+	if code := run(extractArgs(bad, out, "--skip-bad")); code != 0 {
+		t.Errorf("--skip-bad: exit %d", code)
+	}
+	if got := len(readIDs(t, out, rejectsPath(out))); got != 1 {
+		t.Errorf("--skip-bad kept %d rows, want 1", got)
+	}
+	if code := run([]string{"codeplan", "extract", "tiny", "--output", out}); code != exitUsage {
+		t.Errorf("missing --input: exit %d", code)
+	}
+	if code := run(extractArgs(bad, out, "--shard", "4/3")); code != exitUsage {
+		t.Errorf("bad shard: exit %d", code)
+	}
+	if code := run([]string{"codeplan", "extract", filepath.Join(dir, "missing.gguf"), "--input", bad, "--output", out}); code != exitUsage {
+		t.Errorf("missing model: exit %d", code)
+	}
+}

@@ -1,0 +1,424 @@
+package llama
+
+/*
+#include <stdlib.h>
+#include "train.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// ErrTrain: the trainer cannot be created for this model or adapter, or a
+// training step failed.
+var ErrTrain = errors.New("LoRA training failed")
+
+// TrainerOptions size a Trainer.
+type TrainerOptions struct {
+	// Threads is the number of CPU threads (0 = runtime.NumCPU()).
+	Threads int
+	// MaxTokens is the most tokens one Accumulate or Evaluate call may pass
+	// (the physical batch); memory for activations grows with it.
+	MaxTokens int
+}
+
+// Trainer trains the A and B matrices of one LoRA adapter while the model's
+// own weights stay frozen. It computes the forward and backward pass with
+// ggml on the model's backends, keeps a gradient accumulator and the AdamW
+// moments for every adapter tensor, and updates the adapter's tensors in
+// place, so a Context using the adapter sees the trained values after each
+// Update.
+//
+// Only dense llama-family models (llama, qwen2, qwen3) are supported; the
+// constructor refuses others. Base weights whose type the backward pass
+// cannot read on their backend (F16 and BF16 on the CPU, anything but F32
+// on CUDA) are copied to F32 once; UpcastBytes reports the memory that
+// takes. A Trainer is not safe for concurrent use, and a Context must not
+// decode with the adapter while Update runs.
+type Trainer struct {
+	mu      sync.Mutex
+	c       *C.cp_trainer
+	model   *Model
+	adapter *Adapter
+	tensors []TrainTensor
+	max     int
+}
+
+// TrainTensor describes one trainable adapter tensor.
+type TrainTensor struct {
+	Name  string // e.g. "blk.0.attn_q.weight.lora_a"
+	Shape []int  // ggml ne order: {in, rank} for A, {rank, out} for B
+}
+
+// Elements is the number of values in the tensor.
+func (t TrainTensor) Elements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// TensorKind selects the data of a trainable tensor.
+type TensorKind int
+
+// Kinds of tensor data.
+const (
+	TensorValue TensorKind = C.CP_TRAIN_VALUE // the adapter tensor
+	TensorAdamM TensorKind = C.CP_TRAIN_M     // AdamW first moment
+	TensorAdamV TensorKind = C.CP_TRAIN_V     // AdamW second moment
+	TensorGrad  TensorKind = C.CP_TRAIN_GRAD  // accumulated gradient
+)
+
+// NewTrainer prepares training of a, which must have been loaded for m and
+// hold F32 tensors. It fails with ErrTrain (and a reason) for unsupported
+// architectures, weight types and adapters, before any training work.
+func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
+	mc, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, fmt.Errorf("%w: no adapter", ErrTrain)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.c == nil {
+		return nil, fmt.Errorf("new trainer: adapter %s: %w", a.path, ErrClosed)
+	}
+	if a.model != m {
+		return nil, fmt.Errorf("%w: adapter %s was loaded for model %s, not %s", ErrTrain, a.path, a.model.path, m.path)
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	if opts.MaxTokens <= 0 {
+		return nil, fmt.Errorf("%w: MaxTokens must be positive, got %d", ErrTrain, opts.MaxTokens)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	c := C.cp_train_new(mc, a.c, C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens)}, eb.p, errBufLen)
+	if c == nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrTrain, m.path, eb)
+	}
+	t := &Trainer{c: c, model: m, adapter: a, max: opts.MaxTokens}
+	n := int(C.cp_train_n_tensors(c))
+	for i := 0; i < n; i++ {
+		tt := TrainTensor{Name: C.GoString(C.cp_train_tensor_name(c, C.int32_t(i)))}
+		for d := 0; d < 4; d++ {
+			if ne := int(C.cp_train_tensor_ne(c, C.int32_t(i), C.int32_t(d))); ne > 1 || d < 2 {
+				tt.Shape = append(tt.Shape, ne)
+			}
+		}
+		t.tensors = append(t.tensors, tt)
+	}
+	// The trainer holds pointers into both: neither may be freed first.
+	a.attached++
+	m.mu.Lock()
+	m.contexts++
+	m.mu.Unlock()
+	return t, nil
+}
+
+// Close frees the trainer's buffers. The adapter keeps its trained values.
+func (t *Trainer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return nil
+	}
+	C.cp_train_free(t.c)
+	t.c = nil
+	t.adapter.detached()
+	t.model.mu.Lock()
+	t.model.contexts--
+	t.model.mu.Unlock()
+	return nil
+}
+
+// Adapter is the adapter being trained.
+func (t *Trainer) Adapter() *Adapter { return t.adapter }
+
+// MaxTokens is the most tokens one batch may hold.
+func (t *Trainer) MaxTokens() int { return t.max }
+
+// Tensors lists the trainable tensors in a fixed order (sorted by name).
+func (t *Trainer) Tensors() []TrainTensor {
+	out := make([]TrainTensor, len(t.tensors))
+	copy(out, t.tensors)
+	return out
+}
+
+// Params is the number of trainable values.
+func (t *Trainer) Params() int {
+	n := 0
+	for _, tt := range t.tensors {
+		n += tt.Elements()
+	}
+	return n
+}
+
+// UpcastBytes is the memory taken by F32 copies of base weights.
+func (t *Trainer) UpcastBytes() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return 0
+	}
+	return int64(C.cp_train_upcast_bytes(t.c))
+}
+
+// StateBytes is the memory taken by gradients and AdamW moments.
+func (t *Trainer) StateBytes() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return 0
+	}
+	return int64(C.cp_train_state_bytes(t.c))
+}
+
+func (t *Trainer) ptr(op string) (*C.cp_trainer, error) {
+	if t.c == nil {
+		return nil, fmt.Errorf("%s: trainer %w", op, ErrClosed)
+	}
+	return t.c, nil
+}
+
+// Get copies one kind of data of trainable tensor i.
+func (t *Trainer) Get(i int, kind TensorKind) ([]float32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("trainer get")
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 || i >= len(t.tensors) {
+		return nil, fmt.Errorf("trainer get: tensor %d out of range (%d tensors)", i, len(t.tensors))
+	}
+	out := make([]float32, t.tensors[i].Elements())
+	eb := newErrBuf()
+	defer eb.free()
+	if C.cp_train_tensor_get(c, C.int32_t(i), C.int32_t(kind), (*C.float)(unsafe.Pointer(&out[0])), C.int64_t(len(out)), eb.p, errBufLen) != 0 {
+		return nil, fmt.Errorf("%w: get %s: %s", ErrTrain, t.tensors[i].Name, eb)
+	}
+	return out, nil
+}
+
+// Set overwrites one kind of data of trainable tensor i (to resume from a
+// checkpoint).
+func (t *Trainer) Set(i int, kind TensorKind, v []float32) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("trainer set")
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(t.tensors) {
+		return fmt.Errorf("trainer set: tensor %d out of range (%d tensors)", i, len(t.tensors))
+	}
+	if len(v) != t.tensors[i].Elements() {
+		return fmt.Errorf("trainer set %s: %d values, want %d", t.tensors[i].Name, len(v), t.tensors[i].Elements())
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if C.cp_train_tensor_set(c, C.int32_t(i), C.int32_t(kind), (*C.float)(unsafe.Pointer(&v[0])), C.int64_t(len(v)), eb.p, errBufLen) != 0 {
+		return fmt.Errorf("%w: set %s: %s", ErrTrain, t.tensors[i].Name, eb)
+	}
+	return nil
+}
+
+// TrainBatch packs one or more token sequences into one forward/backward
+// pass. Sequences do not attend to each other. Labels[i] is the token that
+// should follow Tokens[i], or -1 where no prediction is scored.
+type TrainBatch struct {
+	Tokens []Token
+	Pos    []Pos
+	Seq    []SeqID
+	Labels []Token
+}
+
+// MaxTrainSequences is the most sequences one TrainBatch may hold.
+const MaxTrainSequences = 256
+
+// Len is the number of tokens in the batch.
+func (b *TrainBatch) Len() int { return len(b.Tokens) }
+
+// Sequences is the number of sequences added.
+func (b *TrainBatch) Sequences() int {
+	if len(b.Seq) == 0 {
+		return 0
+	}
+	return int(b.Seq[len(b.Seq)-1]) + 1
+}
+
+// Reset empties the batch, keeping its memory.
+func (b *TrainBatch) Reset() {
+	b.Tokens, b.Pos, b.Seq, b.Labels = b.Tokens[:0], b.Pos[:0], b.Seq[:0], b.Labels[:0]
+}
+
+// Add appends one sequence whose tokens from index scoredFrom on are the
+// training target: the model is scored on predicting each of them from the
+// tokens before it, never on predicting tokens before scoredFrom. It
+// returns the number of scored tokens, len(tokens)-scoredFrom.
+func (b *TrainBatch) Add(tokens []Token, scoredFrom int) (int, error) {
+	if len(tokens) < 2 {
+		return 0, fmt.Errorf("train batch: sequence of %d tokens is too short to score", len(tokens))
+	}
+	if scoredFrom < 1 || scoredFrom >= len(tokens) {
+		return 0, fmt.Errorf("train batch: scored part starts at token %d of %d (want 1..%d)", scoredFrom, len(tokens), len(tokens)-1)
+	}
+	seq := SeqID(b.Sequences())
+	if seq >= MaxTrainSequences {
+		return 0, fmt.Errorf("train batch: more than %d sequences", MaxTrainSequences)
+	}
+	for i, tok := range tokens {
+		label := Token(-1)
+		if i+1 < len(tokens) && i+1 >= scoredFrom {
+			label = tokens[i+1]
+		}
+		b.Tokens = append(b.Tokens, tok)
+		b.Pos = append(b.Pos, Pos(i))
+		b.Seq = append(b.Seq, seq)
+		b.Labels = append(b.Labels, label)
+	}
+	return len(tokens) - scoredFrom, nil
+}
+
+// BatchLoss is what one batch measured.
+type BatchLoss struct {
+	LossSum float64 // summed cross-entropy of the scored tokens, in nats
+	Scored  int     // scored tokens
+	Correct int     // scored tokens the model already predicted (arg-max)
+}
+
+// Mean is the mean loss per scored token.
+func (l BatchLoss) Mean() float64 {
+	if l.Scored == 0 {
+		return 0
+	}
+	return l.LossSum / float64(l.Scored)
+}
+
+// Add sums two measurements.
+func (l BatchLoss) Add(o BatchLoss) BatchLoss {
+	return BatchLoss{LossSum: l.LossSum + o.LossSum, Scored: l.Scored + o.Scored, Correct: l.Correct + o.Correct}
+}
+
+// Accumulate runs the forward and backward pass over b and adds
+// weight × d(summed loss)/d(adapter) to the gradient accumulators. For the
+// gradient of the mean loss over an optimizer step, pass weight = 1/(scored
+// tokens in the whole step).
+func (t *Trainer) Accumulate(b *TrainBatch, weight float32) (BatchLoss, error) {
+	return t.batch(b, true, weight)
+}
+
+// Evaluate runs the forward pass only (held-out loss).
+func (t *Trainer) Evaluate(b *TrainBatch) (BatchLoss, error) {
+	return t.batch(b, false, 0)
+}
+
+func (t *Trainer) batch(b *TrainBatch, backward bool, weight float32) (BatchLoss, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("train batch")
+	if err != nil {
+		return BatchLoss{}, err
+	}
+	n := len(b.Tokens)
+	if n == 0 || len(b.Pos) != n || len(b.Seq) != n || len(b.Labels) != n {
+		return BatchLoss{}, fmt.Errorf("train batch: %d tokens, %d positions, %d sequence ids, %d labels", n, len(b.Pos), len(b.Seq), len(b.Labels))
+	}
+	if n > t.max {
+		return BatchLoss{}, fmt.Errorf("train batch: %d tokens, trainer takes at most %d", n, t.max)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	var res C.cp_train_result
+	rc := C.cp_train_batch(c,
+		(*C.llama_token)(unsafe.Pointer(&b.Tokens[0])),
+		(*C.llama_pos)(unsafe.Pointer(&b.Pos[0])),
+		(*C.llama_seq_id)(unsafe.Pointer(&b.Seq[0])),
+		(*C.llama_token)(unsafe.Pointer(&b.Labels[0])),
+		C.int32_t(n), C.bool(backward), C.float(weight), &res, eb.p, errBufLen)
+	if rc != 0 {
+		return BatchLoss{}, fmt.Errorf("%w: %s", ErrTrain, eb)
+	}
+	return BatchLoss{LossSum: float64(res.loss_sum), Scored: int(res.n_scored), Correct: int(res.n_correct)}, nil
+}
+
+// ZeroGrad clears the gradient accumulators (start of an optimizer step).
+func (t *Trainer) ZeroGrad() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("zero grad")
+	if err != nil {
+		return err
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if C.cp_train_zero_grad(c, eb.p, errBufLen) != 0 {
+		return fmt.Errorf("%w: %s", ErrTrain, eb)
+	}
+	return nil
+}
+
+// GradNorm is the L2 norm of all accumulated gradients together.
+func (t *Trainer) GradNorm() (float64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("grad norm")
+	if err != nil {
+		return 0, err
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	var norm C.double
+	if C.cp_train_grad_norm(c, &norm, eb.p, errBufLen) != 0 {
+		return 0, fmt.Errorf("%w: %s", ErrTrain, eb)
+	}
+	return float64(norm), nil
+}
+
+// AdamW are the parameters of one optimizer step (decoupled weight decay,
+// as in ggml's opt_step_adamw).
+type AdamW struct {
+	LR          float32
+	Beta1       float32 // 0.9 is usual
+	Beta2       float32 // 0.999 is usual
+	Eps         float32 // 1e-8 is usual
+	WeightDecay float32
+	// GradScale multiplies the accumulated gradient first (1 = none; use
+	// min(1, maxNorm/GradNorm()) to clip).
+	GradScale float32
+	// Step is the 1-based number of this optimizer step; it sets Adam's bias
+	// correction, so a resumed run continues the count.
+	Step int64
+}
+
+// Update applies one AdamW step to the adapter tensors from the
+// accumulated gradients (which it leaves in place; call ZeroGrad next).
+func (t *Trainer) Update(p AdamW) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.ptr("update")
+	if err != nil {
+		return err
+	}
+	if p.GradScale == 0 {
+		p.GradScale = 1
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	cp := C.cp_adamw{lr: C.float(p.LR), beta1: C.float(p.Beta1), beta2: C.float(p.Beta2), eps: C.float(p.Eps),
+		wd: C.float(p.WeightDecay), grad_scale: C.float(p.GradScale), t: C.int64_t(p.Step)}
+	if C.cp_train_adamw(c, cp, eb.p, errBufLen) != 0 {
+		return fmt.Errorf("%w: %s", ErrTrain, eb)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package llama
+
+import "testing"
+
+func TestZZGradcheck(t *testing.T) { debugGradcheck() }

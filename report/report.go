@@ -1,0 +1,184 @@
+// Package report summarises per-item evaluation results of `codeplan
+// eval` by answering mode (direct, natural-language plan, code-form plan,
+// ...): accuracy with a 95% Wilson confidence interval, mean tokens and
+// time per item, the relative gain of each mode over the "direct"
+// baseline, and accuracy by number of reasoning steps. It renders the
+// summary as Markdown tables and as a PNG chart.
+package report
+
+import (
+	"math"
+	"slices"
+)
+
+// Baseline is the mode that relative gains are measured against.
+const Baseline = "direct"
+
+// Z95 is the standard normal quantile for a two-sided 95% interval.
+const Z95 = 1.959963984540054
+
+// Result is the outcome of one item under one mode.
+type Result struct {
+	Mode    string
+	ItemID  string
+	Steps   int // reasoning steps of the item; 0 if unknown
+	Correct bool
+	F1      float64
+	Tokens  int     // generated tokens
+	Seconds float64 // wall time spent on the item
+}
+
+// Interval is a confidence interval for a proportion, within [0, 1].
+type Interval struct {
+	Low, High float64
+}
+
+// Wilson returns the Wilson score interval for correct successes out of
+// n trials at normal quantile z (Z95 for 95%). Unlike the normal
+// approximation it stays inside [0, 1] and is sensible at 0% and 100%
+// accuracy, which small evaluations often hit. With n = 0 nothing is
+// known and the interval is [0, 1].
+func Wilson(correct, n int, z float64) Interval {
+	if n <= 0 {
+		return Interval{0, 1}
+	}
+	nf := float64(n)
+	p := float64(correct) / nf
+	z2 := z * z
+	denom := 1 + z2/nf
+	center := (p + z2/(2*nf)) / denom
+	half := z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / denom
+	return Interval{Low: math.Max(0, center-half), High: math.Min(1, center+half)}
+}
+
+// RelativeGain is (acc - base) / base: +0.2 means 20% more accurate than
+// the baseline. It is NaN when base is 0 or NaN, where a ratio means
+// nothing; renderers print such gains as "n/a".
+func RelativeGain(acc, base float64) float64 {
+	if base == 0 || math.IsNaN(base) || math.IsNaN(acc) {
+		return math.NaN()
+	}
+	return (acc - base) / base
+}
+
+// StepSummary is the accuracy of one mode on items with one step count.
+type StepSummary struct {
+	Steps, N, Correct int
+	Accuracy          float64
+	CI                Interval
+}
+
+// ModeSummary aggregates the results of one mode.
+type ModeSummary struct {
+	Mode       string
+	N, Correct int
+	Accuracy   float64
+	CI         Interval // 95% Wilson interval of Accuracy
+	MeanF1     float64
+	// MeanTokens and MeanSeconds are averages per item.
+	MeanTokens, MeanSeconds float64
+	// Gain is RelativeGain over the Baseline mode; NaN for the baseline
+	// itself, when there is no baseline, or when its accuracy is 0.
+	Gain float64
+	// ByStep has one entry per step count (> 0) seen for this mode, in
+	// increasing order.
+	ByStep []StepSummary
+}
+
+// Summary is the whole report: one entry per mode, the baseline first
+// when present, then the others in order of first appearance.
+type Summary struct {
+	Modes []ModeSummary
+	// Steps are all step counts > 0 present in any mode, increasing.
+	Steps []int
+	// HasBaseline tells whether Baseline is among the modes.
+	HasBaseline bool
+}
+
+// Summarize aggregates results per mode and per step count.
+func Summarize(results []Result) Summary {
+	type acc struct {
+		ms     ModeSummary
+		f1     float64
+		tokens float64
+		secs   float64
+		steps  map[int]*StepSummary
+	}
+	var order []string
+	byMode := map[string]*acc{}
+	stepSet := map[int]bool{}
+	for _, r := range results {
+		a, ok := byMode[r.Mode]
+		if !ok {
+			a = &acc{ms: ModeSummary{Mode: r.Mode}, steps: map[int]*StepSummary{}}
+			byMode[r.Mode] = a
+			order = append(order, r.Mode)
+		}
+		a.ms.N++
+		a.f1 += r.F1
+		a.tokens += float64(r.Tokens)
+		a.secs += r.Seconds
+		if r.Correct {
+			a.ms.Correct++
+		}
+		if r.Steps > 0 {
+			stepSet[r.Steps] = true
+			s, ok := a.steps[r.Steps]
+			if !ok {
+				s = &StepSummary{Steps: r.Steps}
+				a.steps[r.Steps] = s
+			}
+			s.N++
+			if r.Correct {
+				s.Correct++
+			}
+		}
+	}
+	if i := slices.Index(order, Baseline); i > 0 {
+		order = append([]string{Baseline}, slices.Delete(order, i, i+1)...)
+	}
+	var sum Summary
+	sum.HasBaseline = byMode[Baseline] != nil
+	base := math.NaN()
+	if sum.HasBaseline {
+		b := byMode[Baseline].ms
+		base = float64(b.Correct) / float64(b.N)
+	}
+	for _, mode := range order {
+		a := byMode[mode]
+		ms := a.ms
+		n := float64(ms.N)
+		ms.Accuracy = float64(ms.Correct) / n
+		ms.CI = Wilson(ms.Correct, ms.N, Z95)
+		ms.MeanF1 = a.f1 / n
+		ms.MeanTokens = a.tokens / n
+		ms.MeanSeconds = a.secs / n
+		ms.Gain = math.NaN()
+		if mode != Baseline {
+			ms.Gain = RelativeGain(ms.Accuracy, base)
+		}
+		for _, s := range a.steps {
+			s.Accuracy = float64(s.Correct) / float64(s.N)
+			s.CI = Wilson(s.Correct, s.N, Z95)
+			ms.ByStep = append(ms.ByStep, *s)
+		}
+		slices.SortFunc(ms.ByStep, func(x, y StepSummary) int { return x.Steps - y.Steps })
+		sum.Modes = append(sum.Modes, ms)
+	}
+	for k := range stepSet {
+		sum.Steps = append(sum.Steps, k)
+	}
+	slices.Sort(sum.Steps)
+	return sum
+}
+
+// step returns the summary of one step count, if the mode has items
+// with that count.
+func (m ModeSummary) step(k int) (StepSummary, bool) {
+	for _, s := range m.ByStep {
+		if s.Steps == k {
+			return s, true
+		}
+	}
+	return StepSummary{}, false
+}
