@@ -233,8 +233,10 @@ func (r JSONRenderer) Finish(ex Exchange, err error) {
 	}
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // scripts read it; "<" stays "<"
-	if err := enc.Encode(rec); err != nil { // an invalid mode; never from a Session
+	// Scripts read this, so "<" stays "<" rather than "\u003c".
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		// Only an invalid mode fails to encode, which a Session never has.
 		b.Reset()
 		enc.Encode(map[string]string{"error": err.Error()})
 	}

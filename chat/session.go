@@ -75,6 +75,9 @@ type Exchange struct {
 	Turn int          `json:"turn"`
 	Mode planner.Mode `json:"mode"`
 	User string       `json:"user"`
+	// ContextTurns is how many earlier turns were sent with the message;
+	// fewer than Turn-1 once old turns were dropped to fit the context.
+	ContextTurns int `json:"context_turns"`
 	Reply
 }
 
@@ -190,6 +193,7 @@ func (s *Session) Send(ctx context.Context, user string) (Exchange, error) {
 			plural(dropped, "oldest turn", "%d oldest turns"), s.backend.ContextTokens()))
 	}
 	history := s.history()
+	ex.ContextTurns = len(s.log) - s.first
 	s.render.Start(ex.Turn, ex.Mode, s.showPlan && ex.Mode.HasPlan())
 	// The mutex orders stream calls against the final Finish even if a
 	// Backend broke its promise not to stream after returning.

@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newEngine(t testing.TB, parallel, ctxSize int, opts engine.Options) *engine.Engine {
+// engineContext makes a context for tests, closed at the end of the test.
+func engineContext(t testing.TB, parallel, ctxSize int) *llama.Context {
 	t.Helper()
 	// One thread: test binaries run in parallel on small CI machines, and
 	// ggml's spinning worker threads slow down badly when oversubscribed.
@@ -39,15 +40,19 @@ func newEngine(t testing.TB, parallel, ctxSize int, opts engine.Options) *engine
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { lctx.Close() })
+	return lctx
+}
+
+func newEngine(t testing.TB, parallel, ctxSize int, opts engine.Options) *engine.Engine {
+	t.Helper()
+	lctx := engineContext(t, parallel, ctxSize)
 	opts.Parallel = parallel
 	e, err := engine.New(lctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		e.Close()
-		lctx.Close()
-	})
+	t.Cleanup(e.Close) // registered after the context's cleanup, so it runs first
 	return e
 }
 

@@ -517,6 +517,41 @@ struct built {
     }
 };
 
+// protect_from_aliasing works around two CPU kernels of this ggml version
+// that give wrong results when the graph allocator places their output over
+// one of their inputs (both ops are on ggml-alloc's in-place list):
+// rms_norm_back overwrites its incoming gradient (src0) before reading it,
+// and soft_max_back overwrites the softmax output (src1) before reading it.
+// The allocator reuses an input only if it is not a graph output, so those
+// inputs are marked as outputs. For soft_max_back this is needed only when
+// src0 cannot be reused (the allocator tries src0 first, which is safe).
+// The cost is that these tensors stay allocated until the end of the step.
+void protect_from_aliasing(ggml_cgraph * gb) {
+    std::unordered_map<const ggml_tensor *, int> consumers;
+    const int n = ggml_graph_n_nodes(gb);
+    for (int i = 0; i < n; ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        for (int j = 0; j < GGML_MAX_SRC; ++j) {
+            if (node->src[j]) {
+                consumers[node->src[j]]++;
+            }
+        }
+    }
+    for (int i = 0; i < n; ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        if (node->op == GGML_OP_RMS_NORM_BACK) {
+            ggml_set_output(node->src[0]);
+        } else if (node->op == GGML_OP_SOFT_MAX_BACK) {
+            ggml_tensor * dy = node->src[0];
+            const bool dy_reusable = consumers[dy] == 1 && dy->view_src == nullptr && !(dy->flags & GGML_TENSOR_FLAG_OUTPUT) &&
+                                     dy->type == node->type && ggml_are_same_shape(dy, node) && ggml_is_contiguous(dy);
+            if (!dy_reusable) {
+                ggml_set_output(node->src[1]);
+            }
+        }
+    }
+}
+
 // build_step makes the graph for one batch. The batch allocator validates
 // tokens, sequences and positions exactly as llama_decode would.
 void build_step(cp_trainer & t, built & b, const llama_token * tokens, const llama_pos * pos, const llama_seq_id * seq,
@@ -625,7 +660,7 @@ void build_step(cp_trainer & t, built & b, const llama_token * tokens, const lla
         }
     }
     ggml_build_backward_expand(b.ctx, gb, grad_accs.data());
-    if (getenv("CP_DEBUG_OUT")) { for (int i = 0; i < ggml_graph_n_nodes(gb); ++i) ggml_set_output(ggml_graph_node(gb, i)); }
+    protect_from_aliasing(gb);
     b.graph = gb;
 }
 

@@ -1,6 +1,7 @@
 package llama_test
 
 import (
+	"encoding/binary"
 	"math"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
@@ -222,5 +224,182 @@ func TestTrainGradientMatchesFiniteDifference(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s[%d]: grad %.5f, finite difference %.5f", tt.Name, j, grad[j], fd)
+	}
+}
+
+// writeTinyAs rewrites the tiny model with every matrix stored as typ
+// (F16, Q8_0 or Q4_0, quantized here with the reference rounding of ggml).
+func writeTinyAs(t testing.TB, typ gguf.TensorType) string {
+	t.Helper()
+	f, err := gguf.Open(tinyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := gguf.NewWriter()
+	for _, kv := range f.KVs {
+		setKV(t, w, kv)
+	}
+	for _, ti := range f.Tensors() {
+		vals, err := f.TensorF32(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ti.Shape) < 2 {
+			if err := w.AddF32(ti.Name, ti.Shape, vals); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		switch typ {
+		case gguf.TensorF16:
+			err = w.AddF16(ti.Name, ti.Shape, vals)
+		case gguf.TensorQ8_0:
+			err = w.AddTensor(ti.Name, typ, ti.Shape, quantQ8_0(vals))
+		case gguf.TensorQ4_0:
+			err = w.AddTensor(ti.Name, typ, ti.Shape, quantQ4_0(vals))
+		default:
+			t.Fatalf("type %s", typ)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "tiny-"+typ.String()+".gguf")
+	if err := w.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func setKV(t testing.TB, w *gguf.Writer, kv gguf.KV) {
+	switch v := kv.Value.(type) {
+	case uint8:
+		w.SetUint8(kv.Key, v)
+	case int8:
+		w.SetInt8(kv.Key, v)
+	case uint16:
+		w.SetUint16(kv.Key, v)
+	case int16:
+		w.SetInt16(kv.Key, v)
+	case uint32:
+		w.SetUint32(kv.Key, v)
+	case int32:
+		w.SetInt32(kv.Key, v)
+	case uint64:
+		w.SetUint64(kv.Key, v)
+	case int64:
+		w.SetInt64(kv.Key, v)
+	case float32:
+		w.SetFloat32(kv.Key, v)
+	case float64:
+		w.SetFloat64(kv.Key, v)
+	case bool:
+		w.SetBool(kv.Key, v)
+	case string:
+		w.SetString(kv.Key, v)
+	case gguf.Array:
+		w.SetArray(kv.Key, v)
+	default:
+		t.Fatalf("metadata %s: unexpected %T", kv.Key, kv.Value)
+	}
+}
+
+func quantQ8_0(x []float32) []byte {
+	out := make([]byte, 0, len(x)/32*34)
+	for b := 0; b < len(x); b += 32 {
+		amax := float32(0)
+		for _, v := range x[b : b+32] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		out = binary.LittleEndian.AppendUint16(out, gguf.Float32ToF16(d))
+		for _, v := range x[b : b+32] {
+			q := 0.0
+			if d != 0 {
+				q = math.Round(float64(v / d))
+			}
+			out = append(out, byte(int8(q)))
+		}
+	}
+	return out
+}
+
+func quantQ4_0(x []float32) []byte {
+	out := make([]byte, 0, len(x)/32*18)
+	for b := 0; b < len(x); b += 32 {
+		blk := x[b : b+32]
+		amax, mx := float32(0), float32(0)
+		for _, v := range blk {
+			if a := float32(math.Abs(float64(v))); a > amax {
+				amax, mx = a, v
+			}
+		}
+		d := mx / -8
+		id := float32(0)
+		if d != 0 {
+			id = 1 / d
+		}
+		out = binary.LittleEndian.AppendUint16(out, gguf.Float32ToF16(d))
+		for j := 0; j < 16; j++ {
+			q0 := min(15, int(blk[j]*id+8.5))
+			q1 := min(15, int(blk[j+16]*id+8.5))
+			out = append(out, byte(q0)|byte(q1)<<4)
+		}
+	}
+	return out
+}
+
+func TestTrainWeightTypes(t *testing.T) {
+	for _, typ := range []gguf.TensorType{gguf.TensorF16, gguf.TensorQ8_0, gguf.TensorQ4_0} {
+		t.Run(typ.String(), func(t *testing.T) {
+			p := writeTinyAs(t, typ)
+			m, err := llama.LoadModel(p, llama.ModelOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			lp := filepath.Join(t.TempDir(), "lora.gguf")
+			if err := tiny.WriteLoRA(lp, tiny.DefaultConfig(), tiny.LoRAOptions{Rank: 4, Alpha: 8, Targets: allTargets, Seed: 3}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := m.LoadAdapter(lp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			tr, err := m.NewTrainer(a, llama.TrainerOptions{Threads: 1, MaxTokens: 128})
+			if err != nil {
+				t.Fatalf("new trainer: %v", err)
+			}
+			defer tr.Close()
+			toks := tokens(t, m, "The quick brown fox jumps over the lazy dog.")
+			var b llama.TrainBatch
+			if _, err := b.Add(toks, 5); err != nil {
+				t.Fatal(err)
+			}
+			got, err := tr.Evaluate(&b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := inferenceLoss(t, m, a, toks, 5)
+			t.Logf("%s: upcast %d bytes; train loss %.5f, inference loss %.5f", typ, tr.UpcastBytes(), got.Mean(), want)
+			first := 0.0
+			for step := 1; step <= 20; step++ {
+				tr.ZeroGrad()
+				l, err := tr.Accumulate(&b, 1/float32(got.Scored))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if step == 1 {
+					first = l.Mean()
+				}
+				if err := tr.Update(llama.AdamW{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: int64(step)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after, _ := tr.Evaluate(&b)
+			t.Logf("%s: loss %.4f -> %.4f", typ, first, after.Mean())
+		})
 	}
 }

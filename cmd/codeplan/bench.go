@@ -1,7 +1,101 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama"
+)
 
 func benchCommand() *cli.Command {
-	return &cli.Command{Name: "bench", Usage: "(not implemented yet)"}
+	flags := modelFlags(1)
+	flags = append(flags,
+		&cli.StringFlag{Name: "parallels", Value: "1,2,4,8,16", Usage: "comma-separated sequence counts to measure"},
+		&cli.IntFlag{Name: "pp", Value: 512, Usage: "prompt tokens per sequence"},
+		&cli.IntFlag{Name: "tg", Value: 128, Usage: "generated tokens per sequence"},
+		&cli.BoolFlag{Name: "json", Usage: "print JSON rows instead of a table"},
+	)
+	return &cli.Command{
+		Name:      "bench",
+		Usage:     "measure prompt and generation tokens/s at several --parallel values (size a run)",
+		ArgsUsage: "MODEL.gguf",
+		Description: `For each value P of --parallels, P sequences each process a --pp token prompt
+and then generate --tg tokens together, one token per sequence per step (the
+measurement of llama.cpp's batched-bench). S_PP and S_TG are tokens per second
+over all sequences: pick the --parallel where S_TG stops growing for extract.
+
+Example:
+   codeplan bench Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --gpu --parallels 1,4,16,32`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			var ps []int
+			for _, f := range strings.Split(c.String("parallels"), ",") {
+				p, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || p <= 0 {
+					return usagef("bench: --parallels %q: want positive integers like 1,2,4,8", c.String("parallels"))
+				}
+				ps = append(ps, p)
+			}
+			pp, tg := c.Int("pp"), c.Int("tg")
+			if pp <= 0 || tg <= 0 {
+				return usagef("bench: --pp and --tg must be positive")
+			}
+			maxP := 0
+			for _, p := range ps {
+				maxP = max(maxP, p)
+			}
+			// One context sized for the largest run; smaller runs use a subset.
+			if err := c.Set("parallel", strconv.Itoa(maxP)); err != nil {
+				return err
+			}
+			if !c.IsSet("ctx") {
+				if err := c.Set("ctx", strconv.Itoa(maxP*(pp+tg))); err != nil {
+					return err
+				}
+			}
+			l, err := openModel(c)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			// A warm-up decode, so one-time allocations are not timed.
+			if _, err := engine.MeasureBatched(l.ctx, 1, min(pp, 32), 4); err != nil {
+				return err
+			}
+			info, _ := l.model.Info()
+			if !c.Bool("json") {
+				fmt.Printf("model %s (%s), threads %d, %s\n\n", l.path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
+				fmt.Printf("|%6s |%6s |%6s |%8s |%10s |%12s |%10s |%12s |\n", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s")
+				fmt.Println("|-------|-------|-------|---------|-----------|-------------|-----------|-------------|")
+			}
+			enc := json.NewEncoder(os.Stdout)
+			for _, p := range ps {
+				r, err := engine.MeasureBatched(l.ctx, p, pp, tg)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					enc.Encode(map[string]any{"parallel": p, "pp": pp, "tg": tg, "pp_seconds": r.PromptTime.Seconds(), "pp_tok_s": r.PromptTokensPerSecond(),
+						"tg_seconds": r.GenTime.Seconds(), "tg_tok_s": r.GenTokensPerSecond()})
+					continue
+				}
+				fmt.Printf("|%6d |%6d |%6d |%8d |%10.3f |%12.1f |%10.3f |%12.1f |\n", pp, tg, p, p*(pp+tg),
+					r.PromptTime.Seconds(), r.PromptTokensPerSecond(), r.GenTime.Seconds(), r.GenTokensPerSecond())
+			}
+			return nil
+		},
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

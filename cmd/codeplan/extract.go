@@ -252,7 +252,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	if s.Interrupted {
 		fmt.Fprintf(w, "  INTERRUPTED: rerun the same command to resume\n")
 	}
-	fmt.Fprintf(w, "  rows processed    %d  (accepted %d, rejected %d, failed %d)\n", s.Processed, s.Accepted, s.Rejected, s.Failed)
+	fmt.Fprintf(w, "  rows processed    %d  (accepted %d, rejected %d, failed %d)\n", s.Processed, s.Written, s.Rejected, s.Failed)
 	if s.Resumed+s.OtherShards+s.Duplicates+s.Skipped > 0 {
 		fmt.Fprintf(w, "  rows not sent     already done %d, other shards %d, duplicate ids %d, malformed %d\n", s.Resumed, s.OtherShards, s.Duplicates, s.Skipped)
 	}
@@ -273,12 +273,12 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
 	}
-	if s.Accepted > 0 {
+	if s.Written > 0 {
 		fmt.Fprintf(w, "  mean words        prompt %.1f, plan %.1f, response %.1f  (paper: %.1f / %.1f / %.1f)\n",
 			s.PromptWords, s.PlanWords, s.ResponseWord, paperPromptWords, paperPlanWords, paperResponseWords)
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
-		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTokens, s.PlanTokens)
+		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTokens, s.Tokens)
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {
 		fmt.Fprintf(w, "  rejects           %s\n", cfg.Rejects)

@@ -53,6 +53,9 @@ type ReadOptions struct {
 	SkipBad bool
 	// KeepRaw fills Row.Raw with the original row.
 	KeepRaw bool
+	// PromptOnly accepts rows without a response (Row.Response is then
+	// empty): generate needs only prompts.
+	PromptOnly bool
 }
 
 // Reader streams the rows of one input. It is not safe for concurrent use;

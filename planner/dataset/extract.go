@@ -43,10 +43,11 @@ const (
 // ReadOptions. It holds no per-row state, so one extractor serves a whole file.
 type extractor struct {
 	promptPath, responsePath, idPath string
+	promptOnly                       bool
 }
 
 func newExtractor(opts ReadOptions) *extractor {
-	return &extractor{promptPath: opts.PromptField, responsePath: opts.ResponseField, idPath: opts.IDField}
+	return &extractor{promptPath: opts.PromptField, responsePath: opts.ResponseField, idPath: opts.IDField, promptOnly: opts.PromptOnly}
 }
 
 // extract returns the fields of obj, or a non-empty reason why it is malformed.
@@ -129,6 +130,9 @@ func (e *extractor) promptResponse(f *rowFields) (prompt, response, reason strin
 		}
 	}
 	if reason != "" {
+		if e.promptOnly && strings.TrimSpace(prompt) != "" {
+			return prompt, "", ""
+		}
 		return "", "", reason
 	}
 	return prompt, response, ""

@@ -449,3 +449,32 @@ func TestParquet(t *testing.T) {
 		t.Errorf("qa skips = %+v", skips)
 	}
 }
+
+func TestPromptOnly(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "prompts.jsonl")
+	if err := os.WriteFile(p, []byte("{\"prompt\":\"only a prompt\"}\n{\"question\":\"q\",\"answer\":\"a\"}\n{\"other\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p, ReadOptions{PromptOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	row, err := r.Next()
+	if err != nil || row.Prompt != "only a prompt" || row.Response != "" {
+		t.Fatalf("row 1: %+v %v", row, err)
+	}
+	row, err = r.Next()
+	if err != nil || row.Prompt != "q" || row.Response != "a" {
+		t.Fatalf("row 2: %+v %v", row, err)
+	}
+	if _, err := r.Next(); err == nil {
+		t.Fatal("a row without any prompt was accepted")
+	}
+	// Without PromptOnly a missing response is an error.
+	r2, _ := Open(p, ReadOptions{})
+	defer r2.Close()
+	if _, err := r2.Next(); err == nil {
+		t.Fatal("missing response accepted without PromptOnly")
+	}
+}

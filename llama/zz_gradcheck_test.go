@@ -1,5 +1,0 @@
-package llama
-
-import "testing"
-
-func TestZZGradcheck(t *testing.T) { debugGradcheck() }
