@@ -45,8 +45,13 @@ test: headers
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/
 
+# The README's main command: extract plans from the shipped sample corpus with
+# the built-in tiny model (no download). One thread: the tiny model is too
+# small for a second thread to pay off.
+DEMO_DIR ?= /tmp/codeplan-demo
 demo: build
-	./$(BIN) extract --input examples/sample.jsonl --output /tmp/codeplan-demo/plans.jsonl --rejects /tmp/codeplan-demo/rejects.jsonl --parallel 4
+	@rm -rf $(DEMO_DIR)
+	./$(BIN) extract tiny --input examples/sample.jsonl --output $(DEMO_DIR)/plans.jsonl --parallel 4 --max-plan-tokens 128 --threads 1
 
 vet: headers
 	$(GO) vet ./...

@@ -236,11 +236,15 @@ func (s *Session) shown(ex Exchange) Exchange {
 	return ex
 }
 
-// history is the conversation sent with the next message: the user messages
-// and the answers the user saw (the plans are the model's scratch work).
-func (s *Session) history() []planner.Message {
-	msgs := make([]planner.Message, 0, 2*(len(s.log)-s.first))
-	for _, ex := range s.log[s.first:] {
+// history is the conversation sent with the next message.
+func (s *Session) history() []planner.Message { return s.historyFrom(s.first) }
+
+// historyFrom renders the turns from log[first] on as messages: the user
+// messages and the answers the user saw (the plans are the model's scratch
+// work).
+func (s *Session) historyFrom(first int) []planner.Message {
+	msgs := make([]planner.Message, 0, 2*(len(s.log)-first))
+	for _, ex := range s.log[first:] {
 		msgs = append(msgs,
 			planner.Message{Role: planner.RoleUser, Content: ex.User},
 			planner.Message{Role: planner.RoleAssistant, Content: ex.Answer})
@@ -252,30 +256,30 @@ func (s *Session) history() []planner.Message {
 // limits fits in the context, and returns how many it dropped. With no
 // history left it accepts a prompt that leaves at least minReplyTokens for
 // the reply (the reply may then be cut short, which the user is told), and
-// otherwise returns an error wrapping ErrTooLong.
+// otherwise returns an error wrapping ErrTooLong and keeps the history: a
+// message that cannot be answered must not cost the conversation.
 func (s *Session) fit(user string) (int, error) {
 	budget := s.backend.ContextTokens()
 	gen := s.limits.generation(s.prompter.Mode)
-	dropped := 0
-	for {
-		n, err := s.backend.PromptTokens(s.prompter, s.history(), user)
+	for first := s.first; ; first++ {
+		n, err := s.backend.PromptTokens(s.prompter, s.historyFrom(first), user)
 		if err != nil {
-			return dropped, err
+			return 0, err
 		}
 		// The engine needs one position beyond the last token it feeds.
-		if n+gen < budget {
-			return dropped, nil
-		}
-		if s.first < len(s.log) {
-			s.first++
-			dropped++
+		fits := n+gen < budget
+		if !fits && first < len(s.log) {
 			continue
 		}
-		room := budget - 1 - n
-		if room < min(gen, minReplyTokens) {
-			return dropped, fmt.Errorf("%w: it needs %d prompt tokens and the context holds %d (shorten it, or raise --ctx)", ErrTooLong, n, budget)
+		if !fits {
+			room := budget - 1 - n
+			if room < min(gen, minReplyTokens) {
+				return 0, fmt.Errorf("%w: it needs %d prompt tokens and the context holds %d (shorten it, or raise --ctx)", ErrTooLong, n, budget)
+			}
+			s.render.Message(Note, fmt.Sprintf("only %d tokens are left for the reply (limits: %d); it may be cut short", room, gen))
 		}
-		s.render.Message(Note, fmt.Sprintf("only %d tokens are left for the reply (limits: %d); it may be cut short", room, gen))
+		dropped := first - s.first
+		s.first = first
 		return dropped, nil
 	}
 }

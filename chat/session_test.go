@@ -173,24 +173,35 @@ func TestTrimKeepsNewestTurns(t *testing.T) {
 func TestTooLongMessageKeepsChatAlive(t *testing.T) {
 	b := newFake(t, 300)
 	s, out, _ := newTestSession(t, b, Limits{MaxPlanTokens: 20, MaxTokens: 30})
-	_, err := s.Handle(context.Background(), strings.Repeat("long ", 100))
+	ctx := context.Background()
+	if _, err := s.Handle(ctx, "first"); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	_, err := s.Handle(ctx, strings.Repeat("long ", 100))
 	if !errors.Is(err, ErrTooLong) {
 		t.Fatalf("err = %v, want ErrTooLong", err)
 	}
 	if !strings.HasPrefix(out.String(), "Error: message does not fit in the context") {
 		t.Errorf("output = %q", out.String())
 	}
-	if len(b.calls) != 0 {
+	if len(b.calls) != 1 {
 		t.Errorf("the model was called for a message that cannot fit")
 	}
+	if len(s.InContext()) != 1 {
+		t.Errorf("the refused message cost the history: %d turns left", len(s.InContext()))
+	}
 	out.Reset()
-	if _, err := s.Handle(context.Background(), "short"); err != nil {
+	if _, err := s.Handle(ctx, "short"); err != nil {
 		t.Fatalf("after a refused message: %v", err)
 	}
 	if !strings.Contains(out.String(), "Answer:\nThe answer is 4.") {
 		t.Errorf("output = %q", out.String())
 	}
-	if tr := s.Transcript(); len(tr) != 1 || tr[0].User != "short" {
+	if h := b.calls[1].history; len(h) != 2 || h[0].Content != "first" {
+		t.Errorf("history after the refused message = %+v", h)
+	}
+	if tr := s.Transcript(); len(tr) != 2 || tr[1].User != "short" || tr[1].Turn != 3 {
 		t.Errorf("transcript = %+v", tr)
 	}
 }

@@ -95,7 +95,6 @@ type Summary struct {
 	PromptWords  float64          `json:"mean_prompt_words"`
 	PlanWords    float64          `json:"mean_plan_words"`
 	ResponseWord float64          `json:"mean_response_words"`
-	PromptTokens int64            `json:"prompt_tokens"`
 }
 
 // RowsPerSecond is processed rows per second of wall time.
@@ -142,7 +141,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 		}
 		g, err := gen.Generate(ctx, row.ID, []planner.Message{{Role: planner.RoleUser, Content: prompt}}, cfg.MaxPlanTokens)
 		reject := func(reason planner.Reason, detail string) pipeline.Outcome {
-			return pipeline.Outcome{Tokens: g.Tokens, Reject: RejectRow{
+			return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Reject: RejectRow{
 				ID: row.ID, Index: row.Index, Reason: string(reason), Detail: detail, Output: g.Text,
 				Prompt: row.Prompt, Response: row.Response, Source: row.Source, TemplateHash: hash, PlanTokens: g.Tokens,
 			}}
@@ -159,7 +158,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 		if reason != planner.OK {
 			return reject(reason, reason.Description())
 		}
-		return pipeline.Outcome{Tokens: g.Tokens, Output: OutputRow{
+		return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Output: OutputRow{
 			ID: row.ID, Index: row.Index, Prompt: row.Prompt, Plan: plan, Response: row.Response,
 			Source: row.Source, Model: cfg.Model, TemplateHash: hash, Sampling: cfg.Sampling,
 			PromptTokens: g.PromptTokens, PlanTokens: g.Tokens,
@@ -168,7 +167,6 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 	observe := func(o pipeline.Outcome) {
 		switch v := o.Output.(type) {
 		case OutputRow:
-			sum.PromptTokens += int64(v.PromptTokens)
 			words.prompt += int64(planner.WordCount(v.Prompt))
 			words.plan += int64(planner.WordCount(v.Plan))
 			words.response += int64(planner.WordCount(v.Response))

@@ -31,12 +31,12 @@ func chatCommand() *cli.Command {
 		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan or codeplan (change it in the chat with /mode)"},
 		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "trained (a CodePlan fine-tune) or prompted (an instruction asks an untrained model for the plan)"},
 		&cli.StringFlag{Name: "system", Usage: "system message `TEXT`"},
-		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "most tokens of a plan"},
-		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "most tokens of an answer"},
-		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature (0 = greedy)"},
-		&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling: keep the most likely tokens up to probability P (0 or 1 = off)"},
-		&cli.UintFlag{Name: "seed", Usage: "sampling seed, for reproducible chats (default: random)"},
-		&cli.BoolFlag{Name: "json", Usage: "when stdin is not a terminal: print one JSON object per turn instead of Plan:/Answer: text"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "at most `N` tokens of plan"},
+		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "at most `N` tokens of answer"},
+		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature `T` (0 = greedy)"},
+		&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling: keep the most likely tokens up to probability `P` (0 or 1 = off)"},
+		&cli.UintFlag{Name: "seed", DefaultText: "random", Usage: "sampling seed `S`, for reproducible chats"},
+		&cli.BoolFlag{Name: "json", Usage: "print one JSON object per turn instead of text (for scripts)"},
 	)
 	return &cli.Command{
 		Name:      "chat",

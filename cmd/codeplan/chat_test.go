@@ -33,12 +33,12 @@ func runChatScript(t *testing.T, script string, args ...string) (string, string,
 	app.Writer = &out
 	app.ErrWriter = &errb
 	argv := append([]string{"codeplan", "-q", "chat", "tiny", "--threads", "1"}, args...)
-	err := app.Run(argv)
+	err := app.Run(interspersed(app, argv))
 	return out.String(), errb.String(), err
 }
 
-// markers returns the "Plan:" and "Answer:" lines of plain chat output.
-func markers(out string) []string {
+// chatMarkers returns the "Plan:" and "Answer:" lines of plain chat output.
+func chatMarkers(out string) []string {
 	var m []string
 	for _, l := range strings.Split(out, "\n") {
 		if l == "Plan:" || l == "Answer:" {
@@ -70,7 +70,7 @@ func TestChatScript(t *testing.T) {
 	// Codeplan turns show a plan, the direct turn does not, and nothing
 	// after /exit ran.
 	want := []string{"Plan:", "Answer:", "Answer:", "Plan:", "Answer:"}
-	if got := markers(out); !slices.Equal(got, want) {
+	if got := chatMarkers(out); !slices.Equal(got, want) {
 		t.Errorf("markers %v, want %v; stdout:\n%s", got, want, out)
 	}
 	if !strings.HasPrefix(out, "Plan:\n") || !strings.HasSuffix(out, "\n\n") {
@@ -186,22 +186,8 @@ func TestChatBadFlags(t *testing.T) {
 	}
 }
 
-// TestChatHelperProcess is not a test: TestChatPTY runs the test binary
-// through it as `codeplan` on a pseudo-terminal.
-func TestChatHelperProcess(t *testing.T) {
-	if os.Getenv("CODEPLAN_CHAT_HELPER") != "1" {
-		t.Skip("helper process for TestChatPTY")
-	}
-	var args []string
-	if err := json.Unmarshal([]byte(os.Getenv("CODEPLAN_CHAT_ARGS")), &args); err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(3)
-	}
-	os.Exit(run(append([]string{"codeplan"}, args...)))
-}
-
-// ptyChat is `codeplan chat` running on a pseudo-terminal.
-type ptyChat struct {
+// chatPTY is `codeplan chat` running on a pseudo-terminal.
+type chatPTY struct {
 	t    *testing.T
 	f    *os.File
 	cmd  *exec.Cmd
@@ -210,23 +196,22 @@ type ptyChat struct {
 	done chan error
 }
 
-var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+var chatANSI = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
-func startPTYChat(t *testing.T, cache string, args ...string) *ptyChat {
+func startChatPTY(t *testing.T, cache string, args ...string) *chatPTY {
 	t.Helper()
 	model, err := tiny.DefaultPath()
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv, _ := json.Marshal(append([]string{"-q", "chat", model, "--threads", "1"}, args...))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChatHelperProcess$")
-	cmd.Env = append(os.Environ(), "CODEPLAN_CHAT_HELPER=1", "CODEPLAN_CHAT_ARGS="+string(argv),
-		"XDG_CACHE_HOME="+cache, "HOME="+cache, "TERM=xterm", "NO_COLOR=")
+	// TestMain makes the test binary act as codeplan.
+	cmd := exec.Command(os.Args[0], append([]string{"-q", "chat", model, "--threads", "1"}, args...)...)
+	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1", "XDG_CACHE_HOME="+cache, "HOME="+cache, "TERM=xterm", "NO_COLOR=")
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ptyChat{t: t, f: f, cmd: cmd, done: make(chan error, 1)}
+	p := &chatPTY{t: t, f: f, cmd: cmd, done: make(chan error, 1)}
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -250,15 +235,15 @@ func startPTYChat(t *testing.T, cache string, args ...string) *ptyChat {
 }
 
 // screen is the output so far without colours, cursor moves and CRs.
-func (p *ptyChat) screen() string {
+func (p *chatPTY) screen() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return strings.ReplaceAll(ansiRE.ReplaceAllString(p.raw.String(), ""), "\r", "")
+	return strings.ReplaceAll(chatANSI.ReplaceAllString(p.raw.String(), ""), "\r", "")
 }
 
 // expect waits until want appears in the output at or after byte from of
 // screen() and returns the offset just past it.
-func (p *ptyChat) expect(from int, want string, timeout time.Duration) int {
+func (p *chatPTY) expect(from int, want string, timeout time.Duration) int {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -275,7 +260,7 @@ func (p *ptyChat) expect(from int, want string, timeout time.Duration) int {
 	}
 }
 
-func (p *ptyChat) send(s string) {
+func (p *chatPTY) send(s string) {
 	p.t.Helper()
 	if _, err := p.f.Write([]byte(s)); err != nil {
 		p.t.Fatal(err)
@@ -283,7 +268,7 @@ func (p *ptyChat) send(s string) {
 }
 
 // wait waits for the chat to exit and checks its exit status.
-func (p *ptyChat) wait(code int) {
+func (p *chatPTY) wait(code int) {
 	p.t.Helper()
 	select {
 	case <-p.done:
@@ -302,7 +287,7 @@ func TestChatPTY(t *testing.T) {
 	cache := t.TempDir()
 	// A long answer limit, so that the reply is still streaming when
 	// Ctrl-C arrives.
-	p := startPTYChat(t, cache, "--ctx", "8192", "--max-plan-tokens", "8", "--max-tokens", "8000")
+	p := startChatPTY(t, cache, "--ctx", "8192", "--max-plan-tokens", "8", "--max-tokens", "8000")
 	at := p.expect(0, "/help for commands", 30*time.Second)
 	at = p.expect(at, "you> ", 10*time.Second)
 	p.send("hello there\r")
@@ -324,7 +309,6 @@ func TestChatPTY(t *testing.T) {
 	at = p.expect(at, "you> ", 10*time.Second)
 	p.send("/exit\r")
 	p.wait(0)
-	t.Logf("screen:\n%s", p.screen())
 
 	hist, err := os.ReadFile(filepath.Join(cache, "codeplan", "chat_history"))
 	if err != nil {
@@ -335,13 +319,13 @@ func TestChatPTY(t *testing.T) {
 	}
 
 	t.Run("ctrl-c at an empty prompt exits", func(t *testing.T) {
-		p := startPTYChat(t, cache)
+		p := startChatPTY(t, cache)
 		p.expect(0, "you> ", 30*time.Second)
 		p.send("\x03")
 		p.wait(0)
 	})
 	t.Run("ctrl-d exits", func(t *testing.T) {
-		p := startPTYChat(t, cache)
+		p := startChatPTY(t, cache)
 		p.expect(0, "you> ", 30*time.Second)
 		p.send("\x04")
 		p.wait(0)

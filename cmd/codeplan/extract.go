@@ -278,7 +278,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 			s.PromptWords, s.PlanWords, s.ResponseWord, paperPromptWords, paperPlanWords, paperResponseWords)
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
-		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTokens, s.Tokens)
+		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {
 		fmt.Fprintf(w, "  rejects           %s\n", cfg.Rejects)

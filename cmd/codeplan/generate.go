@@ -133,7 +133,7 @@ Example:
 				if err != nil {
 					return pipeline.Outcome{Err: err}
 				}
-				return pipeline.Outcome{Output: out, Tokens: res.GeneratedTokens()}
+				return pipeline.Outcome{Output: out, Tokens: res.GeneratedTokens(), PromptTokens: res.PromptTokens}
 			}
 			soft, hard, stop := interruptContexts()
 			defer stop()

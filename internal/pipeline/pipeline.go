@@ -22,11 +22,12 @@ import (
 // Outcome is what processing one row produced. Exactly one of Output,
 // Reject or Err is set.
 type Outcome struct {
-	Row    dataset.Row
-	Output any   // written to Job.Output
-	Reject any   // written to Job.Rejects
-	Err    error // transient failure: not written, so the next run retries the row
-	Tokens int   // generated tokens, for the progress rate
+	Row          dataset.Row
+	Output       any   // written to Job.Output
+	Reject       any   // written to Job.Rejects
+	Err          error // transient failure: not written, so the next run retries the row
+	Tokens       int   // generated tokens, for the progress rate
+	PromptTokens int   // prompt tokens processed
 }
 
 // Job describes one run.
@@ -62,6 +63,7 @@ type Stats struct {
 	Rejected    int64         `json:"rejected"`     // rows written to the rejects file
 	Failed      int64         `json:"failed"`       // rows that failed (retried next run)
 	Tokens      int64         `json:"generated_tokens"`
+	PromptTok   int64         `json:"prompt_tokens"`
 	Elapsed     time.Duration `json:"elapsed_ns"`
 	Interrupted bool          `json:"interrupted"`
 }
@@ -161,6 +163,7 @@ func Run(soft, hard context.Context, job Job) (Stats, error) {
 			}
 		}
 		st.Tokens += int64(o.Tokens)
+		st.PromptTok += int64(o.PromptTokens)
 		if job.Observe != nil {
 			job.Observe(o)
 		}

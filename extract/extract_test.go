@@ -1,0 +1,117 @@
+package extract
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// fakeGen answers by the row id: a good plan, no code, a run-away plan, a
+// prompt that is too long, or (once) a transient failure.
+type fakeGen struct{ failures atomic.Int32 }
+
+func (f *fakeGen) Generate(_ context.Context, id string, msgs []planner.Message, maxTokens int) (Generation, error) {
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Content, "Response:") {
+		return Generation{}, fmt.Errorf("unexpected prompt %q", msgs)
+	}
+	switch {
+	case strings.HasPrefix(id, "good"):
+		return Generation{Text: "```python\ndef solve(q):\n    values = read_numbers(q)\n    total = add(values)\n    return total\n```", Tokens: 30, PromptTokens: 100}, nil
+	case strings.HasPrefix(id, "prose"):
+		return Generation{Text: "I think the response adds the numbers together and reports the sum.", Tokens: 15}, nil
+	case strings.HasPrefix(id, "runaway"):
+		return Generation{Text: "```python\ndef solve(q):\n    for x in", HitLimit: true, Tokens: maxTokens}, nil
+	case strings.HasPrefix(id, "long"):
+		return Generation{}, fmt.Errorf("%w: 9000 tokens", engine.ErrPromptTooLong)
+	case strings.HasPrefix(id, "flaky") && f.failures.Add(1) == 1:
+		return Generation{}, errors.New("connection reset")
+	}
+	return Generation{Text: "```python\ndef f():\n    step_one()\n    step_two(x)\n    return result\n```", Tokens: 20}, nil
+}
+
+func lines(t *testing.T, p string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestRunSortsRowsIntoOutputAndRejects(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var b strings.Builder
+	for _, id := range []string{"good1", "good2", "prose1", "runaway1", "long1", "flaky1", "good1"} {
+		fmt.Fprintf(&b, `{"id":%q,"prompt":"What is 2 plus 3?","response":"Add 2 and 3 to get 5. The answer is 5."}`+"\n", id)
+	}
+	os.WriteFile(in, []byte(b.String()), 0o644)
+	cfg := Config{Input: in, Output: filepath.Join(dir, "out.jsonl"), Rejects: filepath.Join(dir, "rej.jsonl"),
+		Workers: 3, Model: "fake.gguf", Logger: zerolog.Nop()}
+	gen := &fakeGen{}
+	sum, err := Run(context.Background(), context.Background(), gen, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Written != 2 || sum.Rejected != 3 || sum.Failed != 1 || sum.Duplicates != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if sum.Reasons[string(planner.NoCode)] != 1 || sum.Reasons[string(planner.NotTerminated)] != 1 || sum.Reasons[string(ReasonPromptTooLong)] != 1 {
+		t.Errorf("reasons %v", sum.Reasons)
+	}
+	if sum.PlanWords <= 0 || sum.PromptWords != 5 || sum.ResponseWord != 11 {
+		t.Errorf("mean words %.1f / %.1f / %.1f", sum.PromptWords, sum.PlanWords, sum.ResponseWord)
+	}
+	out := lines(t, cfg.Output)
+	for _, row := range out {
+		if !strings.Contains(row["plan"].(string), "def solve") || row["template_hash"] != planner.DefaultTemplate().Hash() || row["model"] != "fake.gguf" {
+			t.Errorf("output row %v", row)
+		}
+		if strings.Contains(row["plan"].(string), "```") {
+			t.Errorf("plan still fenced: %q", row["plan"])
+		}
+	}
+	// The flaky row failed once: a rerun retries it and nothing else.
+	sum, err = Run(context.Background(), context.Background(), gen, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Processed != 1 || sum.Written != 1 || sum.Resumed != 6 { // the repeated good1 counts as done too
+		t.Errorf("rerun summary %+v", sum)
+	}
+	if n := len(lines(t, cfg.Output)) + len(lines(t, cfg.Rejects)); n != 6 {
+		t.Errorf("%d result rows, want 6", n)
+	}
+}
+
+func TestRunEmptyInput(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "empty.jsonl")
+	os.WriteFile(in, nil, 0o644)
+	_, err := Run(context.Background(), context.Background(), &fakeGen{}, Config{Input: in, Output: filepath.Join(dir, "o.jsonl"), Logger: zerolog.Nop()})
+	if err == nil || !strings.Contains(err.Error(), "no usable rows") {
+		t.Errorf("empty input: %v", err)
+	}
+}

@@ -1,0 +1,184 @@
+package finetune
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/codeplan-dev/codeplan/llama/gguf"
+)
+
+// Metadata keys codeplan adds to the standard LoRA adapter keys
+// (general.type=adapter, adapter.type=lora, adapter.lora.alpha).
+const (
+	KeyBaseFile        = "codeplan.base.file"
+	KeyBaseFingerprint = "codeplan.base.fingerprint"
+	KeyRank            = "codeplan.lora.rank"
+	KeyTargets         = "codeplan.lora.targets"
+	KeySteps           = "codeplan.train.steps"
+	KeyEpochs          = "codeplan.train.epochs"
+	KeyTokens          = "codeplan.train.tokens"
+	KeyData            = "codeplan.train.data"
+	KeyMode            = "codeplan.train.mode"
+	KeyFormat          = "codeplan.train.format"
+	KeySeed            = "codeplan.train.seed"
+	KeyTrainLoss       = "codeplan.train.loss"
+	KeyEvalLoss        = "codeplan.train.eval_loss"
+)
+
+// AdapterInfo is what an adapter file says about itself.
+type AdapterInfo struct {
+	Architecture    string
+	Alpha           float32
+	Rank            int
+	Targets         []string
+	BaseFile        string
+	BaseFingerprint string
+	Steps           int
+	TrainLoss       float64
+	EvalLoss        float64
+}
+
+// adapterTensor is one LoRA matrix with its values.
+type adapterTensor struct {
+	Name   string   // blk.N.<target>.weight.lora_a / .lora_b
+	Shape  []uint64 // ggml ne order
+	Values []float32
+}
+
+// initialAdapter makes the starting point of training: for every target
+// matrix W with ne {in, out}, A ({in, rank}) uniform in ±1/sqrt(in) (the
+// Kaiming-uniform start common LoRA implementations use) and B ({rank, out})
+// zero, so the adapter starts as the identity and only A's directions are
+// random. Each tensor has its own stream derived from seed and its name.
+func initialAdapter(b *Base, rank int, targets []string, seed uint64) ([]adapterTensor, error) {
+	var out []adapterTensor
+	for l := 0; l < b.Layers; l++ {
+		for _, t := range targets {
+			name := targetName(l, t)
+			ti, ok := b.Tensor(name)
+			if !ok || len(ti.Shape) != 2 {
+				return nil, fmt.Errorf("%s: no matrix %s", b.Path, name)
+			}
+			in, outDim := ti.Shape[0], ti.Shape[1]
+			r := rand.New(rand.NewPCG(seed, hashString(name)))
+			bound := 1 / math.Sqrt(float64(in))
+			a := make([]float32, in*uint64(rank))
+			for i := range a {
+				a[i] = float32((2*r.Float64() - 1) * bound)
+			}
+			out = append(out,
+				adapterTensor{Name: name + ".lora_a", Shape: []uint64{in, uint64(rank)}, Values: a},
+				adapterTensor{Name: name + ".lora_b", Shape: []uint64{uint64(rank), outDim}, Values: make([]float32, uint64(rank)*outDim)})
+		}
+	}
+	return out, nil
+}
+
+// adapterMeta is the metadata written with an adapter.
+type adapterMeta struct {
+	base    *Base
+	alpha   float32
+	rank    int
+	targets []string
+	extra   func(w *gguf.Writer) // training statistics, when known
+}
+
+// writeAdapter writes tensors as a LoRA adapter GGUF that llama.cpp's
+// llama_adapter_lora_init loads, atomically.
+func writeAdapter(path string, meta adapterMeta, tensors []adapterTensor) error {
+	w := gguf.NewWriter()
+	w.SetString("general.type", "adapter")
+	w.SetString("general.architecture", meta.base.Architecture)
+	w.SetString("general.name", strings.TrimSuffix(meta.base.FileName(), ".gguf")+"-codeplan-lora")
+	w.SetString("adapter.type", "lora")
+	w.SetFloat32("adapter.lora.alpha", meta.alpha)
+	w.SetString(KeyBaseFile, meta.base.FileName())
+	w.SetString(KeyBaseFingerprint, meta.base.Fingerprint)
+	w.SetUint32(KeyRank, uint32(meta.rank))
+	w.SetStrings(KeyTargets, meta.targets)
+	if meta.extra != nil {
+		meta.extra(w)
+	}
+	for _, t := range tensors {
+		if err := w.AddF32(t.Name, t.Shape, t.Values); err != nil {
+			return err
+		}
+	}
+	return w.WriteFile(path)
+}
+
+// ReadAdapterInfo reads an adapter's metadata.
+func ReadAdapterInfo(path string) (AdapterInfo, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return AdapterInfo{}, err
+	}
+	defer f.Close()
+	var a AdapterInfo
+	if typ, _ := f.String("general.type"); typ != "adapter" {
+		return a, fmt.Errorf("%s: not a LoRA adapter (general.type %q)", path, typ)
+	}
+	a.Architecture, _ = f.String("general.architecture")
+	a.Alpha, _ = f.Float32("adapter.lora.alpha")
+	if v, ok := f.Uint32(KeyRank); ok {
+		a.Rank = int(v)
+	}
+	a.Targets, _ = f.Strings(KeyTargets)
+	a.BaseFile, _ = f.String(KeyBaseFile)
+	a.BaseFingerprint, _ = f.String(KeyBaseFingerprint)
+	if v, ok := f.Uint32(KeySteps); ok {
+		a.Steps = int(v)
+	}
+	if v, ok := f.Float64(KeyTrainLoss); ok {
+		a.TrainLoss = v
+	}
+	if v, ok := f.Float64(KeyEvalLoss); ok {
+		a.EvalLoss = v
+	}
+	return a, nil
+}
+
+// CheckAdapter refuses an adapter made for another base model: its recorded
+// fingerprint must match b's. Adapters without a fingerprint (made by other
+// tools) are accepted when the architecture matches; llama.cpp then still
+// checks every tensor shape.
+func CheckAdapter(path string, b *Base) (AdapterInfo, error) {
+	a, err := ReadAdapterInfo(path)
+	if err != nil {
+		return a, err
+	}
+	if a.Architecture != b.Architecture {
+		return a, fmt.Errorf("%s: adapter for architecture %q, base %s is %q", path, a.Architecture, b.FileName(), b.Architecture)
+	}
+	if a.BaseFingerprint != "" && a.BaseFingerprint != b.Fingerprint {
+		return a, fmt.Errorf("%s: adapter was trained on another base (%s, fingerprint %s), not %s (fingerprint %s)",
+			path, a.BaseFile, a.BaseFingerprint, b.FileName(), b.Fingerprint)
+	}
+	return a, nil
+}
+
+// readAdapterTensors reads the LoRA tensors of an adapter file.
+func readAdapterTensors(path string) ([]adapterTensor, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []adapterTensor
+	for _, ti := range f.Tensors() {
+		if !strings.HasSuffix(ti.Name, ".lora_a") && !strings.HasSuffix(ti.Name, ".lora_b") {
+			continue
+		}
+		if ti.Type != gguf.TensorF32 && ti.Type != gguf.TensorF16 && ti.Type != gguf.TensorBF16 {
+			return nil, fmt.Errorf("%s: tensor %s is %s; only F32, F16 and BF16 adapters can be read", path, ti.Name, ti.Type)
+		}
+		v, err := f.TensorF32(ti.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, adapterTensor{Name: ti.Name, Shape: append([]uint64(nil), ti.Shape...), Values: v})
+	}
+	return out, nil
+}

@@ -1,0 +1,147 @@
+package finetune
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/gguf"
+)
+
+// Checkpoint keys. A checkpoint is a GGUF file holding, for every adapter
+// tensor, its values and both AdamW moments (suffixes ".adam_m", ".adam_v"),
+// plus the step reached and the settings that must not change on resume.
+const (
+	keyCkptVersion  = "codeplan.ckpt.version"
+	keyCkptStep     = "codeplan.ckpt.step"
+	keyCkptSettings = "codeplan.ckpt.settings"
+	keyCkptTokens   = "codeplan.ckpt.tokens"
+	keyCkptSeconds  = "codeplan.ckpt.train_seconds"
+	ckptVersion     = 1
+)
+
+// checkpoint is the state a run needs to continue exactly where it stopped:
+// the data order is a function of the seed and the epoch, and nothing else
+// is random, so values, moments and the step number are enough.
+type checkpoint struct {
+	step     int
+	tokens   int64
+	seconds  float64
+	settings string // settings.String() of the run that wrote it
+	base     string // base fingerprint
+	values   map[string][]float32
+	m, v     map[string][]float32
+}
+
+// saveCheckpoint writes the trainer's state atomically.
+func saveCheckpoint(path string, tr *llama.Trainer, base *Base, set settings, step int, tokens int64, seconds float64) error {
+	w := gguf.NewWriter()
+	w.SetString("general.type", "codeplan-checkpoint")
+	w.SetString("general.architecture", base.Architecture)
+	w.SetUint32(keyCkptVersion, ckptVersion)
+	w.SetUint32(keyCkptStep, uint32(step))
+	w.SetString(keyCkptSettings, set.String())
+	w.SetUint64(keyCkptTokens, uint64(tokens))
+	w.SetFloat64(keyCkptSeconds, seconds)
+	w.SetString(KeyBaseFile, base.FileName())
+	w.SetString(KeyBaseFingerprint, base.Fingerprint)
+	for i, tt := range tr.Tensors() {
+		shape := make([]uint64, len(tt.Shape))
+		for j, d := range tt.Shape {
+			shape[j] = uint64(d)
+		}
+		for _, k := range []struct {
+			kind   llama.TensorKind
+			suffix string
+		}{{llama.TensorValue, ""}, {llama.TensorAdamM, ".adam_m"}, {llama.TensorAdamV, ".adam_v"}} {
+			vals, err := tr.Get(i, k.kind)
+			if err != nil {
+				return err
+			}
+			if err := w.AddF32(tt.Name+k.suffix, shape, vals); err != nil {
+				return err
+			}
+		}
+	}
+	return w.WriteFile(path)
+}
+
+// loadCheckpoint reads a checkpoint written by saveCheckpoint.
+func loadCheckpoint(path string) (*checkpoint, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if typ, _ := f.String("general.type"); typ != "codeplan-checkpoint" {
+		return nil, fmt.Errorf("%s: not a codeplan checkpoint (general.type %q)", path, typ)
+	}
+	if v, _ := f.Uint32(keyCkptVersion); v != ckptVersion {
+		return nil, fmt.Errorf("%s: checkpoint version %d, this codeplan reads version %d", path, v, ckptVersion)
+	}
+	c := &checkpoint{values: map[string][]float32{}, m: map[string][]float32{}, v: map[string][]float32{}}
+	step, _ := f.Uint32(keyCkptStep)
+	c.step = int(step)
+	c.settings, _ = f.String(keyCkptSettings)
+	c.base, _ = f.String(KeyBaseFingerprint)
+	tokens, _ := f.Uint64(keyCkptTokens)
+	c.tokens = int64(tokens)
+	c.seconds, _ = f.Float64(keyCkptSeconds)
+	for _, ti := range f.Tensors() {
+		vals, err := f.TensorF32(ti.Name)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case strings.HasSuffix(ti.Name, ".adam_m"):
+			c.m[strings.TrimSuffix(ti.Name, ".adam_m")] = vals
+		case strings.HasSuffix(ti.Name, ".adam_v"):
+			c.v[strings.TrimSuffix(ti.Name, ".adam_v")] = vals
+		default:
+			c.values[ti.Name] = vals
+		}
+	}
+	return c, nil
+}
+
+// check refuses a checkpoint from another base or with other settings.
+func (c *checkpoint) check(path string, base *Base, set settings) error {
+	if c.base != base.Fingerprint {
+		return fmt.Errorf("%s: checkpoint was made with another base model (fingerprint %s), not %s (fingerprint %s)",
+			path, c.base, base.FileName(), base.Fingerprint)
+	}
+	if c.settings != set.String() {
+		return fmt.Errorf("%s: checkpoint was made with other settings; resume needs the same data and training flags:\n  checkpoint: %s\n  now:        %s",
+			path, c.settings, set.String())
+	}
+	return nil
+}
+
+// restore puts the checkpoint's values and moments into the trainer.
+func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
+	for i, tt := range tr.Tensors() {
+		for _, k := range []struct {
+			kind llama.TensorKind
+			src  map[string][]float32
+		}{{llama.TensorValue, c.values}, {llama.TensorAdamM, c.m}, {llama.TensorAdamV, c.v}} {
+			vals, ok := k.src[tt.Name]
+			if !ok {
+				return fmt.Errorf("%s: checkpoint has no data for %s", path, tt.Name)
+			}
+			if err := tr.Set(i, k.kind, vals); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fileExists reports whether path exists (errors other than "not found"
+// count as existing, so that they surface when the file is used).
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
