@@ -3,6 +3,7 @@ package llama
 /*
 #include <stdlib.h>
 #include "shim.h"
+#include "ggml-cpu.h"
 */
 import "C"
 
@@ -37,6 +38,10 @@ type ContextOptions struct {
 	// CacheTypeK and CacheTypeV are the KV cache types: "f16" (default),
 	// "f32", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1".
 	CacheTypeK, CacheTypeV string
+	// Poll sets how hard idle CPU worker threads spin-wait for work, from 0
+	// (sleep at once) to 100; nil keeps ggml's default (50). Spinning is
+	// fastest on an idle machine and much slower when the cores are shared.
+	Poll *int
 	// UnifiedKV makes all sequences share one pool of ContextSize cells
 	// instead of each getting its own ContextSize/Sequences stream. A shared
 	// pool lets one sequence grow past its share, but every token then
@@ -56,6 +61,7 @@ type Context struct {
 	nSeq     int
 	unified  bool
 	nVocab   int
+	pool     *C.struct_ggml_threadpool
 	outputs  []bool // batch indices of the last Decode that carry logits
 	adapters map[*Adapter]float32
 }
@@ -140,10 +146,22 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	if cc == nil {
 		return nil, fmt.Errorf("new context (ctx %d, batch %d, seqs %d): %s", nCtx, nBatch, nSeq, eb)
 	}
+	var pool *C.struct_ggml_threadpool
+	if opts.Poll != nil {
+		tp := C.ggml_threadpool_params_default(C.int(threads))
+		tp.poll = C.uint32_t(min(max(*opts.Poll, 0), 100))
+		pool = C.ggml_threadpool_new(&tp)
+		if pool == nil {
+			C.llama_free(cc)
+			return nil, fmt.Errorf("new context: cannot create a CPU thread pool of %d threads", threads)
+		}
+		C.llama_attach_threadpool(cc, pool, pool)
+	}
 	m.mu.Lock()
 	m.contexts++
 	m.mu.Unlock()
 	return &Context{
+		pool:     pool,
 		c:        cc,
 		model:    m,
 		mem:      C.llama_get_memory(cc),
@@ -167,6 +185,10 @@ func (c *Context) Close() error {
 	c.adapters = nil
 	C.llama_free(c.c)
 	c.c = nil
+	if c.pool != nil {
+		C.ggml_threadpool_free(c.pool)
+		c.pool = nil
+	}
 	c.model.mu.Lock()
 	c.model.contexts--
 	c.model.mu.Unlock()

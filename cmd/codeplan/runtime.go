@@ -24,6 +24,7 @@ func modelFlags(defaultParallel int) []cli.Flag {
 		&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
 		&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries (default: lib/codeplan next to or above the binary)"},
 		&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+		&cli.IntFlag{Name: "poll", Value: 0, Usage: "0-100: how hard idle CPU threads spin-wait for work (-1 = ggml's default of 50); 0 costs little on an idle machine and avoids collapses of up to 40x on a busy one"},
 		&cli.IntFlag{Name: "ctx", Usage: "context tokens in total, shared by the parallel sequences (0 = parallel × 4096, capped by the model)"},
 		&cli.IntFlag{Name: "parallel", Aliases: []string{"np"}, Value: defaultParallel, Usage: "sequences decoded together"},
 		&cli.IntFlag{Name: "batch", Value: 512, Usage: "most tokens per decode step (prompt chunks and generated tokens together)"},
@@ -130,6 +131,7 @@ func openModel(c *cli.Context) (*loaded, error) {
 		FlashAttention: fa,
 		CacheTypeK:     c.String("cache-type"),
 		CacheTypeV:     c.String("cache-type"),
+		Poll:           pollOption(c.Int("poll")),
 	})
 	if err != nil {
 		l.Close()
@@ -205,3 +207,11 @@ func fileExists(p string) bool {
 }
 
 var _ = fmt.Sprintf
+
+// pollOption maps --poll to llama.ContextOptions.Poll (nil = ggml default).
+func pollOption(p int) *int {
+	if p < 0 {
+		return nil
+	}
+	return &p
+}

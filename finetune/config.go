@@ -1,0 +1,193 @@
+package finetune
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/planner/dataset"
+)
+
+// Config is one fine-tuning run. Zero values get the defaults listed.
+type Config struct {
+	// Data is the rows file: JSONL (or Parquet) with prompt, plan and
+	// response per row, as `codeplan extract` writes.
+	Data string
+	// Read selects prompt/response/id fields and --skip-bad.
+	Read dataset.ReadOptions
+	// PlanField is the gjson path of the plan ("plan").
+	PlanField string
+	// Out is the adapter file to write. The step log (.log.csv), the loss
+	// plot (.loss.png) and the checkpoint (.ckpt.gguf) are put next to it.
+	Out string
+
+	Rank    int      // LoRA rank (8)
+	Alpha   float64  // LoRA alpha (16); the update is scaled by Alpha/Rank
+	Targets []string // matrices to adapt (all of Targets)
+
+	Epochs      int      // passes over the training rows (2)
+	LR          float64  // peak learning rate (1e-4)
+	Warmup      float64  // warm-up: a fraction of all steps below 1, else steps (0.05)
+	Schedule    Schedule // decay after warm-up (cosine)
+	Ctx         int      // most tokens per row; longer rows are truncated (512)
+	Batch       int      // tokens per forward/backward pass, >= Ctx (512)
+	GradAccum   int      // passes per optimizer step (1)
+	ValSplit    float64  // share of rows held out for the eval loss (0.05)
+	Seed        uint64   // adapter initialisation and data order (42)
+	MaxGradNorm float64  // gradient clipping; negative = off (1)
+	WeightDecay float64  // AdamW decoupled weight decay (0)
+	Threads     int      // CPU threads (all)
+
+	// CheckpointEvery saves a checkpoint every this many optimizer steps
+	// (0 = only when interrupted). Resume continues from it exactly.
+	CheckpointEvery int
+	// EvalEvery measures the held-out loss every this many steps (0 = about
+	// ten times per run, and always after the last step).
+	EvalEvery int
+	// Resume continues from the checkpoint next to Out.
+	Resume bool
+	// Merge, when set, also writes the base model with the adapter folded
+	// in to this path (F32/F16/BF16 bases).
+	Merge string
+
+	// Mode and Format of the trained text (codeplan, trained); System is an
+	// optional system message.
+	Mode   planner.Mode
+	Format planner.Format
+	System string
+	// Chat is the model's chat template; nil means the model's own
+	// (inference.Templater), with ChatML as the fallback.
+	Chat planner.ChatTemplater
+
+	// Logger receives progress and warnings.
+	Logger zerolog.Logger
+	// Progress shows a progress bar (or periodic log lines) on ProgressOut
+	// (stderr when nil).
+	Progress    bool
+	ProgressOut io.Writer
+	// OnStep, when set, is called after every optimizer step.
+	OnStep func(StepStats)
+}
+
+// withDefaults fills zero values.
+func (c Config) withDefaults() Config {
+	if c.Rank == 0 {
+		c.Rank = 8
+	}
+	if c.Alpha == 0 {
+		c.Alpha = 16
+	}
+	if len(c.Targets) == 0 {
+		c.Targets = append([]string(nil), Targets...)
+	}
+	if c.Epochs == 0 {
+		c.Epochs = 2
+	}
+	if c.LR == 0 {
+		c.LR = 1e-4
+	}
+	if c.Schedule == "" {
+		c.Schedule = Cosine
+	}
+	if c.Ctx == 0 {
+		c.Ctx = 512
+	}
+	if c.Batch == 0 {
+		c.Batch = max(512, c.Ctx)
+	}
+	if c.GradAccum == 0 {
+		c.GradAccum = 1
+	}
+	if c.Seed == 0 {
+		c.Seed = 42
+	}
+	if c.MaxGradNorm == 0 {
+		c.MaxGradNorm = 1
+	}
+	if c.Mode == "" {
+		c.Mode = planner.CodePlan
+	}
+	if c.Format == "" {
+		c.Format = planner.Trained
+	}
+	return c
+}
+
+// Validate reports the first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Data == "":
+		return fmt.Errorf("no training data (--data)")
+	case c.Out == "":
+		return fmt.Errorf("no adapter output path (--out)")
+	case c.Rank < 1 || c.Rank > 4096:
+		return fmt.Errorf("--lora-rank %d, want 1..4096", c.Rank)
+	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
+		return fmt.Errorf("--lora-alpha %g, want > 0", c.Alpha)
+	case c.Epochs < 1:
+		return fmt.Errorf("--epochs %d, want >= 1", c.Epochs)
+	case !(c.LR > 0) || c.LR > 1:
+		return fmt.Errorf("--lr %g, want 0 < lr <= 1", c.LR)
+	case c.Warmup < 0 || math.IsNaN(c.Warmup):
+		return fmt.Errorf("--warmup %g, want >= 0 (a fraction of the steps, or a step count)", c.Warmup)
+	case c.Ctx < 8:
+		return fmt.Errorf("--ctx %d, want >= 8", c.Ctx)
+	case c.Batch < c.Ctx:
+		return fmt.Errorf("--batch %d is smaller than --ctx %d: a batch must hold the longest row", c.Batch, c.Ctx)
+	case c.GradAccum < 1:
+		return fmt.Errorf("--grad-accum %d, want >= 1", c.GradAccum)
+	case c.ValSplit < 0 || c.ValSplit >= 1 || math.IsNaN(c.ValSplit):
+		return fmt.Errorf("--val-split %g, want 0 <= split < 1", c.ValSplit)
+	case c.WeightDecay < 0 || c.WeightDecay > 1:
+		return fmt.Errorf("--weight-decay %g, want 0..1", c.WeightDecay)
+	case c.CheckpointEvery < 0 || c.EvalEvery < 0:
+		return fmt.Errorf("--checkpoint-every and --eval-every must be >= 0")
+	case !c.Mode.Valid():
+		return fmt.Errorf("--mode %q, want direct, nlplan or codeplan", c.Mode)
+	case c.Format != planner.Trained && c.Format != planner.Prompted:
+		return fmt.Errorf("--format %q, want trained or prompted", c.Format)
+	}
+	if _, err := ParseSchedule(string(c.Schedule)); err != nil {
+		return err
+	}
+	for _, t := range c.Targets {
+		if !isTarget(t) {
+			return fmt.Errorf("unknown LoRA target %q (want some of %s)", t, strings.Join(Targets, ","))
+		}
+	}
+	return nil
+}
+
+// Paths of the files written next to the adapter.
+func (c Config) LogPath() string        { return stem(c.Out) + ".log.csv" }
+func (c Config) PlotPath() string       { return stem(c.Out) + ".loss.png" }
+func (c Config) CheckpointPath() string { return stem(c.Out) + ".ckpt.gguf" }
+
+func stem(p string) string { return strings.TrimSuffix(p, ".gguf") }
+
+// settings are what a resumed run must share with the run that wrote the
+// checkpoint: anything that changes the data order, the graph or the update.
+type settings struct {
+	data                         string
+	rank                         int
+	alpha                        float64
+	targets                      []string
+	epochs                       int
+	lr, warmup                   float64
+	schedule                     Schedule
+	ctx, batch, gradAccum        int
+	valSplit                     float64
+	seed                         uint64
+	maxGradNorm, weightDecay     float64
+	mode, format, systemHash     string
+}
+
+func (s settings) String() string {
+	return fmt.Sprintf("data=%s rank=%d alpha=%g targets=%s epochs=%d lr=%g warmup=%g schedule=%s ctx=%d batch=%d grad_accum=%d val_split=%g seed=%d max_grad_norm=%g weight_decay=%g mode=%s format=%s system=%s",
+		s.data, s.rank, s.alpha, strings.Join(s.targets, ","), s.epochs, s.lr, s.warmup, s.schedule, s.ctx, s.batch, s.gradAccum,
+		s.valSplit, s.seed, s.maxGradNorm, s.weightDecay, s.mode, s.format, s.systemHash)
+}

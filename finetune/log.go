@@ -1,0 +1,178 @@
+package finetune
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// StepStats describes one optimizer step.
+type StepStats struct {
+	Step      int     // 1-based
+	Steps     int     // steps in the whole run
+	Epoch     int     // 1-based
+	LR        float64 // learning rate used
+	Loss      float64 // mean cross-entropy per scored token, before the update (nats)
+	Accuracy  float64 // share of scored tokens predicted right (arg-max)
+	Scored    int     // scored tokens
+	Tokens    int     // all tokens processed
+	GradNorm  float64 // L2 norm of the gradient before clipping
+	TokensPS  float64 // training tokens per second, over the run so far
+	Elapsed   float64 // training seconds so far
+	EvalLoss  float64 // held-out loss after this step, NaN when not evaluated
+	EvalScore int     // held-out scored tokens, 0 when not evaluated
+}
+
+var csvHeader = []string{"step", "epoch", "lr", "loss", "accuracy", "scored_tokens", "tokens", "grad_norm", "tokens_per_s", "elapsed_s", "eval_loss"}
+
+func (s StepStats) record() []string {
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', 8, 64)
+	}
+	return []string{
+		strconv.Itoa(s.Step), strconv.Itoa(s.Epoch), f(s.LR), f(s.Loss), f(s.Accuracy), strconv.Itoa(s.Scored),
+		strconv.Itoa(s.Tokens), f(s.GradNorm), f(s.TokensPS), f(s.Elapsed), f(s.EvalLoss),
+	}
+}
+
+// logPoint is what the plot needs from one CSV row.
+type logPoint struct {
+	step           int
+	loss, evalLoss float64
+}
+
+// stepLog appends one CSV row per step, flushed after each, so that the
+// file is complete up to the last finished step after any stop.
+type stepLog struct {
+	path   string
+	f      *os.File
+	w      *csv.Writer
+	points []logPoint
+}
+
+// openStepLog starts the log. When resuming after step keep, rows of later
+// steps (written after the checkpoint, then lost with the run) are dropped
+// and the earlier ones kept; otherwise the file starts empty.
+func openStepLog(path string, keep int) (*stepLog, error) {
+	var old [][]string
+	if keep > 0 {
+		f, err := os.Open(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if err == nil {
+			old, err = csv.NewReader(bufio.NewReader(f)).ReadAll()
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &stepLog{path: path, f: f, w: csv.NewWriter(f)}
+	if err := l.w.Write(csvHeader); err != nil {
+		f.Close()
+		return nil, err
+	}
+	for i, rec := range old {
+		if i == 0 || len(rec) != len(csvHeader) {
+			continue
+		}
+		s, err := strconv.Atoi(rec[0])
+		if err != nil || s > keep {
+			continue
+		}
+		if err := l.w.Write(rec); err != nil {
+			f.Close()
+			return nil, err
+		}
+		p := logPoint{step: s, loss: parseFloat(rec[3]), evalLoss: parseFloat(rec[10])}
+		l.points = append(l.points, p)
+	}
+	l.w.Flush()
+	return l, l.w.Error()
+}
+
+func parseFloat(s string) float64 {
+	if s == "" {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+func (l *stepLog) add(s StepStats) error {
+	l.points = append(l.points, logPoint{step: s.Step, loss: s.Loss, evalLoss: s.EvalLoss})
+	if err := l.w.Write(s.record()); err != nil {
+		return err
+	}
+	l.w.Flush()
+	return l.w.Error()
+}
+
+func (l *stepLog) Close() error {
+	l.w.Flush()
+	if err := l.w.Error(); err != nil {
+		l.f.Close()
+		return err
+	}
+	return l.f.Close()
+}
+
+// plotLoss draws the training loss per step and the held-out loss where it
+// was measured.
+func plotLoss(path string, points []logPoint, title string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "optimizer step"
+	p.Y.Label.Text = "loss per scored token (nats)"
+	var train, eval plotter.XYs
+	for _, pt := range points {
+		if !math.IsNaN(pt.loss) {
+			train = append(train, plotter.XY{X: float64(pt.step), Y: pt.loss})
+		}
+		if !math.IsNaN(pt.evalLoss) {
+			eval = append(eval, plotter.XY{X: float64(pt.step), Y: pt.evalLoss})
+		}
+	}
+	if len(train) == 0 {
+		return fmt.Errorf("plot %s: no steps logged", path)
+	}
+	tl, err := plotter.NewLine(train)
+	if err != nil {
+		return err
+	}
+	tl.Color = plotter.DefaultLineStyle.Color
+	p.Add(tl)
+	p.Legend.Add("train", tl)
+	if len(eval) > 0 {
+		el, ep, err := plotter.NewLinePoints(eval)
+		if err != nil {
+			return err
+		}
+		el.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		p.Add(el, ep)
+		p.Legend.Add("held-out", el, ep)
+	}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p.Save(7*vg.Inch, 4*vg.Inch, path)
+}
