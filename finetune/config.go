@@ -172,18 +172,18 @@ func stem(p string) string { return strings.TrimSuffix(p, ".gguf") }
 // settings are what a resumed run must share with the run that wrote the
 // checkpoint: anything that changes the data order, the graph or the update.
 type settings struct {
-	data                         string
-	rank                         int
-	alpha                        float64
-	targets                      []string
-	epochs                       int
-	lr, warmup                   float64
-	schedule                     Schedule
-	ctx, batch, gradAccum        int
-	valSplit                     float64
-	seed                         uint64
-	maxGradNorm, weightDecay     float64
-	mode, format, systemHash     string
+	data                     string
+	rank                     int
+	alpha                    float64
+	targets                  []string
+	epochs                   int
+	lr, warmup               float64
+	schedule                 Schedule
+	ctx, batch, gradAccum    int
+	valSplit                 float64
+	seed                     uint64
+	maxGradNorm, weightDecay float64
+	mode, format, systemHash string
 }
 
 func (s settings) String() string {

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"image/color"
 	"io/fs"
 	"math"
 	"os"
@@ -160,7 +161,6 @@ func plotLoss(path string, points []logPoint, title string) error {
 	if err != nil {
 		return err
 	}
-	tl.Color = plotter.DefaultLineStyle.Color
 	p.Add(tl)
 	p.Legend.Add("train", tl)
 	if len(eval) > 0 {
@@ -168,6 +168,8 @@ func plotLoss(path string, points []logPoint, title string) error {
 		if err != nil {
 			return err
 		}
+		red := color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+		el.Color, ep.Color = red, red
 		el.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 		p.Add(el, ep)
 		p.Legend.Add("held-out", el, ep)

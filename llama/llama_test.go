@@ -184,7 +184,10 @@ func TestGreedyDeterministic(t *testing.T) {
 	a := greedy(t, m, c1, "The plan is", 48)
 	c1.ClearKV()
 	b := greedy(t, m, c1, "The plan is", 48)
-	c2 := newCtx(t, m, llama.ContextOptions{ContextSize: 256})
+	// A second context with its own sleeping (poll 0) two-thread pool must
+	// give the same tokens.
+	zero := 0
+	c2 := newCtx(t, m, llama.ContextOptions{ContextSize: 256, Threads: 2, Poll: &zero})
 	c := greedy(t, m, c2, "The plan is", 48)
 	if !equalTokens(a, b) || !equalTokens(a, c) {
 		t.Fatalf("greedy differs:\n%v\n%v\n%v", a, b, c)

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"path/filepath"
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"

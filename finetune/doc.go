@@ -1,0 +1,19 @@
+// Package finetune trains a LoRA adapter on CodePlan rows (prompt, plan,
+// response), the fine-tuning step of the method: every row becomes one
+// sequence in the trained format (planner.Prompter.TrainingExample) and the
+// loss scores only the target, the plan and the response, never the prompt.
+//
+// Training runs through llama.Trainer (llama.cpp's model and ggml's
+// automatic differentiation; the base weights stay frozen). This package
+// turns rows into token sequences (LoadExamples), packs them into batches in
+// a seeded order per epoch, drives AdamW with a warm-up and a cosine, linear
+// or constant decay, measures a held-out loss, and writes:
+//
+//   - the adapter (standard llama.cpp LoRA GGUF plus codeplan.* keys naming
+//     the base model and its fingerprint, rank, targets and training stats);
+//   - <adapter>.log.csv, one row per optimizer step, and <adapter>.loss.png;
+//   - <adapter>.ckpt.gguf while a run is unfinished: adapter values, AdamW
+//     moments and the step, so that Config.Resume continues bit for bit
+//     like an uninterrupted run;
+//   - optionally the base model with the adapter merged in (Merge).
+package finetune

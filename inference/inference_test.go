@@ -1,0 +1,118 @@
+package inference_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+var model *llama.Model
+
+func TestMain(m *testing.M) {
+	p, err := tiny.DefaultPath()
+	if err != nil {
+		panic(err)
+	}
+	if model, err = llama.LoadModel(p, llama.ModelOptions{}); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	model.Close()
+	os.Exit(code)
+}
+
+func TestRequestPhases(t *testing.T) {
+	chat, ok := inference.Templater(model)
+	if !ok {
+		t.Fatal("tiny model's template not supported")
+	}
+	s := inference.Settings{MaxPlanTokens: 7, MaxTokens: 9}
+	for _, mode := range planner.Modes() {
+		p := planner.Prompter{Mode: mode, Format: planner.Trained, Chat: chat}
+		req, err := inference.Request(p, s, nil, "What is 2+3?", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !mode.HasPlan() {
+			want, _ := p.AnswerPrompt(nil, "What is 2+3?", "")
+			if len(req.Phases) != 1 || req.Phases[0].Prefix != want.Text || req.Phases[0].MaxTokens != 9 {
+				t.Errorf("%s: phases %+v", mode, req.Phases)
+			}
+			continue
+		}
+		plan, _ := p.PlanPrompt(nil, "What is 2+3?")
+		if len(req.Phases) != 2 || req.Phases[0].Prefix != plan.Text || req.Phases[0].MaxTokens != 7 || req.Phases[1].MaxTokens != 9 {
+			t.Fatalf("%s: phases %+v", mode, req.Phases)
+		}
+		// Phase 1 text + a plan + phase 2 prefix must be exactly the
+		// planner's answer prompt for that plan: what finetune trains on.
+		ans, err := p.AnswerPrompt(nil, "What is 2+3?", "x = add(2, 3)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := req.Phases[0].Prefix + "x = add(2, 3)" + req.Phases[1].Prefix; got != ans.Text {
+			t.Errorf("%s: two-phase text\n%q\nwant\n%q", mode, got, ans.Text)
+		}
+	}
+}
+
+func TestRunnerAnswersInEveryMode(t *testing.T) {
+	lctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2048, Sequences: 2, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lctx.Close()
+	e, err := engine.New(lctx, engine.Options{Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	chat, _ := inference.Templater(model)
+	for _, mode := range planner.Modes() {
+		r := inference.Runner{Engine: e, Prompter: planner.Prompter{Mode: mode, Format: planner.Prompted, Chat: chat},
+			Settings: inference.Settings{MaxPlanTokens: 12, MaxTokens: 10}}
+		var streamed strings.Builder
+		var phases []string
+		a, err := r.Answer(context.Background(), []planner.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "hello"}}, "Plan a trip", func(phase, text string) {
+			streamed.WriteString(text)
+			if len(phases) == 0 || phases[len(phases)-1] != phase {
+				phases = append(phases, phase)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Mode != mode || a.AnswerTokens == 0 || a.PromptTokens == 0 || a.Finish == "" {
+			t.Errorf("%s: %+v", mode, a)
+		}
+		if mode.HasPlan() {
+			if a.PlanTokens == 0 || a.PlanFinish == "" || len(phases) != 2 || phases[0] != "plan" {
+				t.Errorf("%s: plan %q (%d tokens, finish %q), streamed phases %v", mode, a.Plan, a.PlanTokens, a.PlanFinish, phases)
+			}
+		} else if a.Plan != "" || a.PlanTokens != 0 || len(phases) != 1 || phases[0] != "answer" {
+			t.Errorf("direct mode produced a plan: %+v %v", a, phases)
+		}
+	}
+}
+
+func TestFromResult(t *testing.T) {
+	r := engine.Result{PromptTokens: 5, Phases: []engine.PhaseOutput{
+		{Text: "step_one()  \n\n", Tokens: 4, Finish: engine.FinishStop},
+		{Text: "  The answer is 4.\n", Tokens: 6, Finish: engine.FinishStop},
+	}}
+	a := inference.FromResult(planner.CodePlan, r)
+	if a.Plan != "step_one()" || a.Answer != "The answer is 4." || a.PlanTokens != 4 || a.AnswerTokens != 6 || a.PlanFinish != "stop" {
+		t.Errorf("codeplan: %+v", a)
+	}
+	d := inference.FromResult(planner.Direct, engine.Result{Phases: []engine.PhaseOutput{{Text: "4", Tokens: 1, Finish: engine.FinishLength}}})
+	if d.Plan != "" || d.Answer != "4" || d.Finish != "length" {
+		t.Errorf("direct: %+v", d)
+	}
+}
