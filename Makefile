@@ -70,9 +70,13 @@ cuda: build
 	cp -a $(CUDA_BUILD)/lib/ollama/*.so* $(LIBDIR)/
 	@echo "CUDA backend in $(LIBDIR); run e.g. ./$(BIN) chat MODEL --gpu"
 
-# macOS: Metal is compiled into ggml on darwin/arm64 by cgo; nothing to load.
-metal: build
-	@echo "Metal: on Apple Silicon the default build already includes Metal; use --gpu."
+# macOS: on darwin/arm64 the module's cgo compiles ggml's Metal backend (with
+# its shader library embedded) into the binary, so there is nothing to load.
+metal:
+	@if [ "$$(uname -s)/$$(uname -m)" != "Darwin/arm64" ]; then \
+	  echo "make metal needs macOS on Apple Silicon (this is $$(uname -s)/$$(uname -m)); use make cuda for NVIDIA GPUs" >&2; exit 2; fi
+	$(MAKE) build
+	@echo "Metal is built in: run e.g. ./$(BIN) chat MODEL --gpu"
 
 clean:
 	rm -rf bin $(CUDA_BUILD) $(LIBDIR) third_party
