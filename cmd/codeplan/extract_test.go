@@ -38,13 +38,10 @@ func rejectsPath(out string) string {
 	return out[:len(out)-len(filepath.Ext(out))] + ".rejects.jsonl"
 }
 
-// TestExtractResumesAfterKill kills extract with SIGKILL mid-run, reruns it
-// and checks that every row ends up in the results exactly once.
-func TestExtractResumesAfterKill(t *testing.T) {
-	dir := t.TempDir()
-	const n = 48
-	in := writeCorpus(t, dir, n)
-	out := filepath.Join(dir, "plans.jsonl")
+// startExtract runs extract as a child process (see TestMain) and waits
+// until it has written at least rows result rows.
+func startExtract(t *testing.T, in, out string, rows int) *exec.Cmd {
+	t.Helper()
 	args := extractArgs(in, out)
 	cmd := exec.Command(os.Args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
@@ -52,13 +49,24 @@ func TestExtractResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for countLines(out)+countLines(rejectsPath(out)) < 6 {
+	for countLines(out)+countLines(rejectsPath(out)) < rows {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("extract wrote nothing within 60s")
+			t.Fatal("extract wrote too little within 60s")
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+	return cmd
+}
+
+// TestExtractResumesAfterKill kills extract with SIGKILL mid-run, reruns it
+// and checks that every row ends up in the results exactly once.
+func TestExtractResumesAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	const n = 48
+	in := writeCorpus(t, dir, n)
+	out := filepath.Join(dir, "plans.jsonl")
+	cmd := startExtract(t, in, out, 6)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	first := len(readIDs(t, out, rejectsPath(out)))
@@ -82,16 +90,7 @@ func TestExtractInterruptFinishesCleanly(t *testing.T) {
 	const n = 48
 	in := writeCorpus(t, dir, n)
 	out := filepath.Join(dir, "plans.jsonl")
-	args := extractArgs(in, out)
-	cmd := exec.Command(os.Args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for countLines(out)+countLines(rejectsPath(out)) < 4 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd := startExtract(t, in, out, 4)
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
 	if err != nil {
