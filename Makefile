@@ -63,8 +63,10 @@ fmt:
 # module, then copy it next to the binary; codeplan loads it at run time when
 # --gpu or --ngl is given.
 cuda: build
+	@command -v cmake >/dev/null || { echo "make cuda needs cmake (apt-get install cmake)" >&2; exit 2; }
+	@command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "make cuda needs the CUDA toolkit (nvcc on PATH or in /usr/local/cuda/bin)" >&2; exit 2; }
 	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)) && \
-	  cmake -S "$$dir" -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) && \
+	  PATH="$$PATH:/usr/local/cuda/bin" cmake -S "$$dir" -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) && \
 	  cmake --build $(CUDA_BUILD) --target ggml-cuda -j $$(nproc)
 	@mkdir -p $(LIBDIR)
 	cp -a $(CUDA_BUILD)/lib/ollama/*.so* $(LIBDIR)/

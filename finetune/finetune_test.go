@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+	"github.com/tidwall/gjson"
 
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -255,7 +255,7 @@ func rowField(t testing.TB, id, field string) string {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.Contains(line, `"id": "`+id+`"`) {
-			return jsonField(t, line, field)
+			return gjson.Get(line, field).String()
 		}
 	}
 	t.Fatalf("no row %s", id)

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -173,5 +179,52 @@ func TestExtractBadInput(t *testing.T) {
 	}
 	if code := run([]string{"codeplan", "extract", filepath.Join(dir, "missing.gguf"), "--input", bad, "--output", out}); code != exitUsage {
 		t.Errorf("missing model: exit %d", code)
+	}
+}
+
+// TestExtractOpenAIBackend runs extract against a fake OpenAI-compatible
+// server on loopback: accepted plans come from its replies, a reply cut by
+// max_tokens is rejected as not terminated, and a 503 is retried.
+func TestExtractOpenAIBackend(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" {
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"fake-model","object":"model"}]}`)
+			return
+		}
+		if calls.Add(1) == 1 {
+			http.Error(w, `{"error":{"message":"warming up"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		var req struct {
+			Model    string                     `json:"model"`
+			Messages []struct{ Content string } `json:"messages"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		finish, text := "stop", "```python\\ndef solve(question):\\n    numbers = parse_numbers(question)\\n    return add_all(numbers)\\n```"
+		if strings.Contains(req.Messages[0].Content, "What is 5 plus") {
+			finish, text = "length", "```python\\ndef solve(question):\\n    for"
+		}
+		fmt.Fprintf(w, `{"id":"x","object":"chat.completion","model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":"%s"},"finish_reason":%q}],"usage":{"prompt_tokens":50,"completion_tokens":20}}`, req.Model, text, finish)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	in := writeCorpus(t, dir, 8)
+	out := filepath.Join(dir, "plans.jsonl")
+	code := run([]string{"codeplan", "-q", "extract", "--backend", "openai", "--base-url", srv.URL + "/v1", "--model", "fake-model",
+		"--input", in, "--output", out, "--concurrency", "3"})
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if got := countLines(out); got != 7 {
+		t.Errorf("%d accepted rows, want 7", got)
+	}
+	rej, _ := os.ReadFile(rejectsPath(out))
+	if !strings.Contains(string(rej), `"reason":"not_terminated"`) || countLines(rejectsPath(out)) != 1 {
+		t.Errorf("rejects: %s", rej)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), `"model":"fake-model"`) || !strings.Contains(string(data), "parse_numbers(question)") {
+		t.Errorf("output rows: %.300s", data)
 	}
 }

@@ -64,6 +64,10 @@ func (e *extractor) extract(obj []byte) (id, prompt, response, reason string) {
 	}
 	f := rowFields{obj: obj}
 	prompt, response, reason = e.promptResponse(&f)
+	if reason != "" && e.promptOnly && strings.TrimSpace(prompt) != "" {
+		// A usable prompt is all PromptOnly readers need.
+		response, reason = "", ""
+	}
 	if reason != "" {
 		return "", "", "", reason
 	}
@@ -130,10 +134,8 @@ func (e *extractor) promptResponse(f *rowFields) (prompt, response, reason strin
 		}
 	}
 	if reason != "" {
-		if e.promptOnly && strings.TrimSpace(prompt) != "" {
-			return prompt, "", ""
-		}
-		return "", "", reason
+		// The prompt goes back with the reason: PromptOnly readers use it.
+		return prompt, "", reason
 	}
 	return prompt, response, ""
 }
@@ -228,7 +230,9 @@ func chatTurns(name string, chat gjson.Result) (prompt, response, reason string)
 	case !sawUser:
 		return "", "", fmt.Sprintf("chat %q has no non-empty user turn", name)
 	case response == "":
-		return "", "", fmt.Sprintf("chat %q has no non-empty assistant turn after the first user turn", name)
+		// The prompt is returned with the reason, so PromptOnly readers
+		// can still use a chat that has no answer yet.
+		return prompt, "", fmt.Sprintf("chat %q has no non-empty assistant turn after the first user turn", name)
 	}
 	return prompt, response, ""
 }
