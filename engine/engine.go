@@ -60,6 +60,11 @@ type Request struct {
 	// Tag is carried through to the Result untouched, for the caller's
 	// bookkeeping (the input row, say).
 	Tag any
+	// SharedPrefix is text that the first phase's prefix starts with and
+	// that many requests share (a chat header and a long instruction, say).
+	// With Options.PrefixCache its tokens are computed once and copied into
+	// each request's sequence instead of being recomputed.
+	SharedPrefix string
 }
 
 // PhaseOutput is what one phase generated.
@@ -75,6 +80,7 @@ type Result struct {
 	Tag          any
 	Phases       []PhaseOutput
 	PromptTokens int // tokens of all prefixes
+	CachedTokens int // prompt tokens copied from the prefix cache, not computed
 	Err          error
 	Elapsed      time.Duration
 }
@@ -113,13 +119,18 @@ type Options struct {
 	// Submit returns ErrQueueFull beyond it, SubmitWait blocks.
 	QueueSize int
 	// SlotContext is the context length each sequence may use (default:
-	// context size / Parallel). Prompt + generation must fit in it.
+	// context size / the context's sequences). Prompt + generation must fit.
 	SlotContext int
+	// PrefixCache keeps the tokens of the last Request.SharedPrefix in an
+	// extra sequence (the context needs Parallel+1 sequences) and copies
+	// them into each new request that starts with them.
+	PrefixCache bool
 }
 
 // Stats are cumulative counters, safe to read while the engine runs.
 type Stats struct {
-	PromptTokens    int64
+	PromptTokens    int64 // prompt tokens computed
+	CachedTokens    int64 // prompt tokens copied from the prefix cache
 	GeneratedTokens int64
 	Steps           int64
 	Completed       int64
@@ -136,7 +147,12 @@ type Engine struct {
 	closing chan struct{}
 	once    sync.Once
 
-	promptTokens, generated, steps, completed, busyNs atomic.Int64
+	promptTokens, cachedTokens, generated, steps, completed, busyNs atomic.Int64
+
+	// The prefix cache lives in sequence cacheSeq; only the loop touches it.
+	cacheSeq  llama.SeqID
+	cacheText string
+	cacheToks []llama.Token
 }
 
 type job struct {
@@ -153,19 +169,23 @@ func New(lctx *llama.Context, opts Options) (*Engine, error) {
 	if opts.Parallel > lctx.Sequences() {
 		return nil, fmt.Errorf("engine: parallel %d exceeds the context's %d sequences", opts.Parallel, lctx.Sequences())
 	}
+	if opts.PrefixCache && opts.Parallel+1 > lctx.Sequences() {
+		return nil, fmt.Errorf("engine: the prefix cache needs a context of %d sequences (parallel + 1), this one has %d", opts.Parallel+1, lctx.Sequences())
+	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 4 * opts.Parallel
 	}
 	if opts.SlotContext <= 0 || opts.SlotContext > lctx.ContextSize() {
-		opts.SlotContext = lctx.ContextSize() / opts.Parallel
+		opts.SlotContext = lctx.ContextSize() / lctx.Sequences()
 	}
 	e := &Engine{
-		lctx:    lctx,
-		model:   lctx.Model(),
-		opts:    opts,
-		queue:   make(chan *job, opts.QueueSize),
-		done:    make(chan struct{}),
-		closing: make(chan struct{}),
+		lctx:     lctx,
+		model:    lctx.Model(),
+		opts:     opts,
+		queue:    make(chan *job, opts.QueueSize),
+		done:     make(chan struct{}),
+		closing:  make(chan struct{}),
+		cacheSeq: llama.SeqID(opts.Parallel),
 	}
 	go e.loop()
 	return e, nil
@@ -181,6 +201,7 @@ func (e *Engine) SlotContext() int { return e.opts.SlotContext }
 func (e *Engine) Stats() Stats {
 	return Stats{
 		PromptTokens:    e.promptTokens.Load(),
+		CachedTokens:    e.cachedTokens.Load(),
 		GeneratedTokens: e.generated.Load(),
 		Steps:           e.steps.Load(),
 		Completed:       e.completed.Load(),

@@ -287,3 +287,48 @@ func TestCloseAnswersEverything(t *testing.T) {
 		t.Errorf("submit after close: %v", err)
 	}
 }
+
+// TestPrefixCacheGivesTheSameOutput: requests that share a long instruction
+// must generate exactly what they generate without the cache, while the
+// shared tokens are computed once.
+func TestPrefixCacheGivesTheSameOutput(t *testing.T) {
+	shared := "<|im_start|>user\n" + strings.Repeat("Write the plan the response follows. ", 6)
+	mk := func(withShared bool) []engine.Request {
+		var reqs []engine.Request
+		for i := 0; i < 6; i++ {
+			r := engine.Request{Phases: []engine.Phase{{Prefix: shared + fmt.Sprintf("Question %d: %s<|im_end|>\n<|im_start|>assistant\n", i, strings.Repeat("why ", i)), MaxTokens: 16}}}
+			if withShared {
+				r.SharedPrefix = shared
+			}
+			reqs = append(reqs, r)
+		}
+		// One request whose "shared" prefix is not a prefix: no cache use.
+		reqs = append(reqs, engine.Request{SharedPrefix: "something else entirely, long enough to count",
+			Phases: []engine.Phase{{Prefix: "plain prompt without the instruction", MaxTokens: 16}}})
+		return reqs
+	}
+	plain := runAll(t, newEngine(t, 2, 2*1024, engine.Options{}), mk(false))
+	lctx := engineContext(t, 3, 3*1024)
+	cached, err := engine.New(lctx, engine.Options{Parallel: 2, PrefixCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cached.Close)
+	got := runAll(t, cached, mk(true))
+	for i := range got {
+		if got[i].Err != nil || got[i].Text() != plain[i].Text() {
+			t.Errorf("request %d: cached %q (%v), plain %q", i, got[i].Text(), got[i].Err, plain[i].Text())
+		}
+	}
+	sharedToks, _ := model.Tokenize(shared, true, true)
+	st := cached.Stats()
+	if want := int64(6 * len(sharedToks)); st.CachedTokens != want {
+		t.Errorf("cached tokens %d, want %d", st.CachedTokens, want)
+	}
+	if got[0].CachedTokens != len(sharedToks) || got[6].CachedTokens != 0 {
+		t.Errorf("per-request cached tokens %d / %d", got[0].CachedTokens, got[6].CachedTokens)
+	}
+	if _, err := engine.New(engineContext(t, 2, 2048), engine.Options{Parallel: 2, PrefixCache: true}); err == nil {
+		t.Error("prefix cache without a spare sequence accepted")
+	}
+}

@@ -39,6 +39,7 @@ type slot struct {
 	maxStop  int
 	outputs  []PhaseOutput
 	nPrompt  int
+	cached   int // prompt tokens copied from the prefix cache
 }
 
 func (e *Engine) loop() {
@@ -131,7 +132,86 @@ func (e *Engine) admit(seq llama.SeqID, j *job) *slot {
 	}
 	s.sampler = smp
 	s.startPhase(0, s.prefixes[0])
+	if e.opts.PrefixCache && j.req.SharedPrefix != "" && strings.HasPrefix(j.req.Phases[0].Prefix, j.req.SharedPrefix) {
+		e.usePrefixCache(s, j.req.SharedPrefix)
+	}
 	return s
+}
+
+// minCachedPrefix is the fewest shared tokens worth a cache copy.
+const minCachedPrefix = 16
+
+// usePrefixCache starts s from the cached shared prefix: it (re)computes the
+// cache when the shared text changed, copies the cache sequence into s's
+// sequence, and keeps only the tokens that really match s's prompt (a
+// tokenizer may merge across the boundary of the shared text).
+func (e *Engine) usePrefixCache(s *slot, shared string) {
+	if shared != e.cacheText {
+		if err := e.fillPrefixCache(shared); err != nil {
+			e.cacheText, e.cacheToks = "", nil
+			return
+		}
+	}
+	toks := s.prefixes[0]
+	k := 0
+	for k < len(e.cacheToks) && k < len(toks)-1 && toks[k] == e.cacheToks[k] {
+		k++
+	}
+	if k < minCachedPrefix {
+		return
+	}
+	if err := e.lctx.CopySeq(e.cacheSeq, s.seq, -1, -1); err != nil {
+		return
+	}
+	if k < len(e.cacheToks) {
+		if err := e.lctx.RemoveTokens(s.seq, llama.Pos(k), -1); err != nil {
+			_ = e.lctx.RemoveSeq(s.seq)
+			return
+		}
+	}
+	s.pos = llama.Pos(k)
+	s.pending = toks[k:]
+	s.genStart = s.pos + llama.Pos(len(s.pending))
+	s.cached = k
+	e.cachedTokens.Add(int64(k))
+}
+
+// fillPrefixCache decodes shared into the cache sequence. It runs inside the
+// loop, between steps, once per distinct shared text.
+func (e *Engine) fillPrefixCache(shared string) error {
+	toks, err := e.model.Tokenize(shared, true, true)
+	if err != nil {
+		return err
+	}
+	if len(toks) < minCachedPrefix || len(toks)+1 > e.opts.SlotContext {
+		return fmt.Errorf("shared prefix of %d tokens not worth caching", len(toks))
+	}
+	if err := e.lctx.RemoveSeq(e.cacheSeq); err != nil {
+		return err
+	}
+	b, err := llama.NewBatch(e.lctx.BatchSize(), 1)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for start := 0; start < len(toks); start += b.Cap() {
+		b.Clear()
+		for i := start; i < len(toks) && i < start+b.Cap(); i++ {
+			if _, err := b.Add(toks[i], llama.Pos(i), e.cacheSeq, false); err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		err := e.lctx.Decode(b)
+		e.busyNs.Add(int64(time.Since(t0)))
+		if err != nil {
+			_ = e.lctx.RemoveSeq(e.cacheSeq)
+			return err
+		}
+	}
+	e.promptTokens.Add(int64(len(toks)))
+	e.cacheText, e.cacheToks = shared, toks
+	return nil
 }
 
 func (s *slot) startPhase(i int, pending []llama.Token) {
@@ -407,6 +487,7 @@ func (e *Engine) reply(s *slot, err error) {
 		Tag:          s.job.req.Tag,
 		Phases:       s.outputs,
 		PromptTokens: s.nPrompt,
+		CachedTokens: s.cached,
 		Err:          err,
 		Elapsed:      time.Since(s.job.start),
 	}

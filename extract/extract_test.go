@@ -115,3 +115,22 @@ func TestRunEmptyInput(t *testing.T) {
 		t.Errorf("empty input: %v", err)
 	}
 }
+
+func TestSharedPrefix(t *testing.T) {
+	tmpl := planner.DefaultTemplate()
+	shared := SharedPrefix(tmpl, planner.ChatML{})
+	if !strings.HasPrefix(shared, "<|im_start|>user\n") || len(shared) < 200 {
+		t.Fatalf("shared prefix %q", shared)
+	}
+	// Every rendered extraction prompt starts with it.
+	for _, row := range [][2]string{{"What is 2+2?", "4"}, {"", "x"}, {"Q with {{braces}}", "R"}} {
+		text, err := tmpl.Render(row[0], row[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, _ := planner.ChatML{}.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+		if !strings.HasPrefix(full, shared) {
+			t.Errorf("prompt for %q does not start with the shared prefix", row[0])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"strings"
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
@@ -14,6 +15,29 @@ type Local struct {
 	Engine   *engine.Engine
 	Chat     planner.ChatTemplater
 	Sampling llama.SamplerOptions
+	// SharedPrefix is the rendered start that every extraction prompt shares
+	// (see SharedPrefix); with the engine's prefix cache it is computed once.
+	SharedPrefix string
+}
+
+// SharedPrefix returns the text that every extraction prompt made with tmpl
+// and chat starts with: the chat header and the instruction up to the first
+// row-specific placeholder. It is found by rendering with a sentinel.
+func SharedPrefix(tmpl *planner.Template, chat planner.ChatTemplater) string {
+	const sentinel = "\x00codeplan-row\x00"
+	text, err := tmpl.Render(sentinel, sentinel)
+	if err != nil {
+		return ""
+	}
+	full, err := chat.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+	if err != nil {
+		return ""
+	}
+	i := strings.Index(full, sentinel)
+	if i <= 0 {
+		return ""
+	}
+	return full[:i]
 }
 
 // Generate implements Generator.
@@ -23,10 +47,11 @@ func (l Local) Generate(ctx context.Context, id string, msgs []planner.Message, 
 		return Generation{}, err
 	}
 	res, err := l.Engine.Generate(ctx, engine.Request{
-		ID:       id,
-		Ctx:      ctx,
-		Sampling: l.Sampling,
-		Phases:   []engine.Phase{{Prefix: prompt, MaxTokens: maxTokens}},
+		ID:           id,
+		Ctx:          ctx,
+		Sampling:     l.Sampling,
+		Phases:       []engine.Phase{{Prefix: prompt, MaxTokens: maxTokens}},
+		SharedPrefix: l.SharedPrefix,
 	})
 	if err != nil {
 		return Generation{}, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/llama"
@@ -110,15 +111,44 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 // check refuses a checkpoint from another base or with other settings.
 func (c *checkpoint) check(path string, base *Base, set settings) error {
 	if c.base != base.Fingerprint {
-		return fmt.Errorf("%s: checkpoint was made with another base model (fingerprint %s), not %s (fingerprint %s)",
-			path, c.base, base.FileName(), base.Fingerprint)
+		return fmt.Errorf("%s: %w: checkpoint was made with another base model (fingerprint %s), not %s (fingerprint %s)",
+			path, ErrCheckpoint, c.base, base.FileName(), base.Fingerprint)
 	}
 	if c.settings != set.String() {
-		return fmt.Errorf("%s: checkpoint was made with other settings; resume needs the same data and training flags:\n  checkpoint: %s\n  now:        %s",
-			path, c.settings, set.String())
+		return fmt.Errorf("%s: %w: checkpoint was made with other settings (%s); resume needs the same data and training flags",
+			path, ErrCheckpoint, settingsDiff(c.settings, set.String()))
 	}
 	return nil
 }
+
+// settingsDiff lists the key=value fields that differ between two
+// settings strings, as "lr 0.001 -> 0.002".
+func settingsDiff(was, now string) string {
+	old := map[string]string{}
+	for _, f := range strings.Fields(was) {
+		k, v, _ := strings.Cut(f, "=")
+		old[k] = v
+	}
+	var diffs []string
+	for _, f := range strings.Fields(now) {
+		k, v, _ := strings.Cut(f, "=")
+		if old[k] != v {
+			what := k
+			if k == "data" {
+				what = "data (rows, their order or their tokens)"
+			}
+			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", what, old[k], v))
+		}
+	}
+	if len(diffs) == 0 {
+		return "unknown difference"
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// ErrCheckpoint means the checkpoint cannot be resumed with this base or
+// these settings.
+var ErrCheckpoint = errors.New("checkpoint does not match")
 
 // restore puts the checkpoint's values and moments into the trainer.
 func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
@@ -144,4 +174,51 @@ func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
+
+// Preflight checks, before the model is loaded (which can take minutes),
+// what can be checked from files alone: the base can be trained with cfg,
+// the data file exists, and the checkpoint is there when resuming (and
+// belongs to this base) and absent otherwise. Run repeats these checks and
+// adds those that need the tokenizer.
+func Preflight(cfg Config, b *Base) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := b.CheckTrainable(cfg.Targets, cfg.Merge != ""); err != nil {
+		return err
+	}
+	if st, err := os.Stat(cfg.Data); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	} else if st.IsDir() {
+		return fmt.Errorf("--data %s is a directory", cfg.Data)
+	}
+	if st, err := os.Stat(filepath.Dir(cfg.Out)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--out %s: directory %s does not exist", cfg.Out, filepath.Dir(cfg.Out))
+	}
+	if cfg.Merge != "" && sameFile(cfg.Merge, b.Path) {
+		return fmt.Errorf("--merge %s is the base model itself", cfg.Merge)
+	}
+	ck := cfg.CheckpointPath()
+	if !cfg.Resume {
+		if fileExists(ck) {
+			return fmt.Errorf("a checkpoint of an earlier run exists at %s: pass --resume to continue it, or delete it to start over", ck)
+		}
+		return nil
+	}
+	if !fileExists(ck) {
+		return fmt.Errorf("--resume: no checkpoint at %s", ck)
+	}
+	f, err := gguf.Open(ck)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fp, _ := f.String(KeyBaseFingerprint); fp != b.Fingerprint {
+		file, _ := f.String(KeyBaseFile)
+		return fmt.Errorf("%s: %w: checkpoint was made with another base model (%s, fingerprint %s), not %s (fingerprint %s)",
+			ck, ErrCheckpoint, file, fp, b.FileName(), b.Fingerprint)
+	}
+	return nil
 }

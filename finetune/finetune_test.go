@@ -1,7 +1,6 @@
 package finetune
 
 import (
-	"context"
 	"errors"
 	"math"
 	"os"
@@ -47,8 +46,8 @@ func loadModel(t testing.TB, path string) *llama.Model {
 func quickConfig(t testing.TB, dir string) Config {
 	return Config{
 		Data: "testdata/rows.jsonl", Out: filepath.Join(dir, "adapter.gguf"),
-		Rank: 8, Alpha: 16, Epochs: 12, LR: 1e-2, Warmup: 0.1, Schedule: Cosine,
-		Ctx: 256, Batch: 512, ValSplit: 0.2, Seed: 7, Threads: 2, EvalEvery: 5,
+		Rank: 8, Alpha: 16, Epochs: 40, LR: 1e-2, Warmup: 0.1, Schedule: Cosine,
+		Ctx: 256, Batch: 512, ValSplit: 0.2, Seed: 7, Threads: 1, EvalEvery: 5,
 		Logger: zerolog.Nop(),
 	}
 }

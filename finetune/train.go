@@ -41,12 +41,13 @@ type Result struct {
 	Data      DataStats
 	TrainRows int
 	EvalRows  int
-	Steps     int   // optimizer steps of the whole run
-	StepsDone int   // steps finished (Steps unless interrupted)
-	Params    int   // trainable values
-	Tokens    int64 // tokens processed in training (all runs of a resumed job)
-	UpcastMB  float64
-	StateMB   float64
+	Steps     int     // optimizer steps of the whole run
+	StepsDone int     // steps finished (Steps unless interrupted)
+	Params    int     // trainable values
+	Tokens    int64   // tokens processed in training (all runs of a resumed job)
+	UpcastMB  float64 // F32 copies of base weights
+	StateMB   float64 // LoRA gradients and AdamW moments
+	ComputeMB float64 // peak compute buffers (activations) of one pass
 	FirstLoss float64 // training loss of the first step of this process
 	FinalLoss float64 // training loss of the last step
 	EvalLoss0 float64 // held-out loss before training (NaN if none)
@@ -286,11 +287,17 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 			if stats.EvalLoss, stats.EvalScore, err = evaluate(); err != nil {
 				return res, err
 			}
+			ev := logger.Info().Int("step", s).Int("steps", len(steps)).Int("epoch", stats.Epoch).Float64("loss", round4(stats.Loss)).
+				Float64("lr", lr).Float64("grad_norm", round4(norm)).Float64("tok_per_s", round2(stats.TokensPS))
 			if !math.IsNaN(stats.EvalLoss) {
 				res.EvalLoss = stats.EvalLoss
+				ev = ev.Float64("eval_loss", round4(stats.EvalLoss))
 			}
-			logger.Info().Int("step", s).Int("steps", len(steps)).Int("epoch", stats.Epoch).Float64("loss", round4(stats.Loss)).
-				Float64("eval_loss", round4(stats.EvalLoss)).Float64("lr", lr).Float64("tok_per_s", round2(stats.TokensPS)).Msg("finetune")
+			ev.Msg("finetune")
+		}
+		if s == start+1 {
+			res.ComputeMB = float64(tr.ComputeBytes()) / (1 << 20)
+			logger.Info().Float64("compute_mib", round2(res.ComputeMB)).Int("batch_tokens", cfg.Batch).Msg("memory for activations")
 		}
 		if math.IsNaN(res.FirstLoss) {
 			res.FirstLoss = stats.Loss
@@ -348,8 +355,12 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 		return res, err
 	}
 	res.Adapter = cfg.Out
-	logger.Info().Str("path", cfg.Out).Int("steps", len(steps)).Float64("loss", round4(res.FinalLoss)).
-		Float64("eval_loss", round4(res.EvalLoss)).Float64("tok_per_s", round2(res.TokensPS)).Msg("adapter written")
+	ev := logger.Info().Str("path", cfg.Out).Int("steps", len(steps)).Float64("loss", round4(res.FinalLoss)).
+		Float64("tok_per_s", round2(res.TokensPS))
+	if !math.IsNaN(res.EvalLoss) {
+		ev = ev.Float64("eval_loss", round4(res.EvalLoss))
+	}
+	ev.Msg("adapter written")
 	if fileExists(ckptPath) {
 		if err := os.Remove(ckptPath); err != nil {
 			logger.Warn().Err(err).Msg("could not remove the checkpoint of the finished run")

@@ -1,13 +1,16 @@
 // train.cpp: LoRA training on top of llama.cpp's model and ggml's automatic
 // differentiation (see train.h for the C interface).
 //
-// Why not llama_opt_epoch: in this llama.cpp version its training graph is
-// the inference graph, which writes K and V into the KV cache with
-// ggml_set_rows and reads attention inputs back from the cache; ggml cannot
-// differentiate through that, so the backward pass either aborts or cuts
-// the gradient of every K and V projection. It also builds one-hot labels
-// for every position (no way to leave prompt tokens out of the loss) and
-// keeps the AdamW moments and step counter private (no exact resume).
+// Why not llama_opt_init/llama_opt_epoch: in this llama.cpp version their
+// training graph is the inference graph, which writes K and V into the KV
+// cache with ggml_set_rows (a view of the cache) and reads attention inputs
+// back from the cache. As soon as any K or V depends on a trainable tensor,
+// ggml_build_backward_expand hits its "inplace operations are not
+// supported" assertion on that view and aborts the process (upstream
+// llama.cpp later fixed training by building attention without the cache;
+// this file does the same). opt_epoch also sets one-hot labels for every
+// position (prompt tokens cannot be left out of the loss), and ggml_opt
+// keeps the AdamW moments and its step counter private (no exact resume).
 //
 // So this file builds its own training graph for the llama family: the same
 // layers as the inference graph (llama.cpp's own llm_graph_context helpers
@@ -142,6 +145,7 @@ struct cp_trainer {
     std::vector<std::unique_ptr<owned_buffer>>             upcast_bufs;
     int64_t                                                upcast_bytes = 0;
     int64_t                                                state_bytes  = 0;
+    int64_t                                                compute_bytes = 0; // largest compute buffers so far
     // small host tensors: the loss gradient seed and the AdamW parameters
     owned_buffer  aux;
     ggml_tensor * seed         = nullptr;
@@ -165,6 +169,10 @@ struct cp_trainer {
         grad_bufs.clear();
         moment_bufs.clear();
         upcast_bufs.clear();
+        if (aux.buf) {
+            ggml_backend_buffer_free(aux.buf);
+            aux.buf = nullptr;
+        }
         for (auto * b : backends) {
             ggml_backend_free(b);
         }
@@ -299,7 +307,7 @@ struct train_graph : public llm_graph_context {
 
         ggml_tensor * cur = build_norm(inpL, model.output_norm, nullptr, LLM_NORM_RMS, -1);
         cb(cur, "result_norm", -1);
-        cur = mm(model.output, cur);
+        cur = bias(mm(model.output, cur), model.output_b); // qwen2 may have an output bias
         cb(cur, "result_output", -1);
         res->t_logits = cur;
         logits        = cur;
@@ -684,6 +692,11 @@ void run(cp_trainer & t, built & b, const llama_token * labels, int32_t n) {
         ggml_backend_tensor_set(b.labels, &one, (row * nv + labels[i]) * sizeof(float), sizeof(float));
         row++;
     }
+    int64_t compute = 0;
+    for (auto * be : t.backends) {
+        compute += ggml_backend_sched_get_buffer_size(t.sched, be);
+    }
+    t.compute_bytes = std::max(t.compute_bytes, compute);
     const ggml_status st = ggml_backend_sched_graph_compute(t.sched, b.graph);
     if (st != GGML_STATUS_SUCCESS) {
         throw train_error(fmt("graph computation failed (status %d)", (int) st));
@@ -707,6 +720,8 @@ void plan_upcasts(cp_trainer & t) {
     for (auto & nt : t.model->tensors_by_name) {
         model_tensor[nt.second] = true;
     }
+    // a tied output matrix is a duplicate of token_embd, not listed by name
+    model_tensor[t.model->output] = true;
 
     std::vector<ggml_tensor *> need;
     {
@@ -882,6 +897,10 @@ int64_t cp_train_upcast_bytes(const cp_trainer * t) {
 
 int64_t cp_train_state_bytes(const cp_trainer * t) {
     return t->state_bytes;
+}
+
+int64_t cp_train_compute_bytes(const cp_trainer * t) {
+    return t->compute_bytes;
 }
 
 int32_t cp_train_tensor_get(cp_trainer * t, int32_t i, int32_t kind, float * dst, int64_t n, char * err, size_t err_len) {

@@ -183,6 +183,18 @@ func (t *Trainer) StateBytes() int64 {
 	return int64(C.cp_train_state_bytes(t.c))
 }
 
+// ComputeBytes is the largest memory the compute buffers (activations, their
+// gradients and temporaries) have needed for one batch so far; it grows with
+// the batch size and is the part of training memory MaxTokens controls.
+func (t *Trainer) ComputeBytes() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return 0
+	}
+	return int64(C.cp_train_compute_bytes(t.c))
+}
+
 func (t *Trainer) ptr(op string) (*C.cp_trainer, error) {
 	if t.c == nil {
 		return nil, fmt.Errorf("%s: trainer %w", op, ErrClosed)

@@ -59,6 +59,9 @@ int64_t     cp_train_tensor_ne(const cp_trainer *t, int32_t i, int32_t dim);
 int64_t     cp_train_upcast_bytes(const cp_trainer *t);
 // bytes of the gradient and AdamW state buffers
 int64_t     cp_train_state_bytes(const cp_trainer *t);
+// bytes of the largest compute buffers (activations and their gradients)
+// a batch has needed so far
+int64_t     cp_train_compute_bytes(const cp_trainer *t);
 
 int32_t cp_train_tensor_get(cp_trainer *t, int32_t i, int32_t kind, float *dst, int64_t n, char *err, size_t err_len);
 int32_t cp_train_tensor_set(cp_trainer *t, int32_t i, int32_t kind, const float *src, int64_t n, char *err, size_t err_len);

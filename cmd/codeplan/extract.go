@@ -116,6 +116,7 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
+		&cli.BoolFlag{Name: "prefix-cache", Usage: "compute the instruction part of the extraction prompt once and share it with every row (one extra sequence; best with --kv-unified, where sharing copies no data)"},
 	)
 	return &cli.Command{
 		Name:      "extract",
@@ -174,12 +175,17 @@ Examples:
 			var gen extract.Generator
 			switch c.String("backend") {
 			case "llama":
-				l, err := openModel(c)
+				cache := c.Bool("prefix-cache")
+				extra := 0
+				if cache {
+					extra = 1
+				}
+				l, err := openModelSeqs(c, extra)
 				if err != nil {
 					return err
 				}
 				defer l.Close()
-				eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
+				eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
 				if err != nil {
 					return err
 				}
@@ -188,7 +194,11 @@ Examples:
 				if !ok {
 					log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
 				}
-				gen = extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
+				local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
+				if cache {
+					local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
+				}
+				gen = local
 				cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 				cfg.Model = filepath.Base(l.path)
 			case "openai":

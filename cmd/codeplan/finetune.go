@@ -1,7 +1,237 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/codeplan-dev/codeplan/finetune"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/planner/dataset"
+)
 
 func finetuneCommand() *cli.Command {
-	return &cli.Command{Name: "finetune", Usage: "(not implemented yet)"}
+	return &cli.Command{
+		Name:      "finetune",
+		Usage:     "train a LoRA adapter on (prompt, plan, response) rows",
+		ArgsUsage: "MODEL.gguf",
+		Description: `Every row of --data (the JSONL that 'codeplan extract' writes: id, prompt, plan,
+response) becomes one training sequence in the trained format: the conversation
+up to the assistant header is context, and only the assistant turn ("Plan:",
+the plan in a python fence, "Answer:", the response, the end-of-turn marker) is
+scored by the loss. The base model stays frozen; only the adapter's A and B
+matrices are trained (AdamW, warm-up then cosine/linear/constant decay,
+gradient clipping). A share of the rows (--val-split) is held out to report an
+unbiased loss.
+
+Next to --out it writes OUT.log.csv (one row per optimizer step) and
+OUT.loss.png. Ctrl-C finishes the current step and saves OUT.ckpt.gguf
+(adapter, AdamW moments, step); rerun the same command with --resume to
+continue exactly as if never stopped. --checkpoint-every N also saves every N
+steps.
+
+Supported bases: llama, qwen2 and qwen3 architectures (dense). Weights may be
+F32, F16, BF16 or quantized (Q4_0, Q8_0, K-quants, ...); on the CPU, F16/BF16
+matrices get a one-time F32 copy (2x their memory), quantized ones are used as
+they are. On a GPU (--gpu) every non-F32 matrix gets an F32 copy on the device.
+--merge needs an F32/F16/BF16 base.
+
+Examples:
+   codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --data plans.jsonl --out codeplan-lora.gguf --gpu
+   codeplan finetune tiny --data plans.jsonl --out /tmp/a.gguf --epochs 3 --lr 1e-3
+   codeplan finetune model.gguf --data plans.jsonl --out a.gguf --resume`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF `PATH` (or the first argument; \"tiny\" = built-in test model)"},
+			&cli.StringFlag{Name: "data", Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "adapter GGUF `PATH` to write"},
+			&cli.BoolFlag{Name: "lora", Value: true, Usage: "train a LoRA adapter (the only method; the base stays frozen)"},
+			&cli.IntFlag{Name: "lora-rank", Value: 8, Usage: "LoRA rank `R`"},
+			&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha; the update is scaled by alpha/rank"},
+			&cli.StringFlag{Name: "lora-targets", Value: "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down", Usage: "matrices to adapt, comma-separated"},
+			&cli.IntFlag{Name: "epochs", Value: 2, Usage: "passes over the training rows"},
+			&cli.Float64Flag{Name: "lr", Value: 1e-4, Usage: "peak learning rate"},
+			&cli.Float64Flag{Name: "warmup", Value: 0.05, Usage: "warm-up: a fraction of all steps (< 1) or a number of steps"},
+			&cli.StringFlag{Name: "schedule", Value: "cosine", Usage: "learning-rate decay after warm-up: cosine, linear or constant"},
+			&cli.IntFlag{Name: "ctx", Value: 512, Usage: "most tokens per row; longer rows are truncated (with a warning naming the row)"},
+			&cli.IntFlag{Name: "batch", Value: 512, Usage: "tokens per forward/backward pass (rows are packed; must be >= --ctx)"},
+			&cli.IntFlag{Name: "grad-accum", Value: 1, Usage: "forward/backward passes per optimizer step"},
+			&cli.Float64Flag{Name: "val-split", Value: 0.05, Usage: "share of rows held out for the evaluation loss"},
+			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the adapter initialisation and the data order"},
+			&cli.Float64Flag{Name: "max-grad-norm", Value: 1, Usage: "clip the gradient to this L2 norm (0 = off)"},
+			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW decoupled weight decay"},
+			&cli.IntFlag{Name: "eval-every", Usage: "evaluate on the held-out rows every `N` steps (0 = ten times per run)"},
+			&cli.IntFlag{Name: "checkpoint-every", Usage: "save a checkpoint every `N` optimizer steps (0 = only on Ctrl-C)"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint next to --out"},
+			&cli.StringFlag{Name: "merge", Usage: "also write the base with the adapter merged in to `PATH` (F32/F16/BF16 bases)"},
+			&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "what the model learns to write before the answer: codeplan, nlplan or direct"},
+			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
+			&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
+			&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
+			&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
+			&cli.StringFlag{Name: "plan-field", Value: "plan", Usage: "gjson `PATH` of the plan"},
+			&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
+			&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
+			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
+			&cli.BoolFlag{Name: "gpu", Usage: "offload all layers to the GPU backend (needs make cuda, or Metal)"},
+			&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
+			&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries"},
+		},
+		Action: runFinetune,
+	}
+}
+
+// finetuneConfig turns the flags into a finetune.Config; every error is a
+// usage error.
+func finetuneConfig(c *cli.Context) (finetune.Config, error) {
+	var cfg finetune.Config
+	if !c.Bool("lora") {
+		return cfg, fmt.Errorf("finetune: only LoRA training is implemented (--lora); full fine-tuning of the base is not offered")
+	}
+	if c.String("data") == "" {
+		return cfg, fmt.Errorf("finetune: --data is required")
+	}
+	if c.String("out") == "" {
+		return cfg, fmt.Errorf("finetune: --out is required")
+	}
+	targets, err := finetune.ParseTargets(c.String("lora-targets"))
+	if err != nil {
+		return cfg, fmt.Errorf("--lora-targets: %w", err)
+	}
+	sched, err := finetune.ParseSchedule(c.String("schedule"))
+	if err != nil {
+		return cfg, fmt.Errorf("--schedule: %w", err)
+	}
+	mode, err := planner.ParseMode(c.String("mode"))
+	if err != nil {
+		return cfg, fmt.Errorf("--mode: %w", err)
+	}
+	format, err := planner.ParseFormat(c.String("format"))
+	if err != nil {
+		return cfg, fmt.Errorf("--format: %w", err)
+	}
+	// Explicit zeros mean "off" here, while finetune.Config treats zero as
+	// "default"; a tiny negative value carries "off" through.
+	maxNorm := c.Float64("max-grad-norm")
+	if maxNorm == 0 {
+		maxNorm = -1
+	}
+	valSplit := c.Float64("val-split")
+	cfg = finetune.Config{
+		Data: c.String("data"), Out: c.String("out"), PlanField: c.String("plan-field"),
+		Read: dataset.ReadOptions{PromptField: c.String("prompt-field"), ResponseField: c.String("response-field"),
+			IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
+		Rank: c.Int("lora-rank"), Alpha: c.Float64("lora-alpha"), Targets: targets,
+		Epochs: c.Int("epochs"), LR: c.Float64("lr"), Warmup: c.Float64("warmup"), Schedule: sched,
+		Ctx: c.Int("ctx"), Batch: c.Int("batch"), GradAccum: c.Int("grad-accum"), ValSplit: valSplit,
+		Seed: c.Uint64("seed"), MaxGradNorm: maxNorm, WeightDecay: c.Float64("weight-decay"), Threads: c.Int("threads"),
+		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Resume: c.Bool("resume"),
+		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"),
+		Logger: log, Progress: true,
+	}
+	for _, name := range []string{"lora-rank", "epochs", "ctx", "batch", "grad-accum", "lr", "lora-alpha", "seed"} {
+		if c.IsSet(name) && isZeroFlag(c, name) {
+			return cfg, fmt.Errorf("--%s must not be 0", name)
+		}
+	}
+	return cfg, nil
+}
+
+func isZeroFlag(c *cli.Context, name string) bool {
+	switch name {
+	case "lr", "lora-alpha":
+		return c.Float64(name) == 0
+	case "seed":
+		return c.Uint64(name) == 0
+	}
+	return c.Int(name) == 0
+}
+
+func runFinetune(c *cli.Context) error {
+	cfg, err := finetuneConfig(c)
+	if err != nil {
+		return usageError{err}
+	}
+	path, err := modelPath(c)
+	if err != nil {
+		return err
+	}
+	// Everything that can be checked without loading the weights is checked
+	// first: loading an 8B model takes a while.
+	base, err := finetune.InspectBase(path)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := finetune.Preflight(cfg, base); err != nil {
+		return usageError{err}
+	}
+	ngl := c.Int("ngl")
+	if c.Bool("gpu") {
+		ngl = -1
+	}
+	if ngl != 0 {
+		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	m, err := llama.LoadModel(path, llama.ModelOptions{GPULayers: ngl})
+	if err != nil {
+		return usageError{err}
+	}
+	defer m.Close()
+	log.Info().Str("model", base.FileName()).Str("arch", base.Architecture).Int("gpu_layers", ngl).
+		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		for n := 1; ; n++ {
+			if _, ok := <-sig; !ok {
+				return
+			}
+			if n == 1 {
+				log.Warn().Msg("interrupted: finishing the current step, then saving a checkpoint (Ctrl-C again to quit at once)")
+				cancel()
+				continue
+			}
+			// Checkpoints are written atomically, so quitting now leaves
+			// the last one intact.
+			log.Warn().Msg("quitting without saving; --resume continues from the last checkpoint, if any")
+			os.Exit(exitRuntime)
+		}
+	}()
+	res, err := finetune.Run(ctx, m, cfg)
+	if err != nil {
+		if errors.Is(err, finetune.ErrNoRows) || errors.Is(err, finetune.ErrCheckpoint) {
+			return usageError{err}
+		}
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "adapter    %s (%d trainable values, rank %d)\n", res.Adapter, res.Params, cfg.Rank)
+	fmt.Fprintf(c.App.Writer, "steps      %d over %d training rows (%d held out)\n", res.Steps, res.TrainRows, res.EvalRows)
+	fmt.Fprintf(c.App.Writer, "loss       %.4f -> %.4f (first and last step)\n", res.FirstLoss, res.FinalLoss)
+	if !math.IsNaN(res.EvalLoss) {
+		fmt.Fprintf(c.App.Writer, "held-out   %.4f -> %.4f\n", res.EvalLoss0, res.EvalLoss)
+	}
+	fmt.Fprintf(c.App.Writer, "speed      %.0f tokens/s\n", res.TokensPS)
+	fmt.Fprintf(c.App.Writer, "log        %s\n", res.Log)
+	if res.Plot != "" {
+		fmt.Fprintf(c.App.Writer, "plot       %s\n", res.Plot)
+	}
+	if res.Merged != "" {
+		fmt.Fprintf(c.App.Writer, "merged     %s\n", res.Merged)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ func modelFlags(defaultParallel int) []cli.Flag {
 		&cli.IntFlag{Name: "batch", Value: 512, Usage: "most tokens per decode step (prompt chunks and generated tokens together)"},
 		&cli.StringFlag{Name: "flash-attn", Usage: "flash attention: auto, on or off (default: auto with --gpu/--ngl, off on CPU, where ggml's flash attention processed prompts ~5x slower in our measurements)"},
 		&cli.StringFlag{Name: "cache-type", Value: "f16", Usage: "KV cache type for K and V: f16, q8_0, q4_0, f32"},
+		&cli.BoolFlag{Name: "kv-unified", Usage: "one KV pool shared by all sequences (shared prefixes cost nothing to copy) instead of one stream per sequence"},
 	}
 }
 
@@ -80,7 +81,11 @@ func (l *loaded) Close() {
 
 // openModel loads MODEL with the shared flags and creates a context for
 // --parallel sequences, attaching --lora when the command has it.
-func openModel(c *cli.Context) (*loaded, error) {
+func openModel(c *cli.Context) (*loaded, error) { return openModelSeqs(c, 0) }
+
+// openModelSeqs is openModel with extra sequences beyond --parallel (the
+// engine's prefix cache uses one); --ctx then covers them too.
+func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	path, err := modelPath(c)
 	if err != nil {
 		return nil, err
@@ -112,9 +117,10 @@ func openModel(c *cli.Context) (*loaded, error) {
 	l := &loaded{model: m, path: path}
 	info, _ := m.Info()
 	parallel := max(1, c.Int("parallel"))
+	seqs := parallel + extra
 	nctx := c.Int("ctx")
 	if nctx <= 0 {
-		nctx = min(parallel*4096, max(info.ContextLength, 512)*parallel)
+		nctx = min(4096, max(info.ContextLength, 512)) * seqs
 	}
 	fa := c.String("flash-attn")
 	if fa == "" {
@@ -126,12 +132,13 @@ func openModel(c *cli.Context) (*loaded, error) {
 	l.ctx, err = m.NewContext(llama.ContextOptions{
 		ContextSize:    nctx,
 		BatchSize:      c.Int("batch"),
-		Sequences:      parallel,
+		Sequences:      seqs,
 		Threads:        c.Int("threads"),
 		FlashAttention: fa,
 		CacheTypeK:     c.String("cache-type"),
 		CacheTypeV:     c.String("cache-type"),
 		Poll:           pollOption(c.Int("poll")),
+		UnifiedKV:      c.Bool("kv-unified"),
 	})
 	if err != nil {
 		l.Close()

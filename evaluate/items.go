@@ -1,0 +1,251 @@
+package evaluate
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/codeplan-dev/codeplan/planner/answer"
+	"github.com/codeplan-dev/codeplan/planner/bench"
+	"github.com/codeplan-dev/codeplan/planner/synth"
+)
+
+// DefaultSteps are the step counts of a synthetic benchmark when none are
+// given: from trivial to the largest that every kind supports (Order stops
+// at 8), spaced so that the accuracy-by-steps curve shows a trend without
+// spending most of the run on long problems.
+var DefaultSteps = []int{1, 2, 4, 6, 8}
+
+// DefaultPerCell is the number of synthetic items per kind and step count
+// when none is given: 5 kinds × 5 step counts × 20 = 500 items, enough
+// for a ±4-point 95% interval per mode.
+const DefaultPerCell = 20
+
+// synthKinds maps the built-in benchmark names to their problem kinds.
+// "synth-text" is the documented name of synth.String, which says what the
+// problems are about better than the Go-flavoured "string"; "synth-string"
+// is accepted too.
+var synthKinds = map[string][]synth.Kind{
+	"synth":        synth.Kinds,
+	"synth-arith":  {synth.Arith},
+	"synth-list":   {synth.List},
+	"synth-text":   {synth.String},
+	"synth-string": {synth.String},
+	"synth-order":  {synth.Order},
+	"synth-truth":  {synth.Truth},
+}
+
+// SynthNames lists the built-in synthetic benchmark names, for help texts
+// and error messages.
+func SynthNames() []string {
+	return []string{"synth", "synth-arith", "synth-list", "synth-text", "synth-order", "synth-truth"}
+}
+
+// IsSynth reports whether name is a built-in synthetic benchmark.
+func IsSynth(name string) bool {
+	_, ok := synthKinds[strings.ToLower(strings.TrimSpace(name))]
+	return ok
+}
+
+// ErrUnknownBench is returned (wrapped) for a --bench value that is neither
+// a built-in name nor an existing file.
+var ErrUnknownBench = errors.New("unknown benchmark")
+
+// Source says which benchmark to evaluate and how to build its item list.
+type Source struct {
+	// Bench is a built-in synthetic name (see SynthNames) or a file path.
+	Bench string
+	// Steps, PerCell and Seed shape a synthetic benchmark: PerCell items
+	// for every kind and step count (nil / 0 mean DefaultSteps and
+	// DefaultPerCell). For the "synth" mix, a step count beyond a kind's
+	// synth.MaxSteps is skipped for that kind only.
+	Steps   []int
+	PerCell int
+	Seed    int64
+	// Shuffle reorders the items by a hash of (Seed, item id), so the
+	// order is reproducible and --limit takes a random-looking subset.
+	Shuffle bool
+	// File tunes the loading of a benchmark file (field overrides, kind,
+	// SkipBad).
+	File bench.Options
+}
+
+// LoadItems builds the whole item list of a benchmark, in evaluation order,
+// with the records of a file skipped under File.SkipBad. Unknown names,
+// missing files and malformed records are errors that name what is wrong.
+func LoadItems(src Source) (bench.Loaded, error) {
+	var out bench.Loaded
+	name := strings.TrimSpace(src.Bench)
+	if name == "" {
+		return out, fmt.Errorf("no benchmark given (want a file or one of %s)", strings.Join(SynthNames(), ", "))
+	}
+	if kinds, ok := synthKinds[strings.ToLower(name)]; ok {
+		items, err := synthItems(kinds, src)
+		if err != nil {
+			return out, fmt.Errorf("benchmark %s: %w", name, err)
+		}
+		out.Items = items
+	} else {
+		if _, err := os.Stat(name); err != nil {
+			switch {
+			case os.IsNotExist(err) && looksLikeName(name):
+				return out, fmt.Errorf("%w %q: not a file, and the built-in benchmarks are %s", ErrUnknownBench, name, strings.Join(SynthNames(), ", "))
+			case os.IsNotExist(err):
+				return out, fmt.Errorf("benchmark file %s: no such file", name)
+			}
+			return out, fmt.Errorf("benchmark file %s: %w", name, err)
+		}
+		var err error
+		if out, err = bench.LoadDetailed(name, src.File); err != nil {
+			return out, err
+		}
+	}
+	if src.Shuffle {
+		shuffle(out.Items, src.Seed)
+	}
+	return out, nil
+}
+
+// looksLikeName tells a mistyped built-in name ("synth-arithm") from a
+// missing file ("data/gsm8k.jsonl"), so each gets the helpful message.
+func looksLikeName(s string) bool {
+	return !strings.ContainsAny(s, `/\.`)
+}
+
+func synthItems(kinds []synth.Kind, src Source) ([]bench.Item, error) {
+	steps := src.Steps
+	if len(steps) == 0 {
+		steps = DefaultSteps
+	}
+	n := src.PerCell
+	if n == 0 {
+		n = DefaultPerCell
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("items per kind and step count must be positive, got %d", n)
+	}
+	if len(kinds) == 1 {
+		if err := synth.Validate(steps, kinds); err != nil {
+			return nil, err
+		}
+		return synth.Generate(src.Seed, n, steps, kinds), nil
+	}
+	// A mix: each kind gets the step counts it supports, so that
+	// "--steps 1,10,20" still tests the kinds that go that far.
+	var items []bench.Item
+	for _, k := range steps {
+		if !slices.ContainsFunc(kinds, func(kind synth.Kind) bool { return k >= 1 && k <= synth.MaxSteps[kind] }) {
+			return nil, fmt.Errorf("step count %d is supported by no synthetic kind (1 to %d)", k, maxSteps(kinds))
+		}
+	}
+	for _, kind := range kinds {
+		var ks []int
+		for _, k := range steps {
+			if k >= 1 && k <= synth.MaxSteps[kind] {
+				ks = append(ks, k)
+			}
+		}
+		if len(ks) > 0 {
+			items = append(items, synth.Generate(src.Seed, n, ks, []synth.Kind{kind})...)
+		}
+	}
+	return items, nil
+}
+
+func maxSteps(kinds []synth.Kind) int {
+	m := 0
+	for _, k := range kinds {
+		m = max(m, synth.MaxSteps[k])
+	}
+	return m
+}
+
+// shuffle orders items by sha256(seed, id): reproducible on every
+// platform and Go version, which a resumed run relies on to give each item
+// the same position.
+func shuffle(items []bench.Item, seed int64) {
+	key := make(map[string]uint64, len(items))
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], uint64(seed))
+	for _, it := range items {
+		h := sha256.New()
+		h.Write(buf[:])
+		h.Write([]byte(it.ID))
+		key[it.ID] = binary.BigEndian.Uint64(h.Sum(nil))
+	}
+	sort.SliceStable(items, func(i, j int) bool { return key[items[i].ID] < key[items[j].ID] })
+}
+
+// ParseSteps parses a step list such as "1,2,4" or "1-5" (ranges and
+// single values may be mixed: "1-3,6,8").
+func ParseSteps(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return nil, fmt.Errorf("step list %q has an empty entry", s)
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err != nil || a < 1 || b < a {
+			return nil, fmt.Errorf("step list %q: bad entry %q (want positive integers like 1,2,4 or 1-5)", s, part)
+		}
+		for k := a; k <= b; k++ {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DefaultOut is the report folder used when none is given: "eval-" and the
+// benchmark's name ("eval-synth", "eval-gsm8k" for data/gsm8k.jsonl).
+func DefaultOut(benchName string) string {
+	base := filepath.Base(strings.TrimSpace(benchName))
+	for ext := filepath.Ext(base); ext != ""; ext = filepath.Ext(base) {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if base == "" || base == "." || base == string(filepath.Separator) {
+		base = "bench"
+	}
+	return "eval-" + base
+}
+
+// Hint is the answer-format instruction added to every question, the same
+// in every mode so that the modes are compared on equal terms. It asks for
+// the marker answer.Extract reads first, in the form the item's kind is
+// scored in.
+func Hint(kind answer.Kind) string {
+	const lead = "Finish your response with a final line of the form "
+	switch kind {
+	case answer.Number:
+		return lead + `"The answer is N", where N is a single number.`
+	case answer.Math:
+		return lead + `"The answer is $X$", where X is the final result in LaTeX.`
+	case answer.Choice:
+		return lead + `"The answer is (X)", where X is the letter of the correct option.`
+	case answer.YesNo:
+		return lead + `"The answer is yes" or "The answer is no".`
+	case answer.Short:
+		return lead + `"The answer is X", where X is a short phrase, with no explanation.`
+	}
+	return lead + `"The answer is X", where X is exactly the answer, with no explanation.`
+}
+
+// UserMessage is the user turn for an item: its question, a blank line and
+// the answer-format Hint.
+func UserMessage(it bench.Item) string {
+	return strings.TrimSpace(it.Question) + "\n\n" + Hint(it.Kind)
+}

@@ -1,0 +1,364 @@
+package evaluate
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/codeplan-dev/codeplan/report"
+)
+
+// Report is the evaluation report built from every row of a results file,
+// so that a resumed run (or several merged shards) reports the whole
+// benchmark, not just the last run.
+type Report struct {
+	// Bench names the benchmark in the title.
+	Bench string
+	// Models and Formats are the distinct model (with "+ LoRA" when one
+	// was applied) and format values found in the rows; more than one
+	// means the folder mixes runs of different settings.
+	Models  []string
+	Formats []string
+	// Rows and Items count the rows and the distinct items; Errors the
+	// rows that could not run (Row.Error).
+	Rows, Items, Errors int
+	// Summary is accuracy per mode and per step count (package report).
+	Summary report.Summary
+	// ByTask is accuracy per mode and task (see Row.Task), in Summary's
+	// mode order and with tasks sorted by name.
+	ByTask []TaskTally
+}
+
+// TaskTally counts one mode's results on the items of one task.
+type TaskTally struct {
+	Mode, Task string
+	N, Correct int
+}
+
+// ReadRows reads every row of a results file. A blank line is ignored, and
+// so is an unparsable last line without a newline (a run killed mid-write
+// leaves one; the next run drops it and redoes its row). Rows repeating an
+// id are dropped (the first wins). Any other bad line is an error naming
+// the file and line.
+func ReadRows(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	var rows []Row
+	seen := map[string]bool{}
+	for line := 1; ; line++ {
+		b, err := br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		torn := err == io.EOF
+		if len(bytes.TrimSpace(b)) > 0 {
+			var r Row
+			if jerr := json.Unmarshal(b, &r); jerr != nil || r.ID == "" || r.ItemID == "" || r.Mode == "" {
+				if torn {
+					break
+				}
+				if jerr == nil {
+					jerr = errors.New(`missing "id", "item_id" or "mode"`)
+				}
+				return nil, fmt.Errorf("%s:%d: not a result row: %v", path, line, jerr)
+			}
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				rows = append(rows, r)
+			}
+		}
+		if torn {
+			break
+		}
+	}
+	return rows, nil
+}
+
+// NewReport summarizes rows. Rows are put in benchmark order first (by
+// Index), so that modes appear as direct, nlplan, codeplan whatever order
+// they finished in.
+func NewReport(bench string, rows []Row) Report {
+	rows = slices.Clone(rows)
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Index != rows[j].Index {
+			return rows[i].Index < rows[j].Index
+		}
+		return rows[i].ID < rows[j].ID
+	})
+	rep := Report{Bench: bench, Rows: len(rows)}
+	results := make([]report.Result, len(rows))
+	items := map[string]bool{}
+	models, formats := map[string]bool{}, map[string]bool{}
+	tallies := map[string]map[string]*TaskTally{}
+	for i, r := range rows {
+		results[i] = report.Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
+			F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
+		items[r.ItemID] = true
+		if r.Error != "" {
+			rep.Errors++
+		}
+		model := r.Model
+		if r.LoRA != "" {
+			model += " + " + r.LoRA
+		}
+		if model != "" {
+			models[model] = true
+		}
+		if r.Format != "" {
+			formats[string(r.Format)] = true
+		}
+		task := r.Task
+		if task == "" {
+			task = string(r.Kind)
+		}
+		byTask := tallies[string(r.Mode)]
+		if byTask == nil {
+			byTask = map[string]*TaskTally{}
+			tallies[string(r.Mode)] = byTask
+		}
+		t := byTask[task]
+		if t == nil {
+			t = &TaskTally{Mode: string(r.Mode), Task: task}
+			byTask[task] = t
+		}
+		t.N++
+		if r.Correct {
+			t.Correct++
+		}
+	}
+	rep.Items = len(items)
+	rep.Models = sortedKeys(models)
+	rep.Formats = sortedKeys(formats)
+	rep.Summary = report.Summarize(results)
+	for _, m := range rep.Summary.Modes {
+		for _, task := range sortedKeys(tallies[m.Mode]) {
+			rep.ByTask = append(rep.ByTask, *tallies[m.Mode][task])
+		}
+	}
+	return rep
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Tasks returns the tasks present, sorted.
+func (r Report) Tasks() []string {
+	var out []string
+	for _, t := range r.ByTask {
+		if !slices.Contains(out, t.Task) {
+			out = append(out, t.Task)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WriteMarkdown renders the report: a header naming the benchmark, model
+// and format, the tables of report.WriteMarkdown (accuracy per mode with
+// 95% Wilson interval and relative gain over direct; accuracy by number of
+// steps), accuracy by task when there are several, and, when chart
+// is not empty, a link to the chart image.
+func (r Report) WriteMarkdown(w io.Writer, chart string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# codeplan eval: %s\n\n", r.Bench)
+	fmt.Fprintf(&b, "- model: %s\n", orNone(r.Models))
+	fmt.Fprintf(&b, "- format: %s\n", orNone(r.Formats))
+	fmt.Fprintf(&b, "- rows: %d (%d items × %d modes)", r.Rows, r.Items, len(r.Summary.Modes))
+	if r.Errors > 0 {
+		fmt.Fprintf(&b, "; %d could not run (prompt too long) and count as wrong", r.Errors)
+	}
+	b.WriteString("\n\n")
+	b.WriteString("Gain is the relative accuracy gain over direct answering, (acc − acc_direct) / acc_direct.\n\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	if err := report.WriteMarkdown(w, r.Summary); err != nil {
+		return err
+	}
+	b.Reset()
+	if tasks := r.Tasks(); len(tasks) > 1 {
+		b.WriteString("\n## Accuracy by task\n\n| Task |")
+		for _, m := range r.Summary.Modes {
+			fmt.Fprintf(&b, " %s |", m.Mode)
+		}
+		b.WriteString("\n|:--|")
+		for range r.Summary.Modes {
+			b.WriteString("--:|")
+		}
+		b.WriteString("\n")
+		for _, task := range tasks {
+			fmt.Fprintf(&b, "| %s |", task)
+			for _, m := range r.Summary.Modes {
+				if t, ok := r.tally(m.Mode, task); ok {
+					fmt.Fprintf(&b, " %.1f%% (%d/%d) |", 100*float64(t.Correct)/float64(t.N), t.Correct, t.N)
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if chart != "" {
+		fmt.Fprintf(&b, "\n![Accuracy by mode and by number of steps](%s)\n", chart)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r Report) tally(mode, task string) (TaskTally, bool) {
+	for _, t := range r.ByTask {
+		if t.Mode == mode && t.Task == task && t.N > 0 {
+			return t, true
+		}
+	}
+	return TaskTally{}, false
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "(unknown)"
+	}
+	return strings.Join(s, ", ")
+}
+
+// summaryJSON is summary.json: the report's numbers for scripts. Gains
+// that are undefined (no baseline, baseline accuracy 0) are null, since
+// JSON has no NaN.
+type summaryJSON struct {
+	Bench   string     `json:"bench"`
+	Models  []string   `json:"models"`
+	Formats []string   `json:"formats"`
+	Rows    int        `json:"rows"`
+	Items   int        `json:"items"`
+	Errors  int        `json:"errors"`
+	Modes   []modeJSON `json:"modes"`
+}
+
+type modeJSON struct {
+	Mode        string     `json:"mode"`
+	N           int        `json:"n"`
+	Correct     int        `json:"correct"`
+	Accuracy    float64    `json:"accuracy"`
+	CILow       float64    `json:"ci95_low"`
+	CIHigh      float64    `json:"ci95_high"`
+	Gain        *float64   `json:"gain_vs_direct"`
+	MeanF1      float64    `json:"mean_f1"`
+	MeanTokens  float64    `json:"mean_tokens"`
+	MeanSeconds float64    `json:"mean_seconds"`
+	ByStep      []stepJSON `json:"by_steps"`
+	ByTask      []taskJSON `json:"by_task"`
+}
+
+type stepJSON struct {
+	Steps    int     `json:"steps"`
+	N        int     `json:"n"`
+	Correct  int     `json:"correct"`
+	Accuracy float64 `json:"accuracy"`
+	CILow    float64 `json:"ci95_low"`
+	CIHigh   float64 `json:"ci95_high"`
+}
+
+type taskJSON struct {
+	Task     string  `json:"task"`
+	N        int     `json:"n"`
+	Correct  int     `json:"correct"`
+	Accuracy float64 `json:"accuracy"`
+}
+
+// MarshalJSON renders the report as summary.json.
+func (r Report) MarshalJSON() ([]byte, error) {
+	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
+		Modes: []modeJSON{}}
+	for _, m := range r.Summary.Modes {
+		mj := modeJSON{Mode: m.Mode, N: m.N, Correct: m.Correct, Accuracy: finite(m.Accuracy), CILow: m.CI.Low, CIHigh: m.CI.High,
+			MeanF1: finite(m.MeanF1), MeanTokens: finite(m.MeanTokens), MeanSeconds: finite(m.MeanSeconds),
+			ByStep: []stepJSON{}, ByTask: []taskJSON{}}
+		if !math.IsNaN(m.Gain) && !math.IsInf(m.Gain, 0) {
+			g := m.Gain
+			mj.Gain = &g
+		}
+		for _, st := range m.ByStep {
+			mj.ByStep = append(mj.ByStep, stepJSON{Steps: st.Steps, N: st.N, Correct: st.Correct,
+				Accuracy: finite(st.Accuracy), CILow: st.CI.Low, CIHigh: st.CI.High})
+		}
+		for _, t := range r.ByTask {
+			if t.Mode == m.Mode && t.N > 0 {
+				mj.ByTask = append(mj.ByTask, taskJSON{Task: t.Task, N: t.N, Correct: t.Correct, Accuracy: float64(t.Correct) / float64(t.N)})
+			}
+		}
+		s.Modes = append(s.Modes, mj)
+	}
+	return json.MarshalIndent(s, "", "  ")
+}
+
+func finite(x float64) float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return 0
+	}
+	return x
+}
+
+// BuildReport reads every row of dir/results.jsonl and writes
+// dir/report.md, dir/report.png and dir/summary.json. Each file is written
+// to a temporary name and renamed, so an interrupted report leaves the
+// previous one intact.
+func BuildReport(dir, bench string) (Report, error) {
+	path := filepath.Join(dir, ResultsFile)
+	rows, err := ReadRows(path)
+	if err != nil {
+		return Report{}, err
+	}
+	if len(rows) == 0 {
+		return Report{}, fmt.Errorf("%s: no results to report yet", path)
+	}
+	rep := NewReport(bench, rows)
+	var md bytes.Buffer
+	if err := rep.WriteMarkdown(&md, ChartFile); err != nil {
+		return rep, err
+	}
+	if err := writeFile(filepath.Join(dir, ReportFile), md.Bytes()); err != nil {
+		return rep, err
+	}
+	js, err := rep.MarshalJSON()
+	if err != nil {
+		return rep, err
+	}
+	if err := writeFile(filepath.Join(dir, SummaryFile), append(js, '\n')); err != nil {
+		return rep, err
+	}
+	var png bytes.Buffer
+	if err := report.WriteChart(&png, rep.Summary); err != nil {
+		return rep, fmt.Errorf("chart: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, ChartFile), png.Bytes()); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
