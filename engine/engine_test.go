@@ -308,13 +308,26 @@ func TestPrefixCacheGivesTheSameOutput(t *testing.T) {
 		return reqs
 	}
 	plain := runAll(t, newEngine(t, 2, 2*1024, engine.Options{}), mk(false))
-	lctx := engineContext(t, 3, 3*1024)
-	cached, err := engine.New(lctx, engine.Options{Parallel: 2, PrefixCache: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, unified := range []bool{false, true} {
+		lctx, err := model.NewContext(llama.ContextOptions{ContextSize: 3 * 1024, Sequences: 3, BatchSize: 256, Threads: 1, UnifiedKV: unified})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lctx.Close()
+		cached, err := engine.New(lctx, engine.Options{Parallel: 2, PrefixCache: true, SlotContext: 1024})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cached.Close()
+		checkPrefixCache(t, shared, cached, runAll(t, cached, mk(true)), plain)
 	}
-	t.Cleanup(cached.Close)
-	got := runAll(t, cached, mk(true))
+	if _, err := engine.New(engineContext(t, 2, 2048), engine.Options{Parallel: 2, PrefixCache: true}); err == nil {
+		t.Error("prefix cache without a spare sequence accepted")
+	}
+}
+
+func checkPrefixCache(t *testing.T, shared string, cached *engine.Engine, got, plain []engine.Result) {
+	t.Helper()
 	for i := range got {
 		if got[i].Err != nil || got[i].Text() != plain[i].Text() {
 			t.Errorf("request %d: cached %q (%v), plain %q", i, got[i].Text(), got[i].Err, plain[i].Text())
@@ -327,8 +340,5 @@ func TestPrefixCacheGivesTheSameOutput(t *testing.T) {
 	}
 	if got[0].CachedTokens != len(sharedToks) || got[6].CachedTokens != 0 {
 		t.Errorf("per-request cached tokens %d / %d", got[0].CachedTokens, got[6].CachedTokens)
-	}
-	if _, err := engine.New(engineContext(t, 2, 2048), engine.Options{Parallel: 2, PrefixCache: true}); err == nil {
-		t.Error("prefix cache without a spare sequence accepted")
 	}
 }
