@@ -162,9 +162,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Paths of the files written next to the adapter.
-func (c Config) LogPath() string        { return stem(c.Out) + ".log.csv" }
-func (c Config) PlotPath() string       { return stem(c.Out) + ".loss.png" }
+// LogPath is the step log written next to the adapter.
+func (c Config) LogPath() string { return stem(c.Out) + ".log.csv" }
+
+// PlotPath is the loss curve written next to the adapter.
+func (c Config) PlotPath() string { return stem(c.Out) + ".loss.png" }
+
+// CheckpointPath is where an unfinished run keeps its checkpoint.
 func (c Config) CheckpointPath() string { return stem(c.Out) + ".ckpt.gguf" }
 
 func stem(p string) string { return strings.TrimSuffix(p, ".gguf") }

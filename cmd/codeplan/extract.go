@@ -18,7 +18,6 @@ import (
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/internal/logging"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/planner/dataset"
@@ -295,7 +294,6 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	}
 }
 
-var _ = logging.IsTerminal
 
 // retriesOption maps --retries to remote.Options.MaxRetries, where 0 means
 // "default" and a negative value means "none".

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -144,18 +143,16 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 		l.Close()
 		return nil, err
 	}
-	if c.IsSet("lora") || (hasFlag(c, "lora") && c.String("lora") != "") {
-		if p := c.String("lora"); p != "" {
-			a, err := m.LoadAdapter(p)
-			if err != nil {
-				l.Close()
-				return nil, usageError{err}
-			}
-			l.adapter = a
-			if err := l.ctx.SetAdapter(a, float32(c.Float64("lora-scale"))); err != nil {
-				l.Close()
-				return nil, err
-			}
+	if p := c.String("lora"); hasFlag(c, "lora") && p != "" {
+		a, err := m.LoadAdapter(p)
+		if err != nil {
+			l.Close()
+			return nil, usageError{err}
+		}
+		l.adapter = a
+		if err := l.ctx.SetAdapter(a, float32(c.Float64("lora-scale"))); err != nil {
+			l.Close()
+			return nil, err
 		}
 	}
 	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
@@ -207,13 +204,6 @@ func loadGPUBackends(dir string) error {
 	return usagef("--gpu/--ngl: no GPU backend found in %v: build it with `make cuda` (or pass --backend-dir)", candidates)
 }
 
-// checkTinyOrFile is a helper for flags that take the tiny model too.
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-var _ = fmt.Sprintf
 
 // pollOption maps --poll to llama.ContextOptions.Poll (nil = ggml default).
 func pollOption(p int) *int {
