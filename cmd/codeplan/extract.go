@@ -294,7 +294,6 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	}
 }
 
-
 // retriesOption maps --retries to remote.Options.MaxRetries, where 0 means
 // "default" and a negative value means "none".
 func retriesOption(n int) int {

@@ -204,7 +204,6 @@ func loadGPUBackends(dir string) error {
 	return usagef("--gpu/--ngl: no GPU backend found in %v: build it with `make cuda` (or pass --backend-dir)", candidates)
 }
 
-
 // pollOption maps --poll to llama.ContextOptions.Poll (nil = ggml default).
 func pollOption(p int) *int {
 	if p < 0 {
