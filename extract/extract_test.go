@@ -15,6 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -132,5 +135,30 @@ func TestSharedPrefix(t *testing.T) {
 		if !strings.HasPrefix(full, shared) {
 			t.Errorf("prompt for %q does not start with the shared prefix", row[0])
 		}
+	}
+}
+
+// TestSharedPrefixWithModelTemplate checks the shared prefix through the
+// model's own (C-side) chat template, where a NUL byte in the sentinel once
+// cut the text short and silently disabled the cache.
+func TestSharedPrefixWithModelTemplate(t *testing.T) {
+	p, err := tiny.DefaultPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := llama.LoadModel(p, llama.ModelOptions{VocabOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	chat := inference.ModelTemplater{Model: m}
+	shared := SharedPrefix(planner.DefaultTemplate(), chat)
+	if len(shared) < 200 {
+		t.Fatalf("shared prefix %q", shared)
+	}
+	text, _ := planner.DefaultTemplate().Render("Q?", "R.")
+	full, _ := chat.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+	if !strings.HasPrefix(full, shared) {
+		t.Error("rendered prompt does not start with the shared prefix")
 	}
 }

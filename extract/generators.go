@@ -24,7 +24,7 @@ type Local struct {
 // and chat starts with: the chat header and the instruction up to the first
 // row-specific placeholder. It is found by rendering with a sentinel.
 func SharedPrefix(tmpl *planner.Template, chat planner.ChatTemplater) string {
-	const sentinel = "\x00codeplan-row\x00"
+	const sentinel = "⟦codeplan-row-7f3a⟧" // no NUL bytes: the C template engine would stop at them
 	text, err := tmpl.Render(sentinel, sentinel)
 	if err != nil {
 		return ""

@@ -115,7 +115,7 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
-		&cli.BoolFlag{Name: "prefix-cache", Usage: "compute the instruction part of the extraction prompt once and share it with every row (one extra sequence; best with --kv-unified, where sharing copies no data)"},
+		&cli.BoolFlag{Name: "prefix-cache", Value: true, Usage: "compute the instruction part of the extraction prompt once and copy it into every row's sequence (uses one extra sequence of --ctx; --prefix-cache=false to turn off)"},
 	)
 	return &cli.Command{
 		Name:      "extract",
@@ -189,6 +189,11 @@ Examples:
 					return err
 				}
 				defer eng.Close()
+				defer func() {
+					st := eng.Stats()
+					log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
+						Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
+				}()
 				chat, ok := inference.Templater(l.model)
 				if !ok {
 					log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
