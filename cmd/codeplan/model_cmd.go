@@ -24,8 +24,17 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "out", Usage: "write the model to `PATH` instead of the user cache"},
 				&cli.BoolFlag{Name: "print-path", Usage: "print only the path (for scripts)"},
+				&cli.StringFlag{Name: "size", Value: "tiny", Usage: "tiny (0.5 MB, for tests) or small (104 MB: 8 layers of 512, a stand-in for timing batching with 'codeplan bench')"},
 			},
 			Action: func(c *cli.Context) error {
+				cfg := tiny.DefaultConfig()
+				switch c.String("size") {
+				case "tiny":
+				case "small":
+					cfg.Embedding, cfg.Heads, cfg.KVHeads, cfg.FeedForward, cfg.Layers = 512, 8, 8, 1408, 8
+				default:
+					return usagef("model tiny: --size %q: want tiny or small", c.String("size"))
+				}
 				var path string
 				var err error
 				if out := c.String("out"); out != "" {
@@ -34,9 +43,9 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 							return err
 						}
 					}
-					path, err = out, tiny.Write(out, tiny.DefaultConfig())
+					path, err = out, tiny.Write(out, cfg)
 				} else {
-					path, err = tiny.DefaultPath()
+					path, err = tiny.Path(cfg)
 				}
 				if err != nil {
 					return err
@@ -49,7 +58,6 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 				if err != nil {
 					return err
 				}
-				cfg := tiny.DefaultConfig()
 				fmt.Printf("%s\n", path)
 				log.Info().Int64("bytes", st.Size()).Int("layers", cfg.Layers).Int("embedding", cfg.Embedding).
 					Int("context", cfg.ContextLength).Msg("tiny model ready")
