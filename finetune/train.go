@@ -223,18 +223,14 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	if cfg.Progress {
 		lg := logger
 		bar = progress.New(progress.Options{Out: cfg.ProgressOut, Total: int64(len(steps)), Unit: "steps",
-			Counters: []string{"mloss", "meval"}, RateCounter: "tok", Message: "finetune", Logger: &lg})
+			RateCounter: "tok", Message: "finetune", Logger: &lg})
 		bar.Advance(int64(start))
 		defer bar.Finish()
 	}
-	var shownLoss, shownEval int64
-	gauge := func(name string, shown *int64, v float64) {
-		if bar == nil || math.IsNaN(v) {
-			return
+	gauge := func(name string, v float64) {
+		if bar != nil && !math.IsNaN(v) {
+			bar.Set(name, v)
 		}
-		n := int64(math.Round(v * 1000))
-		bar.Add(name, n-*shown)
-		*shown = n
 	}
 
 	evalEvery := cfg.EvalEvery
@@ -308,8 +304,8 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 			return res, err
 		}
 		if bar != nil {
-			gauge("mloss", &shownLoss, stats.Loss)
-			gauge("meval", &shownEval, stats.EvalLoss)
+			gauge("loss", stats.Loss)
+			gauge("eval", stats.EvalLoss)
 			bar.Add("tok", int64(st.tokens))
 			bar.Advance(1)
 		}

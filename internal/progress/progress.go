@@ -100,20 +100,22 @@ type Options struct {
 // Reporter tracks and shows the progress of one job. All methods are safe
 // for concurrent use, so workers can update counters directly.
 type Reporter struct {
-	mu       sync.Mutex
-	opts     Options
-	out      io.Writer
-	log      zerolog.Logger
-	terminal bool
-	start    time.Time
-	total    int64
-	done     int64
-	names    []string         // counters to show, in order
-	values   map[string]int64 // every counter, shown or not
-	rows     window           // done, for the ETA
-	rate     window           // values[RateCounter]
-	lastOut  time.Time        // last redraw or log line
-	finished bool
+	mu         sync.Mutex
+	opts       Options
+	out        io.Writer
+	log        zerolog.Logger
+	terminal   bool
+	start      time.Time
+	total      int64
+	done       int64
+	names      []string           // counters to show, in order
+	values     map[string]int64   // every counter, shown or not
+	gaugeNames []string           // gauges, in the order first set
+	gauges     map[string]float64 // latest value of every gauge
+	rows       window             // done, for the ETA
+	rate       window             // values[RateCounter]
+	lastOut    time.Time          // last redraw or log line
+	finished   bool
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -156,6 +158,7 @@ func New(opts Options) *Reporter {
 		out:    opts.Out,
 		total:  max(opts.Total, 0),
 		values: make(map[string]int64),
+		gauges: make(map[string]float64),
 		rows:   window{span: opts.ETAWindow},
 		rate:   window{span: opts.RateWindow},
 	}
@@ -212,6 +215,19 @@ func (r *Reporter) Add(counter string, n int64) {
 		r.names = append(r.names, counter)
 	}
 	r.values[counter] += n
+	r.update()
+}
+
+// Set shows a named measurement such as a loss: unlike counters it is a
+// float and replaces its previous value. Gauges appear after the counters,
+// in the order first set.
+func (r *Reporter) Set(gauge string, v float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, known := r.gauges[gauge]; !known {
+		r.gaugeNames = append(r.gaugeNames, gauge)
+	}
+	r.gauges[gauge] = v
 	r.update()
 }
 
@@ -326,6 +342,9 @@ func (r *Reporter) logLine(now time.Time, final bool) {
 	for _, c := range s.counters {
 		ev = ev.Int64(c.name, c.value)
 	}
+	for _, g := range s.gauges {
+		ev = ev.Float64(g.name, g.value)
+	}
 	if s.rateName != "" {
 		ev = ev.Int64(s.rateName, s.rateValue)
 		if s.hasRate {
@@ -353,6 +372,9 @@ func (r *Reporter) snapshot(now time.Time, final bool) state {
 	}
 	for _, name := range r.names {
 		s.counters = append(s.counters, counter{name, r.values[name]})
+	}
+	for _, name := range r.gaugeNames {
+		s.gauges = append(s.gauges, gauge{name, r.gauges[name]})
 	}
 	if name := r.opts.RateCounter; name != "" {
 		s.rateName = name

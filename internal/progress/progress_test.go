@@ -400,3 +400,20 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestGauges(t *testing.T) {
+	var buf bytes.Buffer
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	r := New(Options{Out: &buf, Total: 10, Mode: ModeTerminal, Now: clock.Now, Width: func() int { return 120 }, NoBackground: true, Counters: []string{"ok"}})
+	r.Set("loss", 2.345678)
+	r.Set("eval", 3.5)
+	r.Set("loss", 1.25)
+	clock.Advance(time.Second)
+	r.Advance(1)
+	r.Finish()
+	out := buf.String()
+	last := out[strings.LastIndex(out, "\r")+1:]
+	if !strings.Contains(last, "loss 1.25") || !strings.Contains(last, "eval 3.5") || strings.Index(last, "loss") > strings.Index(last, "eval") {
+		t.Errorf("gauges not shown in order: %q", last)
+	}
+}

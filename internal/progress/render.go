@@ -13,6 +13,7 @@ type state struct {
 	total, done int64
 	unit        string
 	counters    []counter
+	gauges      []gauge
 	rateName    string
 	rateValue   int64
 	rate        float64
@@ -27,6 +28,12 @@ type state struct {
 type counter struct {
 	name  string
 	value int64
+}
+
+// gauge is one named measurement and its latest value.
+type gauge struct {
+	name  string
+	value float64
 }
 
 // percent is done as a percentage of total, clamped to 100 because a
@@ -66,6 +73,9 @@ func formatLine(s state, width int) string {
 	}
 	for _, c := range s.counters {
 		parts = append(parts, fmt.Sprintf("%s %d", c.name, c.value))
+	}
+	for _, g := range s.gauges {
+		parts = append(parts, fmt.Sprintf("%s %.4g", g.name, g.value))
 	}
 	if s.hasRate {
 		parts = append(parts, fmt.Sprintf("%s %s/s", formatRate(s.rate), s.rateName))
