@@ -240,6 +240,8 @@ func Hint(kind answer.Kind) string {
 		return lead + `"The answer is yes" or "The answer is no".`
 	case answer.Short:
 		return lead + `"The answer is X", where X is a short phrase, with no explanation.`
+	case answer.ExactCase:
+		return lead + `"The answer is X", where X is exactly the answer with its upper- and lower-case letters, with no explanation.`
 	}
 	return lead + `"The answer is X", where X is exactly the answer, with no explanation.`
 }

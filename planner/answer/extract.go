@@ -64,7 +64,7 @@ func Extract(kind Kind, output string) (string, bool) {
 		return extractChoice(text, nil)
 	case YesNo:
 		return extractYesNo(text)
-	case Short, Exact:
+	case Short, Exact, ExactCase:
 		return extractText(text)
 	}
 	return "", false

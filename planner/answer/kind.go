@@ -25,10 +25,13 @@ const (
 	// Exact is a BIG-Bench-Hard-style target compared by exact match after
 	// light normalisation (case, surrounding whitespace, trailing period).
 	Exact Kind = "exact"
+	// ExactCase is Exact with letter case significant: for answers such as
+	// the result of string manipulations, where "Abc" and "abc" differ.
+	ExactCase Kind = "exact_case"
 )
 
 // Kinds lists every Kind, in a stable order, for help texts and validation.
-var Kinds = []Kind{Number, Math, Choice, YesNo, Short, Exact}
+var Kinds = []Kind{Number, Math, Choice, YesNo, Short, Exact, ExactCase}
 
 // ParseKind turns a user-supplied name (case-insensitive, surrounding
 // spaces ignored) into a Kind. Unknown names are an error that lists the

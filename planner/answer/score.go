@@ -54,6 +54,8 @@ func Score(kind Kind, predicted, gold string) Verdict {
 		g, gok := yesNoOf(gold)
 		p, pok := yesNoOf(predicted)
 		return binary(gok && pok && g == p)
+	case ExactCase:
+		return binary(normalizeSpacing(predicted) == normalizeSpacing(gold))
 	case Short:
 		p, g := normalizeSQuAD(predicted), normalizeSQuAD(gold)
 		em := p == g
@@ -176,6 +178,19 @@ func unboxed(s string) string {
 // quotes stripped, trailing period dropped, whitespace collapsed,
 // lower-cased, and a bare option label written as "(a)" so that "A" and
 // "(A)" agree.
+// normalizeSpacing is the ExactCase comparison form: markup, surrounding
+// quotes, runs of white space and a trailing period do not count, letter
+// case does.
+func normalizeSpacing(s string) string {
+	s = stripMarkup(s)
+	s = strings.TrimRight(strings.TrimSpace(s), ".")
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
 func normalizeExact(s string) string {
 	s = stripMarkup(s)
 	s = strings.TrimRight(s, ".")

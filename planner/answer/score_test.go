@@ -261,3 +261,28 @@ func TestNoPanicOnJunk(t *testing.T) {
 		}
 	}
 }
+
+func TestExactCaseScoring(t *testing.T) {
+	for _, c := range []struct {
+		pred, gold string
+		want       bool
+	}{
+		{"HeLLo", "HeLLo", true},
+		{"hello", "HeLLo", false},
+		{" HeLLo. ", "HeLLo", true},
+		{`"HeLLo"`, "HeLLo", true},
+		{"**HeLLo**", "HeLLo", true},
+		{"He LLo", "HeLLo", false},
+		{"", "HeLLo", false},
+	} {
+		if got := Score(ExactCase, c.pred, c.gold).Correct; got != c.want {
+			t.Errorf("Score(ExactCase, %q, %q) = %v, want %v", c.pred, c.gold, got, c.want)
+		}
+	}
+	if got, ok := Extract(ExactCase, "Reversing gives it.\nThe answer is cBaD."); !ok || got != "cBaD" {
+		t.Errorf("Extract(ExactCase) = %q %v", got, ok)
+	}
+	if k, err := ParseKind("exact_case"); err != nil || k != ExactCase {
+		t.Errorf("ParseKind: %v %v", k, err)
+	}
+}

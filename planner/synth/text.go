@@ -24,9 +24,8 @@ var suffixWords = []string{"cat", "sun", "box", "red", "owl", "map", "ink", "jam
 // uniformly among the operations that change the string and keep at least
 // two characters. With probability 1/4 (and k >= 2) the last step counts
 // a character instead, making the answer a number. Operations are
-// case-sensitive, so upper/lower-casing matters for later removals,
-// replacements and counts even though the final string is graded without
-// regard to case (answer.Exact).
+// case-sensitive, and so is the grading of the final string
+// (answer.ExactCase), as the question tells the model.
 func genString(r *rng, k int) problem {
 	s := startWords[r.intn(len(startWords))]
 	prog := Program{Word: s}
@@ -48,7 +47,7 @@ func genString(r *rng, k int) problem {
 		fmt.Fprintf(&b, "\n%d. %s", i+1, text)
 	}
 	b.WriteString("\nWhat is the final string?")
-	return problem{question: b.String(), gold: s, kind: answer.Exact, program: prog}
+	return problem{question: b.String(), gold: s, kind: answer.ExactCase, program: prog}
 }
 
 // pickStringOp chooses one applicable operation and returns it, its
