@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
@@ -500,6 +501,18 @@ func TestBadModelFiles(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", name, err)
+	}
+	// A well-formed GGUF of an architecture llama.cpp does not know.
+	w := gguf.NewWriter()
+	w.SetString("general.architecture", "no-such-arch")
+	w.SetUint32("no-such-arch.context_length", 128)
+	w.AddF32("token_embd.weight", []uint64{4, 4}, make([]float32, 16))
+	alien := filepath.Join(dir, "alien.gguf")
+	if err := w.WriteFile(alien); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := llama.LoadModel(alien, llama.ModelOptions{}); !errors.Is(err, llama.ErrModelLoad) || !strings.Contains(err.Error(), "architecture") {
+		t.Errorf("unknown architecture: %v", err)
 	}
 	if _, err := llama.LoadModel(cases["not gguf"], llama.ModelOptions{}); !errors.Is(err, llama.ErrNotGGUF) {
 		t.Errorf("not gguf: %v", err)

@@ -15,15 +15,23 @@ void goLog(int level, char *text);
 bool goProgress(float progress, uintptr_t handle);
 }
 
-// lastError keeps the most recent error line llama.cpp logged on this thread,
-// so that a failed call can explain itself in the Go error it becomes.
+// lastError collects the error lines llama.cpp logged on this thread since
+// the current call began, so that a failed call can explain itself in the
+// Go error it becomes. The first line is usually the cause ("unknown model
+// architecture: ..."), the last one a generic "failed to load model".
 static thread_local std::string lastError;
 
 static void logSink(enum ggml_log_level level, const char *text, void *) {
-    if (level == GGML_LOG_LEVEL_ERROR) {
-        lastError = text;
-        while (!lastError.empty() && (lastError.back() == '\n' || lastError.back() == ' ')) {
-            lastError.pop_back();
+    if (level == GGML_LOG_LEVEL_ERROR && lastError.size() < 2048) {
+        std::string line = text;
+        while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) {
+            line.pop_back();
+        }
+        if (!line.empty()) {
+            if (!lastError.empty()) {
+                lastError += "; ";
+            }
+            lastError += line;
         }
     }
     goLog((int)level, (char *)text);
