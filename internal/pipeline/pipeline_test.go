@@ -1,0 +1,129 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/codeplan-dev/codeplan/planner/dataset"
+)
+
+type row struct {
+	ID    string `json:"id"`
+	Index int64  `json:"index"`
+	Text  string `json:"text"`
+}
+
+func corpus(t *testing.T, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `{"id":"r%02d","prompt":"p%d","response":"r%d"}`+"\n", i, i, i)
+	}
+	p := filepath.Join(t.TempDir(), "in.jsonl")
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	return p
+}
+
+func TestRunResumeLimitShardAndFailures(t *testing.T) {
+	in := corpus(t, 20)
+	dir := t.TempDir()
+	var calls atomic.Int32
+	job := Job{Name: "test", Input: in, Output: filepath.Join(dir, "out.jsonl"), Rejects: filepath.Join(dir, "rej.jsonl"),
+		Workers: 3, Logger: zerolog.Nop(),
+		Process: func(_ context.Context, r dataset.Row) Outcome {
+			calls.Add(1)
+			switch {
+			case r.ID == "r05" && calls.Load() < 100:
+				return Outcome{Err: errors.New("transient")}
+			case r.Index%4 == 0:
+				return Outcome{Reject: row{ID: r.ID, Index: r.Index, Text: "rejected"}, Tokens: 1}
+			}
+			return Outcome{Output: row{ID: r.ID, Index: r.Index, Text: r.Prompt}, Tokens: 2, PromptTokens: 3}
+		}}
+	job.Limit = 8
+	st, err := Run(context.Background(), context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Processed+st.Failed != 8 || st.Failed != 1 || st.Rejected != 2 || st.Tokens != 2*5+2 || st.PromptTok != 15 {
+		t.Fatalf("first run %+v", st)
+	}
+	job.Limit = 0
+	calls.Store(100) // r05 succeeds from now on
+	st, err = Run(context.Background(), context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Resumed != 7 || st.Processed != 13 || st.Failed != 0 {
+		t.Fatalf("resumed run %+v", st)
+	}
+	got := map[string]bool{}
+	for _, p := range []string{job.Output, job.Rejects} {
+		data, _ := os.ReadFile(p)
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			id := l[strings.Index(l, `"id":"`)+6:][:3]
+			if got[id] {
+				t.Errorf("%s written twice", id)
+			}
+			got[id] = true
+		}
+	}
+	if len(got) != 20 {
+		t.Errorf("%d rows written, want 20", len(got))
+	}
+	// Shards partition the input.
+	total := 0
+	for k := 1; k <= 3; k++ {
+		sj := job
+		sj.Output, sj.Rejects = filepath.Join(dir, fmt.Sprintf("s%d.jsonl", k)), ""
+		sj.Shard = dataset.ShardSpec{K: k, N: 3}
+		st, err := Run(context.Background(), context.Background(), sj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += int(st.Processed)
+		if st.OtherShards+st.Processed != 20 {
+			t.Errorf("shard %d: %+v", k, st)
+		}
+	}
+	if total != 20 {
+		t.Errorf("shards processed %d rows, want 20", total)
+	}
+}
+
+func TestRunSoftCancelStopsFeeding(t *testing.T) {
+	in := corpus(t, 50)
+	soft, cancel := context.WithCancel(context.Background())
+	var n atomic.Int32
+	st, err := Run(soft, context.Background(), Job{Input: in, Output: filepath.Join(t.TempDir(), "o.jsonl"), Workers: 1, Logger: zerolog.Nop(),
+		Process: func(_ context.Context, r dataset.Row) Outcome {
+			if n.Add(1) == 3 {
+				cancel()
+			}
+			return Outcome{Output: row{ID: r.ID, Index: r.Index}}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Interrupted || st.Written >= 50 || st.Written < 3 {
+		t.Errorf("after a soft cancel: %+v", st)
+	}
+}
+
+func TestRunEmptyInput(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.jsonl")
+	os.WriteFile(p, nil, 0o644)
+	_, err := Run(context.Background(), context.Background(), Job{Input: p, Output: p + ".out", Logger: zerolog.Nop(),
+		Process: func(context.Context, dataset.Row) Outcome { return Outcome{} }})
+	if !errors.Is(err, ErrNoInputRows) {
+		t.Errorf("empty input: %v", err)
+	}
+}
