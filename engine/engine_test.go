@@ -4,32 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
 var model *llama.Model
 
-func TestMain(m *testing.M) {
-	p, err := tiny.DefaultPath()
-	if err != nil {
-		panic(err)
-	}
-	model, err = llama.LoadModel(p, llama.ModelOptions{})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	model.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testmodel.Main(m, &model) }
 
 // engineContext makes a context for tests, closed at the end of the test.
 func engineContext(t testing.TB, parallel, ctxSize int) *llama.Context {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -18,15 +18,7 @@ import (
 // random tiny model: its answers are noise, so this checks the mechanics
 // (two-phase requests, token counts, finish reasons, files), not accuracy.
 func TestRunOnTinyModel(t *testing.T) {
-	path, err := tiny.DefaultPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := llama.LoadModel(path, llama.ModelOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer model.Close()
+	model := testmodel.Load(t)
 	const parallel = 3
 	lctx, err := model.NewContext(llama.ContextOptions{ContextSize: parallel * 2048, Sequences: parallel, BatchSize: 512, Threads: 1})
 	if err != nil {

@@ -2,31 +2,19 @@ package inference_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
 var model *llama.Model
 
-func TestMain(m *testing.M) {
-	p, err := tiny.DefaultPath()
-	if err != nil {
-		panic(err)
-	}
-	if model, err = llama.LoadModel(p, llama.ModelOptions{}); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	model.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testmodel.Main(m, &model) }
 
 func TestRequestPhases(t *testing.T) {
 	chat, ok := inference.Templater(model)

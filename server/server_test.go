@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +20,8 @@ import (
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -31,21 +30,7 @@ import (
 // run), never the content.
 var model *llama.Model
 
-func TestMain(m *testing.M) {
-	p, err := tiny.DefaultPath()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tiny model:", err)
-		os.Exit(1)
-	}
-	model, err = llama.LoadModel(p, llama.ModelOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load tiny model:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	model.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testmodel.Main(m, &model) }
 
 const testModelID = "tiny-test"
 
