@@ -597,8 +597,10 @@ func readEvents(r io.Reader) []string {
 // TestGracefulShutdown: a running stream finishes during the grace period
 // while new requests are refused.
 func TestGracefulShutdown(t *testing.T) {
-	ts := startServer(t, 1, 512, nil)
-	body := `{"messages":[{"role":"user","content":"finish me"}],"stream":true,"mode":"direct","max_tokens":40}`
+	// Long enough (thousands of tokens) that the request is still running
+	// when the test looks at the load, short enough to finish in the grace.
+	ts := startServer(t, 1, 4096, nil)
+	body := `{"messages":[{"role":"user","content":"finish me"}],"stream":true,"mode":"direct","max_tokens":3000}`
 	resp, err := http.Post(ts.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
