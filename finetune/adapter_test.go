@@ -1,7 +1,6 @@
 package finetune
 
 import (
-	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,80 +12,14 @@ import (
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
-// writeTinyAs rewrites the tiny model with its matrices stored as typ (F16
-// or Q8_0); vectors stay F32, as real converters keep them.
+// writeTinyAs writes the tiny model with every matrix stored as typ.
 func writeTinyAs(t testing.TB, typ gguf.TensorType) string {
 	t.Helper()
-	f, err := gguf.Open(tinyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		switch v := kv.Value.(type) {
-		case uint32:
-			w.SetUint32(kv.Key, v)
-		case int32:
-			w.SetInt32(kv.Key, v)
-		case float32:
-			w.SetFloat32(kv.Key, v)
-		case bool:
-			w.SetBool(kv.Key, v)
-		case string:
-			w.SetString(kv.Key, v)
-		case gguf.Array:
-			w.SetArray(kv.Key, v)
-		default:
-			t.Fatalf("metadata %s: unexpected %T", kv.Key, kv.Value)
-		}
-	}
-	for _, ti := range f.Tensors() {
-		vals, err := f.TensorF32(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case len(ti.Shape) < 2 || typ == gguf.TensorF32:
-			err = w.AddF32(ti.Name, ti.Shape, vals)
-		case typ == gguf.TensorF16:
-			err = w.AddF16(ti.Name, ti.Shape, vals)
-		case typ == gguf.TensorQ8_0:
-			err = w.AddTensor(ti.Name, typ, ti.Shape, quantQ8_0(vals))
-		default:
-			t.Fatalf("type %s", typ)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	p := filepath.Join(t.TempDir(), "tiny-"+typ.String()+".gguf")
-	if err := w.WriteFile(p); err != nil {
+	if err := tiny.WriteAs(p, tiny.DefaultConfig(), typ); err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// quantQ8_0 is ggml's reference Q8_0 quantization: blocks of 32 values, an
-// F16 scale max|x|/127 and 32 rounded int8 values.
-func quantQ8_0(x []float32) []byte {
-	out := make([]byte, 0, len(x)/32*34)
-	for b := 0; b < len(x); b += 32 {
-		amax := 0.0
-		for _, v := range x[b : b+32] {
-			amax = math.Max(amax, math.Abs(float64(v)))
-		}
-		d := float32(amax / 127)
-		out = binary.LittleEndian.AppendUint16(out, gguf.Float32ToF16(d))
-		for _, v := range x[b : b+32] {
-			q := 0.0
-			if d != 0 {
-				q = math.Round(float64(v / d))
-			}
-			out = append(out, byte(int8(q)))
-		}
-	}
-	return out
 }
 
 // lastLogits decodes toks and returns the logits of the last position.

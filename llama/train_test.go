@@ -1,7 +1,6 @@
 package llama_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -304,46 +303,11 @@ func TestTrainerRefusesBadInput(t *testing.T) {
 	}
 }
 
-// writeTinyAs rewrites the tiny model with every matrix stored as typ
-// (F16, Q8_0 or Q4_0, quantized here with the reference rounding of ggml).
+// writeTinyAs writes the tiny model with every matrix stored as typ.
 func writeTinyAs(t testing.TB, typ gguf.TensorType) string {
 	t.Helper()
-	f, err := gguf.Open(tinyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KVs {
-		setKV(t, w, kv)
-	}
-	for _, ti := range f.Tensors() {
-		vals, err := f.TensorF32(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ti.Shape) < 2 {
-			if err := w.AddF32(ti.Name, ti.Shape, vals); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		switch typ {
-		case gguf.TensorF16:
-			err = w.AddF16(ti.Name, ti.Shape, vals)
-		case gguf.TensorQ8_0:
-			err = w.AddTensor(ti.Name, typ, ti.Shape, quantQ8_0(vals))
-		case gguf.TensorQ4_0:
-			err = w.AddTensor(ti.Name, typ, ti.Shape, quantQ4_0(vals))
-		default:
-			t.Fatalf("type %s", typ)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	p := filepath.Join(t.TempDir(), "tiny-"+typ.String()+".gguf")
-	if err := w.WriteFile(p); err != nil {
+	if err := tiny.WriteAs(p, tiny.DefaultConfig(), typ); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -380,51 +344,6 @@ func setKV(t testing.TB, w *gguf.Writer, kv gguf.KV) {
 	default:
 		t.Fatalf("metadata %s: unexpected %T", kv.Key, kv.Value)
 	}
-}
-
-func quantQ8_0(x []float32) []byte {
-	out := make([]byte, 0, len(x)/32*34)
-	for b := 0; b < len(x); b += 32 {
-		amax := float32(0)
-		for _, v := range x[b : b+32] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		d := amax / 127
-		out = binary.LittleEndian.AppendUint16(out, gguf.Float32ToF16(d))
-		for _, v := range x[b : b+32] {
-			q := 0.0
-			if d != 0 {
-				q = math.Round(float64(v / d))
-			}
-			out = append(out, byte(int8(q)))
-		}
-	}
-	return out
-}
-
-func quantQ4_0(x []float32) []byte {
-	out := make([]byte, 0, len(x)/32*18)
-	for b := 0; b < len(x); b += 32 {
-		blk := x[b : b+32]
-		amax, mx := float32(0), float32(0)
-		for _, v := range blk {
-			if a := float32(math.Abs(float64(v))); a > amax {
-				amax, mx = a, v
-			}
-		}
-		d := mx / -8
-		id := float32(0)
-		if d != 0 {
-			id = 1 / d
-		}
-		out = binary.LittleEndian.AppendUint16(out, gguf.Float32ToF16(d))
-		for j := 0; j < 16; j++ {
-			q0 := min(15, int(blk[j]*id+8.5))
-			q1 := min(15, int(blk[j+16]*id+8.5))
-			out = append(out, byte(q0)|byte(q1)<<4)
-		}
-	}
-	return out
 }
 
 func TestTrainWeightTypes(t *testing.T) {

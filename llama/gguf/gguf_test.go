@@ -194,8 +194,8 @@ func TestRoundTripTensors(t *testing.T) {
 	if err != nil || len(raw) != 34 {
 		t.Errorf("TensorData(c) = %d bytes, %v", len(raw), err)
 	}
-	if _, err := f.TensorF32("c"); err == nil || !strings.Contains(err.Error(), "Q8_0") {
-		t.Errorf("TensorF32 of Q8_0 should fail naming the type, got %v", err)
+	if cv, err := f.TensorF32("c"); err != nil || len(cv) != 32 {
+		t.Errorf("TensorF32 of a Q8_0 block: %d values, %v", len(cv), err)
 	}
 	if _, err := f.TensorData("nope"); err == nil {
 		t.Error("TensorData of a missing tensor succeeded")
@@ -482,5 +482,69 @@ func TestF16Conversion(t *testing.T) {
 	}
 	if BF16ToFloat32(0x3f80) != 1 {
 		t.Error("BF16ToFloat32(0x3f80) != 1")
+	}
+}
+
+func TestQuantizeRoundTrip(t *testing.T) {
+	x := make([]float32, 4*BlockSize)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37)) * float32(1+i%7)
+	}
+	x[5] = 0
+	for _, c := range []struct {
+		typ   TensorType
+		quant func([]float32) ([]byte, error)
+		tol   float64 // relative to each block's largest magnitude
+	}{{TensorQ8_0, QuantizeQ8_0, 1.0 / 127}, {TensorQ4_0, QuantizeQ4_0, 1.0 / 8}} {
+		data, err := c.quant(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWriter()
+		if err := w.AddTensor("q", c.typ, []uint64{BlockSize, 4}, data); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "q.gguf")
+		if err := w.WriteFile(p); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := f.TensorF32("q")
+		f.Close()
+		if err != nil || len(back) != len(x) {
+			t.Fatalf("%s: %d values, %v", c.typ, len(back), err)
+		}
+		for b := 0; b < len(x); b += BlockSize {
+			amax := 0.0
+			for _, v := range x[b : b+BlockSize] {
+				amax = math.Max(amax, math.Abs(float64(v)))
+			}
+			for i := b; i < b+BlockSize; i++ {
+				if d := math.Abs(float64(back[i] - x[i])); d > c.tol*amax*1.01+1e-6 {
+					t.Fatalf("%s: value %d: %g decoded as %g", c.typ, i, x[i], back[i])
+				}
+			}
+		}
+	}
+	if _, err := QuantizeQ8_0(make([]float32, 33)); err == nil {
+		t.Error("Q8_0 of 33 values accepted")
+	}
+	// Types without a decoder are refused by name.
+	w := NewWriter()
+	w.AddTensor("k", TensorQ4_K, []uint64{256}, make([]byte, 144))
+	p := filepath.Join(t.TempDir(), "k.gguf")
+	if err := w.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.TensorF32("k"); err == nil || !strings.Contains(err.Error(), "Q4_K") {
+		t.Errorf("TensorF32 of Q4_K should fail naming the type, got %v", err)
 	}
 }

@@ -619,16 +619,16 @@ func (f *File) TensorData(name string) ([]byte, error) {
 }
 
 // TensorF32 reads the named tensor as float32 values in ggml order; it
-// decodes F32, F16 and BF16 tensors.
+// decodes F32, F16, BF16, Q8_0 and Q4_0 tensors.
 func (f *File) TensorF32(name string) ([]float32, error) {
 	t, ok := f.Tensor(name)
 	if !ok {
 		return nil, fmt.Errorf("gguf: %s: no tensor %q", f.name(), name)
 	}
 	switch t.Type {
-	case TensorF32, TensorF16, TensorBF16:
+	case TensorF32, TensorF16, TensorBF16, TensorQ8_0, TensorQ4_0:
 	default:
-		return nil, fmt.Errorf("gguf: %s: tensor %q has type %s; only F32, F16 and BF16 can be decoded", f.name(), name, t.Type)
+		return nil, fmt.Errorf("gguf: %s: tensor %q has type %s; only F32, F16, BF16, Q8_0 and Q4_0 can be decoded", f.name(), name, t.Type)
 	}
 	b, err := f.TensorData(name)
 	if err != nil {
@@ -636,6 +636,16 @@ func (f *File) TensorF32(name string) ([]float32, error) {
 	}
 	le := binary.LittleEndian
 	switch t.Type {
+	case TensorQ8_0, TensorQ4_0:
+		n := 1
+		for _, d := range t.Shape {
+			n *= int(d)
+		}
+		out, err := dequantize(t.Type, b, n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %w", f.name(), name, err)
+		}
+		return out, nil
 	case TensorF32:
 		out := make([]float32, len(b)/4)
 		for i := range out {

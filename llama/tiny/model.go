@@ -39,8 +39,18 @@ const (
 
 // Write generates the model for cfg and writes it atomically to path. The
 // same cfg always yields the same bytes.
-func Write(path string, cfg Config) error {
-	w, err := build(cfg)
+func Write(path string, cfg Config) error { return WriteAs(path, cfg, gguf.TensorF32) }
+
+// fileTypes maps the matrix types WriteAs supports to llama.cpp's
+// general.file_type values (LLAMA_FTYPE_ALL_F32, _MOSTLY_F16, _MOSTLY_Q4_0,
+// _MOSTLY_Q8_0).
+var fileTypes = map[gguf.TensorType]uint32{gguf.TensorF32: 0, gguf.TensorF16: 1, gguf.TensorQ4_0: 2, gguf.TensorQ8_0: 7}
+
+// WriteAs is Write with every matrix stored as typ (F32, F16, Q8_0 or
+// Q4_0, quantized with ggml's reference rounding); norm weights stay F32.
+// Tests use it to check code against the weight types of real models.
+func WriteAs(path string, cfg Config, typ gguf.TensorType) error {
+	w, err := build(cfg, typ)
 	if err != nil {
 		return err
 	}
@@ -48,14 +58,18 @@ func Write(path string, cfg Config) error {
 }
 
 // build fills a GGUF writer with the metadata and weights of the model.
-func build(cfg Config) (*gguf.Writer, error) {
+func build(cfg Config, typ gguf.TensorType) (*gguf.Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	ftype, ok := fileTypes[typ]
+	if !ok {
+		return nil, fmt.Errorf("tiny: matrices of type %s are not supported (want F32, F16, Q8_0 or Q4_0)", typ)
 	}
 	w := gguf.NewWriter()
 	w.SetString("general.architecture", "llama")
 	w.SetString("general.name", modelName)
-	w.SetUint32("general.file_type", 0) // LLAMA_FTYPE_ALL_F32
+	w.SetUint32("general.file_type", ftype)
 	w.SetUint32(gguf.AlignmentKey, gguf.DefaultAlignment)
 
 	// llama.cpp reads these integers strictly as u32 and the floats as f32.
@@ -92,11 +106,32 @@ func build(cfg Config) (*gguf.Writer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := w.AddF32(name, shape, modelWeights(cfg, name, shape)); err != nil {
+		if err := addMatrix(w, name, shape, modelWeights(cfg, name, shape), typ); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// addMatrix adds a tensor: vectors as F32, matrices as typ.
+func addMatrix(w *gguf.Writer, name string, shape []uint64, vals []float32, typ gguf.TensorType) error {
+	if len(shape) < 2 || typ == gguf.TensorF32 {
+		return w.AddF32(name, shape, vals)
+	}
+	var data []byte
+	var err error
+	switch typ {
+	case gguf.TensorF16:
+		return w.AddF16(name, shape, vals)
+	case gguf.TensorQ8_0:
+		data, err = gguf.QuantizeQ8_0(vals)
+	case gguf.TensorQ4_0:
+		data, err = gguf.QuantizeQ4_0(vals)
+	}
+	if err != nil {
+		return fmt.Errorf("tiny: %s: %w", name, err)
+	}
+	return w.AddTensor(name, typ, shape, data)
 }
 
 // modelWeights generates the values of one model tensor. Each tensor has its

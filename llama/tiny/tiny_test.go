@@ -509,3 +509,29 @@ func TestLoRAEffectOnReferenceModel(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteAsWeightTypes(t *testing.T) {
+	cfg := DefaultConfig()
+	for typ, ftype := range map[gguf.TensorType]uint32{gguf.TensorF16: 1, gguf.TensorQ8_0: 7, gguf.TensorQ4_0: 2} {
+		p := filepath.Join(t.TempDir(), "m.gguf")
+		if err := WriteAs(p, cfg, typ); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := f.Uint32("general.file_type"); v != ftype {
+			t.Errorf("%s: file_type %d, want %d", typ, v, ftype)
+		}
+		q, _ := f.Tensor("blk.0.attn_q.weight")
+		n, _ := f.Tensor("blk.0.attn_norm.weight")
+		if q.Type != typ || n.Type != gguf.TensorF32 {
+			t.Errorf("%s: matrix stored as %s, norm as %s", typ, q.Type, n.Type)
+		}
+		f.Close()
+	}
+	if err := WriteAs(filepath.Join(t.TempDir(), "x.gguf"), cfg, gguf.TensorQ4_K); err == nil {
+		t.Error("Q4_K accepted")
+	}
+}
