@@ -1,12 +1,12 @@
 package finetune
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
@@ -36,31 +36,10 @@ func lastLogits(t testing.TB, m *llama.Model, a *llama.Adapter, toks []llama.Tok
 		}
 		defer c.ClearAdapters()
 	}
-	b, err := llama.NewBatch(len(toks), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for i, tok := range toks {
-		b.Add(tok, llama.Pos(i), 0, i == len(toks)-1)
-	}
-	if err := c.Decode(b); err != nil {
-		t.Fatal(err)
-	}
-	l, err := c.Logits(len(toks)-1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return testmodel.LastLogits(t, c, 0, 0, toks)
 }
 
-func maxAbsDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
-	}
-	return d
-}
+func maxAbsDiff(a, b []float32) float64 { return testmodel.MaxDiff(a, b) }
 
 func TestSavedAdapterMatchesInMemory(t *testing.T) {
 	m := loadModel(t, tinyPath)

@@ -2,12 +2,12 @@ package llama_test
 
 import (
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
@@ -278,30 +278,11 @@ func TestParallelMatchesSequential(t *testing.T) {
 	}
 }
 
-func logitsAfter(t testing.TB, m *llama.Model, ctx *llama.Context, seq llama.SeqID, start int, toks []llama.Token) []float32 {
-	t.Helper()
-	b, _ := llama.NewBatch(len(toks), 1)
-	defer b.Close()
-	for i, tk := range toks {
-		b.Add(tk, llama.Pos(start+i), seq, i == len(toks)-1)
-	}
-	if err := ctx.Decode(b); err != nil {
-		t.Fatal(err)
-	}
-	l, err := ctx.Logits(len(toks)-1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+func logitsAfter(t testing.TB, _ *llama.Model, ctx *llama.Context, seq llama.SeqID, start int, toks []llama.Token) []float32 {
+	return testmodel.LastLogits(t, ctx, seq, start, toks)
 }
 
-func maxDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
-	}
-	return d
-}
+func maxDiff(a, b []float32) float64 { return testmodel.MaxDiff(a, b) }
 
 func TestKVCacheOps(t *testing.T) {
 	m := loadTiny(t)

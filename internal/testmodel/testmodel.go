@@ -4,6 +4,7 @@ package testmodel
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"testing"
 
@@ -50,4 +51,37 @@ func Main(m *testing.M, model **llama.Model) {
 	code := m.Run()
 	(*model).Close()
 	os.Exit(code)
+}
+
+// LastLogits decodes toks at positions start.. of sequence seq and returns
+// a copy of the logits after the last one.
+func LastLogits(t testing.TB, ctx *llama.Context, seq llama.SeqID, start int, toks []llama.Token) []float32 {
+	t.Helper()
+	b, err := llama.NewBatch(len(toks), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i, tok := range toks {
+		if _, err := b.Add(tok, llama.Pos(start+i), seq, i == len(toks)-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ctx.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ctx.Logits(len(toks)-1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// MaxDiff is the largest absolute difference between a and b.
+func MaxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
 }
