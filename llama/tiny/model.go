@@ -181,14 +181,17 @@ func shrinkUnlikelyOutputs(w []float32, e int) {
 }
 
 // Path returns the cached model file for cfg under the user cache directory
-// (os.UserCacheDir()/codeplan), generating it first if it does not exist.
+// (os.UserCacheDir()/codeplan, or the temporary folder when there is none),
+// generating it first if it does not exist.
 // Concurrent callers, even in different processes, are safe: each writes a
 // complete temporary file and renames it into place, and the contents are
 // identical.
 func Path(cfg Config) (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("tiny: locating the cache directory: %w", err)
+		// No $HOME or $XDG_CACHE_HOME (a bare CI or service account): the
+		// model is cheap to regenerate, so the temporary folder will do.
+		dir = os.TempDir()
 	}
 	return pathIn(filepath.Join(dir, "codeplan"), cfg)
 }
