@@ -10,11 +10,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/cgo"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/codeplan-dev/codeplan/llama/gguf"
 )
 
 // Token is a vocabulary id.
@@ -76,11 +80,76 @@ func CheckGGUF(path string) error {
 	return nil
 }
 
+// checkHeader parses the GGUF header with our pure-Go reader before
+// llama.cpp sees the file. The reader bounds-checks every count, string and
+// tensor against the file size, and the hyper-parameters checked here are
+// ones llama.cpp would otherwise trip an assertion on (abort, not an error)
+// when a corrupt file sets them to zero.
+func checkHeader(path string) error {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// ggml maps tensor data in place and asserts 32-byte alignment.
+	if a := f.Alignment; a == 0 || a%32 != 0 || a&(a-1) != 0 {
+		return fmt.Errorf("general.alignment %d: want a power of two that is a multiple of 32", a)
+	}
+	arch, ok := f.String("general.architecture")
+	if !ok || arch == "" {
+		return fmt.Errorf("no general.architecture in the header")
+	}
+	for _, key := range []string{"block_count", "embedding_length", "context_length", "attention.head_count"} {
+		if v, ok := f.Uint32(arch + "." + key); ok && v == 0 {
+			return fmt.Errorf("%s.%s is 0", arch, key)
+		}
+	}
+	// Float hyper-parameters feed ggml operators that assert on them (a
+	// negative epsilon aborts the first decode).
+	for _, kv := range f.KVs {
+		v, isF32 := kv.Value.(float32)
+		if !isF32 || !strings.HasPrefix(kv.Key, arch+".") {
+			continue
+		}
+		f64 := float64(v)
+		if math.IsNaN(f64) || math.IsInf(f64, 0) || (strings.Contains(kv.Key, "epsilon") && v < 0) {
+			return fmt.Errorf("%s = %g is out of range", kv.Key, v)
+		}
+	}
+	// The vocabulary: llama.cpp asserts that token texts are unique and
+	// indexes the per-token arrays by token id without a length check.
+	if tokens, ok := f.Strings("tokenizer.ggml.tokens"); ok {
+		seen := make(map[string]struct{}, len(tokens))
+		for i, t := range tokens {
+			// llama.cpp reads token texts as C strings: a NUL ends them.
+			if nul := strings.IndexByte(t, 0); nul >= 0 {
+				t = t[:nul]
+			}
+			if _, dup := seen[t]; dup {
+				return fmt.Errorf("tokenizer.ggml.tokens: token %d (%q) appears twice", i, t)
+			}
+			seen[t] = struct{}{}
+		}
+		for _, key := range []string{"tokenizer.ggml.token_type", "tokenizer.ggml.scores"} {
+			if kv, ok := f.Lookup(key); ok {
+				arr, isArr := kv.Value.(gguf.Array)
+				if !isArr || arr.Len() != len(tokens) {
+					return fmt.Errorf("%s does not have one entry per token (%d tokens)", key, len(tokens))
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // LoadModel loads a GGUF model file.
 func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	Init()
 	if err := CheckGGUF(path); err != nil {
 		return nil, err
+	}
+	if err := checkHeader(path); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrModelLoad, path, err)
 	}
 	params := C.llama_model_default_params()
 	params.n_gpu_layers = C.int32_t(opts.GPULayers)
