@@ -36,6 +36,11 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	if st, _ := os.Stat(path); st != nil && st.Size() < 64 {
 		return nil, fmt.Errorf("%w %s: file is truncated (%d bytes)", ErrAdapter, path, st.Size())
 	}
+	// The same Go-side header check as for models: ggml's own parser would,
+	// for example, try to read a string that claims to be 20 GB long.
+	if err := checkHeader(path); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrAdapter, path, err)
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	eb := newErrBuf()

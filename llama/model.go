@@ -80,6 +80,21 @@ func CheckGGUF(path string) error {
 	return nil
 }
 
+// weightTypes are the tensor types ggml can use as model weights.
+var weightTypes = func() map[gguf.TensorType]bool {
+	m := map[gguf.TensorType]bool{}
+	for _, t := range []gguf.TensorType{
+		gguf.TensorF32, gguf.TensorF16, gguf.TensorBF16, gguf.TensorQ4_0, gguf.TensorQ4_1, gguf.TensorQ5_0,
+		gguf.TensorQ5_1, gguf.TensorQ8_0, gguf.TensorQ2_K, gguf.TensorQ3_K, gguf.TensorQ4_K, gguf.TensorQ5_K,
+		gguf.TensorQ6_K, gguf.TensorIQ2_XXS, gguf.TensorIQ2_XS, gguf.TensorIQ3_XXS, gguf.TensorIQ1_S,
+		gguf.TensorIQ4_NL, gguf.TensorIQ3_S, gguf.TensorIQ2_S, gguf.TensorIQ4_XS, gguf.TensorIQ1_M,
+		gguf.TensorTQ1_0, gguf.TensorTQ2_0, gguf.TensorMXFP4,
+	} {
+		m[t] = true
+	}
+	return m
+}()
+
 // checkHeader parses the GGUF header with our pure-Go reader before
 // llama.cpp sees the file. The reader bounds-checks every count, string and
 // tensor against the file size, and the hyper-parameters checked here are
@@ -95,13 +110,43 @@ func checkHeader(path string) error {
 	if a := f.Alignment; a == 0 || a%32 != 0 || a&(a-1) != 0 {
 		return fmt.Errorf("general.alignment %d: want a power of two that is a multiple of 32", a)
 	}
+	// Keys that llama.cpp reads with unchecked getters, which assert on a
+	// type mismatch instead of returning an error.
+	for key, want := range map[string]gguf.ValueType{
+		"general.architecture": gguf.TypeString, "general.type": gguf.TypeString,
+		"adapter.type": gguf.TypeString, "adapter.lora.alpha": gguf.TypeFloat32,
+	} {
+		if kv, ok := f.Lookup(key); ok && kv.Type != want {
+			return fmt.Errorf("%s has type %v, want %v", key, kv.Type, want)
+		}
+	}
 	arch, ok := f.String("general.architecture")
 	if !ok || arch == "" {
 		return fmt.Errorf("no general.architecture in the header")
 	}
-	for _, key := range []string{"block_count", "embedding_length", "context_length", "attention.head_count"} {
+	for _, key := range []string{"block_count", "embedding_length", "context_length", "attention.head_count", "attention.head_count_kv"} {
 		if v, ok := f.Uint32(arch + "." + key); ok && v == 0 {
 			return fmt.Errorf("%s.%s is 0", arch, key)
+		}
+	}
+	// Grouped-query attention shares each KV head among a whole number of
+	// query heads; other ratios trip a reshape assertion in the graph.
+	heads, okH := f.Uint32(arch + ".attention.head_count")
+	kvHeads, okKV := f.Uint32(arch + ".attention.head_count_kv")
+	if okH && okKV && (kvHeads > heads || heads%kvHeads != 0) {
+		return fmt.Errorf("%s.attention.head_count %d is not a multiple of head_count_kv %d", arch, heads, kvHeads)
+	}
+	// A zero dimension makes ggml divide by zero (SIGFPE) in some operators,
+	// and the integer and intermediate types have no matrix kernels (a call
+	// through a null function pointer).
+	for _, t := range f.Tensors() {
+		if !weightTypes[t.Type] {
+			return fmt.Errorf("tensor %s has type %s, which is not a weight type", t.Name, t.Type)
+		}
+		for _, d := range t.Shape {
+			if d == 0 {
+				return fmt.Errorf("tensor %s has a zero dimension %v", t.Name, t.Shape)
+			}
 		}
 	}
 	// Float hyper-parameters feed ggml operators that assert on them (a
