@@ -592,3 +592,29 @@ func TestVocabOnlyAndProgress(t *testing.T) {
 		t.Errorf("vocab-only tokenize %v", toks)
 	}
 }
+
+func TestGrammarRepetitionChecks(t *testing.T) {
+	m := loadTiny(t)
+	for _, g := range []string{
+		"root ::= item{6,3}\nitem ::= \"a\"",
+		"root ::= \"a\"{5000}",
+		"root ::= \"a\"{1,99999}",
+	} {
+		if _, err := llama.NewSampler(m, llama.SamplerOptions{Grammar: g}); !errors.Is(err, llama.ErrGrammar) {
+			t.Errorf("%q: want ErrGrammar, got %v", g, err)
+		}
+	}
+	// Braces inside literals, classes and comments are not repetitions.
+	for _, g := range []string{
+		"root ::= \"{6,3}\" [{}] # {9,1}\n",
+		"root ::= \"a\"{2,3}",
+		"root ::= \"a\"{2,}",
+	} {
+		s, err := llama.NewSampler(m, llama.SamplerOptions{Grammar: g})
+		if err != nil {
+			t.Errorf("%q: %v", g, err)
+			continue
+		}
+		s.Close()
+	}
+}

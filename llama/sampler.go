@@ -54,6 +54,11 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	if o.TopK < 0 || o.TopP < 0 || o.TopP > 1 || o.MinP < 0 || o.MinP > 1 || o.RepeatLastN < 0 {
 		return nil, fmt.Errorf("sampler: out-of-range option in %+v", o)
 	}
+	if o.Grammar != "" {
+		if err := checkGrammar(o.Grammar); err != nil {
+			return nil, err
+		}
+	}
 	chain := C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
 	if o.Grammar != "" {
 		root := o.GrammarRoot
