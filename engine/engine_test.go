@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -327,5 +328,66 @@ func checkPrefixCache(t *testing.T, shared string, cached *engine.Engine, got, p
 	}
 	if got[0].CachedTokens != len(sharedToks) || got[6].CachedTokens != 0 {
 		t.Errorf("per-request cached tokens %d / %d", got[0].CachedTokens, got[6].CachedTokens)
+	}
+}
+
+// TestPhaseCutsRandomized checks the cache bookkeeping of endPhase across
+// many random stop strings and limits, with four sequences interleaved: the
+// second phase must always equal a fresh run on the text the first phase
+// kept. (The tiny model's vocabulary is byte-level, so re-tokenising the
+// concatenated text gives the same tokens.)
+func TestPhaseCutsRandomized(t *testing.T) {
+	e := newEngine(t, 4, 4*1024, engine.Options{})
+	rng := rand.New(rand.NewPCG(7, 11))
+	base := prompts(6)
+	// Learn what free-running generation looks like, to pick stop strings
+	// that actually occur.
+	free := make([]string, len(base))
+	for i, p := range base {
+		r, err := e.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: p, MaxTokens: 60}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		free[i] = r.Text()
+	}
+	type tc struct {
+		prompt, stop string
+		limit        int
+	}
+	var cases []tc
+	for k := 0; k < 24; k++ {
+		i := rng.IntN(len(base))
+		c := tc{prompt: base[i], limit: 5 + rng.IntN(50)}
+		if out := free[i]; rng.IntN(4) > 0 && len(out) > 4 {
+			at := rng.IntN(len(out) - 3)
+			c.stop = out[at : at+1+rng.IntN(3)]
+		}
+		cases = append(cases, c)
+	}
+	reqs := make([]engine.Request, len(cases))
+	for k, c := range cases {
+		var stop []string
+		if c.stop != "" {
+			stop = []string{c.stop}
+		}
+		reqs[k] = engine.Request{Phases: []engine.Phase{{Prefix: c.prompt, MaxTokens: c.limit, Stop: stop}, {Prefix: "\nAnswer:\n", MaxTokens: 12}}}
+	}
+	two := runAll(t, e, reqs)
+	fresh := make([]engine.Request, len(cases))
+	for k, c := range cases {
+		fresh[k] = engine.Request{Phases: []engine.Phase{{Prefix: c.prompt + two[k].Phases[0].Text + "\nAnswer:\n", MaxTokens: 12}}}
+	}
+	want := runAll(t, e, fresh)
+	for k := range cases {
+		if two[k].Err != nil || want[k].Err != nil {
+			t.Fatalf("case %d: %v / %v", k, two[k].Err, want[k].Err)
+		}
+		if c := cases[k]; c.stop != "" && strings.Contains(two[k].Phases[0].Text, c.stop) {
+			t.Errorf("case %d: phase 1 %q still contains its stop %q", k, two[k].Phases[0].Text, c.stop)
+		}
+		if two[k].Phases[1].Text != want[k].Text() {
+			t.Errorf("case %d (stop %q, limit %d, phase 1 %q, %s): phase 2 %q, fresh %q", k, cases[k].stop, cases[k].limit,
+				two[k].Phases[0].Text, two[k].Phases[0].Finish, two[k].Phases[1].Text, want[k].Text())
+		}
 	}
 }
