@@ -14,7 +14,7 @@ type extractCase struct {
 
 var extractCases = []extractCase{
 	// ---- Number (GSM8K style) ----
-	{"gsm8k hashes", Number, "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\n#### 72", "72", true},
+	{"gsm8k hashes", Number, "Tomas picked 36/3 = 12 apples on Tuesday.\nTomas picked 36+12 = 48 apples on the two days.\n#### 48", "48", true},
 	{"answer is trailing period", Number, "She has 5 + 7 = 12 apples. The answer is 12.", "12", true},
 	{"answer is with dollars and cents", Number, "Total cost: 3 * $4.50 = $13.50.\nThe answer is $13.50.", "13.5", true},
 	{"thousands separator", Number, "So the company earns 1,250 * 8 = 10,000 dollars.\nThe answer is 10,000.", "10000", true},
@@ -129,7 +129,7 @@ var extractCases = []extractCase{
 	{"first word no", YesNo, "No. Penguins cannot fly.", "no", true},
 	{"true maps to yes", YesNo, "Answer: True", "yes", true},
 	{"false maps to no", YesNo, "The answer is false.", "no", true},
-	{"last line only", YesNo, "Genghis Khan died in 1227.\nThe printing press came later.\nNo", "no", true},
+	{"last line only", YesNo, "The bridge opened in 1931.\nThe tower came later.\nNo", "no", true},
 	{"no in prose is not an answer", YesNo, "There is no evidence either way, and it is hard to tell.", "", false},
 	{"restated yes no", YesNo, "The answer is yes. Actually, reconsidering, the answer is no.", "no", true},
 	{"boxed yes", YesNo, `\boxed{\text{Yes}}`, "yes", true},

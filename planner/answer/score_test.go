@@ -18,7 +18,7 @@ var scoreCases = []scoreCase{
 	{Number, "1,000.00", "1000", true},
 	{Number, "$1,000", "1000", true},
 	{Number, "1000", "#### 1,000", true},
-	{Number, "72", "Natalia sold 48/2 = 24 clips.\n#### 72", true},
+	{Number, "48", "Tomas picked 36/3 = 12 apples.\n#### 48", true},
 	{Number, "0.5", "1/2", true},
 	{Number, `\frac{1}{2}`, "0.5", true},
 	{Number, `\dfrac{1}{2}`, "1/2", true},

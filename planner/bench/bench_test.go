@@ -63,7 +63,7 @@ func TestLoadShapes(t *testing.T) {
 		wants []want
 	}{
 		{"gsm8k.jsonl", Options{}, []want{
-			{ID: "gsm8k-1", Gold: "72", Kind: answer.Number, Steps: 2, Question: "Natalia sold clips"},
+			{ID: "gsm8k-1", Gold: "48", Kind: answer.Number, Steps: 2, Question: "Tomas picked 36 apples"},
 			{ID: "gsm8k-2", Gold: "12000", Kind: answer.Number, Steps: 1},
 			{ID: "gsm8k-3", Gold: "-6", Kind: answer.Number, Steps: 1},
 		}},
@@ -73,7 +73,7 @@ func TestLoadShapes(t *testing.T) {
 		}},
 		{"math500.json", Options{}, []want{
 			{ID: "test/prealgebra/1.json", Gold: "5", Kind: answer.Math},
-			{ID: "test/precalculus/807.json", Gold: `\left( 3, \frac{\pi}{2} \right)`, Kind: answer.Math},
+			{ID: "test/precalculus/9001.json", Gold: `\left( 7, \frac{\pi}{2} \right)`, Kind: answer.Math},
 		}},
 		{"mc_letters.jsonl", Options{}, []want{
 			{ID: "mc1", Gold: "B", Kind: answer.Choice, Choices: []string{"36", "42", "48", "54"}, Question: "What is 6 times 7?\n(A) 36 (B) 42 (C) 48 (D) 54"},
@@ -83,8 +83,8 @@ func TestLoadShapes(t *testing.T) {
 			{Gold: "C", Kind: answer.Choice, Question: "(C) Paris (D) Rome"},
 		}},
 		{"arc_hf.jsonl", Options{}, []want{
-			{ID: "Mercury_7175875", Gold: "C", Kind: answer.Choice},
-			{ID: "NYSEDREGENTS_2015_4_8", Gold: "D", Kind: answer.Choice, Question: "(D) an iron nail"},
+			{ID: "Sci_0001", Gold: "C", Kind: answer.Choice},
+			{ID: "Sci_0002", Gold: "D", Kind: answer.Choice, Question: "(D) a copper pan"},
 		}},
 		{"arc_original.jsonl", Options{QuestionField: "question.stem", ChoicesField: "question.choices", AnswerField: "answerKey"}, []want{
 			{ID: "Q1", Gold: "B", Kind: answer.Choice, Choices: []string{"Oxygen", "Carbon dioxide", "Helium"}, Question: "Which gas do plants absorb?\n(A) Oxygen"},
@@ -96,16 +96,16 @@ func TestLoadShapes(t *testing.T) {
 			{Gold: "B", Kind: answer.Choice, Choices: []string{"shark", "whale", "trout"}},
 		}},
 		{"strategyqa.json", Options{}, []want{
-			{ID: "b8677742616fef051f00", Gold: "yes", Kind: answer.YesNo, Steps: 3},
-			{ID: "4668264df84fb7c25b39", Gold: "no", Kind: answer.YesNo, Steps: 2},
+			{ID: "sq-0001", Gold: "yes", Kind: answer.YesNo, Steps: 3},
+			{ID: "sq-0002", Gold: "no", Kind: answer.YesNo, Steps: 2},
 		}},
 		{"hotpot.json", Options{}, []want{
-			{ID: "5a8b57f25542995d1e6f1371", Gold: "yes", Kind: answer.Short},
-			{ID: "5a8c7595554299585d9e36b6", Gold: "1946", Kind: answer.Short},
+			{ID: "hq-comparison-0001", Gold: "yes", Kind: answer.Short},
+			{ID: "hq-bridge-0002", Gold: "1946", Kind: answer.Short},
 		}},
 		{"musique.jsonl", Options{}, []want{
-			{ID: "3hop1__135863_87694_64412", Gold: "Miquette Giraudy", Kind: answer.Short, Steps: 3, Aliases: []string{"Miquette"}},
-			{ID: "2hop__5247_160545", Gold: "3 January 1892", Kind: answer.Short, Steps: 2},
+			{ID: "3hop1__100001_200002_300003", Gold: "Edda Marlowe", Kind: answer.Short, Steps: 3, Aliases: []string{"Marlowe"}},
+			{ID: "2hop__400004_500005", Gold: "3 March 1871", Kind: answer.Short, Steps: 2},
 		}},
 		{"bbh_boolean.json", Options{}, []want{
 			{ID: "bbh_boolean-1", Gold: "False", Kind: answer.Exact},
@@ -116,7 +116,7 @@ func TestLoadShapes(t *testing.T) {
 			{ID: "c-2", Gold: "9", Kind: answer.Number, Steps: 3},
 		}},
 		{"gsm8k.jsonl", Options{Limit: 2}, []want{
-			{Gold: "72", Kind: answer.Number, Steps: 2},
+			{Gold: "48", Kind: answer.Number, Steps: 2},
 			{Gold: "12000", Kind: answer.Number, Steps: 1},
 		}},
 		{"hotpot.json", Options{Kind: answer.Exact}, []want{
@@ -133,7 +133,7 @@ func TestLoadShapes(t *testing.T) {
 
 func TestMetaAndSolution(t *testing.T) {
 	items := load(t, "gsm8k.jsonl", Options{})
-	if sol := items[0].Meta["solution"]; !strings.HasPrefix(sol, "Natalia sold 48/2") || strings.Contains(sol, "####") {
+	if sol := items[0].Meta["solution"]; !strings.HasPrefix(sol, "Tomas picked 36/3") || strings.Contains(sol, "####") {
 		t.Errorf("GSM8K solution = %q", sol)
 	}
 	m := load(t, "math.jsonl", Options{})
@@ -151,17 +151,17 @@ func TestMetaAndSolution(t *testing.T) {
 		t.Error("non-scalar context copied into Meta")
 	}
 	s := load(t, "strategyqa.json", Options{})
-	if s[0].Meta["term"] != "Genghis Khan" {
+	if s[0].Meta["term"] != "Bicycle" {
 		t.Errorf("StrategyQA meta = %v", s[0].Meta)
 	}
 }
 
 func TestGoldsScoreWithAnswerPackage(t *testing.T) {
 	items := load(t, "musique.jsonl", Options{})
-	if got := items[0].Golds(); !reflect.DeepEqual(got, []string{"Miquette Giraudy", "Miquette"}) {
+	if got := items[0].Golds(); !reflect.DeepEqual(got, []string{"Edda Marlowe", "Marlowe"}) {
 		t.Fatalf("Golds = %q", got)
 	}
-	if v := answer.ScoreAny(items[0].Kind, "Miquette", items[0].Golds()); !v.Correct {
+	if v := answer.ScoreAny(items[0].Kind, "Marlowe", items[0].Golds()); !v.Correct {
 		t.Error("alias not accepted")
 	}
 	// Every loaded gold must score as correct against itself: bench and
