@@ -186,7 +186,7 @@ func TestEndToEnd(t *testing.T) {
 		gold    string
 		correct bool
 	}{
-		{Number, "Janet has 16 eggs, eats 3 and bakes 4, so 16-3-4 = 9 eggs sold at $2: 9*2 = $18.\n#### 18", "#### 18", true},
+		{Number, "Ravi has 20 pears, eats 4 and gives away 5, so 20-4-5 = 11 pears sold at $2: 11*2 = $22.\n#### 22", "#### 22", true},
 		{Number, "The answer is 18 dollars, which is 2 more than 16.", "16", false},
 		{Number, "First, 5 * 4 = 20. The answer is 20. Hmm, but she also has 3: 20 + 3 = 23.\nThe answer is 23.", "20", false},
 		{Number, "So she pays $1,250.50 in total.", "1250.5", true},
