@@ -120,6 +120,22 @@ type pending struct {
 	ch <-chan engine.Result
 }
 
+// start submits req for one HTTP request. When it returns false the
+// response has already been written: an error (queue full, draining, ...)
+// or the end of a request whose client went away before it was queued.
+func (s *Server) start(ctx context.Context, w http.ResponseWriter, rl *requestLog, req engine.Request) (*pending, bool) {
+	p, e := s.submit(ctx, req)
+	if e != nil {
+		fail(w, rl, e)
+		return nil, false
+	}
+	if p == nil {
+		s.streamEnded(&sse{w: w}, ctx, rl)
+		return nil, false
+	}
+	return p, true
+}
+
 // submit admits req and hands it to the engine.
 func (s *Server) submit(ctx context.Context, req engine.Request) (*pending, *apiError) {
 	if e := s.admit(); e != nil {
@@ -375,13 +391,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, rl *req
 
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	p, e := s.submit(ctx, ereq)
-	if e != nil {
-		fail(w, rl, e)
-		return
-	}
-	if p == nil {
-		s.streamEnded(&sse{w: w}, ctx, rl)
+	p, ok := s.start(ctx, w, rl, ereq)
+	if !ok {
 		return
 	}
 	created := time.Now().Unix()
@@ -478,13 +489,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	p, e := s.submit(ctx, ereq)
-	if e != nil {
-		fail(w, rl, e)
-		return
-	}
-	if p == nil {
-		s.streamEnded(&sse{w: w}, ctx, rl)
+	p, ok := s.start(ctx, w, rl, ereq)
+	if !ok {
 		return
 	}
 	created := time.Now().Unix()
