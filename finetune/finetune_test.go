@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tidwall/gjson"
 
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
@@ -27,19 +28,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func loadModel(t testing.TB, path string) *llama.Model {
-	t.Helper()
-	m, err := llama.LoadModel(path, llama.ModelOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
-}
+func loadModel(t testing.TB, path string) *llama.Model { return testmodel.LoadFile(t, path) }
 
 // quickConfig trains the tiny model hard on the six test rows, so that a
 // few seconds suffice to see it memorise them.

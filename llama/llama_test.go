@@ -24,19 +24,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func loadTiny(t testing.TB) *llama.Model {
-	t.Helper()
-	m, err := llama.LoadModel(tinyPath, llama.ModelOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
-}
+func loadTiny(t testing.TB) *llama.Model { return testmodel.LoadFile(t, tinyPath) }
 
 func newCtx(t testing.TB, m *llama.Model, opts llama.ContextOptions) *llama.Context {
 	t.Helper()

@@ -25,7 +25,14 @@ func Path(t testing.TB) string {
 // Load loads the tiny model for one test and closes it when the test ends.
 func Load(t testing.TB) *llama.Model {
 	t.Helper()
-	m, err := llama.LoadModel(Path(t), llama.ModelOptions{})
+	return LoadFile(t, Path(t))
+}
+
+// LoadFile loads the model at path for one test and closes it when the test
+// ends (for variants of the tiny model written by the test).
+func LoadFile(t testing.TB, path string) *llama.Model {
+	t.Helper()
+	m, err := llama.LoadModel(path, llama.ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
