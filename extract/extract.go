@@ -97,22 +97,6 @@ type Summary struct {
 	ResponseWord float64          `json:"mean_response_words"`
 }
 
-// RowsPerSecond is processed rows per second of wall time.
-func (s Summary) RowsPerSecond() float64 {
-	if s.Elapsed <= 0 {
-		return 0
-	}
-	return float64(s.Processed) / s.Elapsed.Seconds()
-}
-
-// TokensPerSecond is generated tokens per second of wall time.
-func (s Summary) TokensPerSecond() float64 {
-	if s.Elapsed <= 0 {
-		return 0
-	}
-	return float64(s.Tokens) / s.Elapsed.Seconds()
-}
-
 // ReasonPromptTooLong rejects rows whose extraction prompt does not fit in
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"

@@ -161,9 +161,8 @@ func printPipelineSummary(name string, st pipeline.Stats, output string) {
 	if st.Resumed+st.OtherShards+st.Duplicates+st.Skipped > 0 {
 		fmt.Fprintf(w, "  rows not sent     already done %d, other shards %d, duplicate ids %d, malformed %d\n", st.Resumed, st.OtherShards, st.Duplicates, st.Skipped)
 	}
-	secs := st.Elapsed.Seconds()
-	if secs > 0 {
-		fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s\n", float64(st.Processed)/secs, float64(st.Tokens)/secs)
+	if st.Elapsed > 0 {
+		fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s\n", st.RowsPerSecond(), st.TokensPerSecond())
 	}
 	fmt.Fprintf(w, "  output            %s\n", output)
 }

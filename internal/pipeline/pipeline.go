@@ -68,6 +68,22 @@ type Stats struct {
 	Interrupted bool          `json:"interrupted"`
 }
 
+// RowsPerSecond is processed rows per second of wall time.
+func (s Stats) RowsPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Processed) / s.Elapsed.Seconds()
+}
+
+// TokensPerSecond is generated tokens per second of wall time.
+func (s Stats) TokensPerSecond() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Tokens) / s.Elapsed.Seconds()
+}
+
 // ErrNoInputRows is returned when the input holds no usable row.
 var ErrNoInputRows = errors.New("no usable rows in the input")
 
