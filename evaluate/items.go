@@ -12,9 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
-	"github.com/codeplan-dev/codeplan/planner/synth"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/synth"
 )
 
 // DefaultSteps are the step counts of a synthetic benchmark when none are
@@ -225,7 +225,7 @@ func DefaultOut(benchName string) string {
 
 // Hint is the answer-format instruction added to every question, the same
 // in every mode so that the modes are compared on equal terms. It asks for
-// the marker answer.Extract reads first, in the form the item's kind is
+// the marker answer.Final reads first, in the form the item's kind is
 // scored in.
 func Hint(kind answer.Kind) string {
 	const lead = "Finish your response with a final line of the form "

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
 )
 
 func TestLoadItems(t *testing.T) {
@@ -162,7 +162,7 @@ func TestDefaultOut(t *testing.T) {
 	}
 }
 
-// Every hint asks for the marker answer.Extract reads first, and a reply
+// Every hint asks for the marker answer.Final reads first, and a reply
 // that follows it is scored right.
 func TestHintAnswersAreExtracted(t *testing.T) {
 	tests := []struct {

@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/report"
+	"github.com/codeplan-dev/codeplan/evaluate/report"
 )
 
 // Report is the evaluation report built from every row of a results file,

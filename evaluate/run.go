@@ -23,14 +23,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/progress"
 	"github.com/codeplan-dev/codeplan/planner"
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
-	"github.com/codeplan-dev/codeplan/planner/dataset"
-	"github.com/codeplan-dev/codeplan/planner/synth"
 )
 
 // File names inside the report folder.
@@ -390,9 +390,9 @@ func Task(it bench.Item) string {
 func Score(it bench.Item, output string) (extracted string, correct bool, f1 float64) {
 	var ok bool
 	if it.Kind == answer.Choice && len(it.Choices) > 0 {
-		extracted, ok = answer.ExtractChoice(output, it.Choices)
+		extracted, ok = answer.FinalChoice(output, it.Choices)
 	} else {
-		extracted, ok = answer.Extract(it.Kind, output)
+		extracted, ok = answer.Final(it.Kind, output)
 	}
 	if !ok {
 		return "", false, 0

@@ -8,8 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/planner"
-	"github.com/codeplan-dev/codeplan/planner/dataset"
 )
 
 // Config is one fine-tuning run. Zero values get the defaults listed.

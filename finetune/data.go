@@ -12,9 +12,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
-	"github.com/codeplan-dev/codeplan/planner/dataset"
 )
 
 // Tokenizer turns text into tokens (*llama.Model implements it).

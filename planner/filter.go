@@ -114,13 +114,13 @@ func NewFilter(cfg FilterConfig) *Filter { return &Filter{cfg: cfg.withDefaults(
 // Config returns the effective limits, defaults filled in, for provenance.
 func (f *Filter) Config() FilterConfig { return f.cfg.withDefaults() }
 
-// Check extracts the plan from in.Output with ExtractCode and tests it, in the
+// Check extracts the plan from in.Output with FindCode and tests it, in the
 // order of Reasons. It returns the extracted plan (or "" when there is none)
 // and the first failing reason, or OK. The plan is returned for rejected
 // candidates too, for inspection; only use it when the reason is OK.
 func (f *Filter) Check(in Candidate) (plan string, reason Reason) {
 	c := f.Config()
-	plan, found := ExtractCode(in.Output)
+	plan, found := FindCode(in.Output)
 	switch {
 	case in.HitTokenLimit && !c.KeepUnterminated:
 		return plan, NotTerminated

@@ -92,7 +92,7 @@ func TestFilterReasons(t *testing.T) {
 func TestFilterReturnsPlan(t *testing.T) {
 	f := NewFilter(FilterConfig{})
 	plan, reason := f.Check(Candidate{Output: goodPlan})
-	want, _ := ExtractCode(goodPlan)
+	want, _ := FindCode(goodPlan)
 	if reason != OK || plan != want {
 		t.Errorf("Check = %q, %s; want the extracted plan and ok", plan, reason)
 	}

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// FuzzExtractCode checks ExtractCode's guarantees on arbitrary input. Plain
-// `go test` runs only the seeds; run `go test -fuzz=FuzzExtractCode ./planner`
+// FuzzFindCode checks FindCode's guarantees on arbitrary input. Plain
+// `go test` runs only the seeds; run `go test -fuzz=FuzzFindCode ./planner`
 // to search further.
-func FuzzExtractCode(f *testing.F) {
+func FuzzFindCode(f *testing.F) {
 	for _, s := range []string{
 		"", "```", "```python", "```python\n", "~~~\n~~~", "````\n```\n````",
 		goodPlan,
@@ -22,7 +22,7 @@ func FuzzExtractCode(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		code, ok := ExtractCode(in)
+		code, ok := FindCode(in)
 		if !ok {
 			if code != "" {
 				t.Fatalf("ok=false with code %q", code)
@@ -63,12 +63,12 @@ func FuzzExtractCode(f *testing.F) {
 			}
 		}
 		if !hasFence {
-			again, ok := ExtractCode("```python\n" + code + "\n```")
+			again, ok := FindCode("```python\n" + code + "\n```")
 			if !ok || again != code {
 				t.Fatalf("re-fenced %q gave %q, %v", code, again, ok)
 			}
 		}
-		// The filter never panics on what ExtractCode accepts.
+		// The filter never panics on what FindCode accepts.
 		(&Filter{}).Check(Candidate{Output: in, Response: in, Prompt: in})
 	})
 }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/progress"
-	"github.com/codeplan-dev/codeplan/planner/dataset"
 )
 
 // Outcome is what processing one row produced. Exactly one of Output,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/planner/dataset"
+	"github.com/codeplan-dev/codeplan/dataset"
 )
 
 type row struct {

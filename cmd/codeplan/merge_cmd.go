@@ -5,7 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/codeplan-dev/codeplan/planner/dataset"
+	"github.com/codeplan-dev/codeplan/dataset"
 )
 
 func mergeCommand() *cli.Command {

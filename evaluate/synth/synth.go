@@ -28,8 +28,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
 )
 
 // Kind is a family of synthetic problems.

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestExtractCode(t *testing.T) {
+func TestFindCode(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
@@ -70,28 +70,28 @@ func TestExtractCode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := ExtractCode(tc.in)
+			got, ok := FindCode(tc.in)
 			if tc.want == "" {
 				if ok {
-					t.Errorf("ExtractCode = %q, true; want no code", got)
+					t.Errorf("FindCode = %q, true; want no code", got)
 				}
 				return
 			}
 			if !ok || got != tc.want {
-				t.Errorf("ExtractCode =\n%q, %v\nwant\n%q", got, ok, tc.want)
+				t.Errorf("FindCode =\n%q, %v\nwant\n%q", got, ok, tc.want)
 			}
 		})
 	}
 }
 
-// TestExtractCodeSample runs ExtractCode over a realistic extraction-model
+// TestFindCodeSample runs FindCode over a realistic extraction-model
 // output kept in testdata.
-func TestExtractCodeSample(t *testing.T) {
+func TestFindCodeSample(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "extraction_output.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, ok := ExtractCode(string(b))
+	got, ok := FindCode(string(b))
 	if !ok {
 		t.Fatal("no code found")
 	}

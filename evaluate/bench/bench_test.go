@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
 )
 
 func load(t *testing.T, name string, opts Options) []Item {

@@ -6,7 +6,7 @@
 //
 // # Extraction order
 //
-// Extract tries places in a fixed order and returns the first answer it
+// Final tries places in a fixed order and returns the first answer it
 // finds. "Marker" means a phrase such as "The answer is", "Final answer:",
 // "answer =" or "Answer (in dollars):"; when there are several, the last
 // one wins, so an answer stated early and restated later is read from the
@@ -39,7 +39,7 @@
 //     ("B", "(B)", "B.") or starts with an option label ("(B) 42",
 //     "B) 42"). A capital letter counts unless more letters follow it; a
 //     lower-case one only before punctuation or the end, so that "the
-//     answer is a triangle" is not option A. ExtractChoice additionally
+//     answer is a triangle" is not option A. FinalChoice additionally
 //     accepts text that names exactly one option.
 //   - YesNo: yes/no/true/false first in the last \boxed{}, then first in a
 //     marker span, then as the first word of the output, then as the

@@ -88,7 +88,7 @@ func firstByte(br *bufio.Reader) (byte, error) {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-func openText(path string, opts ReadOptions, ex *extractor) (Reader, error) {
+func openText(path string, opts ReadOptions, ex *fieldFinder) (Reader, error) {
 	ts, err := openTextStream(path)
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func openText(path string, opts ReadOptions, ex *extractor) (Reader, error) {
 type rowBuilder struct {
 	name  string
 	opts  ReadOptions
-	ex    *extractor
+	ex    *fieldFinder
 	skips Skips
 	stickyErr
 }

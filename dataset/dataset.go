@@ -172,7 +172,7 @@ func displayName(path string) string {
 // JSONL (or a single JSON array of objects), gzip-compressed or not — gzip is
 // recognized by its magic bytes, so .jsonl.gz and .json.gz both work.
 func Open(path string, opts ReadOptions) (Reader, error) {
-	ex := newExtractor(opts)
+	ex := newFieldFinder(opts)
 	if path != Stdin && isParquet(path) {
 		return openParquet(path, opts, ex)
 	}

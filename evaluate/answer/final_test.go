@@ -2,7 +2,7 @@ package answer
 
 import "testing"
 
-// extractCase is one realistic model output and the answer Extract must
+// extractCase is one realistic model output and the answer Final must
 // find in it.
 type extractCase struct {
 	name   string
@@ -158,18 +158,18 @@ var extractCases = []extractCase{
 	{"bbh bare", Exact, "True", "True", true},
 }
 
-func TestExtract(t *testing.T) {
+func TestFinal(t *testing.T) {
 	for _, c := range extractCases {
 		t.Run(string(c.kind)+"/"+c.name, func(t *testing.T) {
-			got, ok := Extract(c.kind, c.output)
+			got, ok := Final(c.kind, c.output)
 			if got != c.want || ok != c.ok {
-				t.Errorf("Extract(%s, %q) = (%q, %v), want (%q, %v)", c.kind, c.output, got, ok, c.want, c.ok)
+				t.Errorf("Final(%s, %q) = (%q, %v), want (%q, %v)", c.kind, c.output, got, ok, c.want, c.ok)
 			}
 		})
 	}
 }
 
-func TestExtractChoiceByText(t *testing.T) {
+func TestFinalChoiceByText(t *testing.T) {
 	choices := []string{"12", "120", "dark red", "red"}
 	cases := []struct {
 		output string
@@ -187,15 +187,15 @@ func TestExtractChoiceByText(t *testing.T) {
 		{"The answer is blue.", "", false},
 	}
 	for _, c := range cases {
-		got, ok := ExtractChoice(c.output, choices)
+		got, ok := FinalChoice(c.output, choices)
 		if got != c.want || ok != c.ok {
-			t.Errorf("ExtractChoice(%q) = (%q, %v), want (%q, %v)", c.output, got, ok, c.want, c.ok)
+			t.Errorf("FinalChoice(%q) = (%q, %v), want (%q, %v)", c.output, got, ok, c.want, c.ok)
 		}
 	}
 }
 
-func TestExtractUnknownKind(t *testing.T) {
-	if got, ok := Extract(Kind("nope"), "The answer is 3."); ok || got != "" {
+func TestFinalUnknownKind(t *testing.T) {
+	if got, ok := Final(Kind("nope"), "The answer is 3."); ok || got != "" {
 		t.Errorf("unknown kind extracted %q", got)
 	}
 }

@@ -27,7 +27,7 @@ func binary(ok bool) Verdict {
 	return Verdict{}
 }
 
-// Score compares a predicted answer (normally Extract's result) with a
+// Score compares a predicted answer (normally Final's result) with a
 // gold answer of the given kind. Gold answers may be given in their
 // dataset form: "#### 72" or a whole GSM8K solution for Number, a MATH
 // solution containing \boxed{} for Math. An empty prediction is never
@@ -126,7 +126,7 @@ func answerNumber(s string) (*big.Rat, bool) {
 }
 
 // choiceLetter reads an option letter from an answer or gold string:
-// "B", "b", "(B)", "B.", "B) 42", or any output Extract understands.
+// "B", "b", "(B)", "B.", "B) 42", or any output Final understands.
 func choiceLetter(s string) (string, bool) {
 	t := strings.ToUpper(stripMarkup(s))
 	if m := optionOnlyRe.FindStringSubmatch(t); m != nil {
@@ -136,7 +136,7 @@ func choiceLetter(s string) (string, bool) {
 }
 
 // yesNoOf reads "yes"/"no" from an answer or gold string, accepting
-// true/false and any output Extract understands.
+// true/false and any output Final understands.
 func yesNoOf(s string) (string, bool) {
 	if m := yesNoWholeRe.FindStringSubmatch(stripMarkup(s)); m != nil {
 		return yesNoValue(m[1]), true

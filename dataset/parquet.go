@@ -53,7 +53,7 @@ type parquetReader struct {
 	index  int64
 }
 
-func openParquet(path string, opts ReadOptions, ex *extractor) (Reader, error) {
+func openParquet(path string, opts ReadOptions, ex *fieldFinder) (Reader, error) {
 	f, pf, err := openParquetFile(path)
 	if err != nil {
 		return nil, err

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
 )
 
 // The checker below is deliberately written apart from the generator: it
@@ -380,7 +380,7 @@ func checkItem(t *testing.T, it bench.Item) {
 	if v := answer.Score(it.Kind, it.Gold, it.Gold); !v.Correct {
 		t.Errorf("%s: gold %q does not score against itself as %s", it.ID, it.Gold, it.Kind)
 	}
-	if pred, ok := answer.Extract(it.Kind, "Let me work it out.\nThe answer is "+it.Gold+"."); !ok || !answer.Score(it.Kind, pred, it.Gold).Correct {
+	if pred, ok := answer.Final(it.Kind, "Let me work it out.\nThe answer is "+it.Gold+"."); !ok || !answer.Score(it.Kind, pred, it.Gold).Correct {
 		t.Errorf("%s: a correct model answer %q extracts as %q and is not scored correct", it.ID, it.Gold, pred)
 	}
 	q := it.Question

@@ -49,11 +49,11 @@ func prepare(output string) string {
 	return emptyBoxRe.ReplaceAllString(s, "")
 }
 
-// Extract finds the final answer of the given kind in a model's output.
+// Final finds the final answer of the given kind in a model's output.
 // It returns the answer in the form Score expects (numbers canonicalised,
 // letters upper-cased, yes/no lower-cased) and whether anything was found.
 // The order in which places are tried is documented in the package doc.
-func Extract(kind Kind, output string) (string, bool) {
+func Final(kind Kind, output string) (string, bool) {
 	text := prepare(output)
 	switch kind {
 	case Number:
@@ -70,11 +70,11 @@ func Extract(kind Kind, output string) (string, bool) {
 	return "", false
 }
 
-// ExtractChoice is Extract for multiple choice when the option texts are
+// FinalChoice is Final for multiple choice when the option texts are
 // known: besides letters it accepts an answer that names exactly one
 // option's text ("The answer is Paris" for "(B) Paris"). A text that
 // matches several options is not an answer.
-func ExtractChoice(output string, choices []string) (string, bool) {
+func FinalChoice(output string, choices []string) (string, bool) {
 	return extractChoice(prepare(output), choices)
 }
 

@@ -5,7 +5,7 @@ import (
 	"math/bits"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
 )
 
 // orderPeople is how many people an Order puzzle with k constraints has:

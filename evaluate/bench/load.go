@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/planner/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/tidwall/gjson"
 )
 
@@ -334,7 +334,7 @@ func (s schema) gold(rec, a gjson.Result) (gold string, aliases []string, soluti
 				text = text[i+4:]
 			}
 		}
-		g, ok := answer.Extract(answer.Number, text)
+		g, ok := answer.Final(answer.Number, text)
 		if !ok || !plainNumberLike(g) {
 			return "", nil, "", fmt.Errorf("answer %q holds no number", clip(a.String()))
 		}
@@ -425,12 +425,12 @@ func plainNumberLike(s string) bool {
 }
 
 // boxed returns the content of the last balanced \boxed{} in a solution,
-// going through answer.Extract so that bench and scoring agree.
+// going through answer.Final so that bench and scoring agree.
 func boxed(solution string) (string, bool) {
 	if !strings.Contains(solution, `\boxed`) && !strings.Contains(solution, `\fbox`) {
 		return "", false
 	}
-	g, ok := answer.Extract(answer.Math, solution)
+	g, ok := answer.Final(answer.Math, solution)
 	return g, ok && g != ""
 }
 

@@ -6,7 +6,7 @@ import (
 	"unicode"
 )
 
-// ExtractCode finds the code-form plan in a model's output and normalises it.
+// FindCode finds the code-form plan in a model's output and normalises it.
 //
 // Fenced blocks (``` or ~~~, with or without a language tag) win over
 // unfenced code. Among several blocks, Python-tagged ones (python, py,
@@ -24,7 +24,7 @@ import (
 // The result is normalised: CRLF to LF, tabs to 4 spaces, trailing spaces
 // removed, runs of blank lines collapsed to one, blank lines at both ends
 // removed and common indentation removed. ok is false when no code is found.
-func ExtractCode(output string) (code string, ok bool) {
+func FindCode(output string) (code string, ok bool) {
 	output = strings.ReplaceAll(output, "\r\n", "\n")
 	output = strings.ReplaceAll(output, "\r", "\n")
 	lines := strings.Split(output, "\n")
@@ -238,7 +238,7 @@ func isClosingBracketLine(l string) bool {
 	return t != "" && strings.Trim(t, ")]}, ") == ""
 }
 
-// normalizeCode applies ExtractCode's whitespace normalisation.
+// normalizeCode applies FindCode's whitespace normalisation.
 func normalizeCode(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")

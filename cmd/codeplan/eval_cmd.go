@@ -11,13 +11,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/planner"
-	"github.com/codeplan-dev/codeplan/planner/answer"
-	"github.com/codeplan-dev/codeplan/planner/bench"
-	"github.com/codeplan-dev/codeplan/planner/dataset"
 )
 
 // benchFileFlags only make sense for a benchmark file, synthFlags only for a

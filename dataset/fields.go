@@ -39,20 +39,20 @@ const (
 	reasonNoShape     = "no prompt/response fields found (tried prompt/response, instruction/output, question/answer, query/response, conversations, messages)"
 )
 
-// extractor pulls prompt, response and id out of one JSON object according to
-// ReadOptions. It holds no per-row state, so one extractor serves a whole file.
-type extractor struct {
+// fieldFinder pulls prompt, response and id out of one JSON object according to
+// ReadOptions. It holds no per-row state, so one fieldFinder serves a whole file.
+type fieldFinder struct {
 	promptPath, responsePath, idPath string
 	promptOnly                       bool
 }
 
-func newExtractor(opts ReadOptions) *extractor {
-	return &extractor{promptPath: opts.PromptField, responsePath: opts.ResponseField, idPath: opts.IDField, promptOnly: opts.PromptOnly}
+func newFieldFinder(opts ReadOptions) *fieldFinder {
+	return &fieldFinder{promptPath: opts.PromptField, responsePath: opts.ResponseField, idPath: opts.IDField, promptOnly: opts.PromptOnly}
 }
 
 // extract returns the fields of obj, or a non-empty reason why it is malformed.
 // obj must already be trimmed of surrounding whitespace.
-func (e *extractor) extract(obj []byte) (id, prompt, response, reason string) {
+func (e *fieldFinder) extract(obj []byte) (id, prompt, response, reason string) {
 	if len(obj) == 0 || obj[0] != '{' {
 		if !gjson.ValidBytes(obj) {
 			return "", "", "", reasonInvalidJSON
@@ -75,7 +75,7 @@ func (e *extractor) extract(obj []byte) (id, prompt, response, reason string) {
 	return id, prompt, response, reason
 }
 
-func (e *extractor) promptResponse(f *rowFields) (prompt, response, reason string) {
+func (e *fieldFinder) promptResponse(f *rowFields) (prompt, response, reason string) {
 	// Prompt side: explicit path (maybe a chat array) or the first known shape.
 	var sh shape
 	if e.promptPath != "" {
@@ -143,7 +143,7 @@ func (e *extractor) promptResponse(f *rowFields) (prompt, response, reason strin
 // id returns the row's id: the id field when it is a non-empty string or a
 // number, otherwise StableID. Other types are an error because silently
 // hashing an object or bool would hide a wrong IDField.
-func (e *extractor) id(f *rowFields, prompt, response string) (string, string) {
+func (e *fieldFinder) id(f *rowFields, prompt, response string) (string, string) {
 	path := e.idPath
 	if path == "" {
 		path = "id"

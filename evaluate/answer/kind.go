@@ -6,7 +6,7 @@ import (
 )
 
 // Kind names an answer format. It decides how an answer is found in a
-// model's output (Extract) and how two answers are compared (Score).
+// model's output (Final) and how two answers are compared (Score).
 type Kind string
 
 // The answer formats codeplan evaluates.

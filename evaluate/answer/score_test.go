@@ -177,7 +177,7 @@ func TestScoreAny(t *testing.T) {
 	}
 }
 
-// TestEndToEnd runs Extract then Score on realistic outputs, including
+// TestEndToEnd runs Final then Score on realistic outputs, including
 // ones that must NOT be marked correct.
 func TestEndToEnd(t *testing.T) {
 	cases := []struct {
@@ -205,7 +205,7 @@ func TestEndToEnd(t *testing.T) {
 		{Exact, "Let's think step by step.\n...\nSo the answer is Yes.", "yes", true},
 	}
 	for _, c := range cases {
-		pred, _ := Extract(c.kind, c.output)
+		pred, _ := Final(c.kind, c.output)
 		if v := Score(c.kind, pred, c.gold); v.Correct != c.correct {
 			t.Errorf("%s: output %q gold %q: extracted %q, correct=%v want %v", c.kind, c.output, c.gold, pred, v.Correct, c.correct)
 		}
@@ -252,12 +252,12 @@ func TestNoPanicOnJunk(t *testing.T) {
 	junk := []string{"", "\\boxed{", "\\boxed", "}}}{{{", "$$$$", "####", "answer:", "1e", ".", "-", "(", "\\frac{1}{0}", "1/0", "\x00\xff", "\\text{"}
 	for _, k := range Kinds {
 		for _, j := range junk {
-			p, _ := Extract(k, j)
+			p, _ := Final(k, j)
 			_ = Score(k, p, j)
 			_ = Score(k, j, j)
 		}
-		if _, ok := Extract(k, ""); ok {
-			t.Errorf("Extract(%s, \"\") found an answer", k)
+		if _, ok := Final(k, ""); ok {
+			t.Errorf("Final(%s, \"\") found an answer", k)
 		}
 	}
 }
@@ -279,8 +279,8 @@ func TestExactCaseScoring(t *testing.T) {
 			t.Errorf("Score(ExactCase, %q, %q) = %v, want %v", c.pred, c.gold, got, c.want)
 		}
 	}
-	if got, ok := Extract(ExactCase, "Reversing gives it.\nThe answer is cBaD."); !ok || got != "cBaD" {
-		t.Errorf("Extract(ExactCase) = %q %v", got, ok)
+	if got, ok := Final(ExactCase, "Reversing gives it.\nThe answer is cBaD."); !ok || got != "cBaD" {
+		t.Errorf("Final(ExactCase) = %q %v", got, ok)
 	}
 	if k, err := ParseKind("exact_case"); err != nil || k != ExactCase {
 		t.Errorf("ParseKind: %v %v", k, err)

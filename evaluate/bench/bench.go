@@ -26,7 +26,7 @@
 package bench
 
 import (
-	"github.com/codeplan-dev/codeplan/planner/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
 )
 
 // Item is one benchmark question with its gold answer.
