@@ -120,20 +120,28 @@ func TestRunEmptyInput(t *testing.T) {
 }
 
 func TestSharedPrefix(t *testing.T) {
-	tmpl := planner.DefaultTemplate()
-	shared := SharedPrefix(tmpl, planner.ChatML{})
-	if !strings.HasPrefix(shared, "<|im_start|>user\n") || len(shared) < 200 {
-		t.Fatalf("shared prefix %q", shared)
+	// The paper's template puts the row first: only the chat header and
+	// "Prompt: " are shared. The structured one shares its whole instruction.
+	paper := SharedPrefix(planner.DefaultTemplate(), planner.ChatML{})
+	if paper != "<|im_start|>user\nPrompt: " {
+		t.Errorf("paper's template: shared prefix %q", paper)
 	}
-	// Every rendered extraction prompt starts with it.
-	for _, row := range [][2]string{{"What is 2+2?", "4"}, {"", "x"}, {"Q with {{braces}}", "R"}} {
-		text, err := tmpl.Render(row[0], row[1])
-		if err != nil {
-			t.Fatal(err)
+	structured, _ := planner.NamedTemplate("structured")
+	for _, tmpl := range []*planner.Template{planner.DefaultTemplate(), structured} {
+		shared := SharedPrefix(tmpl, planner.ChatML{})
+		if !strings.HasPrefix(shared, "<|im_start|>user\n") || (tmpl == structured && len(shared) < 200) {
+			t.Fatalf("%s: shared prefix %q", tmpl.Source(), shared)
 		}
-		full, _ := planner.ChatML{}.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
-		if !strings.HasPrefix(full, shared) {
-			t.Errorf("prompt for %q does not start with the shared prefix", row[0])
+		// Every rendered extraction prompt starts with it.
+		for _, row := range [][2]string{{"What is 2+2?", "4"}, {"", "x"}, {"Q with {{braces}}", "R"}} {
+			text, err := tmpl.Render(row[0], row[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, _ := planner.ChatML{}.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+			if !strings.HasPrefix(full, shared) {
+				t.Errorf("%s: prompt for %q does not start with the shared prefix", tmpl.Source(), row[0])
+			}
 		}
 	}
 }
@@ -152,11 +160,12 @@ func TestSharedPrefixWithModelTemplate(t *testing.T) {
 	}
 	defer m.Close()
 	chat := inference.ModelTemplater{Model: m}
-	shared := SharedPrefix(planner.DefaultTemplate(), chat)
+	tmpl, _ := planner.NamedTemplate("structured")
+	shared := SharedPrefix(tmpl, chat)
 	if len(shared) < 200 {
 		t.Fatalf("shared prefix %q", shared)
 	}
-	text, _ := planner.DefaultTemplate().Render("Q?", "R.")
+	text, _ := tmpl.Render("Q?", "R.")
 	full, _ := chat.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
 	if !strings.HasPrefix(full, shared) {
 		t.Error("rendered prompt does not start with the shared prefix")

@@ -69,9 +69,10 @@
 // # Extraction data
 //
 // Template renders the plan-extraction instruction for a (prompt, response)
-// pair; DefaultExtractionTemplate is a reconstruction of the paper's
-// instruction (see its comment) and LoadTemplate reads a replacement; Hash
-// identifies the template used. FindCode pulls the plan out of the
+// pair; the default is the paper's own instruction, verbatim
+// (PaperExtractionTemplate), StructuredExtractionTemplate is codeplan's more
+// prescriptive alternative, and LoadTemplate reads a replacement
+// (TemplateFromFlag resolves --template); Hash identifies the template used. FindCode pulls the plan out of the
 // extraction model's output and Filter.Check decides whether to keep it,
 // with a Reason for every rejection, not_terminated (the paper's main
 // filter: the generation hit the token limit) first.

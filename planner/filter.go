@@ -50,7 +50,8 @@ func (r Reason) Description() string { return reasonText[r] }
 // FilterConfig holds the limits of Filter. A zero field takes its default;
 // a negative field turns its check off.
 type FilterConfig struct {
-	// MaxWords is the largest plan, in WordCount words. Default 300.
+	// MaxWords is the largest plan, in WordCount words. Default 200, from
+	// the paper's "less than 200 words"; not_terminated stays the main filter.
 	MaxWords int
 	// MinWords is the smallest plan, in WordCount words. Default 5.
 	MinWords int
@@ -85,7 +86,7 @@ func (c FilterConfig) withDefaults() FilterConfig {
 			*v = d
 		}
 	}
-	setInt(&c.MaxWords, 300)
+	setInt(&c.MaxWords, 200)
 	setInt(&c.MinWords, 5)
 	setInt(&c.MaxLineRepeats, 4)
 	setInt(&c.RepeatNgram, 5)

@@ -112,7 +112,7 @@ func TestFilterConfigDefaults(t *testing.T) {
 		c.MinUniqueNgrams != 0.5 || c.CopyNgram != 8 || c.MaxCopyShare != 0.5 {
 		t.Errorf("effective config = %+v", c)
 	}
-	if d := NewFilter(FilterConfig{}).Config(); d.MaxWords != 300 || d.MinWords != 5 {
+	if d := NewFilter(FilterConfig{}).Config(); d.MaxWords != 200 || d.MinWords != 5 {
 		t.Errorf("defaults = %+v", d)
 	}
 }

@@ -120,3 +120,45 @@ func TestIsCodeLine(t *testing.T) {
 		}
 	}
 }
+
+// TestFindCodePaperAnswerShapes covers what an instruct model answers to the
+// paper's extraction prompt, which asks for "a pseudo Python code" but not
+// for a code fence: a fenced block, bare code, and code with a sentence
+// before it, after it, or both.
+func TestFindCodePaperAnswerShapes(t *testing.T) {
+	const code = "def count_digits(pages):\n" +
+		"    # pages 1-9 use one digit, 10-99 two, 100 and up three\n" +
+		"    total = 0\n" +
+		"    for page in range(1, pages + 1):\n" +
+		"        total += len(str(page))\n" +
+		"    return total\n" +
+		"\n" +
+		"print(count_digits(240))"
+	tests := []struct{ name, in string }{
+		{"fenced python", "```python\n" + code + "\n```"},
+		{"fenced untagged with sentences around",
+			"Here is the pseudo Python code describing the high-level logic of the response:\n\n```\n" + code +
+				"\n```\n\nFollowing this code, a model can reproduce the response step by step."},
+		{"bare code", code},
+		{"bare code with trailing newlines", "\n" + code + "\n\n"},
+		{"sentence before", "Here is the high-level logic of the response in pseudo Python code:\n\n" + code},
+		{"sentence before, no blank line", "Pseudo Python code:\n" + code},
+		{"sentence after", code + "\n\nThis code counts the digits page by page and prints the total, as the response does."},
+		{"sentence after, no blank line", code + "\nThe code follows the response's reasoning."},
+		{"sentences before and after",
+			"Sure! Below is the pseudo code.\n\n" + code + "\n\nNote that the code is high-level and leaves the arithmetic to the model."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := FindCode(tc.in)
+			if !ok || got != code {
+				t.Errorf("FindCode =\n%s\n(ok %v), want\n%s", got, ok, code)
+			}
+			plan, reason := NewFilter(FilterConfig{}).Check(Candidate{Output: tc.in, Prompt: "How many digits are needed to number 240 pages?",
+				Response: "Pages 1-9 need 9 digits, 10-99 need 180, 100-240 need 423: 612 digits."})
+			if reason != OK || plan != code {
+				t.Errorf("Filter.Check = %q, %s; want the code, ok", plan, reason)
+			}
+		})
+	}
+}

@@ -9,19 +9,36 @@ import (
 	"strings"
 )
 
-// DefaultExtractionTemplate is the instruction given to an instruct model to
-// extract a code-form plan from a (prompt, response) pair, with the
-// placeholders {{prompt}} and {{response}}.
+// PaperExtractionTemplate is the plan-extraction instruction of the CodePlan
+// paper (Wen et al., "Unlocking Reasoning Potential in Large Language Models
+// by Scaling Code-form Planning", arXiv 2409.12452, ICLR 2025), word for word
+// and with its line breaks, as quoted in the project's founding notes on the
+// paper (see PAPER.md in the project's shared notes). It is the default.
 //
-// It is a RECONSTRUCTION, not the verbatim text of the CodePlan paper
-// (Wen et al., arXiv 2409.12452, ICLR 2025): the paper's exact prompt could not
-// be found in any source available to us (the indexed arXiv HTML covers only
-// its opening). It follows what the paper describes: the plan is Python-style
-// pseudocode (functions, if/for, calls to sub-steps) that captures the
-// high-level reasoning steps of the response without restating its details or
-// its final answer. Its Hash is recorded with every generated plan, so data
-// made with a replacement template (LoadTemplate) stays distinguishable.
-const DefaultExtractionTemplate = `You are given a question and a reference response to it. Write a code-form plan for the response: concise Python-style pseudocode that outlines the high-level reasoning steps the response follows to reach its answer.
+// The row's own text comes first and the instruction last, as in the paper,
+// so only the chat header is shared by all rows (the prefix cache saves
+// little with it), and it does not ask for a code fence: FindCode accepts
+// fenced and bare code alike.
+const PaperExtractionTemplate = "Prompt: {{Prompt}}\n" +
+	"Response: {{Response}}\n" +
+	"Given a prompt-response pair, your task is to describe the high-level logic of the response using a pseudo Python code. " +
+	"Such that following this code, models can easily generate the response.\n" +
+	"The code should balance conciseness and informativeness. " +
+	"The code should be high-level, instead of replicating low-level details in the response. " +
+	"The code should be less than 200 words (adjust its length based on response lengths)."
+
+// DefaultExtractionTemplate is the template used when none is chosen: the
+// paper's (PaperExtractionTemplate).
+const DefaultExtractionTemplate = PaperExtractionTemplate
+
+// StructuredExtractionTemplate is codeplan's own, more prescriptive
+// instruction (`--template structured`), written before the paper's text was
+// known: it spells out what the paper describes (Python-style pseudocode with
+// functions, if/for and calls to sub-steps; the structure of the reasoning,
+// not its details or final answer) and asks for a single python code block.
+// Because the instruction comes before the row's text, every extraction
+// prompt shares it as a prefix, which the engine's prefix cache computes once.
+const StructuredExtractionTemplate = `You are given a question and a reference response to it. Write a code-form plan for the response: concise Python-style pseudocode that outlines the high-level reasoning steps the response follows to reach its answer.
 
 Requirements:
 - Write Python-like pseudocode: define functions for the main steps, and use if/elif/else, for and while, and calls to sub-steps to show how the steps depend on each other.
@@ -37,11 +54,18 @@ Question:
 Response:
 {{response}}`
 
+// namedTemplates are the built-in templates that --template accepts by name.
+var namedTemplates = map[string]string{
+	"paper":      PaperExtractionTemplate,
+	"structured": StructuredExtractionTemplate,
+}
+
 // Template is a plan-extraction prompt with {{prompt}} and {{response}}
-// placeholders (spaces inside the braces are allowed). Any other {{name}} is an
-// error, caught when the template is parsed. Other braces are literal text.
+// placeholders, matched case-insensitively ({{Prompt}} and {{Response}} in the
+// paper's text; spaces inside the braces are allowed). Any other {{name}} is
+// an error, caught when the template is parsed. Other braces are literal text.
 type Template struct {
-	source string // file path, or "default"
+	source string // file path, or the built-in template's name
 	text   string
 }
 
@@ -49,11 +73,38 @@ type Template struct {
 // forms such as {{.Prompt}} so that they are reported instead of passed on.
 var placeholderRE = regexp.MustCompile(`\{\{\s*(\.?[A-Za-z_][A-Za-z0-9_.]*)\s*\}\}`)
 
-// DefaultTemplate returns the built-in extraction template.
+// DefaultTemplate returns the built-in extraction template, the paper's.
 func DefaultTemplate() *Template {
-	// TestDefaultTemplateParses checks that this equals
-	// ParseTemplate("default", DefaultExtractionTemplate).
-	return &Template{source: "default", text: DefaultExtractionTemplate}
+	// TestBuiltinTemplatesParse checks that this equals
+	// ParseTemplate("paper", DefaultExtractionTemplate).
+	return &Template{source: "paper", text: DefaultExtractionTemplate}
+}
+
+// TemplateNames lists the names NamedTemplate accepts, default first.
+func TemplateNames() []string { return []string{"paper", "structured"} }
+
+// NamedTemplate returns a built-in template by name ("paper", the default,
+// or "structured"); ok is false for any other name.
+func NamedTemplate(name string) (t *Template, ok bool) {
+	text, ok := namedTemplates[name]
+	if !ok {
+		return nil, false
+	}
+	return &Template{source: name, text: text}, true
+}
+
+// TemplateFromFlag resolves a --template value: empty means the default, a
+// built-in name (see TemplateNames) selects that template, anything else is
+// a file read with LoadTemplate. A file with a built-in template's name can
+// be given as ./NAME.
+func TemplateFromFlag(v string) (*Template, error) {
+	if v == "" {
+		return DefaultTemplate(), nil
+	}
+	if t, ok := NamedTemplate(v); ok {
+		return t, nil
+	}
+	return LoadTemplate(v)
 }
 
 // LoadTemplate reads an extraction template from a UTF-8 text file. Line
@@ -77,7 +128,7 @@ func ParseTemplate(source, text string) (*Template, error) {
 	}
 	seen := map[string]bool{}
 	for _, loc := range placeholderRE.FindAllStringSubmatchIndex(text, -1) {
-		name := text[loc[2]:loc[3]]
+		name := strings.ToLower(text[loc[2]:loc[3]])
 		if name != "prompt" && name != "response" {
 			line := 1 + strings.Count(text[:loc[0]], "\n")
 			return nil, fmt.Errorf("planner: extraction template %s:%d: unknown placeholder %s (want {{prompt}} or {{response}})",
@@ -93,7 +144,8 @@ func ParseTemplate(source, text string) (*Template, error) {
 	return &Template{source: source, text: text}, nil
 }
 
-// Source returns the file path the template was loaded from, or "default".
+// Source returns the file path the template was loaded from, or the name of
+// the built-in template ("paper", "structured").
 func (t *Template) Source() string { return t.source }
 
 // Text returns the template text with its placeholders.
@@ -116,7 +168,7 @@ func (t *Template) Render(prompt, response string) (string, error) {
 	}
 	var bad string
 	out := placeholderRE.ReplaceAllStringFunc(t.text, func(m string) string {
-		switch strings.Trim(m, "{} \t\n") {
+		switch strings.ToLower(strings.Trim(m, "{} \t\n")) {
 		case "prompt":
 			return prompt
 		case "response":

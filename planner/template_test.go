@@ -7,25 +7,103 @@ import (
 	"testing"
 )
 
-// defaultTemplateHash pins the default template. If this test fails, the
-// default instruction changed: that changes every plan generated from now on,
-// so update the pin only on purpose.
-const defaultTemplateHash = "aeac4d2c2cb7"
+// The hashes pin the built-in templates. If this test fails, an instruction
+// changed: that changes every plan generated from now on, so update the pin
+// only on purpose.
+const (
+	paperTemplateHash      = "b8863363f294"
+	structuredTemplateHash = "aeac4d2c2cb7" // the default before the paper's text was known
+)
 
-func TestDefaultTemplateParses(t *testing.T) {
-	parsed, err := ParseTemplate("default", DefaultExtractionTemplate)
-	if err != nil {
-		t.Fatal(err)
+func TestBuiltinTemplatesParse(t *testing.T) {
+	for _, name := range TemplateNames() {
+		b, ok := NamedTemplate(name)
+		if !ok {
+			t.Fatalf("NamedTemplate(%q) not found", name)
+		}
+		parsed, err := ParseTemplate(name, b.Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parsed.Text() != b.Text() || parsed.Hash() != b.Hash() || b.Source() != name {
+			t.Errorf("%s: built-in template differs from ParseTemplate of its text", name)
+		}
 	}
 	d := DefaultTemplate()
-	if parsed.Text() != d.Text() || parsed.Hash() != d.Hash() || d.Source() != "default" {
-		t.Errorf("DefaultTemplate() differs from ParseTemplate of the constant")
+	if d.Text() != PaperExtractionTemplate || d.Source() != "paper" {
+		t.Errorf("the default template is not the paper's (source %q)", d.Source())
+	}
+	if _, ok := NamedTemplate("Paper"); ok {
+		t.Error("template names are case-sensitive (a file named Paper must stay reachable)")
 	}
 }
 
-func TestDefaultTemplateHashPinned(t *testing.T) {
-	if got := DefaultTemplate().Hash(); got != defaultTemplateHash {
-		t.Errorf("default template hash = %s, want %s", got, defaultTemplateHash)
+func TestTemplateHashesPinned(t *testing.T) {
+	if got := DefaultTemplate().Hash(); got != paperTemplateHash {
+		t.Errorf("default (paper) template hash = %s, want %s", got, paperTemplateHash)
+	}
+	if s, _ := NamedTemplate("structured"); s.Hash() != structuredTemplateHash {
+		t.Errorf("structured template hash = %s, want %s", s.Hash(), structuredTemplateHash)
+	}
+}
+
+// TestPaperTemplateVerbatim compares the default with a copy of the paper's
+// text (testdata/paper_template.txt, from the project's notes on the paper),
+// line breaks included.
+func TestPaperTemplateVerbatim(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "paper_template.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimRight(string(b), "\n")
+	if PaperExtractionTemplate != want {
+		t.Errorf("PaperExtractionTemplate differs from the paper's text:\n got %q\nwant %q", PaperExtractionTemplate, want)
+	}
+	if n := strings.Count(PaperExtractionTemplate, "\n"); n != 3 {
+		t.Errorf("paper's template has %d line breaks, want 3", n)
+	}
+	out, err := DefaultTemplate().Render("What is 2+3?", "2+3 = 5.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "Prompt: What is 2+3?\nResponse: 2+3 = 5.\nGiven a prompt-response pair,") ||
+		!strings.HasSuffix(out, "(adjust its length based on response lengths).") || strings.Contains(out, "{{") {
+		t.Errorf("paper's template rendered badly:\n%s", out)
+	}
+}
+
+func TestPlaceholdersCaseInsensitive(t *testing.T) {
+	tpl, err := ParseTemplate("t", "A {{Prompt}} B {{ RESPONSE }} C {{prompt}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tpl.Render("p", "r"); got != "A p B r C p" {
+		t.Errorf("got %q", got)
+	}
+	if _, err := ParseTemplate("t", "{{Prompt}} {{Respons}}"); err == nil || !strings.Contains(err.Error(), "{{Respons}}") {
+		t.Errorf("misspelt placeholder: err = %v", err)
+	}
+}
+
+func TestTemplateFromFlag(t *testing.T) {
+	d, err := TemplateFromFlag("")
+	if err != nil || d.Hash() != paperTemplateHash {
+		t.Fatalf("empty flag: %v, %v", d, err)
+	}
+	s, err := TemplateFromFlag("structured")
+	if err != nil || s.Hash() != structuredTemplateHash || s.Source() != "structured" {
+		t.Fatalf("structured: %v, %v", s, err)
+	}
+	path := filepath.Join(t.TempDir(), "mine.txt")
+	if err := os.WriteFile(path, []byte("Q {{prompt}}\nR {{response}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := TemplateFromFlag(path)
+	if err != nil || f.Source() != path || f.Text() != "Q {{prompt}}\nR {{response}}" {
+		t.Fatalf("file: %v, %v", f, err)
+	}
+	if _, err := TemplateFromFlag(filepath.Join(t.TempDir(), "structured-typo")); err == nil {
+		t.Error("missing file: no error")
 	}
 }
 
@@ -61,12 +139,13 @@ func TestRender(t *testing.T) {
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	out, err := DefaultTemplate().Render("PROMPT-TEXT", "RESPONSE-TEXT")
+	structured, _ := NamedTemplate("structured")
+	out, err := structured.Render("PROMPT-TEXT", "RESPONSE-TEXT")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "Question:\nPROMPT-TEXT\n\nResponse:\nRESPONSE-TEXT") || strings.Contains(out, "{{") {
-		t.Errorf("default template rendered badly:\n%s", out)
+		t.Errorf("structured template rendered badly:\n%s", out)
 	}
 	// Literal braces that are not placeholders stay as they are.
 	lit, err := ParseTemplate("lit", "d = {'a': 1}; {{prompt}} {{response}} {{ }} {not}")
@@ -101,7 +180,7 @@ func TestParseTemplateErrors(t *testing.T) {
 		{" \n\t", "is empty"},
 		{"Plan for {{prompt}}", "missing placeholder {{response}}"},
 		{"{{response}} only", "missing placeholder {{prompt}}"},
-		{"{{prompt}}\n{{response}}\n{{ Prompt }}", "src:3: unknown placeholder {{ Prompt }}"},
+		{"{{prompt}}\n{{response}}\n{{ Prompts }}", "src:3: unknown placeholder {{ Prompts }}"},
 		{"{{.Prompt}} {{.Response}}", "src:1: unknown placeholder {{.Prompt}}"},
 	}
 	for _, tc := range tests {

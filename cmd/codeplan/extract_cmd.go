@@ -104,9 +104,9 @@ func extractCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
 		&cli.StringFlag{Name: "rejects", Usage: "rejected rows with their reason, JSONL `PATH` (default: OUTPUT with .rejects.jsonl)"},
-		&cli.StringFlag{Name: "template", Usage: "extraction prompt `FILE` with {{prompt}} and {{response}} (default: built-in)"},
+		&cli.StringFlag{Name: "template", Usage: "extraction prompt: paper (default: the CodePlan paper's, verbatim), structured, or a `FILE` with {{prompt}} and {{response}}"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 384, Usage: "token limit of a plan; plans that hit it did not terminate and are rejected"},
-		&cli.IntFlag{Name: "max-words", Value: 300, Usage: "reject plans longer than this many words"},
+		&cli.IntFlag{Name: "max-words", Value: 200, Usage: "reject plans longer than this many words (the paper asks for less than 200)"},
 		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},
 		&cli.StringFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1"},
@@ -157,11 +157,9 @@ Examples:
 			if err != nil {
 				return usageError{err}
 			}
-			tmpl := planner.DefaultTemplate()
-			if p := c.String("template"); p != "" {
-				if tmpl, err = planner.LoadTemplate(p); err != nil {
-					return usageError{err}
-				}
+			tmpl, err := planner.TemplateFromFlag(c.String("template"))
+			if err != nil {
+				return usageError{err}
 			}
 			sampling := samplingFrom(c)
 			cfg := extract.Config{
