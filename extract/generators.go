@@ -67,6 +67,31 @@ type Remote struct {
 	Params remote.Params
 }
 
+// NewRemote checks that the server answers (GET /v1/models) and returns a
+// Remote that asks it for a plain completion of each extraction prompt with
+// the run's sampling settings and seed, so that a seeded run is as
+// reproducible as the server allows. When the server is `codeplan serve`,
+// whose chat endpoint would otherwise wrap the prompt in a plan phase (its
+// default mode is codeplan), it asks for direct mode: the reply is then the
+// extraction model's own completion and its completion tokens are the plan's.
+// models are the names the server offers.
+func NewRemote(ctx context.Context, client *remote.Client, s llama.SamplerOptions) (r Remote, models []string, err error) {
+	infos, err := client.ModelInfos(ctx)
+	if err != nil {
+		return Remote{}, nil, err
+	}
+	seed := int64(s.Seed)
+	p := remote.Params{Temperature: float64(s.Temperature), TopP: float64(s.TopP), TopK: s.TopK, MinP: float64(s.MinP),
+		RepeatPenalty: float64(s.RepeatPenalty), Seed: &seed}
+	for _, m := range infos {
+		models = append(models, m.ID)
+		if m.Codeplan() {
+			p.Mode = string(planner.Direct)
+		}
+	}
+	return Remote{Client: client, Params: p}, models, nil
+}
+
 // Generate implements Generator.
 func (r Remote) Generate(ctx context.Context, id string, msgs []planner.Message, maxTokens int) (Generation, error) {
 	rm := make([]remote.Message, len(msgs))

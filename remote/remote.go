@@ -143,10 +143,21 @@ type Params struct {
 	Temperature float64
 	// TopP is sent only when positive: servers reject 0.
 	TopP float64
+	// TopK and MinP are sent only when positive (llama.cpp's and vLLM's
+	// extensions; 0 means off).
+	TopK int
+	MinP float64
+	// RepeatPenalty is sent only when set and not 1 (1 = off).
+	RepeatPenalty float64
 	// Seed, when set, asks the server for reproducible sampling.
 	Seed *int64
 	// Stop lists stop sequences.
 	Stop []string
+	// Mode, when set, is sent as codeplan serve's "mode" extension
+	// ("direct" for a plain completion with no plan phase). Send it only to
+	// a codeplan server (see ModelInfo.Codeplan): other servers may reject
+	// unknown fields.
+	Mode string
 }
 
 // Completion is the result of a Chat call.
@@ -165,14 +176,18 @@ type Completion struct {
 
 // chatRequest is the body of POST /v1/chat/completions.
 type chatRequest struct {
-	Model       string    `json:"model"`
-	Messages    []Message `json:"messages"`
-	MaxTokens   int       `json:"max_tokens,omitempty"`
-	Temperature float64   `json:"temperature"`
-	TopP        float64   `json:"top_p,omitempty"`
-	Seed        *int64    `json:"seed,omitempty"`
-	Stop        []string  `json:"stop,omitempty"`
-	Stream      bool      `json:"stream"`
+	Model         string    `json:"model"`
+	Messages      []Message `json:"messages"`
+	MaxTokens     int       `json:"max_tokens,omitempty"`
+	Temperature   float64   `json:"temperature"`
+	TopP          float64   `json:"top_p,omitempty"`
+	TopK          int       `json:"top_k,omitempty"`
+	MinP          float64   `json:"min_p,omitempty"`
+	RepeatPenalty float64   `json:"repeat_penalty,omitempty"`
+	Seed          *int64    `json:"seed,omitempty"`
+	Stop          []string  `json:"stop,omitempty"`
+	Mode          string    `json:"mode,omitempty"`
+	Stream        bool      `json:"stream"`
 }
 
 // chatResponse is the part of the response we use.
@@ -199,15 +214,22 @@ func (c *Client) Chat(ctx context.Context, messages []Message, params Params) (C
 	if len(messages) == 0 {
 		return Completion{}, errors.New("remote: chat request with no messages")
 	}
-	body, err := json.Marshal(chatRequest{
+	req := chatRequest{
 		Model:       c.model,
 		Messages:    messages,
 		MaxTokens:   params.MaxTokens,
 		Temperature: params.Temperature,
 		TopP:        params.TopP,
+		TopK:        max(params.TopK, 0),
+		MinP:        max(params.MinP, 0),
 		Seed:        params.Seed,
 		Stop:        params.Stop,
-	})
+		Mode:        params.Mode,
+	}
+	if params.RepeatPenalty != 1 {
+		req.RepeatPenalty = params.RepeatPenalty
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return Completion{}, fmt.Errorf("remote: encoding chat request: %w", err)
 	}
@@ -242,24 +264,41 @@ func (c *Client) Chat(ctx context.Context, messages []Message, params Params) (C
 // Commands call it at start-up to fail early on a wrong URL or key, and to
 // check that the --model they were given is served.
 func (c *Client) Models(ctx context.Context) ([]string, error) {
+	infos, err := c.ModelInfos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(infos))
+	for _, m := range infos {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// ModelInfo is one entry of GET /v1/models.
+type ModelInfo struct {
+	ID      string `json:"id"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// Codeplan reports whether the model is served by `codeplan serve`, which
+// marks its models owned_by "codeplan" and understands the "mode" field.
+func (m ModelInfo) Codeplan() bool { return m.OwnedBy == "codeplan" }
+
+// ModelInfos is Models with each model's owner.
+func (c *Client) ModelInfos(ctx context.Context) ([]ModelInfo, error) {
 	endpoint := c.base + "/v1/models"
 	raw, err := c.do(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, err
 	}
 	var resp struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
+		Data []ModelInfo `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		return nil, fmt.Errorf("remote: GET %s: response is not a model list: %v (body %s)", endpoint, err, snippet(raw))
 	}
-	ids := make([]string, 0, len(resp.Data))
-	for _, m := range resp.Data {
-		ids = append(ids, m.ID)
-	}
-	return ids, nil
+	return resp.Data, nil
 }
 
 // APIError is a non-2xx answer from the server.

@@ -89,6 +89,45 @@ func TestChatSuccess(t *testing.T) {
 	if stop, _ := b["stop"].([]any); len(stop) != 1 || stop[0] != "</plan>" {
 		t.Errorf("stop %v", b["stop"])
 	}
+	// Unset extensions are not sent: other servers may reject them.
+	for _, k := range []string{"top_k", "min_p", "repeat_penalty", "mode"} {
+		if _, ok := b[k]; ok {
+			t.Errorf("%s sent although unset: %v", k, b)
+		}
+	}
+}
+
+// TestChatSendsSamplingAndMode checks that every sampling setting extract
+// has, and codeplan serve's mode, reach the request body.
+func TestChatSendsSamplingAndMode(t *testing.T) {
+	var body map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewDecoder(r.Body).Decode(&body)
+		io.WriteString(w, okBody)
+	}))
+	defer srv.Close()
+	c := newClient(t, srv, Options{Model: "m"})
+	seed := int64(7)
+	_, err := c.Chat(context.Background(), userMsg, Params{MaxTokens: 64, Temperature: 0.7, TopP: 0.9, TopK: 40,
+		MinP: 0.05, RepeatPenalty: 1.1, Seed: &seed, Mode: "direct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"temperature": 0.7, "top_p": 0.9, "top_k": float64(40), "min_p": 0.05,
+		"repeat_penalty": 1.1, "seed": float64(7), "mode": "direct", "max_tokens": float64(64)}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("%s = %v, want %v (body %v)", k, body[k], v, body)
+		}
+	}
+	// repeat_penalty 1 is "off" and is not sent.
+	body = nil
+	if _, err := c.Chat(context.Background(), userMsg, Params{RepeatPenalty: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := body["repeat_penalty"]; ok {
+		t.Errorf("repeat_penalty 1 sent: %v", body)
+	}
 }
 
 func TestFinishReasonLengthAndNullContent(t *testing.T) {
@@ -498,6 +537,22 @@ func TestModels(t *testing.T) {
 	}
 	if strings.Join(ids, ",") != "qwen2.5-7b,llama3" {
 		t.Errorf("models %v", ids)
+	}
+	infos, err := c.ModelInfos(context.Background())
+	if err != nil || len(infos) != 2 || infos[0].Codeplan() {
+		t.Errorf("model infos %v, %v", infos, err)
+	}
+}
+
+func TestModelInfosCodeplan(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"object":"list","data":[{"id":"tiny","object":"model","owned_by":"codeplan"}]}`)
+	}))
+	defer srv.Close()
+	c, _ := New(Options{BaseURL: srv.URL})
+	infos, err := c.ModelInfos(context.Background())
+	if err != nil || len(infos) != 1 || infos[0].ID != "tiny" || !infos[0].Codeplan() {
+		t.Errorf("model infos %v, %v", infos, err)
 	}
 }
 

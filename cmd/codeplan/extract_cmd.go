@@ -217,18 +217,13 @@ Examples:
 					return usageError{err}
 				}
 				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				models, err := client.Models(pctx)
+				rg, models, err := extract.NewRemote(pctx, client, sampling)
 				cancel()
 				if err != nil {
 					return fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
 				}
-				log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
-				params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
-				if c.IsSet("seed") {
-					s := int64(sampling.Seed)
-					params.Seed = &s
-				}
-				gen = extract.Remote{Client: client, Params: params}
+				log.Info().Strs("models", models).Str("url", c.String("base-url")).Str("mode", rg.Params.Mode).Msg("server reachable")
+				gen = rg
 				cfg.Workers = c.Int("concurrency")
 				cfg.Model = name
 			default:
