@@ -95,6 +95,8 @@ type Summary struct {
 	PromptWords  float64          `json:"mean_prompt_words"`
 	PlanWords    float64          `json:"mean_plan_words"`
 	ResponseWord float64          `json:"mean_response_words"`
+	// Predicted is set by the caller (see Predict) for local runs.
+	Predicted *Prediction `json:"bench_prediction,omitempty"`
 }
 
 // ReasonPromptTooLong rejects rows whose extraction prompt does not fit in

@@ -19,6 +19,7 @@ import (
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
@@ -115,6 +116,7 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
+		&cli.BoolFlag{Name: "predict", Value: true, Usage: "after a local run, time one batch at the run's mean token counts (what 'codeplan bench' predicts) and show the achieved ratio"},
 		&cli.BoolFlag{Name: "prefix-cache", Value: true, Usage: "compute the instruction part of the extraction prompt once and copy it into every row's sequence (uses one extra sequence of --ctx; --prefix-cache=false to turn off)"},
 	)
 	return &cli.Command{
@@ -170,6 +172,7 @@ Examples:
 				Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
 			}
 			var gen extract.Generator
+			var predict func(pipeline.Stats) (extract.Prediction, error) // local runs only
 			switch c.String("backend") {
 			case "llama":
 				cache := c.Bool("prefix-cache")
@@ -201,6 +204,10 @@ Examples:
 					local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
 				}
 				gen = local
+				predict = func(st pipeline.Stats) (extract.Prediction, error) {
+					eng.Close() // the benchmark needs the context to itself
+					return extract.Predict(l.ctx, eng.Parallel(), st)
+				}
 				cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 				cfg.Model = filepath.Base(l.path)
 			case "openai":
@@ -232,6 +239,14 @@ Examples:
 			soft, hard, stop := interruptContexts()
 			defer stop()
 			sum, err := extract.Run(soft, hard, gen, cfg)
+			if predict != nil && c.Bool("predict") && err == nil && !sum.Interrupted && sum.Processed > 0 {
+				log.Info().Msg("timing one batch at the run's token counts (--predict=false to skip)")
+				if p, perr := predict(sum.Stats); perr != nil {
+					log.Warn().Err(perr).Msg("no throughput prediction")
+				} else {
+					sum.Predicted = &p
+				}
+			}
 			printExtractSummary(os.Stdout, sum, cfg)
 			if p := c.String("summary"); p != "" {
 				if werr := writeJSON(p, sum); werr != nil && err == nil {
@@ -286,6 +301,10 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
+	if p := s.Predicted; p != nil {
+		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
+			p.RowsPerSecond, p.Parallel, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
+	}
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {
 		fmt.Fprintf(w, "  rejects           %s\n", cfg.Rejects)
