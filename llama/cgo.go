@@ -6,6 +6,7 @@ package llama
 #cgo CXXFLAGS: -std=c++17
 #include <stdlib.h>
 #include "shim.h"
+#include "repack.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 */
@@ -32,6 +33,10 @@ func Init() {
 	initOnce.Do(func() {
 		C.cp_install_log()
 		C.llama_backend_init()
+		// Before any model load: the CPU backend copies its list of extra
+		// buffer types on first use. Models use it only with
+		// ModelOptions.Repack (see there).
+		C.cp_enable_cpu_repack()
 	})
 }
 

@@ -33,6 +33,13 @@ type ModelOptions struct {
 	NoMmap bool
 	// VocabOnly loads only the tokenizer and metadata (fast, no weights).
 	VocabOnly bool
+	// Repack stores Q4_0, Q4_K and IQ4_NL matrices that run on the CPU in
+	// ggml's interleaved layout for its multi-row GEMM kernels, as llama.cpp
+	// does by default: faster prompt processing and generation, at the cost
+	// of copying those weights out of the mapped file while loading. Leave it
+	// off for training: backward passes read the weights with the plain
+	// layout's kernels.
+	Repack bool
 	// Progress, if set, is called with values from 0 to 1 while loading;
 	// returning false cancels the load.
 	Progress func(fraction float32) bool
@@ -203,6 +210,7 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	}
 	params.use_mmap = C.bool(!opts.NoMmap)
 	params.vocab_only = C.bool(opts.VocabOnly)
+	params.use_extra_bufts = C.bool(opts.Repack)
 	var handle cgo.Handle
 	if opts.Progress != nil {
 		handle = cgo.NewHandle(opts.Progress)

@@ -102,6 +102,7 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	lastLog := time.Now()
 	m, err := llama.LoadModel(path, llama.ModelOptions{
 		GPULayers: ngl,
+		Repack:    true, // inference only: interleaved Q4_0/Q4_K/IQ4_NL weights, as llama.cpp does
 		Progress: func(f float32) bool {
 			if time.Since(lastLog) > 2*time.Second {
 				log.Info().Str("model", path).Msgf("loading %3.0f%%", f*100)
