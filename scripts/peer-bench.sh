@@ -131,7 +131,7 @@ log "model $MODEL, $THREADS threads, $PARALLEL sequences/slots, flash attention 
 CTX=$((PARALLEL * (PP + TG)))
 "$CODEPLAN" -q bench "$MODEL" --threads "$THREADS" --parallels "$PARALLEL" --pp "$PP" --tg "$TG" \
 	--batch 512 --flash-attn off --json >"$WORK/ours.json"
-"$BIN/llama-batched-bench" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -c "$CTX" -b 512 -ub 512 -fa off -no-kvu \
+"$BIN/llama-batched-bench" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -c "$CTX" -b 512 -ub 512 -fa off -no-kvu --poll 0 \
 	-npp "$PP" -ntg "$TG" -npl "$PARALLEL" --output-format jsonl 2>"$WORK/theirs.log" | grep '^{' >"$WORK/theirs.json" ||
 	die "llama-batched-bench failed; see its log above"
 OURS_PP=$(num pp_tok_s "$WORK/ours.json")
@@ -151,7 +151,7 @@ SLOT_CTX=4096
 "$CODEPLAN" -q extract "$MODEL" --input "$WORK/in.jsonl" --output "$WORK/ours.plans.jsonl" --threads "$THREADS" \
 	--parallel "$PARALLEL" --ctx $((SLOT_CTX * (PARALLEL + 1))) --summary "$WORK/ours.summary.json" >/dev/null
 PORT=${PORT:-18763}
-"$BIN/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c $((SLOT_CTX * PARALLEL)) -fa off -no-kvu \
+"$BIN/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c $((SLOT_CTX * PARALLEL)) -fa off -no-kvu --poll 0 \
 	--host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 300); do
@@ -173,7 +173,7 @@ PRED_ROWS=$(num predicted_rows_s "$WORK/ours.summary.json")
 cat <<REPORT
 
 peer-bench: codeplan vs llama.cpp ($(git -C "$(source_dir)" log -1 --format=%h 2>/dev/null || echo "?")), $(basename "$MODEL")
-threads $THREADS, $PARALLEL sequences/slots, batch 512, flash attention off, per-sequence KV
+threads $THREADS (idle threads sleep: --poll 0 on both), $PARALLEL sequences/slots, batch 512, flash attention off, per-sequence KV
 
                                     codeplan    llama.cpp   ratio
 batched  prompt tok/s (pp $PP)     $(printf '%10.1f %12.1f' "$OURS_PP" "$THEIRS_PP")   $(ratio "$OURS_PP" "$THEIRS_PP")
