@@ -10,6 +10,7 @@
 #include "shim.h"
 #include "ggml.h"
 #include "llama-context.h"
+#include "llama-model.h"
 
 extern "C" {
 // Implemented in Go (log.go, model.go).
@@ -74,6 +75,11 @@ void cp_forget_graph(struct llama_context *ctx) {
     if (prev) {
         prev->reset();
     }
+}
+
+void cp_head_dims(const struct llama_model *model, uint32_t *k, uint32_t *v) {
+    *k = model->hparams.n_embd_head_k;
+    *v = model->hparams.n_embd_head_v;
 }
 
 void cp_install_log(void) {

@@ -15,6 +15,7 @@ extern "C" {
 
 void cp_install_log(void);
 void cp_forget_graph(struct llama_context *ctx);
+void cp_head_dims(const struct llama_model *model, uint32_t *k, uint32_t *v);
 struct llama_model *cp_load_model(const char *path, struct llama_model_params params, uintptr_t progress_handle, char *err, size_t err_len);
 struct llama_context *cp_new_context(struct llama_model *model, struct llama_context_params params, char *err, size_t err_len);
 int32_t cp_decode(struct llama_context *ctx, struct llama_batch batch, char *err, size_t err_len);
