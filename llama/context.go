@@ -73,6 +73,10 @@ var ggmlTypes = map[string]C.enum_ggml_type{
 	"q5_0": C.GGML_TYPE_Q5_0, "q5_1": C.GGML_TYPE_Q5_1,
 }
 
+// MaxSequences is the most sequences one Context can hold (llama.cpp's
+// compile-time limit).
+func MaxSequences() int { return int(C.llama_max_parallel_sequences()) }
+
 // NewContext creates a decoding context for the model.
 func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	mc, err := m.ptr()

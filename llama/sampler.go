@@ -71,10 +71,11 @@ func (o SamplerOptions) Validate() error {
 			return &SamplingError{Option: c.name, Value: float64(c.v), Want: c.wantDesc}
 		}
 	}
-	if o.TopK < 0 {
+	// Both reach C as int32: a larger value would wrap around.
+	if o.TopK < 0 || o.TopK > math.MaxInt32 {
 		return &SamplingError{Option: "TopK", Value: float64(o.TopK), Want: "a whole number >= 0"}
 	}
-	if o.RepeatLastN < 0 {
+	if o.RepeatLastN < 0 || o.RepeatLastN > math.MaxInt32 {
 		return &SamplingError{Option: "RepeatLastN", Value: float64(o.RepeatLastN), Want: "a whole number >= 0"}
 	}
 	return nil

@@ -41,7 +41,7 @@ func usagef(format string, args ...any) error {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "codeplan",
 		Usage: "code-form planning for local LLMs: extract plans, fine-tune, answer plan-first, evaluate",
 		Description: `CodePlan (ICLR 2025) makes a model write a short Python-like plan before its answer.
@@ -90,6 +90,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	guardCommands(app.Commands)
+	return app
 }
 
 func main() {
