@@ -40,10 +40,13 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 	rc := http.NewResponseController(w)
 	deadlineSet := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	if deadlineSet {
+	if deadlineSet && err == nil {
 		_ = rc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
+		// The rest of a failed body is not worth waiting for: the deadline
+		// stays, and the connection closes after the answer.
+		w.Header().Set("Connection", "close")
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return tooLarge
