@@ -451,7 +451,8 @@ func tokenizeStack(n int) uintptr {
 // longer prompt before tokenizing it (a cheap check against hostile inputs).
 // It relies on every token standing for at most as many bytes as its longest
 // piece, which holds for the lossless tokenizers (BPE, SPM, RWKV); for the
-// normalising ones (WPM, UGM: a run of spaces can become one token) it
+// normalising ones (WPM, UGM: a run of spaces can become one token), and for
+// vocabularies with tokens that absorb the whitespace beside them, it
 // returns MaxTokenizeBytes.
 func (m *Model) MaxTextBytes(tokens int) int {
 	if _, err := m.ptr(); err != nil {
@@ -465,6 +466,12 @@ func (m *Model) MaxTextBytes(tokens int) int {
 	m.maxPieceOnce.Do(func() {
 		buf := make([]byte, 256)
 		for t := 0; t < int(C.llama_vocab_n_tokens(m.vocab)); t++ {
+			// A token that strips the whitespace beside it stands for any
+			// number of bytes: no bound then.
+			if C.llama_vocab_get_attr(m.vocab, C.llama_token(t))&(C.LLAMA_TOKEN_ATTR_LSTRIP|C.LLAMA_TOKEN_ATTR_RSTRIP) != 0 {
+				m.maxPiece = -1
+				return
+			}
 			n := int(C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, true))
 			if n < 0 {
 				n = -n
@@ -473,6 +480,9 @@ func (m *Model) MaxTextBytes(tokens int) int {
 		}
 		m.maxPiece = max(m.maxPiece, 1)
 	})
+	if m.maxPiece < 0 {
+		return MaxTokenizeBytes
+	}
 	if tokens <= 0 {
 		return 0
 	}

@@ -141,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = DefaultMaxTokens
 	}
-	if cfg.Temperature < 0 || cfg.Temperature > 2 {
+	if !(cfg.Temperature >= 0 && cfg.Temperature <= 2) { // NaN too
 		return nil, fmt.Errorf("server: temperature %g is out of range 0..2", cfg.Temperature)
 	}
 	if cfg.MaxBody <= 0 {
