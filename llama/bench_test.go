@@ -49,6 +49,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkTokenize(b *testing.B) {
 	m := loadTiny(b)
 	for _, c := range []struct{ name, text string }{
+		{"word", "hello"},
 		{"prompt-1KiB", strings.Repeat("Plan the steps, then answer: 12 + 30 = 42. ", 24)},
 		{"run-40000", strings.Repeat("A", 40_000)},
 	} {

@@ -110,7 +110,7 @@ func TestHostileInputs(t *testing.T) {
 		{"extract long runs", []string{"extract", "tiny", "--input", rows, "--output", "e.jsonl", "--threads", "1"}, "", nil, 0, []string{"prompt_too_long             2"}},
 		{"generate long runs", gen(), "", nil, 0, []string{"written 3"}},
 		{"eval long run", append([]string{"eval", "tiny", "--bench", bench, "--out", "ev", "--modes", "direct"}, small...), "", nil, 0, []string{"1 could not run (prompt too long"}},
-		{"chat long run", append([]string{"chat", "tiny"}, small...), strings.Repeat("A", 40_000) + "\nhi\n", nil, 1, []string{"does not fit in the context", "Answer:"}},
+		{"chat long run", append([]string{"chat", "tiny"}, small...), strings.Repeat("A", 40_000) + "\nhi\n", nil, 1, []string{"does not fit in the context", "Plan:"}},
 		{"chat beyond the tokenizer", append([]string{"chat", "tiny"}, small...), strings.Repeat("A", 1_100_000) + "\n", nil, 1, []string{"does not fit in the context", "too long to tokenize"}},
 		{"finetune long runs", []string{"finetune", "tiny", "--data", rows, "--out", "ft.gguf", "--epochs", "1", "--ctx", "128", "--batch", "128", "--threads", "1", "--val-split", "0"}, "", nil, 0, []string{"row longA skipped", "row longSp skipped", "adapter"}},
 	}
