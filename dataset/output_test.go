@@ -1,7 +1,10 @@
 package dataset
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -163,5 +166,45 @@ func TestMergeRowKinds(t *testing.T) {
 	}
 	if _, err := Merge([]string{dir}, out, MergeOptions{}); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "a directory") {
 		t.Errorf("folder as input: err = %v", err)
+	}
+}
+
+// TestCheckInput: every way an input can be unusable is found before any
+// work, with exit-2 errors (ErrBadInput or a *RowError).
+func TestCheckInput(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	for i := range 2000 {
+		fmt.Fprintf(zw, `{"prompt":"p%d","response":"r%d"}`+"\n", i, i)
+	}
+	zw.Close()
+	full := gz.Bytes()
+	dir := t.TempDir()
+	cases := map[string]struct {
+		path, want string
+		opts       ReadOptions
+	}{
+		"missing":         {filepath.Join(dir, "nope.jsonl"), "does not exist", ReadOptions{}},
+		"directory":       {dir, "is a directory", ReadOptions{}},
+		"empty":           {writeFile(t, "empty.jsonl", ""), "holds no rows", ReadOptions{}},
+		"blank":           {writeFile(t, "blank.jsonl", "\n \n"), "holds no rows", ReadOptions{}},
+		"truncated gzip":  {writeFile(t, "t.jsonl.gz", string(full[:len(full)/2])), "ends in the middle", ReadOptions{}},
+		"corrupt parquet": {writeFile(t, "c.parquet", "PAR1 this is not parquet at all PAR1"), "not a readable Parquet file", ReadOptions{}},
+		"bad field":       {writeFile(t, "f.jsonl", `{"prompt":"p","response":"r"}`+"\n"), "", ReadOptions{PromptField: "nosuch"}},
+		"all bad skipped": {writeFile(t, "b.jsonl", "{oops\n[]\n"), "no usable row", ReadOptions{SkipBad: true}},
+	}
+	for name, tc := range cases {
+		_, err := Check(tc.path, tc.opts)
+		var re *RowError
+		switch {
+		case tc.want == "" && !errors.As(err, &re):
+			t.Errorf("%s: err = %v, want a RowError", name, err)
+		case tc.want != "" && (!errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err = %v, want ErrBadInput with %q", name, err, tc.want)
+		}
+	}
+	good := writeFile(t, "good.jsonl.gz", string(full))
+	if n, err := Check(good, ReadOptions{}); err != nil || n != 2000 {
+		t.Errorf("good gzip: %d, %v", n, err)
 	}
 }
