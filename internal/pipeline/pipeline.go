@@ -167,6 +167,15 @@ func checkDistinct(input string, outputs ...string) error {
 	return nil
 }
 
+// SetWorkers sets the number of concurrent process calls when it is only
+// known after Open (from the engine the model was loaded into); n <= 0
+// keeps the job's.
+func (b *Batch) SetWorkers(n int) {
+	if n > 0 {
+		b.job.Workers = n
+	}
+}
+
 // Done is the number of rows already in the output files.
 func (b *Batch) Done() int { return len(b.done) }
 
@@ -387,3 +396,22 @@ func (b *Batch) estimateTotal() int64 {
 	}
 	return n
 }
+
+// Rows is a dataset.Reader over rows already in memory, for Job.Rows.
+func Rows(rows []dataset.Row) dataset.Reader { return &sliceReader{rows: rows} }
+
+type sliceReader struct {
+	rows []dataset.Row
+	i    int
+}
+
+func (s *sliceReader) Next() (dataset.Row, error) {
+	if s.i >= len(s.rows) {
+		return dataset.Row{}, io.EOF
+	}
+	s.i++
+	return s.rows[s.i-1], nil
+}
+
+func (s *sliceReader) Skipped() dataset.Skips { return dataset.Skips{} }
+func (s *sliceReader) Close() error           { return nil }
