@@ -138,7 +138,7 @@ Examples:
    codeplan extract tiny --input examples/sample.jsonl --output /tmp/plans.jsonl
    codeplan extract --backend openai --base-url http://vllm:8000/v1 --model meta-llama/Meta-Llama-3-8B-Instruct \
        --input part-00.parquet --output plans.jsonl --shard 3/8 --concurrency 64`,
-		Flags: flags,
+		Flags:  flags,
 		Action: runExtract,
 	}
 }

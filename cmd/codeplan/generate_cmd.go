@@ -79,7 +79,7 @@ same command after an interruption to resume.
 
 Example:
    codeplan generate model.gguf --lora codeplan-lora.gguf --input prompts.jsonl --output answers.jsonl --parallel 8`,
-		Flags: flags,
+		Flags:  flags,
 		Action: runGenerate,
 	}
 }
