@@ -236,11 +236,11 @@ func Check(path string, opts ReadOptions) (int64, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return 0, fmt.Errorf("input %s does not exist: %w", path, ErrBadInput)
+		return 0, BadInputf("input %s does not exist", path)
 	case err != nil:
-		return 0, fmt.Errorf("input %s: %w (%w)", path, err, ErrBadInput)
+		return 0, BadInputf("input %s: %w", path, err)
 	case st.IsDir():
-		return 0, fmt.Errorf("input %s is a directory, not a file of rows: %w", path, ErrBadInput)
+		return 0, BadInputf("input %s is a directory, not a file of rows", path)
 	case !st.Mode().IsRegular():
 		return -1, nil // a pipe (e.g. <(zcat ...)): reading it twice would lose it
 	}
@@ -249,7 +249,7 @@ func Check(path string, opts ReadOptions) (int64, error) {
 		return 0, unreadable(path, err)
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("input %s holds no rows: %w", path, ErrBadInput)
+		return 0, BadInputf("input %s holds no rows", path)
 	}
 	r, err := Open(path, opts)
 	if err != nil {
@@ -263,9 +263,9 @@ func Check(path string, opts ReadOptions) (int64, error) {
 			return n, nil
 		case errors.Is(err, io.EOF):
 			if s := r.Skipped(); s.Total > 0 {
-				return 0, fmt.Errorf("input %s has no usable row (%s): %w", path, s, ErrBadInput)
+				return 0, BadInputf("input %s has no usable row (%s)", path, s)
 			}
-			return 0, fmt.Errorf("input %s holds no rows: %w", path, ErrBadInput)
+			return 0, BadInputf("input %s holds no rows", path)
 		default:
 			var re *RowError
 			if errors.As(err, &re) {
@@ -280,8 +280,8 @@ func Check(path string, opts ReadOptions) (int64, error) {
 // naming the path twice.
 func unreadable(path string, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("input %s ends in the middle of its data (a truncated file or download?): %w", path, ErrBadInput)
+		return BadInputf("input %s ends in the middle of its data (a truncated file or download?)", path)
 	}
 	msg, _ := strings.CutPrefix(err.Error(), path+": ")
-	return fmt.Errorf("input %s cannot be read: %s: %w", path, msg, ErrBadInput)
+	return BadInputf("input %s cannot be read: %s", path, msg)
 }

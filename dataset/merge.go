@@ -110,8 +110,7 @@ func Merge(inputs []string, out string, opts MergeOptions) (MergeStats, error) {
 		}
 	}
 	if st.TornLines > 0 && !opts.SkipBad {
-		return st, fmt.Errorf("merge: %d input(s) end in a torn row, left by a run killed mid-write (%s); rerun those runs to redo the row, or skip it: %w",
-			st.TornLines, strings.Join(st.TornFiles, ", "), ErrTornRows)
+		return st, tornRowsf("merge: %d input(s) end in a torn row, left by a run killed mid-write (%s); rerun those runs to redo the row, or skip it", st.TornLines, strings.Join(st.TornFiles, ", "))
 	}
 	m.seen = nil // the ids are no longer needed; let the copy run in less memory
 
@@ -148,7 +147,7 @@ func (m *merger) scanAll(paths []string, dups *int64, rejects bool) ([]mergeEntr
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, fmt.Errorf("merge: %w (%w)", err, ErrBadInput)
+			return nil, BadInputf("merge: %w", err)
 		}
 		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 			f.Close()
@@ -156,7 +155,7 @@ func (m *merger) scanAll(paths []string, dups *int64, rejects bool) ([]mergeEntr
 			if err == nil {
 				kind = fileKind(st.Mode())
 			}
-			return nil, fmt.Errorf("merge: input %s is %s, not a file of rows: %w", p, kind, ErrBadInput)
+			return nil, BadInputf("merge: input %s is %s, not a file of rows", p, kind)
 		}
 		m.files = append(m.files, f)
 		m.names = append(m.names, p)
@@ -200,9 +199,9 @@ func (m *merger) scan(file int32, entries []mergeEntry, dups *int64, rejects boo
 		id, index, reason := resultKey(trimmed)
 		if reason == "" && IsRejectRow(trimmed) != rejects {
 			if rejects {
-				return nil, fmt.Errorf("merge: %s:%d is not a rejected row, but it was given as a rejects file: %w", name, lineNo, ErrBadInput)
+				return nil, BadInputf("merge: %s:%d is not a rejected row, but it was given as a rejects file", name, lineNo)
 			}
-			return nil, fmt.Errorf("merge: %s:%d is a rejected row (it has a reason), but it was given as a results file; merge rejects files separately: %w", name, lineNo, ErrBadInput)
+			return nil, BadInputf("merge: %s:%d is a rejected row (it has a reason), but it was given as a results file; merge rejects files separately", name, lineNo)
 		}
 		switch {
 		case reason == "":
@@ -214,7 +213,7 @@ func (m *merger) scan(file int32, entries []mergeEntry, dups *int64, rejects boo
 			m.stats.BadLines++
 			continue
 		default:
-			return nil, fmt.Errorf("merge: %s:%d: %s (skip such lines to merge without them): %w", name, lineNo, reason, ErrBadInput)
+			return nil, BadInputf("merge: %s:%d: %s (skip such lines to merge without them)", name, lineNo, reason)
 		}
 		if len(trimmed) > math.MaxUint32 {
 			return nil, fmt.Errorf("merge: %s:%d: line too long", name, lineNo)

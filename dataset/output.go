@@ -39,7 +39,7 @@ func CheckTarget(path string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is %s, not a regular file; refusing to write over it: %w", path, fileKind(st.Mode()), ErrBadOutput)
+		return BadOutputf("%s is %s, not a regular file; refusing to write over it", path, fileKind(st.Mode()))
 	}
 	return nil
 }
@@ -143,8 +143,8 @@ func (e *SettingsMismatchError) Error() string {
 	return fmt.Sprintf("%s:%d: the rows were made with %s, this run uses %s; resuming would mix the two. Rerun with the file's settings, write to another file, or delete it to start over", e.Path, e.Line, e.File, e.Run)
 }
 
-// Unwrap makes the error an ErrBadOutput.
-func (e *SettingsMismatchError) Unwrap() error { return ErrBadOutput }
+// Is makes the error an ErrBadOutput.
+func (e *SettingsMismatchError) Is(target error) bool { return target == ErrBadOutput }
 
 // settingsOf compares the settings recorded in a row with want; it returns
 // nil when they match, else the error for this line.
@@ -201,4 +201,25 @@ func parentDir(path string) error {
 		return os.MkdirAll(dir, 0o755)
 	}
 	return nil
+}
+
+// markedError is an error that also matches a sentinel (errors.Is) without
+// adding the sentinel's words to its message.
+type markedError struct{ err, mark error }
+
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
+
+// BadInputf formats an error that is an ErrBadInput (exit 2 in the CLI).
+func BadInputf(format string, args ...any) error {
+	return markedError{fmt.Errorf(format, args...), ErrBadInput}
+}
+
+// BadOutputf formats an error that is an ErrBadOutput (exit 2 in the CLI).
+func BadOutputf(format string, args ...any) error {
+	return markedError{fmt.Errorf(format, args...), ErrBadOutput}
+}
+
+func tornRowsf(format string, args ...any) error {
+	return markedError{fmt.Errorf(format, args...), ErrTornRows}
 }

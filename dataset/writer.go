@@ -98,7 +98,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	// Checked again on the open file: the path may have been swapped.
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s is not a regular file: %w", path, ErrBadOutput)
+		return nil, nil, BadOutputf("%s is not a regular file", path)
 	}
 	if err := lockFile(f, path); err != nil {
 		f.Close()
@@ -199,7 +199,7 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte) (done
 		// rows of ours before it, or whose only line is the start of one
 		// (every row we write begins with its id).
 		if rows == 0 && !bytes.HasPrefix(bytes.TrimLeft(badText, "\x00"), []byte(`{"id":"`)) && len(bytes.Trim(badText, "\x00")) > 0 {
-			return nil, 0, 0, fmt.Errorf("%s:%d: %s: this file was not written by codeplan; refusing to resume into (and truncate) it: %w", name, badLine, badReason, ErrBadOutput)
+			return nil, 0, 0, BadOutputf("%s:%d: %s: this file was not written by codeplan; refusing to resume into (and truncate) it", name, badLine, badReason)
 		}
 		keep = badStart
 	}
@@ -232,7 +232,7 @@ func (lr *lineReader) next() ([]byte, error) {
 		lr.long = append(lr.long[:0], chunk...)
 		for errors.Is(err, bufio.ErrBufferFull) {
 			if len(lr.long) > maxResultLine {
-				return nil, fmt.Errorf("%s:%d: a line longer than %d MiB: not a file of result rows: %w", lr.name, lr.lineNo+1, maxResultLine>>20, ErrBadOutput)
+				return nil, BadOutputf("%s:%d: a line longer than %d MiB: not a file of result rows", lr.name, lr.lineNo+1, maxResultLine>>20)
 			}
 			chunk, err = lr.br.ReadSlice('\n')
 			lr.long = append(lr.long, chunk...)

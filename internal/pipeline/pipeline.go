@@ -99,7 +99,7 @@ func (s Stats) TokensPerSecond() float64 {
 }
 
 // ErrNoInputRows is returned when the input holds no usable row.
-var ErrNoInputRows = fmt.Errorf("no usable rows in the input: %w", dataset.ErrBadInput)
+var ErrNoInputRows = dataset.BadInputf("no usable rows in the input")
 
 // Batch is a job whose input was checked and whose outputs are open and
 // locked; Run processes it, Close releases it.
@@ -161,7 +161,7 @@ func checkDistinct(input string, outputs ...string) error {
 	}
 	for _, o := range outputs {
 		if st, err := os.Stat(o); err == nil && os.SameFile(in, st) {
-			return fmt.Errorf("the input %s is also an output file; write the results to another file: %w", input, dataset.ErrBadInput)
+			return dataset.BadInputf("the input %s is also an output file; write the results to another file", input)
 		}
 	}
 	return nil
