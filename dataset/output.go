@@ -195,12 +195,34 @@ func removeLockPath(path string) {
 	_ = os.Remove(LockPath(path))
 }
 
-// parentDir creates the folder of path.
-func parentDir(path string) error {
-	if dir := filepath.Dir(path); dir != "." {
-		return os.MkdirAll(dir, 0o755)
+// parentDir creates the folder of path and returns the top-most folder it
+// created ("" if none), so that an abandoned output can be removed with it.
+func parentDir(path string) (string, error) {
+	dir := filepath.Dir(path)
+	top := ""
+	for d := dir; d != "." && d != string(filepath.Separator); d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		top = d
 	}
-	return nil
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return top, nil
+}
+
+// removeCreatedDirs removes the empty folders from dir up to top, which
+// OpenAppendWith created.
+func removeCreatedDirs(dir, top string) {
+	if top == "" {
+		return
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if os.Remove(d) != nil || d == top || d == filepath.Dir(d) {
+			return
+		}
+	}
 }
 
 // markedError is an error that also matches a sentinel (errors.Is) without

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,22 +29,23 @@ const (
 // line after an OS crash or a full disk, which OpenAppend removes). It is
 // safe for concurrent use. The same type serves result and rejects files.
 type Writer struct {
-	mu        sync.Mutex
-	f         *os.File
-	name      string
-	stdout    bool
-	buf       bytes.Buffer
-	enc       *json.Encoder
-	syncRows  int
-	syncEvery time.Duration
-	unsynced  int
-	timer     *time.Timer
-	written   int64
-	dropped   int64
-	err       error // sticky: after a failed write the file may end in a torn line
-	closed    bool
-	stamp     []byte // encoded Settings added to every row (nil = none)
-	created   bool   // OpenAppendWith created the file
+	mu         sync.Mutex
+	f          *os.File
+	name       string
+	stdout     bool
+	buf        bytes.Buffer
+	enc        *json.Encoder
+	syncRows   int
+	syncEvery  time.Duration
+	unsynced   int
+	timer      *time.Timer
+	written    int64
+	dropped    int64
+	err        error // sticky: after a failed write the file may end in a torn line
+	closed     bool
+	stamp      []byte // encoded Settings added to every row (nil = none)
+	created    bool   // OpenAppendWith created the file
+	createdDir string // and this top-most folder ("" = none)
 }
 
 // AppendOptions tunes OpenAppendWith.
@@ -87,12 +89,14 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	if err := CheckTarget(path); err != nil {
 		return nil, nil, err
 	}
-	if err := parentDir(path); err != nil {
+	createdDir, err := parentDir(path)
+	if err != nil {
 		return nil, nil, err
 	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
+		removeCreatedDirs(filepath.Dir(path), createdDir)
 		return nil, nil, err
 	}
 	// Checked again on the open file: the path may have been swapped.
@@ -101,11 +105,15 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 		return nil, nil, BadOutputf("%s is not a regular file", path)
 	}
 	if err := lockFile(f, path); err != nil {
-		f.Close()
+		f.Close() // the file existed (it is locked), so nothing to remove
 		return nil, nil, err
 	}
 	fail := func(err error) (*Writer, map[string]bool, error) {
 		removeLockPath(path)
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(path)
+			removeCreatedDirs(filepath.Dir(path), createdDir)
+		}
 		f.Close()
 		return nil, nil, err
 	}
@@ -120,6 +128,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	w := newWriter(f, path)
 	w.stamp = stamp
 	w.created = errors.Is(statErr, os.ErrNotExist)
+	w.createdDir = createdDir
 	if keep < size {
 		if err := f.Truncate(keep); err != nil {
 			return fail(fmt.Errorf("%s: cannot drop torn last line: %w", path, err))
@@ -405,6 +414,7 @@ func (w *Writer) Abandon() error {
 		if st, err := w.f.Stat(); err == nil && st.Size() == 0 {
 			// Still under our lock, so no other run is writing it.
 			os.Remove(w.name)
+			removeCreatedDirs(filepath.Dir(w.name), w.createdDir)
 		}
 	}
 	w.mu.Unlock()

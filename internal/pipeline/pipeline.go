@@ -129,6 +129,14 @@ func Open(job Job) (*Batch, error) {
 		}
 		b.total = n
 	}
+	// Both outputs are checked before either is created.
+	for _, p := range []string{job.Output, job.Rejects} {
+		if p != "" && p != dataset.Stdin {
+			if err := dataset.CheckTarget(p); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var err error
 	opts := dataset.AppendOptions{Settings: job.Settings}
 	b.out, b.done, err = dataset.OpenAppendWith(job.Output, opts)
