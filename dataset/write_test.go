@@ -142,7 +142,10 @@ func TestOpenAppendResume(t *testing.T) {
 	}
 	line, _ := json.Marshal(corpus[20])
 	half := line[:len(line)/2]
-	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Write(half)
 	f.Close()
 
@@ -500,7 +503,10 @@ func TestMergeErrors(t *testing.T) {
 func TestMergeToStdout(t *testing.T) {
 	a := writeFile(t, "a.jsonl", `{"id":"x","index":1}`+"\n"+`  {"id":"y","index":0}  `) // no final newline
 	p := filepath.Join(t.TempDir(), "stdout")
-	f, _ := os.Create(p)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := os.Stdout
 	os.Stdout = f
 	st, err := Merge([]string{a}, Stdin, MergeOptions{})

@@ -143,6 +143,12 @@ Examples:
 	}
 }
 
+// testRowHook, set only by this package's tests (in the child process of
+// TestMain), is called after each row extract collects, with the count so
+// far and the soft context of the run; it lets a test signal the process at
+// an exact point instead of racing the run.
+var testRowHook func(rows int64, soft context.Context)
+
 // extractBackend is where extract's plans come from. It is chosen and
 // checked from the flags before anything is opened; start then loads the
 // model or reaches the server, after the input and outputs were checked.
@@ -189,6 +195,10 @@ func runExtract(c *cli.Context) error {
 	defer release()
 	soft, hard, stop := interruptContexts()
 	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
+	}
 	sum, err := extract.RunOn(soft, hard, b, gen, cfg)
 	printExtractSummary(os.Stdout, sum, cfg)
 	if p := c.String("summary"); p != "" {

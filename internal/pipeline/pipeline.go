@@ -109,6 +109,8 @@ type Batch struct {
 	done     map[string]bool
 	total    int64 // rows in the input (-1 = unknown)
 	ran      bool
+	// observers see every outcome after Run's own observe.
+	observers []func(Outcome)
 }
 
 // Open checks the job's input (see dataset.Check), then opens, locks and
@@ -183,6 +185,11 @@ func (b *Batch) SetWorkers(n int) {
 		b.job.Workers = n
 	}
 }
+
+// Observe adds fn to the observers of Run's outcomes, called after the one
+// passed to Run, in the collecting goroutine: the next outcome is not
+// collected before fn returns.
+func (b *Batch) Observe(fn func(Outcome)) { b.observers = append(b.observers, fn) }
 
 // Done is the number of rows already in the output files.
 func (b *Batch) Done() int { return len(b.done) }
@@ -314,6 +321,9 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 		st.PromptTok += int64(o.PromptTokens)
 		if observe != nil {
 			observe(o)
+		}
+		for _, fn := range b.observers {
+			fn(o)
 		}
 		if bar != nil {
 			switch {
