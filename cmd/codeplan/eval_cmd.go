@@ -65,7 +65,9 @@ answer is ..."), which is then extracted and scored against the gold answer.
 
 Results go to DIR/results.jsonl, one row per item and mode, appended crash-safely:
 after Ctrl-C (finishes the items in flight), kill -9 or a crash, rerun the same
-command and it does only what is missing. The report is built from every row in
+command and it does only what is missing. A rerun with another model, adapter,
+format or sampling setting into the same DIR is refused, naming both; the default
+DIR (eval-BENCH-MODEL[-ADAPTER]) keeps runs of different models apart. The report is built from every row in
 the file: DIR/report.md (accuracy per mode with 95% Wilson interval, relative gain
 over direct — the CodePlan paper's headline metric —, accuracy by number of steps
 and by task, mean tokens and seconds per item), the same tables on stdout,

@@ -129,7 +129,9 @@ response go to the rejects file with their reason.
 
 Rows are decoded --parallel at a time with continuous batching. Output files are
 appended crash-safely: rerun the same command after Ctrl-C, kill -9 or a crash and
-it resumes with no duplicates and no lost rows. Split a corpus over machines with
+it resumes with no duplicates and no lost rows; a rerun with another model,
+template, sampling or filter setting is refused, and a second run on the same
+--output stops at once (the first holds a lock). Split a corpus over machines with
 --shard K/N and combine with 'codeplan merge'.
 
 Examples:

@@ -75,7 +75,10 @@ answer that follows it (two phases on one sequence, no recomputation), nlplan do
 the same with a natural-language plan, direct answers at once. Rows run --parallel
 at a time with continuous batching. The output holds one JSON row per prompt
 (id, index, prompt, mode, plan, answer, finish reasons, token counts); rerun the
-same command after an interruption to resume.
+same command after an interruption to resume. Every row records the settings that
+made it (model, adapter, mode, format, token limits, sampling): a rerun into the
+same --output with other settings is refused, naming both. The input and the
+output are checked before the model loads.
 
 Example:
    codeplan generate model.gguf --lora codeplan-lora.gguf --input prompts.jsonl --output answers.jsonl --parallel 8`,
