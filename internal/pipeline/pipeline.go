@@ -351,7 +351,11 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 	case writeErr != nil:
 		return st, fmt.Errorf("write results: %w", writeErr)
 	case st.Processed+st.Failed+st.Resumed+st.OtherShards+st.Duplicates == 0 && !st.Interrupted:
-		return st, fmt.Errorf("%s: %w", job.Input, ErrNoInputRows)
+		name := job.Input
+		if job.Rows != nil {
+			name = job.Name + ": no rows selected"
+		}
+		return st, fmt.Errorf("%s: %w", name, ErrNoInputRows)
 	}
 	return st, nil
 }
