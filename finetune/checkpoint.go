@@ -206,6 +206,12 @@ func Preflight(cfg Config, b *Base) error {
 	} else if st.IsDir() {
 		return fmt.Errorf("--data %s is a directory", cfg.Data)
 	}
+	// The rows are read only after the model loads: check now that the
+	// file decodes and has the fields asked for (a truncated gzip, a corrupt
+	// Parquet file or a wrong --prompt-field cost nothing here).
+	if _, err := dataset.Check(cfg.Data, cfg.Read); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
 	// Everything the run writes is renamed into place at the end, hours
 	// later: refuse a device or folder there now, not then.
 	for _, p := range []string{cfg.Out, cfg.Merge, cfg.LogPath(), cfg.PlotPath(), cfg.CheckpointPath()} {

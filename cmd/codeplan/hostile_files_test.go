@@ -75,6 +75,7 @@ func TestHostileFiles(t *testing.T) {
 	plans1 := file("plans-1.jsonl", `{"id":"a","index":0,"plan":"p"}`+"\n")
 	rejects1 := file("rejects-1.jsonl", `{"id":"b","index":1,"reason":"too_short","detail":"d"}`+"\n")
 	rejects2 := file("rejects-2.jsonl", `{"id":"c","index":2,"reason":"too_short","detail":"d"}`+"\n")
+	ftData := file("ft.jsonl", `{"id":"a","prompt":"p","plan":"x = 1","response":"r"}`+"\n")
 	torn := file("plans-2.jsonl", `{"id":"d","index":3,"plan":"p"}`+"\n"+`{"id":"e","ind`)
 	out := filepath.Join(dir, "new", "out.jsonl") // must never be created
 	ext := func(in, o string, extra ...string) []string {
@@ -108,7 +109,8 @@ func TestHostileFiles(t *testing.T) {
 		{"merge: device output", []string{"merge", "--output", "/dev/full", plans1}, 2, "/dev/full is a device"},
 		{"merge: missing input", []string{"merge", "--output", out, filepath.Join(dir, "nope.jsonl")}, 2, "no such file"},
 		{"merge: folder input", []string{"merge", "--output", out, dir}, 2, "is a directory"},
-		{"finetune: device adapter output", []string{"-q", "finetune", "tiny", "--data", plans1, "--out", "/dev/full"}, 2, "/dev/full is a device"},
+		{"finetune: truncated gzip data", []string{"-q", "finetune", "tiny", "--data", truncated, "--out", filepath.Join(dir, "new", "a.gguf")}, 2, "ends in the middle"},
+		{"finetune: device adapter output", []string{"-q", "finetune", "tiny", "--data", ftData, "--out", "/dev/full"}, 2, "/dev/full is a device"},
 	}
 	notesBefore, _ := os.ReadFile(notes)
 	for _, tc := range cases {
