@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
@@ -188,25 +187,18 @@ func runEval(c *cli.Context) error {
 	}
 	defer b.Close()
 
-	l, err := openModel(c)
+	l, eng, err := engineFor(c)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	cfg.Prompter.Chat = chatTemplater(l.model)
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
-	if err != nil {
-		return err
-	}
 	defer eng.Close()
+	cfg.Prompter.Chat = chatTemplater(l.model)
 	// One item per sequence: the engine stays full (a finished item is
 	// replaced within a decode step) and no item waits in the queue, so
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
-	cfg.Model = filepath.Base(l.path)
-	if l.adapter != nil {
-		cfg.LoRA = filepath.Base(l.adapter.Path())
-	}
+	cfg.Model, cfg.LoRA = l.names()
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)

@@ -3,14 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/generate"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
@@ -127,24 +125,17 @@ func runGenerate(c *cli.Context) error {
 	}
 	defer b.Close()
 
-	l, err := openModel(c)
+	l, eng, err := engineFor(c)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	defer eng.Close()
 	if cfg.Prompter, err = prompterFrom(c, l); err != nil {
 		return err
 	}
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	cfg.Workers = 2 * eng.Parallel()
-	cfg.Model = filepath.Base(l.path)
-	if l.adapter != nil {
-		cfg.LoRA = filepath.Base(l.adapter.Path())
-	}
+	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+	cfg.Model, cfg.LoRA = l.names()
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
