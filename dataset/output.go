@@ -35,8 +35,11 @@ func CheckTarget(path string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return BadOutputf("cannot create the folder of %s: a part of its path is a file", path)
+	}
 	if err != nil {
-		return err
+		return BadOutputf("%s: %v", path, err)
 	}
 	if !st.Mode().IsRegular() {
 		return BadOutputf("%s is %s, not a regular file; refusing to write over it", path, fileKind(st.Mode()))

@@ -91,7 +91,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	}
 	createdDir, err := parentDir(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, BadOutputf("cannot create the folder of %s: %v", path, err)
 	}
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)

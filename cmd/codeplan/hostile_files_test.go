@@ -100,6 +100,7 @@ func TestHostileFiles(t *testing.T) {
 		{"extract: device output", ext(corpus, "/dev/full"), 2, "/dev/full is a device, not a regular file"},
 		{"extract: device rejects", ext(corpus, out, "--rejects", "/dev/null"), 2, "/dev/null is a device"},
 		{"extract: foreign output", ext(corpus, notes), 2, "not written by codeplan"},
+		{"extract: output under a file", ext(corpus, filepath.Join(notes, "out.jsonl")), 2, "cannot create the folder"},
 		{"generate: missing input", gen(filepath.Join(dir, "nope.jsonl"), out), 2, "does not exist"},
 		{"generate: device output", gen(corpus, "/dev/full"), 2, "not a regular file"},
 		{"generate: truncated gzip", gen(truncated, out), 2, "ends in the middle"},
