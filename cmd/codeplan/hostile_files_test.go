@@ -198,3 +198,36 @@ func TestEvalResumeKeyedOnAdapter(t *testing.T) {
 		t.Errorf("default folder %q, want %q", got, want)
 	}
 }
+
+// TestGenerateResumeKeyedOnSettings: generate with another mode or adapter
+// into the output of an earlier run is refused, naming both settings;
+// the same command resumes.
+func TestGenerateResumeKeyedOnSettings(t *testing.T) {
+	dir := t.TempDir()
+	in := writeCorpus(t, dir, 2)
+	out := filepath.Join(dir, "answers.jsonl")
+	lora := filepath.Join(dir, "a.gguf")
+	if err := tiny.WriteLoRA(lora, tiny.DefaultConfig(), tiny.LoRAOptions{Rank: 2}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-q", "generate", "tiny", "--input", in, "--output", out, "--mode", "direct", "--max-tokens", "4", "--threads", "1", "--parallel", "2"}
+	if code := run(append([]string{"codeplan"}, args...)); code != 0 || countLines(out) != 2 {
+		t.Fatalf("first run: exit %d, %d rows", code, countLines(out))
+	}
+	for _, tc := range []struct {
+		extra      []string
+		file, this string
+	}{
+		{[]string{"--mode", "codeplan"}, "mode=direct", "mode=codeplan"},
+		{[]string{"--lora", lora}, "lora=none", "lora=a.gguf@"},
+		{[]string{"--temperature", "0.7"}, "temperature=0", "temperature=0.7"},
+	} {
+		code, stderr := runChild(t, append(args, tc.extra...)...)
+		if code != 2 || !strings.Contains(stderr, tc.file) || !strings.Contains(stderr, tc.this) || crashTrace(stderr) {
+			t.Errorf("%v: exit %d, want 2 naming %s and %s; stderr:\n%s", tc.extra, code, tc.file, tc.this, stderr)
+		}
+	}
+	if code := run(append([]string{"codeplan"}, args...)); code != 0 || countLines(out) != 2 {
+		t.Errorf("same settings: exit %d, %d rows", code, countLines(out))
+	}
+}
