@@ -116,6 +116,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 	if cfg.MaxPlanTokens <= 0 {
 		cfg.MaxPlanTokens = 256
 	}
+	soft, hard, gen, halted := watchHalt(soft, hard, gen)
 	hash := cfg.Template.Hash()
 	var words struct{ prompt, plan, response int64 }
 	process := func(ctx context.Context, row dataset.Row) pipeline.Outcome {
@@ -165,6 +166,9 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 		Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	})
 	sum.Stats = st
+	if herr := halted(); herr != nil {
+		err = herr
+	}
 	if n := float64(st.Written); n > 0 {
 		sum.PromptWords = float64(words.prompt) / n
 		sum.PlanWords = float64(words.plan) / n

@@ -109,7 +109,8 @@ func extractCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-words", Value: 300, Usage: "reject plans longer than this many words"},
 		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},
-		&cli.StringFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1"},
+		&cli.StringSliceFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1; repeat it for several servers (round-robin; one that stops answering is skipped)"},
+		&cli.IntFlag{Name: "max-connection-failures", Value: remote.DefaultMaxConnFailures, Usage: "--backend openai: stop the run after `N` failed connections in a row to every server (done rows are kept; 0 = never)"},
 		&cli.StringFlag{Name: "api-key", EnvVars: []string{"OPENAI_API_KEY"}, Usage: "bearer token for --backend openai"},
 		&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "requests in flight for --backend openai"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
@@ -210,21 +211,18 @@ Examples:
 				if name == "" {
 					name = c.Args().First()
 				}
-				if c.String("base-url") == "" || name == "" {
+				if len(c.StringSlice("base-url")) == 0 || name == "" {
 					return usagef("extract --backend openai needs --base-url URL and --model NAME")
 				}
-				client, err := remote.New(remote.Options{BaseURL: c.String("base-url"), Model: name, APIKey: c.String("api-key"),
-					Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency")})
+				client, err := remote.New(remote.Options{BaseURLs: c.StringSlice("base-url"), Model: name, APIKey: c.String("api-key"),
+					Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency"),
+					MaxConnFailures: connFailuresOption(c.Int("max-connection-failures"))})
 				if err != nil {
 					return usageError{err}
 				}
-				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				models, err := client.Models(pctx)
-				cancel()
-				if err != nil {
-					return fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
+				if err := probeFleet(client); err != nil {
+					return err
 				}
-				log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
 				params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
 				if c.IsSet("seed") {
 					s := int64(sampling.Seed)
