@@ -34,7 +34,7 @@ func inputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash of prompt and response)"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
-		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id)"},
+		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id; I+1/N for a 0-based index I)"},
 		&cli.Int64Flag{Name: "limit", Usage: "process at most `N` new rows"},
 	}
 }
