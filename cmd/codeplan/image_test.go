@@ -199,3 +199,77 @@ func TestImage(t *testing.T) {
 		t.Errorf("tiny model path %q, want one under /tmp", out)
 	}
 }
+
+// TestImageGPUBackendLayout runs scripts/image.sh on a stand-in GPU backend
+// (no CUDA toolkit or GPU needed): lib/codeplan goes to /lib/codeplan with
+// the runtime library it links from outside the system folders, the driver
+// (libcuda) stays out for the host to provide, and a library that cannot be
+// found stops the build with its name.
+func TestImageGPUBackendLayout(t *testing.T) {
+	for _, tool := range []string{"gcc", "ldd", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	cuda, stub, libdir := filepath.Join(dir, "cuda", "lib64"), filepath.Join(dir, "stub"), filepath.Join(dir, "lib")
+	for _, d := range []string{cuda, stub, libdir} {
+		os.MkdirAll(d, 0o755)
+	}
+	src := filepath.Join(dir, "f.c")
+	os.WriteFile(src, []byte("int f(void) { return 0; }\n"), 0o644)
+	gcc := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("gcc", append([]string{"-shared", "-fPIC", "-o"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	gcc(filepath.Join(cuda, "libcudart.so.12"), src, "-Wl,-soname,libcudart.so.12")
+	gcc(filepath.Join(stub, "libcuda.so.1"), src, "-Wl,-soname,libcuda.so.1")
+	gcc(filepath.Join(stub, "libcublas.so.12"), src, "-Wl,-soname,libcublas.so.12")
+	gcc(filepath.Join(libdir, "libggml-base.so"), src, "-Wl,-soname,libggml-base.so")
+	backend := func(extra ...string) {
+		t.Helper()
+		gcc(append([]string{filepath.Join(libdir, "libggml-cuda.so"), src, "-Wl,--no-as-needed",
+			"-L" + libdir, "-lggml-base", "-L" + cuda, "-l:libcudart.so.12", "-L" + stub, "-l:libcuda.so.1",
+			"-Wl,-rpath," + cuda}, extra...)...)
+	}
+	image := func() (string, error) {
+		cmd := exec.Command("scripts/image.sh")
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "BIN=/bin/true", "LIBDIR="+libdir, "CONTEXT="+filepath.Join(dir, "ctx"),
+			"CONTAINER_TOOL=true", "VERSION=test", "LLAMA_COMMIT=test")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	// libggml-base.so is a sibling (found through the backend folder), so
+	// only the driver is missing: that is the host's to provide.
+	backend()
+	if out, err := image(); err != nil {
+		t.Fatalf("image.sh: %v\n%s", err, out)
+	}
+	root := filepath.Join(dir, "ctx", "rootfs")
+	for _, p := range []string{"/lib/codeplan/libggml-cuda.so", "/lib/codeplan/libggml-base.so", "/lib/codeplan/libcudart.so.12", "/bin/codeplan"} {
+		if _, err := os.Stat(root + p); err != nil {
+			t.Errorf("image lacks %s", p)
+		}
+	}
+	filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && strings.HasPrefix(info.Name(), "libcuda.so") {
+			t.Errorf("the driver library is in the image: %s", p)
+		}
+		return nil
+	})
+	cf, _ := os.ReadFile(filepath.Join(dir, "ctx", "Containerfile"))
+	if !strings.Contains(string(cf), "ENV LD_LIBRARY_PATH=/lib/codeplan") || !strings.Contains(string(cf), "FROM scratch") {
+		t.Errorf("Containerfile:\n%s", cf)
+	}
+
+	// A runtime library that is nowhere to be found stops the build.
+	backend("-l:libcublas.so.12")
+	os.Remove(filepath.Join(stub, "libcublas.so.12"))
+	if out, err := image(); err == nil || !strings.Contains(out, "libcublas.so.12 not found") {
+		t.Errorf("missing libcublas: %v\n%s", err, out)
+	}
+}
