@@ -124,7 +124,7 @@ func TestExtractStopsWhenServerDies(t *testing.T) {
 func startServe(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "--log-format", "json", "serve", "tiny", "--port", "0", "--alias", "tiny",
-		"--threads", "1", "--parallel", "2", "--ctx", "4096")
+		"--threads", "1", "--parallel", "2", "--ctx", "4096", "--mode", "direct")
 	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
 	stderr, err := cmd.StdoutPipe()
 	if err != nil {

@@ -103,6 +103,9 @@ func TestImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and an image")
 	}
+	if out, err := exec.Command(podman, "info").CombinedOutput(); err != nil {
+		t.Skipf("podman cannot work here: %v\n%s", err, out)
+	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "codeplan")
 	// The same cgo flags as this test binary's, so only linking happens.

@@ -24,6 +24,7 @@ import (
 const (
 	slurmScript = "../../scripts/slurm-extract.sbatch"
 	k8sJob      = "../../scripts/k8s-extract-job.yaml"
+	k8sServe    = "../../scripts/k8s-serve.yaml"
 )
 
 // mergeShards merges shard plan and reject files with `codeplan merge` and
@@ -302,9 +303,11 @@ func TestK8sJobKubectlDryRun(t *testing.T) {
 		case "/api":
 			fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}`)
 		case "/api/v1":
-			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["create","get"]}]}`)
+			fmt.Fprint(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["create","get"]},{"name":"services","singularName":"service","namespaced":true,"kind":"Service","verbs":["create","get"]}]}`)
 		case "/apis":
-			fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}}]}`)
+			fmt.Fprint(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"batch","versions":[{"groupVersion":"batch/v1","version":"v1"}],"preferredVersion":{"groupVersion":"batch/v1","version":"v1"}},{"name":"apps","versions":[{"groupVersion":"apps/v1","version":"v1"}],"preferredVersion":{"groupVersion":"apps/v1","version":"v1"}}]}`)
+		case "/apis/apps/v1":
+			fmt.Fprint(w, `{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"apps/v1","resources":[{"name":"deployments","singularName":"deployment","namespaced":true,"kind":"Deployment","verbs":["create","get","list"]}]}`)
 		case "/apis/batch/v1":
 			fmt.Fprint(w, `{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"batch/v1","resources":[{"name":"jobs","singularName":"job","namespaced":true,"kind":"Job","verbs":["create","get","list"]}]}`)
 		default:
@@ -329,5 +332,21 @@ func TestK8sJobKubectlDryRun(t *testing.T) {
 	if job.Kind != "Job" || job.Spec.Completions != 8 || len(job.Spec.Template.Spec.Containers) != 1 ||
 		!strings.Contains(strings.Join(job.Spec.Template.Spec.Containers[0].Args, " "), "--shard=$(JOB_COMPLETION_INDEX)+1/8") {
 		t.Errorf("kubectl read back:\n%s", out)
+	}
+
+	// The serving fleet: a Deployment of codeplan serve and its Service.
+	cmd = exec.Command(kubectl, "--server", api.URL, "--cache-dir", filepath.Join(home, "cache"),
+		"create", "--dry-run=client", "--validate=false", "-o", "yaml", "-f", k8sServe)
+	cmd.Env = append(os.Environ(), "HOME="+home, "KUBECONFIG="+filepath.Join(home, "none"))
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", k8sServe, err, stderr.String())
+	}
+	for _, want := range []string{"kind: Deployment", "kind: Service", "- serve", "- --host=0.0.0.0", "image: codeplan:latest", "- /bin/codeplan"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kubectl read back no %q:\n%s", want, out)
+		}
 	}
 }
