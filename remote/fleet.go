@@ -153,9 +153,10 @@ type Probe struct {
 	Err    error
 }
 
-// ProbeAll asks every server for its model list once, without retries, so
-// that a command can say at start-up which servers of a fleet answer. It
-// does not change the servers' health as seen by the rotation.
+// ProbeAll asks every server for its model list (with the client's retries,
+// so a server that is still starting gets the usual grace), so that a
+// command can say at start-up which servers of a fleet answer. It does not
+// change the servers' health as seen by the rotation.
 func (c *Client) ProbeAll(ctx context.Context) []Probe {
 	out := make([]Probe, len(c.endpoints))
 	var wg sync.WaitGroup
@@ -164,8 +165,12 @@ func (c *Client) ProbeAll(ctx context.Context) []Probe {
 		go func() {
 			defer wg.Done()
 			out[i].URL = ep.base
+			retries := c.maxRetries
+			if retries == 0 {
+				retries = -1 // Options' "none"; 0 there means the default
+			}
 			one, err := New(Options{BaseURL: ep.base, APIKey: c.apiKey, Timeout: c.timeout,
-				MaxRetries: -1, MaxConnFailures: -1, HTTPClient: c.http})
+				MaxRetries: retries, Backoff: c.backoff, MaxConnFailures: -1, HTTPClient: c.http})
 			if err == nil {
 				out[i].Models, err = one.Models(ctx)
 			}
