@@ -91,8 +91,8 @@ type Client struct {
 	rotationState
 }
 
-// New returns a client for opts.BaseURL. It checks the URL but does not
-// contact the server; call Models for that.
+// New returns a client for opts.BaseURL and opts.BaseURLs. It checks the
+// URLs but does not contact the servers; call Models or ProbeAll for that.
 func New(opts Options) (*Client, error) {
 	var eps []*endpoint
 	for _, raw := range append([]string{opts.BaseURL}, opts.BaseURLs...) {
