@@ -192,7 +192,7 @@ Examples:
 				defer func() {
 					st := eng.Stats()
 					log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
-						Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
+						Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 				}()
 				chat, ok := inference.Templater(l.model)
 				if !ok {

@@ -139,12 +139,12 @@ func serve(c *cli.Context) error {
 	}
 	stop() // a second signal kills the process the usual way
 	grace := c.Duration("grace")
-	log.Info().Dur("grace", grace).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
+	log.Info().Float64("grace_s", grace.Seconds()).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			log.Warn().Dur("grace", grace).Msg("grace period over: cancelled the requests still running")
+			log.Warn().Float64("grace_s", grace.Seconds()).Msg("grace period over: cancelled the requests still running")
 		} else {
 			return err
 		}
