@@ -16,6 +16,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/logging"
+	"github.com/codeplan-dev/codeplan/internal/progress"
 	"github.com/codeplan-dev/codeplan/llama"
 )
 
@@ -66,7 +67,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors"},
 		},
 		Before: func(c *cli.Context) error {
-			l, err := logging.Setup(os.Stderr, c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
+			l, err := logging.Setup(progress.LogWriter(os.Stderr), c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
 			if err != nil {
 				return usageError{err}
 			}
