@@ -12,6 +12,7 @@ import (
 	"github.com/codeplan-dev/codeplan/finetune"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
 // runChild runs the CLI as a child process (see TestMain) and returns its
@@ -135,5 +136,42 @@ func TestInfoAdapter(t *testing.T) {
 	}
 	if got.Type != "lora_adapter" || got.Rank != 16 || got.Alpha != 32 || len(got.Targets) != 2 || got.BaseFingerprint != "fp1234" || got.Mode != "codeplan" || got.Steps != 120 {
 		t.Errorf("info --json = %+v", got)
+	}
+}
+
+// TestLoRAOnEveryModelCommand checks that extract and bench, like chat,
+// generate, serve and eval, take --lora, and refuse an adapter made for
+// another base.
+func TestLoRAOnEveryModelCommand(t *testing.T) {
+	dir := t.TempDir()
+	lora := filepath.Join(dir, "a.gguf")
+	if err := tiny.WriteLoRA(lora, tiny.DefaultConfig(), tiny.LoRAOptions{Rank: 2, Alpha: 4, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(dir, "wrong.gguf")
+	bigger := tiny.DefaultConfig()
+	bigger.Embedding *= 2
+	if err := tiny.WriteLoRA(wrong, bigger, tiny.LoRAOptions{Rank: 2, Alpha: 4}); err != nil {
+		t.Fatal(err)
+	}
+	in := writeCorpus(t, dir, 2)
+	cmds := map[string][]string{
+		"bench":   {"codeplan", "-q", "bench", "tiny", "--parallels", "1", "--pp", "16", "--tg", "4", "--threads", "1"},
+		"extract": {"codeplan", "-q", "extract", "tiny", "--input", in, "--max-plan-tokens", "4", "--threads", "1", "--parallel", "1"},
+	}
+	for name, args := range cmds {
+		out := []string{"--output", filepath.Join(dir, name+".jsonl")}
+		if name == "bench" {
+			out = nil
+		}
+		if code := run(append(append(args, out...), "--lora", lora, "--lora-scale", "0.5")); code != 0 {
+			t.Errorf("%s --lora: exit %d", name, code)
+		}
+		if name != "bench" {
+			out = []string{"--output", filepath.Join(dir, name+"-wrong.jsonl")}
+		}
+		if code := run(append(append(args, out...), "--lora", wrong)); code != exitUsage {
+			t.Errorf("%s with an adapter for another base: exit %d, want %d", name, code, exitUsage)
+		}
 	}
 }

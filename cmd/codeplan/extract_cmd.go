@@ -99,7 +99,7 @@ func interruptContexts() (soft, hard context.Context, stop func()) {
 }
 
 func extractCommand() *cli.Command {
-	flags := append(modelFlags(8), inputFlags()...)
+	flags := append(append(modelFlags(8), loraFlags()...), inputFlags()...)
 	flags = append(flags, samplingFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
