@@ -105,7 +105,7 @@ func NewReport(bench string, rows []Row) Report {
 	tallies := map[string]map[string]*TaskTally{}
 	for i, r := range rows {
 		results[i] = report.Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
-			F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
+			Strict: r.StrictCorrect, F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
 		items[r.ItemID] = true
 		if r.Error != "" {
 			rep.Errors++
@@ -251,6 +251,23 @@ type summaryJSON struct {
 	Items   int        `json:"items"`
 	Errors  int        `json:"errors"`
 	Modes   []modeJSON `json:"modes"`
+	// Unequal is true when modes answered different items; paired figures
+	// then cover the intersection only.
+	Unequal bool         `json:"unequal_items"`
+	Paired  []pairedJSON `json:"paired_vs_direct"`
+}
+
+type pairedJSON struct {
+	Mode        string   `json:"mode"`
+	N           int      `json:"n"`
+	BaseCorrect int      `json:"direct_correct"`
+	Correct     int      `json:"correct"`
+	OnlyBase    int      `json:"only_direct_right"`
+	OnlyMode    int      `json:"only_mode_right"`
+	Gain        *float64 `json:"gain"`
+	GainLow     *float64 `json:"gain_ci95_low"`
+	GainHigh    *float64 `json:"gain_ci95_high"`
+	PValue      float64  `json:"mcnemar_p"`
 }
 
 type modeJSON struct {
@@ -260,6 +277,10 @@ type modeJSON struct {
 	Accuracy    float64    `json:"accuracy"`
 	CILow       float64    `json:"ci95_low"`
 	CIHigh      float64    `json:"ci95_high"`
+	Strict      int        `json:"strict_correct"`
+	StrictAcc   float64    `json:"strict_accuracy"`
+	StrictLow   float64    `json:"strict_ci95_low"`
+	StrictHigh  float64    `json:"strict_ci95_high"`
 	Gain        *float64   `json:"gain_vs_direct"`
 	MeanF1      float64    `json:"mean_f1"`
 	MeanTokens  float64    `json:"mean_tokens"`
@@ -287,9 +308,15 @@ type taskJSON struct {
 // MarshalJSON renders the report as summary.json.
 func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
-		Modes: []modeJSON{}}
+		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{}}
+	for _, p := range r.Summary.Paired {
+		s.Paired = append(s.Paired, pairedJSON{Mode: p.Mode, N: p.N, BaseCorrect: p.BaseCorrect, Correct: p.Correct,
+			OnlyBase: p.OnlyBase, OnlyMode: p.OnlyMode, Gain: finitePtr(p.Gain), GainLow: finitePtr(p.GainCI.Low),
+			GainHigh: finitePtr(p.GainCI.High), PValue: p.PValue})
+	}
 	for _, m := range r.Summary.Modes {
 		mj := modeJSON{Mode: m.Mode, N: m.N, Correct: m.Correct, Accuracy: finite(m.Accuracy), CILow: m.CI.Low, CIHigh: m.CI.High,
+			Strict: m.StrictCorrect, StrictAcc: finite(m.StrictAccuracy), StrictLow: m.StrictCI.Low, StrictHigh: m.StrictCI.High,
 			MeanF1: finite(m.MeanF1), MeanTokens: finite(m.MeanTokens), MeanSeconds: finite(m.MeanSeconds),
 			ByStep: []stepJSON{}, ByTask: []taskJSON{}}
 		if !math.IsNaN(m.Gain) && !math.IsInf(m.Gain, 0) {
@@ -308,6 +335,14 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		s.Modes = append(s.Modes, mj)
 	}
 	return json.MarshalIndent(s, "", "  ")
+}
+
+// finitePtr is x, or nil (JSON null) when x is NaN or infinite.
+func finitePtr(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
 }
 
 func finite(x float64) float64 {

@@ -61,15 +61,18 @@ type Row struct {
 	Kind  answer.Kind `json:"kind"`
 	// Task groups items in the report: the problem family of a synthetic
 	// item (arith, list, text, order, truth), else the answer kind.
-	Task      string  `json:"task"`
-	Steps     int     `json:"steps"`
-	Question  string  `json:"question"`
-	Plan      string  `json:"plan"`
-	Output    string  `json:"output"` // the answer text (after the plan)
-	Extracted string  `json:"extracted"`
-	Gold      string  `json:"gold"`
-	Correct   bool    `json:"correct"`
-	F1        float64 `json:"f1"`
+	Task      string `json:"task"`
+	Steps     int    `json:"steps"`
+	Question  string `json:"question"`
+	Plan      string `json:"plan"`
+	Output    string `json:"output"` // the answer text (after the plan)
+	Extracted string `json:"extracted"`
+	Gold      string `json:"gold"`
+	Correct   bool   `json:"correct"`
+	// StrictCorrect is Correct under strict extraction (answer.Strict):
+	// only an answer marked in the form the prompt asked for counts.
+	StrictCorrect bool    `json:"strict_correct"`
+	F1            float64 `json:"f1"`
 
 	PromptTokens int `json:"prompt_tokens"`
 	PlanTokens   int `json:"plan_tokens"`
@@ -366,6 +369,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) outcome {
 		return outcome{row: row, err: err}
 	}
 	row.Extracted, row.Correct, row.F1 = Score(it, row.Output)
+	row.StrictCorrect = ScoreStrict(it, row.Output)
 	return outcome{row: row, tokens: a.PlanTokens + a.AnswerTokens, prompt: a.PromptTokens}
 }
 
@@ -399,4 +403,18 @@ func Score(it bench.Item, output string) (extracted string, correct bool, f1 flo
 	}
 	v := answer.ScoreAny(it.Kind, extracted, it.Golds())
 	return extracted, v.Correct, v.F1
+}
+
+// ScoreStrict is Score's verdict under strict extraction: the answer must
+// be stated with a marker ("The answer is ...", "####", \boxed{}), as the
+// eval prompt asks; fallbacks such as the last number do not count.
+func ScoreStrict(it bench.Item, output string) bool {
+	var extracted string
+	var ok bool
+	if it.Kind == answer.Choice && len(it.Choices) > 0 {
+		extracted, ok = answer.StrictChoice(output, it.Choices)
+	} else {
+		extracted, ok = answer.Strict(it.Kind, output)
+	}
+	return ok && answer.ScoreAny(it.Kind, extracted, it.Golds()).Correct
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -66,8 +67,8 @@ func sample() []Result {
 	var rs []Result
 	add := func(mode string, steps, n, correct, tokens int, secs float64) {
 		for i := 0; i < n; i++ {
-			rs = append(rs, Result{Mode: mode, ItemID: mode + string(rune('a'+i)), Steps: steps,
-				Correct: i < correct, F1: map[bool]float64{true: 1, false: 0.25}[i < correct], Tokens: tokens, Seconds: secs})
+			rs = append(rs, Result{Mode: mode, ItemID: fmt.Sprintf("s%d-%c", steps, 'a'+i), Steps: steps,
+				Correct: i < correct, Strict: i < correct-1, F1: map[bool]float64{true: 1, false: 0.25}[i < correct], Tokens: tokens, Seconds: secs})
 		}
 	}
 	add("code-plan", 1, 4, 4, 100, 2)
@@ -99,9 +100,21 @@ func TestSummarize(t *testing.T) {
 	if math.Abs(d.MeanTokens-22) > 1e-12 || math.Abs(d.MeanSeconds-0.5) > 1e-12 {
 		t.Errorf("direct means %+v", d)
 	}
-	// code-plan: 7/8 = 0.875 vs 0.4 -> gain (0.875-0.4)/0.4 = 1.1875.
-	if c.N != 8 || math.Abs(c.Accuracy-0.875) > 1e-12 || math.Abs(c.Gain-1.1875) > 1e-12 {
+	// code-plan: 7/8 = 0.875; on the same 8 items direct has 4/8 = 0.5
+	// (its 2 extra items are not paired) -> gain (0.875-0.5)/0.5 = 0.75.
+	if c.N != 8 || math.Abs(c.Accuracy-0.875) > 1e-12 || math.Abs(c.Gain-0.75) > 1e-12 {
 		t.Errorf("code-plan %+v", c)
+	}
+	if !s.Unequal {
+		t.Error("direct has 10 items and code-plan 8, but Unequal is false")
+	}
+	// Strict counts one fewer correct item per (mode, steps) group.
+	if c.StrictCorrect != 5 || d.StrictCorrect != 2 {
+		t.Errorf("strict correct: code-plan %d, direct %d", c.StrictCorrect, d.StrictCorrect)
+	}
+	p, ok := s.PairedWith("code-plan")
+	if !ok || p.N != 8 || p.BaseCorrect != 4 || p.Correct != 7 || p.OnlyMode != 3 || p.OnlyBase != 0 {
+		t.Errorf("paired %+v", p)
 	}
 	if math.Abs(c.MeanF1-(7*1+1*0.25)/8.0) > 1e-12 {
 		t.Errorf("code-plan mean F1 %v", c.MeanF1)
@@ -123,7 +136,7 @@ func TestGainNotAvailable(t *testing.T) {
 	if err := WriteMarkdown(&buf, s); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | n/a |") {
+	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | 0.0% | [0.0%, 79.3%] | n/a |") {
 		t.Errorf("markdown:\n%s", buf.String())
 	}
 	if !strings.Contains(buf.String(), "_No items with a known number of steps._") {
