@@ -224,6 +224,16 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	return err
 }
 
+// chartOptions titles the chart with the benchmark and the model (with its
+// adapter), and passes the per-task tallies for the task panel.
+func (r Report) chartOptions() report.ChartOptions {
+	opts := report.ChartOptions{Title: r.Bench + " · " + orNone(r.Models)}
+	for _, t := range r.ByTask {
+		opts.Tasks = append(opts.Tasks, report.TaskResult{Mode: t.Mode, Task: t.Task, N: t.N, Correct: t.Correct})
+	}
+	return opts
+}
+
 func (r Report) tally(mode, task string) (TaskTally, bool) {
 	for _, t := range r.ByTask {
 		if t.Mode == mode && t.Task == task && t.N > 0 {
@@ -381,7 +391,7 @@ func BuildReport(dir, bench string) (Report, error) {
 		return rep, err
 	}
 	var png bytes.Buffer
-	if err := report.WriteChart(&png, rep.Summary); err != nil {
+	if err := report.WriteChart(&png, rep.Summary, rep.chartOptions()); err != nil {
 		return rep, fmt.Errorf("chart: %w", err)
 	}
 	if err := writeFile(filepath.Join(dir, ChartFile), png.Bytes()); err != nil {
