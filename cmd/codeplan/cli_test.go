@@ -15,9 +15,9 @@ import (
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
-// runChild runs the CLI as a child process (see TestMain) and returns its
+// runCLI runs the CLI as a child process (see TestMain) and returns its
 // exit code, stdout and stderr.
-func runChild(t *testing.T, args ...string) (int, string, string) {
+func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
@@ -34,7 +34,7 @@ func runChild(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestVersionNamesLlamaCppCommit(t *testing.T) {
-	code, out, _ := runChild(t, "--version")
+	code, out, _ := runCLI(t, "--version")
 	if code != 0 || !strings.Contains(out, "llama.cpp "+llama.LlamaCppCommit) || !strings.HasPrefix(out, "codeplan version ") {
 		t.Fatalf("--version: exit %d, %q", code, out)
 	}
@@ -48,13 +48,13 @@ func TestGlobalFlagsAfterCommand(t *testing.T) {
 		{"info", "tiny", "--log-level", "nonsense"},
 		{"info", "--log-level=nonsense", "tiny"},
 	} {
-		code, _, stderr := runChild(t, args...)
+		code, _, stderr := runCLI(t, args...)
 		if code != exitUsage || !strings.Contains(stderr, `"nonsense"`) {
 			t.Errorf("%v: exit %d, stderr %q: the bad level was not read as the global flag", args, code, stderr)
 		}
 	}
 	// -q after the command silences the info-level "model ready" lines.
-	code, _, stderr := runChild(t, "info", "tiny", "-q", "--log-format", "json")
+	code, _, stderr := runCLI(t, "info", "tiny", "-q", "--log-format", "json")
 	if code != 0 || stderr != "" {
 		t.Errorf("info tiny -q: exit %d, stderr %q", code, stderr)
 	}
@@ -63,7 +63,7 @@ func TestGlobalFlagsAfterCommand(t *testing.T) {
 // TestInfoJSON checks info --json's keys: snake_case, no null for an empty
 // map, and a description whose size is computed rather than "?B".
 func TestInfoJSON(t *testing.T) {
-	code, out, stderr := runChild(t, "-q", "info", "tiny", "--json")
+	code, out, stderr := runCLI(t, "-q", "info", "tiny", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -112,7 +112,7 @@ func TestInfoAdapter(t *testing.T) {
 	if err := w.WriteFile(p); err != nil {
 		t.Fatal(err)
 	}
-	code, out, stderr := runChild(t, "-q", "info", p)
+	code, out, stderr := runCLI(t, "-q", "info", p)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -121,7 +121,7 @@ func TestInfoAdapter(t *testing.T) {
 			t.Errorf("info output lacks %q:\n%s", want, out)
 		}
 	}
-	code, out, _ = runChild(t, "-q", "info", p, "--json")
+	code, out, _ = runCLI(t, "-q", "info", p, "--json")
 	var got struct {
 		Type            string   `json:"type"`
 		Rank            int      `json:"rank"`

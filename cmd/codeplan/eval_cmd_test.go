@@ -148,7 +148,10 @@ func TestEvalResumes(t *testing.T) {
 	}
 	checkEvalRows(t, dir, 2, "direct", "nlplan", "codeplan")
 	// A torn last line, as kill -9 during a write leaves, is dropped and redone.
-	f, _ := os.OpenFile(filepath.Join(dir, "results.jsonl"), os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "results.jsonl"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.WriteString(`{"id":"synth-arith-k3-0001|dir`)
 	f.Close()
 	if code := run(evalArgs(dir, args...)); code != 0 {
