@@ -13,8 +13,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate/report"
+	"github.com/codeplan-dev/codeplan/internal/version"
+	"github.com/codeplan-dev/codeplan/llama"
 )
 
 // Report is the evaluation report built from every row of a results file,
@@ -28,6 +34,10 @@ type Report struct {
 	// means the folder mixes runs of different settings.
 	Models  []string
 	Formats []string
+	// Runs are the distinct settings that made the rows (model
+	// fingerprint, adapter, format, sampling, seed...), as recorded in each
+	// row; more than one means the folder mixes runs.
+	Runs []dataset.Settings
 	// Rows and Items count the rows and the distinct items; Errors the
 	// rows that could not run (Row.Error).
 	Rows, Items, Errors int
@@ -77,6 +87,13 @@ func ReadRows(path string) ([]Row, error) {
 			}
 			if !seen[r.ID] {
 				seen[r.ID] = true
+				if run := gjson.GetBytes(b, dataset.SettingsField); run.IsObject() {
+					r.Run = dataset.Settings{}
+					run.ForEach(func(k, v gjson.Result) bool {
+						r.Run[k.String()] = v.String()
+						return true
+					})
+				}
 				rows = append(rows, r)
 			}
 		}
@@ -140,6 +157,13 @@ func NewReport(bench string, rows []Row) Report {
 		}
 	}
 	rep.Items = len(items)
+	runSeen := map[string]bool{}
+	for _, r := range rows {
+		if r.Run != nil && !runSeen[r.Run.String()] {
+			runSeen[r.Run.String()] = true
+			rep.Runs = append(rep.Runs, r.Run)
+		}
+	}
 	rep.Models = sortedKeys(models)
 	rep.Formats = sortedKeys(formats)
 	rep.Summary = report.Summarize(results)
@@ -182,6 +206,10 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	fmt.Fprintf(&b, "# codeplan eval: %s\n\n", r.Bench)
 	fmt.Fprintf(&b, "- model: %s\n", orNone(r.Models))
 	fmt.Fprintf(&b, "- format: %s\n", orNone(r.Formats))
+	for _, run := range r.Runs {
+		fmt.Fprintf(&b, "- run settings: %s\n", run)
+	}
+	fmt.Fprintf(&b, "- codeplan: %s\n", version.String())
 	fmt.Fprintf(&b, "- rows: %d (%d items × %d modes)", r.Rows, r.Items, len(r.Summary.Modes))
 	if r.Errors > 0 {
 		fmt.Fprintf(&b, "; %d could not run (prompt too long) and count as wrong", r.Errors)
@@ -263,8 +291,18 @@ type summaryJSON struct {
 	Modes   []modeJSON `json:"modes"`
 	// Unequal is true when modes answered different items; paired figures
 	// then cover the intersection only.
+	Meta    metaJSON     `json:"meta"`
 	Unequal bool         `json:"unequal_items"`
 	Paired  []pairedJSON `json:"paired_vs_direct"`
+}
+
+// metaJSON records what produced the numbers: the codeplan build, when the
+// report was made, and the settings of every run behind its rows.
+type metaJSON struct {
+	Codeplan  string             `json:"codeplan"`
+	LlamaCpp  string             `json:"llama_cpp"`
+	Generated string             `json:"generated"`
+	Runs      []dataset.Settings `json:"runs"`
 }
 
 type pairedJSON struct {
@@ -318,7 +356,9 @@ type taskJSON struct {
 // MarshalJSON renders the report as summary.json.
 func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
-		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{}}
+		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{},
+		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: llama.LlamaCppCommit, Generated: time.Now().UTC().Format(time.RFC3339),
+			Runs: append([]dataset.Settings{}, r.Runs...)}}
 	for _, p := range r.Summary.Paired {
 		s.Paired = append(s.Paired, pairedJSON{Mode: p.Mode, N: p.N, BaseCorrect: p.BaseCorrect, Correct: p.Correct,
 			OnlyBase: p.OnlyBase, OnlyMode: p.OnlyMode, Gain: finitePtr(p.Gain), GainLow: finitePtr(p.GainCI.Low),

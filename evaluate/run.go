@@ -88,6 +88,12 @@ type Row struct {
 	Format planner.Format `json:"format"`
 	Model  string         `json:"model,omitempty"`
 	LoRA   string         `json:"lora,omitempty"`
+	// Prompt is the prompt exactly as the model saw it (chat template and
+	// few-shot turns included), with --log-samples.
+	Prompt string `json:"prompt,omitempty"`
+	// Run holds the settings that made the row (dataset.SettingsField),
+	// as read back by ReadRows; the writer adds it, so it is not encoded.
+	Run dataset.Settings `json:"-"`
 }
 
 // Config describes one evaluation run.
@@ -112,6 +118,12 @@ type Config struct {
 	Workers int
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
+	// FewShot worked examples go before each question, FewShotN of them
+	// (0 = zero-shot), as earlier turns in the mode's own format.
+	FewShot  []Example
+	FewShotN int
+	// LogSamples records the rendered prompt of every item in its row.
+	LogSamples bool
 	// Key names what produces the rows (model fingerprint, adapter, format,
 	// sampling...); a results file made with another Key is refused
 	// (pipeline.Job.Settings). Mode is not part of it: it is in every row id.
@@ -275,11 +287,22 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	}
 	p := cfg.Prompter
 	p.Mode = t.mode
-	req, err := inference.Request(p, cfg.Settings, nil, UserMessage(it), nil)
+	var history []planner.Message
+	if cfg.FewShotN > 0 {
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		if err != nil {
+			return pipeline.Outcome{Err: err}
+		}
+		history = h
+	}
+	req, err := inference.Request(p, cfg.Settings, history, UserMessage(it), nil)
 	if err != nil {
 		return pipeline.Outcome{Err: err}
 	}
 	req.ID = row.ID
+	if cfg.LogSamples && len(req.Phases) > 0 {
+		row.Prompt = req.Phases[0].Prefix
+	}
 	start := time.Now()
 	res, err := gen.Generate(ctx, req)
 	elapsed := res.Elapsed

@@ -28,8 +28,8 @@ import (
 func chatCommand() *cli.Command {
 	flags := append(modelFlags(1), loraFlags()...)
 	flags = append(flags,
-		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan or codeplan (change it in the chat with /mode)"},
-		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "trained (a CodePlan fine-tune) or prompted (an instruction asks an untrained model for the plan)"},
+		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan, codeplan, or auto (the mode the adapter or model was fine-tuned in); change it in the chat with /mode"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message `TEXT`"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "at most `N` tokens of plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "at most `N` tokens of answer"},
@@ -77,13 +77,13 @@ type chatSettings struct {
 // are reported at once.
 func parseChatFlags(c *cli.Context) (chatSettings, error) {
 	var s chatSettings
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return s, usagef("--mode: %v", err)
+		return s, err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return s, usagef("--format: %v", err)
+		return s, err
 	}
 	s.prompter = planner.Prompter{Mode: mode, Format: format, System: c.String("system")}
 	s.settings = chat.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens")}

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -17,6 +15,7 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/logging"
 	"github.com/codeplan-dev/codeplan/internal/progress"
+	"github.com/codeplan-dev/codeplan/internal/version"
 	"github.com/codeplan-dev/codeplan/llama"
 )
 
@@ -47,7 +46,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:    "codeplan",
 		Usage:   "code-form planning for local LLMs: extract plans, fine-tune, answer plan-first, evaluate",
-		Version: version(),
+		Version: version.String(),
 		Description: `CodePlan (ICLR 2025) makes a model write a short Python-like plan before its answer.
 codeplan runs the whole loop on your hardware with llama.cpp:
 
@@ -94,36 +93,6 @@ model that codeplan writes itself: try any command without downloading one.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
-}
-
-// version describes this build: codeplan's module version and VCS revision
-// (from the Go build info), and the llama.cpp commit it compiles.
-func version() string {
-	v, rev := "(devel)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		dirty := false
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				dirty = s.Value == "true"
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" && dirty {
-			rev += "+dirty"
-		}
-	}
-	if rev != "" {
-		v += " (" + rev + ")"
-	}
-	return fmt.Sprintf("%s, llama.cpp %s, %s", v, llama.LlamaCppCommit, runtime.Version())
 }
 
 func main() {
