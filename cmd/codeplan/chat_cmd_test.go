@@ -123,7 +123,7 @@ func TestChatTrimsHistory(t *testing.T) {
 			lines = append(lines, strings.Repeat("far too long ", 30))
 		}
 	}
-	out, errOut, err := runChatScript(t, strings.Join(lines, "\n")+"\n", "--json", "--ctx", fmt.Sprint(ctx),
+	out, errOut, err := runChatScript(t, strings.Join(lines, "\n")+"\n", "--json", "--format", "trained", "--ctx", fmt.Sprint(ctx),
 		"--max-plan-tokens", fmt.Sprint(maxPlan), "--max-tokens", fmt.Sprint(maxAnswer))
 	if err == nil || !strings.Contains(err.Error(), "1 input line(s) failed; the first, stdin line 6") {
 		t.Errorf("err = %v, want the too-long line 6 reported", err)
