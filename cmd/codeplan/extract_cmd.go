@@ -100,7 +100,7 @@ func interruptContexts() (soft, hard context.Context, stop func()) {
 }
 
 func extractCommand() *cli.Command {
-	flags := append(modelFlags(8), inputFlags()...)
+	flags := append(append(modelFlags(8), loraFlags()...), inputFlags()...)
 	flags = append(flags, samplingFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
@@ -278,7 +278,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 			eng.Close()
 			l.Close()
 			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
-				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
+				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
 		chat := chatTemplater(l.model)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}

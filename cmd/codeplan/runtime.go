@@ -182,7 +182,7 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	}
 	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
 		Int("ctx", l.ctx.ContextSize()).Int("parallel", parallel).Int("gpu_layers", ngl).
-		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 	return l, nil
 }
 
