@@ -15,9 +15,9 @@ import (
 // signal, the same code as a usage error, so the code alone proves nothing.
 var crashMarks = []string{"goroutine ", "SIGSEGV", "SIGABRT", "panic:", "fatal error:", "GGML_ASSERT"}
 
-// runChild runs the CLI as a child process (see TestMain) so that a crash
+// runHostileChild runs the CLI as a child process (see TestMain) so that a crash
 // shows up as a crash trace instead of killing the test binary.
-func runChild(t *testing.T, dir, stdin string, env []string, args ...string) (int, string) {
+func runHostileChild(t *testing.T, dir, stdin string, env []string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-q"}, args...)...)
 	cmd.Dir = dir
@@ -116,18 +116,18 @@ func TestHostileInputs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out := runChild(t, dir, c.stdin, c.env, c.args...)
+			code, out := runHostileChild(t, dir, c.stdin, c.env, c.args...)
 			for _, mark := range crashMarks {
 				if strings.Contains(out, mark) {
-					t.Fatalf("crashed (%q in output), exit %d:\n%s", mark, code, tail(out))
+					t.Fatalf("crashed (%q in output), exit %d:\n%s", mark, code, tailOf(out))
 				}
 			}
 			if code != c.code {
-				t.Fatalf("exit %d, want %d:\n%s", code, c.code, tail(out))
+				t.Fatalf("exit %d, want %d:\n%s", code, c.code, tailOf(out))
 			}
 			for _, w := range c.want {
 				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, tail(out))
+					t.Errorf("output lacks %q:\n%s", w, tailOf(out))
 				}
 			}
 		})
@@ -142,7 +142,7 @@ func TestHostileInputs(t *testing.T) {
 	}
 }
 
-func tail(s string) string {
+func tailOf(s string) string {
 	if len(s) > 2000 {
 		return "..." + s[len(s)-2000:]
 	}
