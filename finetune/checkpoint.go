@@ -130,14 +130,22 @@ func settingsDiff(was, now string) string {
 		old[k] = v
 	}
 	var diffs []string
+	seen := map[string]bool{}
 	for _, f := range strings.Fields(now) {
 		k, v, _ := strings.Cut(f, "=")
+		seen[k] = true
 		if old[k] != v {
 			what := k
 			if k == "data" {
 				what = "data (rows, their order or their tokens)"
 			}
 			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", what, old[k], v))
+		}
+	}
+	// a field only the checkpoint has (method=full, absent for LoRA)
+	for _, f := range strings.Fields(was) {
+		if k, v, _ := strings.Cut(f, "="); !seen[k] {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> (none)", k, v))
 		}
 	}
 	if len(diffs) == 0 {
