@@ -30,7 +30,8 @@ type Config struct {
 	// (F32 master weights, AdamW; weight decay on matrices only) and writes
 	// the whole model to Out. The model must be F32 and loaded with
 	// llama.ModelOptions.NoMmap. Rank, Alpha, Targets and Merge do not
-	// apply.
+	// apply. Run trains the loaded model in place: afterwards it holds the
+	// trained weights (load the file again to start over).
 	Full bool
 
 	Rank    int      // LoRA rank (8)
