@@ -626,6 +626,39 @@ void protect_from_aliasing(ggml_cgraph * gb) {
     }
 }
 
+// transpose_f32 is a ggml custom op: dst = a, contiguous, where a is an F32
+// view with arbitrary strides (a transposed matrix). ggml_cont does the same
+// with one memcpy call per element for such views, which took 15% of a
+// training step; this copies 32×32 tiles so that both the strided reads and
+// the writes stay in cache.
+void transpose_f32(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, void * /*userdata*/) {
+    constexpr int64_t B = 32;
+    const int64_t ne0 = dst->ne[0], ne1 = dst->ne[1], ne2 = dst->ne[2], ne3 = dst->ne[3];
+    const int64_t blocks = (ne1 + B - 1) / B;
+    const int64_t jobs   = blocks * ne2 * ne3;
+    for (int64_t job = ith; job < jobs; job += nth) {
+        const int64_t i1b = (job % blocks) * B;
+        const int64_t i2  = (job / blocks) % ne2;
+        const int64_t i3  = job / (blocks * ne2);
+        const int64_t i1e = std::min(ne1, i1b + B);
+        for (int64_t i0b = 0; i0b < ne0; i0b += B) {
+            const int64_t i0e = std::min(ne0, i0b + B);
+            for (int64_t i1 = i1b; i1 < i1e; ++i1) {
+                float *      d = (float *) ((char *) dst->data + i1 * dst->nb[1] + i2 * dst->nb[2] + i3 * dst->nb[3]);
+                const char * r = (const char *) a->data + i1 * a->nb[1] + i2 * a->nb[2] + i3 * a->nb[3];
+                for (int64_t i0 = i0b; i0 < i0e; ++i0) {
+                    d[i0] = *(const float *) (r + i0 * a->nb[0]);
+                }
+            }
+        }
+    }
+}
+
+// transposed is cont(transpose(x)) for an F32 x, computed by transpose_f32.
+ggml_tensor * transposed(ggml_context * ctx, ggml_tensor * x) {
+    return ggml_map_custom1(ctx, ggml_transpose(ctx, x), transpose_f32, GGML_N_TASKS_MAX, nullptr);
+}
+
 // out_prods_as_mul_mats returns the backward graph gb with every F32
 // ggml_out_prod replaced by the same product computed by ggml_mul_mat.
 // ggml differentiates a matrix product y = W·x into two out_prods (the
@@ -666,10 +699,10 @@ ggml_cgraph * out_prods_as_mul_mats(cp_trainer & t, ggml_context * ctx, ggml_cgr
             ggml_build_forward_expand(g, node);
             continue;
         }
-        ggml_tensor * x = ggml_cont(ctx, ggml_transpose(ctx, a));
+        ggml_tensor * x = transposed(ctx, a);
         ggml_tensor * y = b->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(b->src[0]) && b->src[0]->type == GGML_TYPE_F32
                               ? b->src[0]
-                              : ggml_cont(ctx, ggml_transpose(ctx, b));
+                              : transposed(ctx, b);
         ggml_tensor * r = ggml_mul_mat(ctx, x, y);
         if (!ggml_are_same_shape(r, node) || r->type != node->type) {
             throw train_error(fmt("internal error: %s as mul_mat has another shape", node->name));
