@@ -1,5 +1,8 @@
-// train.cpp: LoRA training on top of llama.cpp's model and ggml's automatic
-// differentiation (see train.h for the C interface).
+// train.cpp: LoRA training, and full training of every weight, on top of
+// llama.cpp's model and ggml's automatic differentiation (see train.h for
+// the C interface). Full training (cp_train_new_full) makes the model's own
+// F32 weights the parameters instead of an adapter's; everything below
+// applies to both.
 //
 // Why not llama_opt_init/llama_opt_epoch: in this llama.cpp version their
 // training graph is the inference graph, which writes K and V into the KV
