@@ -663,7 +663,9 @@ ggml_tensor * transposed(ggml_context * ctx, ggml_tensor * x) {
 }
 
 // out_prods_as_mul_mats returns the backward graph gb with every F32
-// ggml_out_prod replaced by the same product computed by ggml_mul_mat.
+// ggml_out_prod replaced by the same product computed by ggml_mul_mat, and
+// with a contiguous copy of every non-contiguous F32 right operand of a
+// mul_mat.
 // ggml differentiates a matrix product y = W·x into two out_prods (the
 // gradients of W and of x), and the CPU backend computes out_prod with a
 // plain multiply-add loop that, measured on the training benchmark, took
@@ -698,6 +700,15 @@ ggml_cgraph * out_prods_as_mul_mats(cp_trainer & t, ggml_context * ctx, ggml_cgr
         }
         ggml_tensor * a = node->src[0];
         ggml_tensor * b = node->src[1];
+        if (node->op == GGML_OP_MUL_MAT && b->type == GGML_TYPE_F32 && !ggml_is_contiguous(b)) {
+            // the CPU backend takes its blocked (tinyBLAS) path only for a
+            // contiguous right operand, else one dot product per pair of
+            // rows: attention's K·Q (Q permuted per head) spent 12% of a
+            // step there. Its rows are contiguous, so the copy is cheap.
+            node->src[1] = ggml_cont(ctx, b);
+            ggml_build_forward_expand(g, node);
+            continue;
+        }
         if (node->op != GGML_OP_OUT_PROD || a->type != GGML_TYPE_F32 || b->type != GGML_TYPE_F32) {
             ggml_build_forward_expand(g, node);
             continue;
