@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 )
@@ -130,14 +131,22 @@ func settingsDiff(was, now string) string {
 		old[k] = v
 	}
 	var diffs []string
+	seen := map[string]bool{}
 	for _, f := range strings.Fields(now) {
 		k, v, _ := strings.Cut(f, "=")
+		seen[k] = true
 		if old[k] != v {
 			what := k
 			if k == "data" {
 				what = "data (rows, their order or their tokens)"
 			}
 			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", what, old[k], v))
+		}
+	}
+	// a field only the checkpoint has (method=full, absent for LoRA)
+	for _, f := range strings.Fields(was) {
+		if k, v, _ := strings.Cut(f, "="); !seen[k] {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> (none)", k, v))
 		}
 	}
 	if len(diffs) == 0 {
@@ -169,11 +178,30 @@ func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
 	return nil
 }
 
+// checkBase refuses a base that cannot be trained the way cfg asks.
+func checkBase(cfg Config, b *Base) error {
+	if cfg.Full {
+		return b.CheckFullTrainable()
+	}
+	return b.CheckTrainable(cfg.Targets, cfg.Merge != "")
+}
+
 // fileExists reports whether path exists (errors other than "not found"
 // count as existing, so that they surface when the file is used).
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
+
+// noCheckpoint explains a --resume without a checkpoint: after a finished
+// run (the adapter is there and the checkpoint was removed) there is
+// nothing left to resume.
+func (c Config) noCheckpoint() error {
+	ck := c.CheckpointPath()
+	if fileExists(c.Out) {
+		return fmt.Errorf("--resume: the run that writes %s has already finished (the adapter is there and no checkpoint %s is left), so there is nothing to resume; delete %s to train again, or choose another --out", c.Out, ck, c.Out)
+	}
+	return fmt.Errorf("--resume: no checkpoint at %s: start the run without --resume", ck)
 }
 
 // Preflight checks, before the model is loaded (which can take minutes),
@@ -186,7 +214,7 @@ func Preflight(cfg Config, b *Base) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := b.CheckTrainable(cfg.Targets, cfg.Merge != ""); err != nil {
+	if err := checkBase(cfg, b); err != nil {
 		return err
 	}
 	if st, err := os.Stat(cfg.Data); err != nil {
@@ -194,8 +222,26 @@ func Preflight(cfg Config, b *Base) error {
 	} else if st.IsDir() {
 		return fmt.Errorf("--data %s is a directory", cfg.Data)
 	}
+	// The rows are read only after the model loads: check now that the
+	// file decodes and has the fields asked for (a truncated gzip, a corrupt
+	// Parquet file or a wrong --prompt-field cost nothing here).
+	if _, err := dataset.Check(cfg.Data, cfg.Read); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	// Everything the run writes is renamed into place at the end, hours
+	// later: refuse a device or folder there now, not then.
+	for _, p := range []string{cfg.Out, cfg.Merge, cfg.LogPath(), cfg.PlotPath(), cfg.CheckpointPath()} {
+		if p != "" {
+			if err := dataset.CheckTarget(p); err != nil {
+				return err
+			}
+		}
+	}
 	if st, err := os.Stat(filepath.Dir(cfg.Out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("--out %s: directory %s does not exist", cfg.Out, filepath.Dir(cfg.Out))
+	}
+	if sameFile(cfg.Out, b.Path) {
+		return fmt.Errorf("--out %s is the model being trained", cfg.Out)
 	}
 	if cfg.Merge != "" && sameFile(cfg.Merge, b.Path) {
 		return fmt.Errorf("--merge %s is the base model itself", cfg.Merge)
@@ -208,7 +254,7 @@ func Preflight(cfg Config, b *Base) error {
 		return nil
 	}
 	if !fileExists(ck) {
-		return fmt.Errorf("--resume: no checkpoint at %s", ck)
+		return cfg.noCheckpoint()
 	}
 	f, err := gguf.Open(ck)
 	if err != nil {

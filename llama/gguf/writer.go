@@ -48,6 +48,11 @@ func (w *Writer) set(key string, typ ValueType, v any) {
 	w.kvs = append(w.kvs, KV{Key: key, Type: typ, Value: v})
 }
 
+// SetKV sets a metadata entry as read from a File (to copy metadata from
+// one file to another). A value that does not match its type is reported
+// when the file is written.
+func (w *Writer) SetKV(kv KV) { w.set(kv.Key, kv.Type, kv.Value) }
+
 // SetUint8 sets key to a u8 value.
 func (w *Writer) SetUint8(key string, v uint8) { w.set(key, TypeUint8, v) }
 
@@ -227,7 +232,12 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 // WriteFile writes the file atomically: it is written to a temporary file in
 // the same directory, synced and renamed over path, so readers (and
 // concurrent writers of the same content) never observe a partial file.
+// path must be absent or a regular file: renaming over a device such as
+// /dev/null or a folder would replace it with a file.
 func (w *Writer) WriteFile(path string) (err error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("gguf: %s is not a regular file; refusing to write over it", path)
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
