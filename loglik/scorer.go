@@ -199,3 +199,31 @@ func (s *Scorer) group(reqs []Request, out []Result) error {
 	}
 	return flush()
 }
+
+// Tally sums log-likelihood over scored tokens, for a perplexity over many
+// results (llama-perplexity's overall figure is exp of the mean over all
+// tokens, not a mean of per-chunk perplexities).
+type Tally struct {
+	LogLik float64 // total log-likelihood, nats (≤ 0)
+	Tokens int
+}
+
+// Add counts every token of r.
+func (t *Tally) Add(r Result) {
+	t.LogLik += r.Sum()
+	t.Tokens += len(r.LogProbs)
+}
+
+// Merge adds another tally.
+func (t *Tally) Merge(o Tally) {
+	t.LogLik += o.LogLik
+	t.Tokens += o.Tokens
+}
+
+// Perplexity is exp(-LogLik/Tokens) (NaN for no tokens).
+func (t Tally) Perplexity() float64 {
+	if t.Tokens == 0 {
+		return math.NaN()
+	}
+	return math.Exp(-t.LogLik / float64(t.Tokens))
+}
