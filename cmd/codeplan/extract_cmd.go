@@ -20,6 +20,8 @@ import (
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
+	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
 )
@@ -115,6 +117,9 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
+		&cli.BoolFlag{Name: "score-gain", Usage: "score every plan's information gain (beyond the paper): mean log-likelihood per response token with and without the plan, by prompt processing only; adds loglik_with_plan, loglik_without_plan, gain_nats to the rows"},
+		&cli.StringFlag{Name: "score-model", Usage: "GGUF `PATH` of the model that scores the gain (default: the extraction model; needed with --backend openai)"},
+		&cli.Float64Flag{Name: "min-gain", Usage: "reject rows whose gain_nats is below `X` as low_gain (implies --score-gain)"},
 		&cli.BoolFlag{Name: "prefix-cache", Value: true, Usage: "compute the instruction part of the extraction prompt once and copy it into every row's sequence (uses one extra sequence of --ctx; --prefix-cache=false to turn off)"},
 	)
 	return &cli.Command{
@@ -171,7 +176,17 @@ Examples:
 				Logger: log, Progress: true,
 				Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
 			}
+			scoreGain := c.Bool("score-gain") || c.IsSet("min-gain")
+			if c.IsSet("min-gain") {
+				v := c.Float64("min-gain")
+				cfg.MinGain = &v
+			}
+			if scoreGain && c.String("backend") == "openai" && c.String("score-model") == "" {
+				return usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
+			}
 			var gen extract.Generator
+			var extractModel *llama.Model // the local extraction model, if any
+			window := 0                   // its tokens per sequence
 			switch c.String("backend") {
 			case "llama":
 				cache := c.Bool("prefix-cache")
@@ -203,6 +218,7 @@ Examples:
 					local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
 				}
 				gen = local
+				extractModel, window = l.model, l.ctx.ContextSize()/l.ctx.Sequences()
 				cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 				cfg.Model = filepath.Base(l.path)
 			case "openai":
@@ -235,6 +251,14 @@ Examples:
 				cfg.Model = name
 			default:
 				return usagef("extract: --backend %q: want llama or openai", c.String("backend"))
+			}
+			if scoreGain {
+				g, closeGain, err := openGainScorer(c, extractModel, window)
+				if err != nil {
+					return err
+				}
+				defer closeGain()
+				cfg.Gain = g
 			}
 			soft, hard, stop := interruptContexts()
 			defer stop()
@@ -281,8 +305,11 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 		})
 		for _, k := range keys {
 			desc := planner.Reason(k).Description()
-			if planner.Reason(k) == extract.ReasonPromptTooLong {
+			switch planner.Reason(k) {
+			case extract.ReasonPromptTooLong:
 				desc = "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
+			case extract.ReasonLowGain:
+				desc = "the plan's information gain is below --min-gain"
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
@@ -290,6 +317,15 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	if s.Written > 0 {
 		fmt.Fprintf(w, "  mean words        prompt %.1f, plan %.1f, response %.1f  (paper: %.1f / %.1f / %.1f)\n",
 			s.PromptWords, s.PlanWords, s.ResponseWord, paperPromptWords, paperPlanWords, paperResponseWords)
+	}
+	for _, g := range []struct {
+		name string
+		s    *extract.GainStats
+	}{{"accepted", s.GainAccepted}, {"all scored", s.GainAll}} {
+		if g.s != nil && g.s.Rows > 0 {
+			fmt.Fprintf(w, "  gain (nats/token) %-10s mean %+.4f  q1 %+.4f  median %+.4f  q3 %+.4f  (%d rows)\n",
+				g.name, g.s.Mean, g.s.Q1, g.s.Median, g.s.Q3, g.s.Rows)
+		}
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
@@ -306,4 +342,59 @@ func retriesOption(n int) int {
 		return -1
 	}
 	return n
+}
+
+// openGainScorer makes the plan-gain scorer: on --score-model, loaded with
+// the shared model flags, or else on the extraction model, in a context of
+// its own (two sequences: with and without the plan) whose sequences hold
+// as many tokens as the extraction's, since the scored texts are about as
+// long as the extraction prompt.
+func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.GainScorer, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if p := c.String("score-model"); p != "" {
+		if p == tinyModelName {
+			var err error
+			if p, err = tiny.DefaultPath(); err != nil {
+				return nil, nil, err
+			}
+		}
+		ngl := c.Int("ngl")
+		if c.Bool("gpu") {
+			ngl = -1
+		}
+		m, err := llama.LoadModel(p, llama.ModelOptions{GPULayers: ngl})
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--score-model: %w", err)}
+		}
+		closers = append(closers, func() { m.Close() })
+		model = m
+		window = 0
+	}
+	if window <= 0 {
+		window = min(4096, max(model.ContextLength(), 512))
+	}
+	ctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2 * window, Sequences: 2, BatchSize: c.Int("batch"),
+		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("gain scorer: %w", err)
+	}
+	closers = append(closers, func() { ctx.Close() })
+	txt, err := loglik.NewText(model, ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, txt.Close)
+	chat, ok := inference.Templater(model)
+	if !ok {
+		log.Warn().Msg("llama.cpp does not support the scoring model's chat template; using ChatML")
+	}
+	log.Info().Str("model", filepath.Base(model.Path())).Int("window", txt.Window()).Msg("gain scorer ready")
+	return extract.LocalGain{Text: txt, Chat: chat}, closeAll, nil
 }
