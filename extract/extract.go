@@ -54,7 +54,7 @@ type Config struct {
 	// accepted rows below it as low_gain.
 	Gain    GainScorer
 	MinGain *float64
-	Workers       int // concurrent Generate calls
+	Workers int // concurrent Generate calls
 
 	// Provenance copied into every output row.
 	Model    string
