@@ -49,12 +49,13 @@ type Config struct {
 	Template      *planner.Template
 	Filter        *planner.Filter
 	MaxPlanTokens int
+	Workers       int // concurrent Generate calls
+
 	// Gain, when set, scores every row that has a plan (accepted or
 	// rejected) with its information gain; MinGain, when set too, rejects
 	// accepted rows below it as low_gain.
 	Gain    GainScorer
 	MinGain *float64
-	Workers int // concurrent Generate calls
 
 	// Provenance copied into every output row.
 	Model    string
