@@ -79,9 +79,9 @@ func TestLoglikChoiceScoring(t *testing.T) {
 		if !strings.Contains(c, ChoiceHint) {
 			t.Errorf("context lacks the hint: %q", c)
 		}
-		if strings.Contains(c, "Answer:\n") {
+		if opener := planner.CodePlan.AnswerOpener(); strings.Contains(c, "Plan:\n") {
 			plans++
-			if !strings.HasSuffix(c, "Answer:\n") || !strings.Contains(c, "Plan:\n") {
+			if !strings.HasSuffix(c, opener) && !strings.HasSuffix(c, planner.NLPlan.AnswerOpener()) {
 				t.Errorf("plan-mode context does not end where the answer begins: %q", c)
 			}
 		}

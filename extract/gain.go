@@ -42,7 +42,7 @@ var ErrGainUnscored = errors.New("gain not scored")
 //
 // The response is scored in the trained format that finetune teaches, in the
 // scoring model's chat template: with the plan, the assistant turn is
-// "Plan:\n```python\n<plan>\n```\nAnswer:\n" before the response (codeplan
+// "Plan:\n```python\n<plan>\n```\nResponse:\n" before the response (codeplan
 // mode); without, the response follows the assistant header directly (direct
 // mode). So the gain is log P(response | prompt, plan) - log P(response |
 // prompt) as a model fine-tuned on the data would see it. On an untrained
