@@ -203,11 +203,11 @@ func runEval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if mcScoring == evaluate.ScoringLoglik {
-		printChoiceAccuracy(os.Stdout, out)
-	}
 	if err := writeEvalReport(out, benchName, &st); err != nil {
 		return err
+	}
+	if mcScoring == evaluate.ScoringLoglik {
+		printChoiceAccuracy(os.Stdout, out)
 	}
 	if st.Failed > 0 && !st.Interrupted {
 		return fmt.Errorf("%d items failed (see the warnings above); rerun the same command to retry them", st.Failed)
