@@ -101,6 +101,14 @@ func TestScoreMatchesDirectLogits(t *testing.T) {
 // Several requests share decode calls (4 sequences, batches of 16 tokens so
 // requests straddle batches); each must score as it does alone.
 func TestScoreBatchedEqualsAlone(t *testing.T) {
+	t.Run("serial", testBatchedEqualsAlone)
+	t.Run("parallel log-softmax", func(t *testing.T) {
+		defer loglik.ForceParallel()()
+		testBatchedEqualsAlone(t)
+	})
+}
+
+func testBatchedEqualsAlone(t *testing.T) {
 	reqs := []loglik.Request{
 		{Context: tokens(t, "a"), Continuation: tokens(t, "bcdefgh ijk")},
 		{Context: tokens(t, "Question: what is 2+2?\nAnswer:"), Continuation: tokens(t, " 4")},

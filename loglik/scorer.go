@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/codeplan-dev/codeplan/llama"
 )
@@ -59,7 +61,7 @@ func (r Result) Perplexity() float64 { return math.Exp(-r.Mean()) }
 type Scorer struct {
 	ctx    *llama.Context
 	batch  *llama.Batch
-	logits []float32
+	bufs   [][]float32 // one logits buffer per position of a block
 	window int
 }
 
@@ -151,19 +153,8 @@ func (s *Scorer) group(reqs []Request, out []Result) error {
 		if err := s.ctx.Decode(s.batch); err != nil {
 			return fmt.Errorf("loglik: %w", err)
 		}
-		for bi, sl := range slots {
-			if sl.req < 0 {
-				continue
-			}
-			var err error
-			if s.logits, err = s.ctx.Logits(bi, s.logits); err != nil {
-				return fmt.Errorf("loglik: %w", err)
-			}
-			want := int(reqs[sl.req].Continuation[sl.tok])
-			out[sl.req].LogProbs[sl.tok] = LogSoftmax(s.logits, want)
-			if Argmax(s.logits) != want {
-				out[sl.req].Greedy = false
-			}
+		if err := s.readScores(slots, reqs, out); err != nil {
+			return err
 		}
 		s.batch.Clear()
 		slots = slots[:0]
@@ -226,4 +217,63 @@ func (t Tally) Perplexity() float64 {
 		return math.NaN()
 	}
 	return math.Exp(-t.LogLik / float64(t.Tokens))
+}
+
+// parallelVocab is the vocabulary size from which readScores spreads the
+// log-softmax over goroutines (below it the work is too small to pay).
+var parallelVocab = 16384
+
+// readScores turns the logits of the scored positions of the last decode
+// into log-probabilities. With a large vocabulary the log-sum-exp over
+// every position costs about as much as a fast GPU's forward pass, so the
+// positions are copied out of llama.cpp in blocks (serially) and their
+// log-softmax is computed in parallel.
+func (s *Scorer) readScores(slots []slot, reqs []Request, out []Result) error {
+	workers := 1
+	if s.ctx.Model().VocabSize() >= parallelVocab {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	block := 4 * workers
+	for len(s.bufs) < block {
+		s.bufs = append(s.bufs, nil)
+	}
+	pending := make([]slot, 0, block)
+	greedy := make([]bool, block)
+	compute := func() {
+		var wg sync.WaitGroup
+		for w := 0; w < min(workers, len(pending)); w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for k := w; k < len(pending); k += workers {
+					sl := pending[k]
+					want := int(reqs[sl.req].Continuation[sl.tok])
+					out[sl.req].LogProbs[sl.tok] = LogSoftmax(s.bufs[k], want)
+					greedy[k] = Argmax(s.bufs[k]) == want
+				}
+			}(w)
+		}
+		wg.Wait()
+		for k, sl := range pending {
+			if !greedy[k] {
+				out[sl.req].Greedy = false
+			}
+		}
+		pending = pending[:0]
+	}
+	for bi, sl := range slots {
+		if sl.req < 0 {
+			continue
+		}
+		var err error
+		if s.bufs[len(pending)], err = s.ctx.Logits(bi, s.bufs[len(pending)]); err != nil {
+			return fmt.Errorf("loglik: %w", err)
+		}
+		pending = append(pending, sl)
+		if len(pending) == block {
+			compute()
+		}
+	}
+	compute()
+	return nil
 }
