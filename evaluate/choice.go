@@ -10,6 +10,7 @@ import (
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -63,7 +64,7 @@ func (cfg *Config) scoresChoices(it bench.Item) bool {
 // options. In a plan mode the model first writes its plan (one generation
 // phase, as in generation scoring); the options are then scored after the
 // plan in the trained layout, where the answer would begin.
-func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, row Row) outcome {
+func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, row Row) pipeline.Outcome {
 	it := t.item
 	row.Scoring = ScoringLoglik
 	p := cfg.Prompter
@@ -74,7 +75,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 	if t.mode.HasPlan() {
 		ph, err := p.PlanPrompt(nil, user)
 		if err != nil {
-			return outcome{row: row, err: err}
+			return pipeline.Outcome{Err: err}
 		}
 		maxPlan := cfg.Settings.MaxPlanTokens
 		if maxPlan <= 0 {
@@ -82,12 +83,12 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 		}
 		res, err := gen.Generate(ctx, engine.Request{ID: row.ID, Sampling: cfg.Settings.Sampling,
 			Phases: []engine.Phase{{Prefix: ph.Text, MaxTokens: maxPlan, Stop: ph.Stop}}})
-		if errors.Is(err, engine.ErrPromptTooLong) {
+		if engine.Permanent(err) {
 			row.Error, row.Finish = err.Error(), string(engine.FinishError)
-			return outcome{row: row}
+			return pipeline.Outcome{Output: row}
 		}
 		if err != nil {
-			return outcome{row: row, err: err}
+			return pipeline.Outcome{Err: err}
 		}
 		if len(res.Phases) > 0 {
 			plan, tokens = res.Phases[0].Text, res.Phases[0].Tokens
@@ -103,16 +104,16 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 			row.Seconds = time.Since(start).Seconds()
 			row.Finish = string(engine.FinishStop)
 			cfg.pickChoice(it, res, &row)
-			return outcome{row: row, tokens: tokens, prompt: prompt}
+			return pipeline.Outcome{Output: row, Tokens: tokens, PromptTokens: prompt}
 		}
 	}
 	if errors.Is(err, loglik.ErrTooLong) || t.mode.HasPlan() {
 		// Permanent (the texts do not fit, or this plan cannot be laid out):
 		// the row is written as wrong rather than retried on every run.
 		row.Error, row.Finish = fmt.Sprintf("loglik scoring: %v", err), string(engine.FinishError)
-		return outcome{row: row}
+		return pipeline.Outcome{Output: row}
 	}
-	return outcome{row: row, err: err}
+	return pipeline.Outcome{Err: err}
 }
 
 // pickChoice fills the row from the options' scores: acc's pick (summed

@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
@@ -68,7 +67,9 @@ answer is ..."), which is then extracted and scored against the gold answer.
 
 Results go to DIR/results.jsonl, one row per item and mode, appended crash-safely:
 after Ctrl-C (finishes the items in flight), kill -9 or a crash, rerun the same
-command and it does only what is missing. The report is built from every row in
+command and it does only what is missing. A rerun with another model, adapter,
+format or sampling setting into the same DIR is refused, naming both; the default
+DIR (eval-BENCH-MODEL[-ADAPTER]) keeps runs of different models apart. The report is built from every row in
 the file: DIR/report.md (accuracy per mode with 95% Wilson interval, relative gain
 over direct — the CodePlan paper's headline metric —, accuracy by number of steps
 and by task, mean tokens and seconds per item), the same tables on stdout,
@@ -85,6 +86,15 @@ Examples:
 		Flags:  flags,
 		Action: runEval,
 	}
+}
+
+// modelArg is the model as given (MODEL or --model), for the default
+// report folder; "" if none.
+func modelArg(c *cli.Context) string {
+	if p := c.String("model"); p != "" {
+		return p
+	}
+	return c.Args().First()
 }
 
 func joinInts(v []int) string {
@@ -108,10 +118,10 @@ func runEval(c *cli.Context) error {
 	out := c.String("out")
 	if c.Bool("report-only") {
 		if out == "" {
-			if benchName == "" {
-				return usagef("eval --report-only: --out DIR (or --bench) is required")
+			if benchName == "" || modelArg(c) == "" {
+				return usagef("eval --report-only: --out DIR is required (or --bench with the MODEL and --lora of the run, which name the default folder)")
 			}
-			out = evaluate.DefaultOut(benchName)
+			out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 		}
 		if benchName == "" {
 			benchName = filepath.Base(out)
@@ -122,7 +132,7 @@ func runEval(c *cli.Context) error {
 		return usagef("eval: --bench is required: a benchmark file or one of %s", strings.Join(evaluate.SynthNames(), ", "))
 	}
 	if out == "" {
-		out = evaluate.DefaultOut(benchName)
+		out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 	}
 	modes, err := planner.ParseModes(c.String("modes"))
 	if err != nil {
@@ -156,39 +166,49 @@ func runEval(c *cli.Context) error {
 	}
 	log.Info().Str("bench", benchName).Int("items", len(loaded.Items)).Str("out", out).Msg("benchmark loaded")
 
-	l, err := openModel(c)
+	key, _, err := modelKey(c)
+	if err != nil {
+		return err
+	}
+	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
+	key["format"], key["system"] = string(format), textKey(c.String("system"))
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
+	addSampling(key, settings.Sampling)
+	if mcScoring == evaluate.ScoringLoglik {
+		key["mc_scoring"] = mcScoring // absent for generate, as in results written before the flag
+	}
+	cfg := evaluate.Config{
+		Items:    loaded.Items,
+		Modes:    modes,
+		Prompter: planner.Prompter{Format: format, System: c.String("system")},
+		Settings: settings,
+		Shard:    shard,
+		Limit:    c.Int("limit"),
+		Dir:      out,
+		Key:      key,
+		Logger:   log,
+		Progress: true,
+	}
+	// The results file is opened (locked, its settings checked) before the
+	// model loads, so that a wrong folder costs nothing.
+	b, err := evaluate.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	l, eng, err := engineFor(c)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	chat, ok := inference.Templater(l.model)
-	if !ok {
-		log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
-	}
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
-	if err != nil {
-		return err
-	}
 	defer eng.Close()
-	cfg := evaluate.Config{
-		Items:    loaded.Items,
-		Modes:    modes,
-		Prompter: planner.Prompter{Format: format, Chat: chat, System: c.String("system")},
-		Settings: inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)},
-		Shard:    shard,
-		Limit:    c.Int("limit"),
-		Dir:      out,
-		// One item per sequence: the engine stays full (a finished item is
-		// replaced within a decode step) and no item waits in the queue, so
-		// an item's seconds are its own, not its wait for a free sequence.
-		Workers:  eng.Parallel(),
-		Model:    filepath.Base(l.path),
-		Logger:   log,
-		Progress: true,
-	}
-	if l.adapter != nil {
-		cfg.LoRA = filepath.Base(l.adapter.Path())
-	}
+	cfg.Prompter.Chat = chatTemplater(l.model)
+	// One item per sequence: the engine stays full (a finished item is
+	// replaced within a decode step) and no item waits in the queue, so
+	// an item's seconds are its own, not its wait for a free sequence.
+	cfg.Workers = eng.Parallel()
+	cfg.Model, cfg.LoRA = l.names()
 	if mcScoring == evaluate.ScoringLoglik {
 		txt, closeScorer, err := openChoiceScorer(c, l)
 		if err != nil {
@@ -199,7 +219,7 @@ func runEval(c *cli.Context) error {
 	}
 	soft, hard, stop := interruptContexts()
 	defer stop()
-	st, err := evaluate.Run(soft, hard, eng, cfg)
+	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)
 	if err != nil {
 		return err
 	}
@@ -288,7 +308,7 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 	}
 	fmt.Fprintln(w)
 	if st.Written > 0 {
-		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTokens, st.Tokens)
+		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}
 	fmt.Fprintf(w, "  results           %s\n", filepath.Join(out, evaluate.ResultsFile))
 }

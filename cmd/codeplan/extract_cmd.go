@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,7 +20,7 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
-	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/loglik"
@@ -133,7 +135,9 @@ response go to the rejects file with their reason.
 
 Rows are decoded --parallel at a time with continuous batching. Output files are
 appended crash-safely: rerun the same command after Ctrl-C, kill -9 or a crash and
-it resumes with no duplicates and no lost rows. Split a corpus over machines with
+it resumes with no duplicates and no lost rows; a rerun with another model,
+template, sampling or filter setting is refused, and a second run on the same
+--output stops at once (the first holds a lock). Split a corpus over machines with
 --shard K/N and combine with 'codeplan merge'.
 
 Examples:
@@ -142,139 +146,216 @@ Examples:
    codeplan extract tiny --input examples/sample.jsonl --output /tmp/plans.jsonl
    codeplan extract --backend openai --base-url http://vllm:8000/v1 --model meta-llama/Meta-Llama-3-8B-Instruct \
        --input part-00.parquet --output plans.jsonl --shard 3/8 --concurrency 64`,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			input, output := c.String("input"), c.String("output")
-			if input == "" {
-				return usagef("extract: --input is required")
-			}
-			if output == "" {
-				return usagef("extract: --output is required")
-			}
-			if output == "-" {
-				return usagef("extract: --output must be a file: resuming needs to read it back")
-			}
-			rejects := c.String("rejects")
-			if !c.IsSet("rejects") {
-				rejects = strings.TrimSuffix(output, filepath.Ext(output)) + ".rejects.jsonl"
-			}
-			shard, err := dataset.ParseShard(c.String("shard"))
-			if err != nil {
-				return usageError{err}
-			}
-			tmpl := planner.DefaultTemplate()
-			if p := c.String("template"); p != "" {
-				if tmpl, err = planner.LoadTemplate(p); err != nil {
-					return usageError{err}
-				}
-			}
-			sampling := samplingFrom(c)
-			cfg := extract.Config{
-				Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
-				Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"),
-				Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
-				Logger: log, Progress: true,
-				Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
-			}
-			scoreGain := c.Bool("score-gain") || c.IsSet("min-gain")
-			if c.IsSet("min-gain") {
-				v := c.Float64("min-gain")
-				cfg.MinGain = &v
-			}
-			if scoreGain && c.String("backend") == "openai" && c.String("score-model") == "" {
-				return usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
-			}
-			var gen extract.Generator
-			var extractModel *llama.Model // the local extraction model, if any
-			window := 0                   // its tokens per sequence
-			switch c.String("backend") {
-			case "llama":
-				cache := c.Bool("prefix-cache")
-				extra := 0
-				if cache {
-					extra = 1
-				}
-				l, err := openModelSeqs(c, extra)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
-				eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
-				if err != nil {
-					return err
-				}
-				defer eng.Close()
-				defer func() {
-					st := eng.Stats()
-					log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
-						Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
-				}()
-				chat, ok := inference.Templater(l.model)
-				if !ok {
-					log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
-				}
-				local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
-				if cache {
-					local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
-				}
-				gen = local
-				extractModel, window = l.model, l.ctx.ContextSize()/l.ctx.Sequences()
-				cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
-				cfg.Model = filepath.Base(l.path)
-			case "openai":
-				name := c.String("model")
-				if name == "" {
-					name = c.Args().First()
-				}
-				if c.String("base-url") == "" || name == "" {
-					return usagef("extract --backend openai needs --base-url URL and --model NAME")
-				}
-				client, err := remote.New(remote.Options{BaseURL: c.String("base-url"), Model: name, APIKey: c.String("api-key"),
-					Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency")})
-				if err != nil {
-					return usageError{err}
-				}
-				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				models, err := client.Models(pctx)
-				cancel()
-				if err != nil {
-					return fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
-				}
-				log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
-				params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
-				if c.IsSet("seed") {
-					s := int64(sampling.Seed)
-					params.Seed = &s
-				}
-				gen = extract.Remote{Client: client, Params: params}
-				cfg.Workers = c.Int("concurrency")
-				cfg.Model = name
-			default:
-				return usagef("extract: --backend %q: want llama or openai", c.String("backend"))
-			}
-			if scoreGain {
-				g, closeGain, err := openGainScorer(c, extractModel, window)
-				if err != nil {
-					return err
-				}
-				defer closeGain()
-				cfg.Gain = g
-			}
-			soft, hard, stop := interruptContexts()
-			defer stop()
-			sum, err := extract.Run(soft, hard, gen, cfg)
-			printExtractSummary(os.Stdout, sum, cfg)
-			if p := c.String("summary"); p != "" {
-				if werr := writeJSON(p, sum); werr != nil && err == nil {
-					err = werr
-				}
-			}
-			if err == nil && sum.Failed > 0 {
-				err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
-			}
-			return err
-		},
+		Flags:  flags,
+		Action: runExtract,
 	}
+}
+
+// testRowHook, set only by this package's tests (in the child process of
+// TestMain), is called after each row extract collects, with the count so
+// far and the soft context of the run; it lets a test signal the process at
+// an exact point instead of racing the run.
+var testRowHook func(rows int64, soft context.Context)
+
+// extractBackend is where extract's plans come from. It is chosen and
+// checked from the flags before anything is opened; start then loads the
+// model or reaches the server, after the input and outputs were checked.
+type extractBackend struct {
+	// key names the model in the settings the output is keyed on.
+	key dataset.Settings
+	// start returns the generator, fills in cfg.Model and cfg.Workers, and
+	// returns what to release after the run.
+	start func(cfg *extract.Config) (extract.Generator, func(), error)
+	// local, for a local backend once started, is its model and the
+	// tokens each of its sequences holds (the gain scorer's defaults).
+	local func() (*llama.Model, int)
+}
+
+// runExtract checks every input (flags, template, model header, input
+// file, output files) before it loads a model, then runs the extraction.
+func runExtract(c *cli.Context) error {
+	cfg, err := extractConfig(c)
+	if err != nil {
+		return err
+	}
+	var be extractBackend
+	switch c.String("backend") {
+	case "llama":
+		be, err = llamaExtractor(c, cfg.Template)
+	case "openai":
+		be, err = openaiExtractor(c)
+	default:
+		return usagef("extract: --backend %q: want llama or openai", c.String("backend"))
+	}
+	if err != nil {
+		return err
+	}
+	cfg.Key = be.key
+	cfg.Key["template"] = cfg.Template.Hash()
+	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
+	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(c.Int("min-words")), strconv.Itoa(c.Int("max-words"))
+	scoreGain, err := gainFlags(c, &cfg)
+	if err != nil {
+		return err
+	}
+	b, err := pipeline.Open(cfg.Job())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	gen, release, err := be.start(&cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if scoreGain {
+		var model *llama.Model
+		window := 0
+		if be.local != nil {
+			model, window = be.local()
+		}
+		g, closeGain, err := openGainScorer(c, model, window)
+		if err != nil {
+			return err
+		}
+		defer closeGain()
+		cfg.Gain = g
+	}
+	soft, hard, stop := interruptContexts()
+	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
+	}
+	sum, err := extract.RunOn(soft, hard, b, gen, cfg)
+	printExtractSummary(os.Stdout, sum, cfg)
+	if p := c.String("summary"); p != "" {
+		if werr := writeJSON(p, sum); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err == nil && sum.Failed > 0 {
+		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
+	}
+	return err
+}
+
+// extractConfig reads the file, template, filter and sampling flags.
+func extractConfig(c *cli.Context) (extract.Config, error) {
+	input, output := c.String("input"), c.String("output")
+	switch {
+	case input == "":
+		return extract.Config{}, usagef("extract: --input is required")
+	case output == "":
+		return extract.Config{}, usagef("extract: --output is required")
+	case output == "-":
+		return extract.Config{}, usagef("extract: --output must be a file: resuming needs to read it back")
+	}
+	rejects := c.String("rejects")
+	if !c.IsSet("rejects") {
+		rejects = strings.TrimSuffix(output, filepath.Ext(output)) + ".rejects.jsonl"
+	}
+	shard, err := dataset.ParseShard(c.String("shard"))
+	if err != nil {
+		return extract.Config{}, usageError{err}
+	}
+	tmpl := planner.DefaultTemplate()
+	if p := c.String("template"); p != "" {
+		if tmpl, err = planner.LoadTemplate(p); err != nil {
+			return extract.Config{}, usageError{err}
+		}
+	}
+	sampling := samplingFrom(c)
+	return extract.Config{
+		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
+		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"),
+		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
+		Logger: log, Progress: true,
+		Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
+	}, nil
+}
+
+// llamaExtractor runs a local GGUF model on the continuous-batching engine.
+func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, error) {
+	key, _, err := modelKey(c)
+	if err != nil {
+		return extractBackend{}, err
+	}
+	sampling := samplingFrom(c)
+	addSampling(key, sampling)
+	var opened *loaded
+	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
+		cache := c.Bool("prefix-cache")
+		extra := 0
+		if cache {
+			extra = 1
+		}
+		l, err := openModelSeqs(c, extra)
+		if err != nil {
+			return nil, nil, err
+		}
+		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		if err != nil {
+			l.Close()
+			return nil, nil, err
+		}
+		release := func() {
+			st := eng.Stats()
+			eng.Close()
+			l.Close()
+			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
+				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
+		}
+		chat := chatTemplater(l.model)
+		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
+		if cache {
+			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
+		}
+		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+		cfg.Model = filepath.Base(l.path)
+		opened = l
+		return local, release, nil
+	}
+	return extractBackend{key: key, start: start, local: func() (*llama.Model, int) {
+		return opened.model, opened.ctx.ContextSize() / opened.ctx.Sequences()
+	}}, nil
+}
+
+// openaiExtractor sends the prompts to an OpenAI-compatible server.
+func openaiExtractor(c *cli.Context) (extractBackend, error) {
+	name := c.String("model")
+	if name == "" {
+		name = c.Args().First()
+	}
+	if c.String("base-url") == "" || name == "" {
+		return extractBackend{}, usagef("extract --backend openai needs --base-url URL and --model NAME")
+	}
+	client, err := remote.New(remote.Options{BaseURL: c.String("base-url"), Model: name, APIKey: c.String("api-key"),
+		Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency")})
+	if err != nil {
+		return extractBackend{}, usageError{err}
+	}
+	sampling := samplingFrom(c)
+	params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
+	key := dataset.Settings{"model": name, "temperature": formatFloat(float64(sampling.Temperature)), "top_p": formatFloat(float64(sampling.TopP)), "seed": ""}
+	if c.IsSet("seed") {
+		s := int64(sampling.Seed)
+		params.Seed = &s
+		key["seed"] = strconv.FormatInt(s, 10)
+	}
+	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
+		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		models, err := client.Models(pctx)
+		cancel()
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
+		}
+		log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
+		cfg.Workers = c.Int("concurrency")
+		cfg.Model = name
+		return extract.Remote{Client: client, Params: params}, func() {}, nil
+	}
+	return extractBackend{key: key, start: start}, nil
 }
 
 func writeJSON(path string, v any) error {
@@ -344,6 +425,39 @@ func retriesOption(n int) int {
 	return n
 }
 
+// gainFlags reads --score-gain, --score-model and --min-gain into cfg and
+// its settings key (rows with gains, or filtered by gain, are not mixed with
+// rows without on resume), checking the scoring model's file before any
+// model loads. It reports whether gains are scored.
+func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
+	score := c.Bool("score-gain") || c.IsSet("min-gain") || c.IsSet("score-model")
+	if !score {
+		return false, nil
+	}
+	scorer := "extraction model"
+	if p := c.String("score-model"); p != "" {
+		scorer = p
+		if p != tinyModelName {
+			if err := llama.CheckGGUF(p); err != nil {
+				return false, usagef("extract: --score-model: %v", err)
+			}
+			scorer = filepath.Base(p)
+		}
+	} else if c.String("backend") == "openai" {
+		return false, usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
+	}
+	cfg.Key["gain_model"] = scorer
+	if c.IsSet("min-gain") {
+		v := c.Float64("min-gain")
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false, usagef("extract: --min-gain %v: want a finite number of nats per token", v)
+		}
+		cfg.MinGain = &v
+		cfg.Key["min_gain"] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return true, nil
+}
+
 // openGainScorer makes the plan-gain scorer: on --score-model, loaded with
 // the shared model flags, or else on the extraction model, in a context of
 // its own (two sequences: with and without the plan) whose sequences hold
@@ -391,10 +505,7 @@ func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.Gai
 		return nil, nil, err
 	}
 	closers = append(closers, txt.Close)
-	chat, ok := inference.Templater(model)
-	if !ok {
-		log.Warn().Msg("llama.cpp does not support the scoring model's chat template; using ChatML")
-	}
+	chat := chatTemplater(model)
 	log.Info().Str("model", filepath.Base(model.Path())).Int("window", txt.Window()).Msg("gain scorer ready")
 	return extract.LocalGain{Text: txt, Chat: chat}, closeAll, nil
 }

@@ -111,6 +111,9 @@ func run(args []string) int {
 	switch {
 	case errors.As(err, &ue), errors.As(err, &re):
 		code = exitUsage
+	case errors.Is(err, dataset.ErrBadInput), errors.Is(err, dataset.ErrBadOutput):
+		// Unusable input or output files are the user's to fix, like flags.
+		code = exitUsage
 	case errors.As(err, &ec):
 		code = ec.ExitCode()
 	case isFlagError(err):
