@@ -109,6 +109,13 @@ func perplexityAction(c *cli.Context) (err error) {
 	} else {
 		read.PromptField, read.PromptOnly = c.String("text-field"), true
 	}
+	if o := c.String("output"); o != "" && o != "-" {
+		if a, err := os.Stat(input); err == nil {
+			if b, err := os.Stat(o); err == nil && os.SameFile(a, b) {
+				return usagef("perplexity: --output %s is the input file: it would be overwritten", o)
+			}
+		}
+	}
 	// Open the input before the model loads: a bad path costs nothing.
 	rd, err := dataset.Open(input, read)
 	if err != nil {

@@ -94,6 +94,13 @@ func TestPerplexityErrors(t *testing.T) {
 	in := filepath.Join(dir, "long.jsonl")
 	os.WriteFile(in, []byte(fmt.Sprintf(`{"text":%q}`+"\n", strings.Repeat("many words here ", 400))), 0o644)
 	out := filepath.Join(dir, "o.jsonl")
+	before, _ := os.ReadFile(in)
+	if code := run([]string{"codeplan", "-q", "perplexity", "tiny", "--threads", "1", "--input", in, "--output", in}); code != exitUsage {
+		t.Errorf("--output = --input: exit %d, want %d", code, exitUsage)
+	}
+	if after, _ := os.ReadFile(in); string(after) != string(before) {
+		t.Error("--output = --input changed the input")
+	}
 	base := []string{"codeplan", "-q", "perplexity", "tiny", "--threads", "1", "--output", out}
 	for name, args := range map[string][]string{
 		"missing input":    {"--input", filepath.Join(dir, "none.jsonl")},
