@@ -69,6 +69,13 @@ func TestParseShard(t *testing.T) {
 		{"1/0", ShardSpec{}, "at least 1"},
 		{"a/4", ShardSpec{}, "K is not a whole number"},
 		{"1/b", ShardSpec{}, "N is not a whole number"},
+		// A 0-based index plus one, as a Kubernetes Indexed Job writes it.
+		{"0+1/8", ShardSpec{1, 8}, ""},
+		{"7+1/8", ShardSpec{8, 8}, ""},
+		{"8+1/8", ShardSpec{}, "between 1 and 8"},
+		{"-1+1/8", ShardSpec{}, "K is not a whole number"},
+		{"$(JOB_COMPLETION_INDEX)+1/8", ShardSpec{}, "K is not a whole number"},
+		{"1+/8", ShardSpec{}, "K is not a whole number"},
 	}
 	for _, tc := range tests {
 		got, err := ParseShard(tc.in)

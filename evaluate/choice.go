@@ -70,10 +70,19 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 	p := cfg.Prompter
 	p.Mode = t.mode
 	user := ChoiceMessage(it)
+	var history []planner.Message
+	if cfg.FewShotN > 0 {
+		// The worked examples are earlier turns, as in generation scoring.
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		if err != nil {
+			return pipeline.Outcome{Err: err}
+		}
+		history = h
+	}
 	start := time.Now()
 	plan, tokens, prompt := "", 0, 0
 	if t.mode.HasPlan() {
-		ph, err := p.PlanPrompt(nil, user)
+		ph, err := p.PlanPrompt(history, user)
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}
@@ -97,9 +106,12 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 		prompt = res.PromptTokens
 		row.Plan, row.PlanTokens, row.PromptTokens = planner.CleanPlan(plan), tokens, prompt
 	}
-	ap, err := p.AnswerPrompt(nil, user, plan)
+	ap, err := p.AnswerPrompt(history, user, plan)
 	if err == nil {
 		var res []loglik.Result
+		if cfg.LogSamples {
+			row.Prompt = ap.Text
+		}
 		if res, err = cfg.Choices.Choices(ap.Text, it.Choices); err == nil {
 			row.Seconds = time.Since(start).Seconds()
 			row.Finish = string(engine.FinishStop)
@@ -135,6 +147,7 @@ func (cfg *Config) pickChoice(it bench.Item, res []loglik.Result, row *Row) {
 	row.Extracted, row.Output = letter(best), it.Choices[best]
 	v := answer.ScoreAny(it.Kind, row.Extracted, it.Golds())
 	row.Correct, row.F1 = v.Correct, v.F1
+	row.StrictCorrect = v.Correct // a pick among the options is never ambiguous
 	sc.Norm = letter(bestNorm)
 	sc.CorrectNorm = answer.ScoreAny(it.Kind, sc.Norm, it.Golds()).Correct
 	row.ChoiceScores = &sc

@@ -61,15 +61,18 @@ type Row struct {
 	Kind  answer.Kind `json:"kind"`
 	// Task groups items in the report: the problem family of a synthetic
 	// item (arith, list, text, order, truth), else the answer kind.
-	Task      string  `json:"task"`
-	Steps     int     `json:"steps"`
-	Question  string  `json:"question"`
-	Plan      string  `json:"plan"`
-	Output    string  `json:"output"` // the answer text (after the plan)
-	Extracted string  `json:"extracted"`
-	Gold      string  `json:"gold"`
-	Correct   bool    `json:"correct"`
-	F1        float64 `json:"f1"`
+	Task      string `json:"task"`
+	Steps     int    `json:"steps"`
+	Question  string `json:"question"`
+	Plan      string `json:"plan"`
+	Output    string `json:"output"` // the answer text (after the plan)
+	Extracted string `json:"extracted"`
+	Gold      string `json:"gold"`
+	Correct   bool   `json:"correct"`
+	// StrictCorrect is Correct under strict extraction (answer.Strict):
+	// only an answer marked in the form the prompt asked for counts.
+	StrictCorrect bool    `json:"strict_correct"`
+	F1            float64 `json:"f1"`
 
 	PromptTokens int `json:"prompt_tokens"`
 	PlanTokens   int `json:"plan_tokens"`
@@ -85,6 +88,12 @@ type Row struct {
 	Format planner.Format `json:"format"`
 	Model  string         `json:"model,omitempty"`
 	LoRA   string         `json:"lora,omitempty"`
+	// Prompt is the prompt exactly as the model saw it (chat template and
+	// few-shot turns included), with --log-samples.
+	Prompt string `json:"prompt,omitempty"`
+	// Run holds the settings that made the row (dataset.SettingsField),
+	// as read back by ReadRows; the writer adds it, so it is not encoded.
+	Run dataset.Settings `json:"-"`
 
 	// Scoring is ScoringLoglik for multiple-choice rows scored by
 	// log-likelihood (with ChoiceScores), empty for generated answers.
@@ -118,6 +127,12 @@ type Config struct {
 	Workers int
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
+	// FewShot worked examples go before each question, FewShotN of them
+	// (0 = zero-shot), as earlier turns in the mode's own format.
+	FewShot  []Example
+	FewShotN int
+	// LogSamples records the rendered prompt of every item in its row.
+	LogSamples bool
 	// Key names what produces the rows (model fingerprint, adapter, format,
 	// sampling...); a results file made with another Key is refused
 	// (pipeline.Job.Settings). Mode is not part of it: it is in every row id.
@@ -284,11 +299,22 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	}
 	p := cfg.Prompter
 	p.Mode = t.mode
-	req, err := inference.Request(p, cfg.Settings, nil, UserMessage(it), nil)
+	var history []planner.Message
+	if cfg.FewShotN > 0 {
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		if err != nil {
+			return pipeline.Outcome{Err: err}
+		}
+		history = h
+	}
+	req, err := inference.Request(p, cfg.Settings, history, UserMessage(it), nil)
 	if err != nil {
 		return pipeline.Outcome{Err: err}
 	}
 	req.ID = row.ID
+	if cfg.LogSamples && len(req.Phases) > 0 {
+		row.Prompt = req.Phases[0].Prefix
+	}
 	start := time.Now()
 	res, err := gen.Generate(ctx, req)
 	elapsed := res.Elapsed
@@ -310,6 +336,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 		return pipeline.Outcome{Err: err}
 	}
 	row.Extracted, row.Correct, row.F1 = Score(it, row.Output)
+	row.StrictCorrect = ScoreStrict(it, row.Output)
 	return pipeline.Outcome{Output: row, Tokens: a.PlanTokens + a.AnswerTokens, PromptTokens: a.PromptTokens}
 }
 
@@ -343,4 +370,18 @@ func Score(it bench.Item, output string) (extracted string, correct bool, f1 flo
 	}
 	v := answer.ScoreAny(it.Kind, extracted, it.Golds())
 	return extracted, v.Correct, v.F1
+}
+
+// ScoreStrict is Score's verdict under strict extraction: the answer must
+// be stated with a marker ("The answer is ...", "####", \boxed{}), as the
+// eval prompt asks; fallbacks such as the last number do not count.
+func ScoreStrict(it bench.Item, output string) bool {
+	var extracted string
+	var ok bool
+	if it.Kind == answer.Choice && len(it.Choices) > 0 {
+		extracted, ok = answer.StrictChoice(output, it.Choices)
+	} else {
+		extracted, ok = answer.Strict(it.Kind, output)
+	}
+	return ok && answer.ScoreAny(it.Kind, extracted, it.Golds()).Correct
 }

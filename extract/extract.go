@@ -157,6 +157,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 	if cfg.MaxPlanTokens <= 0 {
 		cfg.MaxPlanTokens = 256
 	}
+	soft, hard, gen, halted := watchHalt(soft, hard, gen)
 	hash := cfg.Template.Hash()
 	var words struct{ prompt, plan, response int64 }
 	process := func(ctx context.Context, row dataset.Row) pipeline.Outcome {
@@ -235,6 +236,9 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 	if cfg.Gain != nil {
 		a, all := NewGainStats(gainsAccepted), NewGainStats(gainsAll)
 		sum.GainAccepted, sum.GainAll = &a, &all
+	}
+	if herr := halted(); herr != nil {
+		err = herr
 	}
 	if n := float64(st.Written); n > 0 {
 		sum.PromptWords = float64(words.prompt) / n

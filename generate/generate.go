@@ -69,7 +69,7 @@ func (cfg Config) Job() pipeline.Job {
 	read.PromptOnly = true
 	return pipeline.Job{
 		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
-		Workers: cfg.Workers, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
 }
 

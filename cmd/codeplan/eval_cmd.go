@@ -35,8 +35,8 @@ func evalCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "bench", Aliases: []string{"b"}, Usage: "benchmark: a JSONL/JSON `FILE` (GSM8K, MATH, multiple choice, StrategyQA, HotpotQA, BBH shapes) or " +
 			strings.Join(evaluate.SynthNames(), ", ")},
-		&cli.StringFlag{Name: "modes", Value: "direct,nlplan,codeplan", Usage: "answer modes to compare, comma-separated (\"all\" = every mode)"},
-		&cli.StringFlag{Name: "format", Value: string(planner.Prompted), Usage: "prompted (instructions, for a model never fine-tuned on the format) or trained (the layout finetune teaches)"},
+		&cli.StringFlag{Name: "modes", Value: "direct,nlplan,codeplan", Usage: "answer modes to compare, comma-separated (\"all\" = every mode; \"auto\" = the one mode the adapter or model was fine-tuned in)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "token limit of the plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "token limit of the answer"},
@@ -55,6 +55,9 @@ func evalCommand() *cli.Command {
 		&cli.BoolFlag{Name: "skip-bad", Usage: "benchmark file: skip malformed records instead of stopping at the first"},
 		&cli.StringFlag{Name: "mc-scoring", Value: evaluate.ScoringGenerate, Usage: "multiple-choice items: generate (the model writes its answer, the letter is extracted) or loglik (the option whose text is most likely after the question, as lm-evaluation-harness: acc by total log-likelihood, acc_norm per byte; plan modes write the plan first)"},
 		&cli.BoolFlag{Name: "report-only", Usage: "only rebuild the report from DIR/results.jsonl (no model needed)"},
+		&cli.IntFlag{Name: "fewshot", Usage: "put `N` worked examples from --fewshot-file before each question, as earlier turns in each mode's own format"},
+		&cli.StringFlag{Name: "fewshot-file", Usage: "few-shot examples: JSONL `FILE` with question (or prompt), response, plan (codeplan) and nl_plan (nlplan), e.g. from codeplan synth with another seed or the benchmark's train split"},
+		&cli.BoolFlag{Name: "log-samples", Usage: "record each item's rendered prompt (chat template and few-shot turns included) in results.jsonl"},
 	)
 	return &cli.Command{
 		Name:      "eval",
@@ -134,13 +137,13 @@ func runEval(c *cli.Context) error {
 	if out == "" {
 		out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 	}
-	modes, err := planner.ParseModes(c.String("modes"))
+	modes, err := resolveModes(c, c.String("modes"))
 	if err != nil {
-		return usagef("eval: --modes: %v", err)
+		return err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return usagef("eval: --format: %v", err)
+		return err
 	}
 	shard, err := dataset.ParseShard(c.String("shard"))
 	if err != nil {
@@ -172,6 +175,23 @@ func runEval(c *cli.Context) error {
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
 	key["format"], key["system"] = string(format), textKey(c.String("system"))
+	var examples []evaluate.Example
+	if n := c.Int("fewshot"); n != 0 {
+		if n < 0 || c.String("fewshot-file") == "" {
+			return usagef("eval: --fewshot N needs N > 0 and --fewshot-file FILE")
+		}
+		if examples, err = evaluate.LoadExamples(c.String("fewshot-file"), modes); err != nil {
+			return usagef("eval: --fewshot-file: %v", err)
+		}
+		if len(examples) < n {
+			return usagef("eval: --fewshot %d, but %s has %d examples", n, c.String("fewshot-file"), len(examples))
+		}
+		sum, err := fileHash(c.String("fewshot-file"))
+		if err != nil {
+			return usagef("eval: --fewshot-file: %v", err)
+		}
+		key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(c.String("fewshot-file")) + "@" + sum
+	}
 	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
 	addSampling(key, settings.Sampling)
 	if mcScoring == evaluate.ScoringLoglik {
@@ -182,6 +202,7 @@ func runEval(c *cli.Context) error {
 		Modes:    modes,
 		Prompter: planner.Prompter{Format: format, System: c.String("system")},
 		Settings: settings,
+		FewShot:  examples, FewShotN: c.Int("fewshot"), LogSamples: c.Bool("log-samples"),
 		Shard:    shard,
 		Limit:    c.Int("limit"),
 		Dir:      out,

@@ -38,7 +38,7 @@ func inputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash of prompt and response)"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
-		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id)"},
+		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id; I+1/N for a 0-based index I)"},
 		&cli.Int64Flag{Name: "limit", Usage: "process at most `N` new rows"},
 	}
 }
@@ -103,7 +103,7 @@ func interruptContexts() (soft, hard context.Context, stop func()) {
 }
 
 func extractCommand() *cli.Command {
-	flags := append(modelFlags(8), inputFlags()...)
+	flags := append(append(modelFlags(8), loraFlags()...), inputFlags()...)
 	flags = append(flags, samplingFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
@@ -113,7 +113,8 @@ func extractCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-words", Value: 300, Usage: "reject plans longer than this many words"},
 		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},
-		&cli.StringFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1"},
+		&cli.StringSliceFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1; repeat it for several servers (round-robin; one that stops answering is skipped)"},
+		&cli.IntFlag{Name: "max-connection-failures", Value: remote.DefaultMaxConnFailures, Usage: "--backend openai: stop the run after `N` failed connections in a row to every server (done rows are kept; 0 = never)"},
 		&cli.StringFlag{Name: "api-key", EnvVars: []string{"OPENAI_API_KEY"}, Usage: "bearer token for --backend openai"},
 		&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "requests in flight for --backend openai"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
@@ -304,7 +305,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 			eng.Close()
 			l.Close()
 			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
-				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
+				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
 		chat := chatTemplater(l.model)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
@@ -327,11 +328,12 @@ func openaiExtractor(c *cli.Context) (extractBackend, error) {
 	if name == "" {
 		name = c.Args().First()
 	}
-	if c.String("base-url") == "" || name == "" {
+	if len(c.StringSlice("base-url")) == 0 || name == "" {
 		return extractBackend{}, usagef("extract --backend openai needs --base-url URL and --model NAME")
 	}
-	client, err := remote.New(remote.Options{BaseURL: c.String("base-url"), Model: name, APIKey: c.String("api-key"),
-		Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency")})
+	client, err := remote.New(remote.Options{BaseURLs: c.StringSlice("base-url"), Model: name, APIKey: c.String("api-key"),
+		Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency"),
+		MaxConnFailures: connFailuresOption(c.Int("max-connection-failures"))})
 	if err != nil {
 		return extractBackend{}, usageError{err}
 	}
@@ -344,13 +346,9 @@ func openaiExtractor(c *cli.Context) (extractBackend, error) {
 		key["seed"] = strconv.FormatInt(s, 10)
 	}
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
-		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		models, err := client.Models(pctx)
-		cancel()
-		if err != nil {
-			return nil, nil, fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
+		if err := probeFleet(client); err != nil {
+			return nil, nil, err
 		}
-		log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
 		cfg.Workers = c.Int("concurrency")
 		cfg.Model = name
 		return extract.Remote{Client: client, Params: params}, func() {}, nil

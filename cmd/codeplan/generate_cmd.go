@@ -20,8 +20,8 @@ import (
 // serve and eval.
 func answerFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first) or codeplan (code-form plan first)"},
-		&cli.StringFlag{Name: "format", Value: "trained", Usage: "trained (the layout finetune teaches) or prompted (instructions for an untrained instruct model)"},
+		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first), codeplan (code-form plan first) or auto (the mode the adapter or model was fine-tuned in)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "token limit of the plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "token limit of the answer"},
@@ -30,13 +30,13 @@ func answerFlags() []cli.Flag {
 
 // prompterFrom builds the planner.Prompter for the model and the flags.
 func prompterFrom(c *cli.Context, l *loaded) (planner.Prompter, error) {
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return planner.Prompter{}, usageError{err}
+		return planner.Prompter{}, err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return planner.Prompter{}, usageError{err}
+		return planner.Prompter{}, err
 	}
 	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.model), System: c.String("system")}, nil
 }
@@ -98,13 +98,13 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	key, _, err := modelKey(c)
 	if err != nil {

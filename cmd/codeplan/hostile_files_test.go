@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,20 +19,8 @@ import (
 // exit code and standard error.
 func runChild(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stderr.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), stderr.String()
-	}
-	t.Fatalf("cannot run codeplan: %v", err)
-	return 0, ""
+	code, _, stderr := runCLI(t, args...)
+	return code, stderr
 }
 
 // crashTrace reports whether stderr shows a Go panic or fatal signal

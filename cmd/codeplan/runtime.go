@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -164,6 +165,10 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 		Poll:           pollOption(c.Int("poll")),
 		UnifiedKV:      c.Bool("kv-unified"),
 	})
+	if errors.Is(err, llama.ErrKVCache) {
+		l.Close()
+		return nil, kvUsageError(c, err)
+	}
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -182,7 +187,7 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	}
 	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
 		Int("ctx", l.ctx.ContextSize()).Int("parallel", parallel).Int("gpu_layers", ngl).
-		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 	return l, nil
 }
 

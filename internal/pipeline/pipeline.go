@@ -34,6 +34,8 @@ type Outcome struct {
 	Err          error // transient failure: not written, so the next run retries the row
 	Tokens       int   // generated tokens, for the progress rate
 	PromptTokens int   // prompt tokens processed
+
+	seq int64 // feed order, for Job.Ordered
 }
 
 // Job describes one run.
@@ -50,6 +52,11 @@ type Job struct {
 	Shard   dataset.ShardSpec
 	Limit   int64 // process at most this many new rows (0 = all)
 	Workers int   // concurrent Process calls
+	// Ordered writes rows in input order, as batch tools do, instead of
+	// as they finish: finished rows wait in a reorder buffer of
+	// OrderWindow × Workers rows for the earlier ones, and feeding pauses
+	// while it is full. Resumed rows keep their place from the earlier run.
+	Ordered bool
 	// Settings name what produces the rows (model fingerprint, adapter,
 	// mode, template hash, sampling...): stamped into every row written and
 	// required of the rows already there (see dataset.Settings).
@@ -65,6 +72,11 @@ type Job struct {
 	Progress    bool
 	ProgressOut io.Writer // nil = stderr
 }
+
+// OrderWindow is the reorder buffer of an Ordered job, in rows per worker:
+// large enough that one slow row rarely stalls the others, small enough to
+// bound the memory of rows held back.
+const OrderWindow = 4
 
 // Stats count what a run did.
 type Stats struct {
@@ -262,14 +274,50 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 	defer stopFeeding()
 	rows := make(chan dataset.Row)
 	results := make(chan Outcome)
+	// Rows are numbered as they are dispatched; with Ordered, a slot of
+	// window is taken per row and given back when its outcome is handled
+	// in order, which bounds the reorder buffer.
+	type numbered struct {
+		row dataset.Row
+		seq int64
+	}
+	jobs := make(chan numbered)
+	var window chan struct{}
+	if job.Ordered {
+		window = make(chan struct{}, OrderWindow*max(1, job.Workers))
+	}
+	go func() {
+		defer close(jobs)
+		var seq int64
+		for row := range rows {
+			// A row already taken from the feeder is still dropped when
+			// feeding stops meanwhile, as feed itself would: rows not
+			// dispatched are redone by the next run.
+			if window != nil {
+				select {
+				case window <- struct{}{}:
+				case <-feeding.Done():
+					continue
+				}
+			}
+			select {
+			case jobs <- numbered{row, seq}:
+				seq++
+			case <-feeding.Done():
+				if window != nil {
+					<-window
+				}
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := 0; w < job.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for row := range rows {
-				o := process(hard, row)
-				o.Row = row
+			for j := range jobs {
+				o := process(hard, j.row)
+				o.Row, o.seq = j.row, j.seq
 				results <- o
 			}
 		}()
@@ -294,9 +342,9 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 		}
 		return err != nil
 	}
-	for o := range results {
+	handle := func(o Outcome) {
 		if writeErr != nil {
-			continue // the run ends with writeErr; a rerun redoes this row
+			return // the run ends with writeErr; a rerun redoes this row
 		}
 		switch {
 		case o.Err != nil:
@@ -306,13 +354,13 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			}
 		case o.Output != nil:
 			if keep(out.Write(o.Output)) {
-				continue // not written, so not done: a rerun redoes the row
+				return // not written, so not done: a rerun redoes the row
 			}
 			st.Processed++
 			st.Written++
 		default:
 			if rej != nil && o.Reject != nil && keep(rej.Write(o.Reject)) {
-				continue
+				return
 			}
 			st.Processed++
 			st.Rejected++
@@ -336,6 +384,21 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			}
 			bar.Add("tok", int64(o.Tokens))
 			bar.Advance(1)
+		}
+	}
+	pending := map[int64]Outcome{}
+	var next int64
+	for o := range results {
+		if window == nil {
+			handle(o)
+			continue
+		}
+		pending[o.seq] = o
+		for p, ok := pending[next]; ok; p, ok = pending[next] {
+			delete(pending, next)
+			next++
+			handle(p)
+			<-window
 		}
 	}
 	st.Skipped = in.Skipped().Total
