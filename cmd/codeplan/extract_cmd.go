@@ -457,7 +457,8 @@ func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
 }
 
 // openGainScorer makes the plan-gain scorer: on --score-model, loaded with
-// the shared model flags, or else on the extraction model, in a context of
+// the shared model flags, or else on the extraction model (and its --lora
+// adapter), in a context of
 // its own (two sequences: with and without the plan) whose sequences hold
 // as many tokens as the extraction's, since the scored texts are about as
 // long as the extraction prompt.
@@ -490,6 +491,19 @@ func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.Gai
 	if window <= 0 {
 		window = min(4096, max(model.ContextLength(), 512))
 	}
+	// Without --score-model the gain is scored by the extraction model as it
+	// extracts: with its adapter, if --lora gave one. The adapter is closed
+	// after the context that uses it.
+	var adapter *llama.Adapter
+	if lora := c.String("lora"); c.String("score-model") == "" && lora != "" {
+		a, err := model.LoadAdapter(lora)
+		if err != nil {
+			closeAll()
+			return nil, nil, usageError{fmt.Errorf("--lora: %w", err)}
+		}
+		closers = append(closers, func() { a.Close() })
+		adapter = a
+	}
 	ctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2 * window, Sequences: 2, BatchSize: c.Int("batch"),
 		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
 	if err != nil {
@@ -497,6 +511,12 @@ func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.Gai
 		return nil, nil, fmt.Errorf("gain scorer: %w", err)
 	}
 	closers = append(closers, func() { ctx.Close() })
+	if adapter != nil {
+		if err := ctx.SetAdapter(adapter, float32(c.Float64("lora-scale"))); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("gain scorer: %w", err)
+		}
+	}
 	txt, err := loglik.NewText(model, ctx)
 	if err != nil {
 		closeAll()
