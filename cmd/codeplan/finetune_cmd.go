@@ -181,6 +181,9 @@ func runFinetune(c *cli.Context) error {
 		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
 			return err
 		}
+		if err := checkModelFitsGPU(path, ngl); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	m, err := llama.LoadModel(path, llama.ModelOptions{GPULayers: ngl})

@@ -63,6 +63,6 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 					Int("context", cfg.ContextLength).Msg("tiny model ready")
 				return nil
 			},
-		}},
+		}, modelRandomCommand()},
 	}
 }

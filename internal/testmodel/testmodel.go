@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
@@ -91,4 +92,37 @@ func MaxDiff(a, b []float32) float64 {
 		d = max(d, math.Abs(float64(a[i]-b[i])))
 	}
 	return d
+}
+
+// Tokenizer returns the folder of a real tokenizer fetched by
+// scripts/fetch-tokenizers.sh ("llama3" or "llama2"), from
+// $CODEPLAN_TOKENIZERS or .cache/tokenizers at the repository root. The test
+// is skipped, saying how to fetch it, when it is absent (CI fetches it).
+func Tokenizer(t testing.TB, name string) string {
+	t.Helper()
+	dir := TokenizerCache()
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(filepath.Join(p, "models", "tokenizer.json")); err != nil {
+		t.Skipf("tokenizer %s not in %s: run scripts/fetch-tokenizers.sh", name, dir)
+	}
+	return p
+}
+
+// TokenizerCache is the folder scripts/fetch-tokenizers.sh fills.
+func TokenizerCache() string {
+	if d := os.Getenv("CODEPLAN_TOKENIZERS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return ".cache/tokenizers"
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".cache", "tokenizers")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, ".cache", "tokenizers")
+		}
+	}
 }
