@@ -16,7 +16,8 @@
 #   6 chat       one codeplan chat --gpu turn
 #   7 finetune   20 LoRA steps on the 1b shape, then 5 on the 8B shape (--gpu)
 # Each step's time, tokens/s, peak GPU memory (nvidia-smi) and error go to
-# OUTDIR/report.json and OUTDIR/report.md, and its output to OUTDIR/NN-step.log.
+# OUTDIR/report.json and OUTDIR/report.md, and every step's output to
+# OUTDIR/logs.tar.gz (three files: the device returns at most eight).
 # A failed step does not stop the run. Exit status: 0 when every step that ran
 # passed, 1 otherwise, 2 on bad usage.
 set -uo pipefail
@@ -31,7 +32,9 @@ out="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${CODEPLAN_BIN:-$root/bin/codeplan}"
 work="${GPU_CHECK_WORK:-${TMPDIR:-/tmp}/codeplan-gpu-check}"
-mkdir -p "$out" "$work" || exit 2
+logs="$work/logs"
+rm -rf "$logs"
+mkdir -p "$out" "$work" "$logs" || exit 2
 out="$(cd "$out" && pwd)"
 threads="$(nproc)"
 if [ ! -x "$bin" ]; then
@@ -110,7 +113,7 @@ skip() { # name timeout reason
 # in OUTDIR/NAME.log, sampling GPU memory meanwhile. Sets step_rc, step_log.
 run_step() {
   local name="$1" limit="$2" note="$3"; shift 3
-  step_log="$out/$name.log"
+  step_log="$logs/$name.log"
   local smi="$work/$name.smi" sampler=""
   : >"$smi"
   if [ $have_gpu -eq 1 ]; then
@@ -239,7 +242,7 @@ else
     "$bin" bench "$big" --parallels 1,4 --pp 32 --tg 8 --json --threads "$threads"
 fi
 bench_tps=$(grep -o '"tg_tok_s":[0-9.e+-]*' "$step_log" | tail -1 | cut -d: -f2)
-grep "^{\"parallel\"" "$step_log" >"$out/bench.jsonl" 2>/dev/null
+grep "^{\"parallel\"" "$step_log" >"$work/bench.jsonl" 2>/dev/null
 finish_step 04-bench "$bench_tps"
 
 # ---- 5: extract ----------------------------------------------------------
@@ -315,7 +318,7 @@ gpu_name=""
       "$(json_num "${tps[$i]}")" "$(json_num "${peaks[$i]}")" "$(json_str "${errors[$i]}")" "$(json_str "${notes[$i]}")" \
       "$([ "$i" -lt $((${#names[@]} - 1)) ] && echo ,)"
   done
-  printf '  ],\n  "bench": [%s]\n}\n' "$(grep -h '^{' "$out/bench.jsonl" 2>/dev/null | paste -sd, -)"
+  printf '  ],\n  "bench": [%s]\n}\n' "$(grep -h '^{' "$work/bench.jsonl" 2>/dev/null | paste -sd, -)"
 } >"$out/report.json"
 
 {
@@ -329,17 +332,19 @@ gpu_name=""
   for i in "${!names[@]}"; do
     echo "| ${names[$i]} | ${statuses[$i]} | ${secs[$i]} | ${tps[$i]:--} | ${peaks[$i]:--} | $(echo "${errors[$i]:-${notes[$i]}}" | tr '|' '/') |"
   done
-  if grep -q '^{' "$out/bench.jsonl" 2>/dev/null; then
+  if grep -q '^{' "$work/bench.jsonl" 2>/dev/null; then
     echo
     echo "bench (S_PP, S_TG: tokens/s over all sequences):"
     echo
     echo "| parallel | prompt tok/s | generated tok/s |"
     echo "|--:|--:|--:|"
-    grep '^{' "$out/bench.jsonl" | sed -n 's/.*"parallel":\([0-9]*\).*"pp_tok_s":\([0-9.e+-]*\).*"tg_tok_s":\([0-9.e+-]*\).*/| \1 | \2 | \3 |/p'
+    grep '^{' "$work/bench.jsonl" | sed -n 's/.*"parallel":\([0-9]*\).*"pp_tok_s":\([0-9.e+-]*\).*"tg_tok_s":\([0-9.e+-]*\).*/| \1 | \2 | \3 |/p'
   fi
 } >"$out/report.md"
 
-echo "report: $out/report.md, $out/report.json" >&2
+# The device returns at most 8 files: the logs travel as one archive.
+tar -czf "$out/logs.tar.gz" -C "$work" logs
+echo "report: $out/report.md, $out/report.json, logs in $out/logs.tar.gz" >&2
 for s in "${statuses[@]}"; do
   case "$s" in failed | timeout) exit 1 ;; esac
 done

@@ -66,6 +66,15 @@ func TestGPUCheckDryRun(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("steps missing from the report: %v", want)
 	}
+	// The device returns at most eight files from its output folder.
+	files, _ := os.ReadDir(out)
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	if strings.Join(names, " ") != "logs.tar.gz report.json report.md" {
+		t.Errorf("output folder holds %v, want logs.tar.gz report.json report.md", names)
+	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
 	if !strings.Contains(string(md), "dry run") || !strings.Contains(string(md), "| 01-build | skipped |") {
 		t.Errorf("report.md:\n%s", md)
