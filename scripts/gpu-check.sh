@@ -44,7 +44,7 @@ fi
 
 # Timeouts in seconds. Their sum (plus 2 s of kill grace for each of the 9
 # steps) stays under 540 s, so the whole run fits a 10-minute device call with the start.
-T_BUNDLE=10 T_BUILD=230 T_INFO=15 T_MODEL=45 T_BENCH=60 T_EXTRACT=50 T_CHAT=20 T_FT1B=40 T_FT8B=45
+T_BUNDLE=10 T_BUILD=270 T_INFO=10 T_MODEL=35 T_BENCH=55 T_EXTRACT=45 T_CHAT=15 T_FT1B=35 T_FT8B=40
 BUDGET=540
 # What the device run can take at most: every timeout plus its kill grace.
 total_limit=$((T_BUNDLE + T_BUILD + T_INFO + T_MODEL + T_BENCH + T_EXTRACT + T_CHAT + T_FT1B + T_FT8B + 9 * 2))
