@@ -69,3 +69,26 @@ func TestModelTooLargeForGPU(t *testing.T) {
 		t.Errorf("no GPU listed (Metal/unknown): %v", err)
 	}
 }
+
+// TestModelRandomCLI: `model random` writes a loadable model; bad shapes,
+// types and tokenizer folders are usage errors.
+func TestModelRandomCLI(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m", "toy.gguf")
+	if code := run([]string{"codeplan", "-q", "model", "random", "--shape", "toy", "--type", "q8_0", "--out", out}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if code := run([]string{"codeplan", "-q", "bench", out, "--parallels", "1", "--pp", "8", "--tg", "2", "--threads", "1"}); code != 0 {
+		t.Errorf("bench on the written model: exit %d", code)
+	}
+	for _, args := range [][]string{
+		{"--shape", "gpt5", "--out", out},
+		{"--shape", "toy", "--type", "q3_k", "--out", out},
+		{"--shape", "toy", "--tokenizer", filepath.Join(dir, "none"), "--out", out},
+		{"--shape", "toy"},
+	} {
+		if code := run(append([]string{"codeplan", "-q", "model", "random"}, args...)); code != exitUsage {
+			t.Errorf("model random %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
