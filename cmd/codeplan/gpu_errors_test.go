@@ -21,6 +21,12 @@ func TestGPUBackendMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holds no CUDA backend") || !strings.Contains(err.Error(), "make cuda") {
 		t.Errorf("empty backend dir: %v", err)
 	}
+	if code := run([]string{"codeplan", "-q", "info", "--system", "--gpu", "--backend-dir", empty}); code != exitUsage {
+		t.Errorf("info --system --gpu without a GPU: exit %d, want %d", code, exitUsage)
+	}
+	if code := run([]string{"codeplan", "-q", "info", "--system"}); code != 0 {
+		t.Errorf("info --system: exit %d", code)
+	}
 }
 
 // TestGPUBackendOtherCUDA builds a stand-in libggml-cuda.so linked against
