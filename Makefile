@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo headers cuda cuda-lib metal clean vet fmt gpu-bundle
+.PHONY: all build test bench demo headers cuda cuda-lib metal image clean vet fmt gpu-bundle
 
 all: build
 
@@ -107,6 +107,13 @@ gpu-bundle: headers
 	else echo "gpu-bundle: no Llama-3 tokenizer (scripts/fetch-tokenizers.sh); the device check will use byte vocabularies" >&2; fi
 	@size=$$(du -sb $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$size bytes"; \
 	  if [ $$size -gt $(GPU_BUNDLE_MAX_BYTES) ]; then echo "gpu-bundle: $$size bytes, over the $(GPU_BUNDLE_MAX_BYTES) the device can take" >&2; exit 1; fi
+
+# OCI image FROM scratch with podman (or docker): bin/codeplan, the shared
+# libraries ldd lists, and after `make cuda` the CUDA backend with its runtime
+# libraries. No base image is downloaded. Tagged $(IMAGE):VERSION and :latest.
+IMAGE ?= codeplan
+image: build
+	IMAGE=$(IMAGE) BIN=$(BIN) LIBDIR=$(LIBDIR) scripts/image.sh
 
 # macOS: on darwin/arm64 the module's cgo compiles ggml's Metal backend (with
 # its shader library embedded) into the binary, so there is nothing to load.

@@ -192,7 +192,7 @@ func runFinetune(c *cli.Context) error {
 	}
 	defer m.Close()
 	log.Info().Str("model", base.FileName()).Str("arch", base.Architecture).Int("gpu_layers", ngl).
-		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
