@@ -70,6 +70,30 @@ type Request struct {
 	// With Options.PrefixCache its tokens are computed once and copied into
 	// each request's sequence instead of being recomputed.
 	SharedPrefix string
+	// LogProbs records, for every generated token, its log-probability
+	// under the model's raw distribution at that step (before temperature,
+	// top-k/p and penalties: the distribution OpenAI's logprobs report),
+	// with the TopLogProbs most probable alternatives (0..MaxTopLogProbs).
+	LogProbs    bool
+	TopLogProbs int
+}
+
+// MaxTopLogProbs bounds Request.TopLogProbs (OpenAI's limit is 20).
+const MaxTopLogProbs = 20
+
+// TokenLogProb is one generated token with its log-probability (nats).
+type TokenLogProb struct {
+	Token   llama.Token
+	Bytes   []byte // the token's text, possibly part of a UTF-8 character
+	LogProb float64
+	Top     []TopLogProb // most probable first
+}
+
+// TopLogProb is an alternative at one step.
+type TopLogProb struct {
+	Token   llama.Token
+	Bytes   []byte
+	LogProb float64
 }
 
 // PhaseOutput is what one phase generated.
@@ -77,6 +101,9 @@ type PhaseOutput struct {
 	Text   string
 	Tokens int
 	Finish FinishReason
+	// LogProbs has one entry per token of Text (with Request.LogProbs);
+	// end-of-generation tokens and tokens past a stop string are not in it.
+	LogProbs []TokenLogProb
 }
 
 // Result is the outcome of a Request.
@@ -158,6 +185,8 @@ type Engine struct {
 	cacheSeq  llama.SeqID
 	cacheText string
 	cacheToks []llama.Token
+
+	logits []float32 // the loop's buffer for log-probabilities
 }
 
 type job struct {
@@ -217,6 +246,9 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) validate(req Request) error {
 	if len(req.Phases) == 0 {
 		return fmt.Errorf("request %s: no phases", req.ID)
+	}
+	if req.TopLogProbs < 0 || req.TopLogProbs > MaxTopLogProbs {
+		return fmt.Errorf("request %s: top log-probs %d: want 0..%d", req.ID, req.TopLogProbs, MaxTopLogProbs)
 	}
 	for i, p := range req.Phases {
 		if p.MaxTokens <= 0 {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/loglik"
 )
 
 // slot is one sequence of the shared context and the request running in it.
@@ -40,6 +41,11 @@ type slot struct {
 	outputs  []PhaseOutput
 	nPrompt  int
 	cached   int // prompt tokens copied from the prefix cache
+	// lps are the log-probabilities of this phase's tokens (with
+	// Request.LogProbs); sampledLP is the last sampled token's, which
+	// accept files once it knows the token is output.
+	lps       []TokenLogProb
+	sampledLP *TokenLogProb
 }
 
 func (e *Engine) loop() {
@@ -231,6 +237,7 @@ func (s *slot) startPhase(i int, pending []llama.Token) {
 	s.all = s.all[:0]
 	s.starts = s.starts[:0]
 	s.gen = s.gen[:0]
+	s.lps = nil
 	s.valid = 0
 	s.emitted = 0
 	s.hasNext = false
@@ -319,6 +326,13 @@ func (e *Engine) step(slots []*slot, b *llama.Batch, rr *int) {
 			continue
 		}
 		e.generated.Add(1)
+		s.sampledLP = nil
+		if s.job.req.LogProbs {
+			if s.sampledLP, err = e.logProb(s, tok); err != nil {
+				e.finish(slots, s, err)
+				continue
+			}
+		}
 		e.accept(slots, s, tok)
 	}
 }
@@ -354,6 +368,10 @@ func (e *Engine) accept(slots []*slot, s *slot, tok llama.Token) {
 	}
 	s.starts = append(s.starts, len(s.all))
 	s.gen = append(s.gen, tok)
+	if s.sampledLP != nil {
+		s.sampledLP.Bytes = piece
+		s.lps = append(s.lps, *s.sampledLP)
+	}
 	s.all = append(s.all, piece...)
 	s.advanceValid()
 	if len(ph.Stop) > 0 {
@@ -418,7 +436,16 @@ func (e *Engine) endPhase(slots []*slot, s *slot, reason FinishReason, cut int) 
 	if cb := s.job.req.OnText; cb != nil && len(out) > s.emitted {
 		cb(s.phase, out[s.emitted:])
 	}
-	s.outputs = append(s.outputs, PhaseOutput{Text: strings.ToValidUTF8(out, "\uFFFD"), Tokens: len(s.gen), Finish: reason})
+	lps := s.lps
+	if cut >= 0 {
+		// Tokens that start at or after the cut are not in the text.
+		n := 0
+		for n < len(lps) && n < len(s.starts) && s.starts[n] < cut {
+			n++
+		}
+		lps = lps[:n]
+	}
+	s.outputs = append(s.outputs, PhaseOutput{Text: strings.ToValidUTF8(out, "\uFFFD"), Tokens: len(s.gen), Finish: reason, LogProbs: lps})
 	if cb := s.job.req.OnPhaseEnd; cb != nil {
 		cb(s.phase, reason)
 	}
@@ -563,4 +590,24 @@ func (e *Engine) failAll(slots []*slot, err error) {
 			return
 		}
 	}
+}
+
+// logProb is the log-probability of tok, and the request's top
+// alternatives, under the raw logits of the slot's output (the samplers
+// work on a copy, so these are the model's own distribution).
+func (e *Engine) logProb(s *slot, tok llama.Token) (*TokenLogProb, error) {
+	var err error
+	if e.logits, err = e.lctx.Logits(s.outIdx, e.logits); err != nil {
+		return nil, err
+	}
+	d := loglik.NewDistribution(e.logits)
+	lp := &TokenLogProb{Token: tok, LogProb: d.LogProb(int(tok))}
+	for _, t := range d.Top(s.job.req.TopLogProbs) {
+		b, err := e.model.TokenPiece(llama.Token(t.Token), false)
+		if err != nil {
+			return nil, err
+		}
+		lp.Top = append(lp.Top, TopLogProb{Token: llama.Token(t.Token), Bytes: b, LogProb: t.LogProb})
+	}
+	return lp, nil
 }

@@ -94,6 +94,11 @@ type Row struct {
 	// Run holds the settings that made the row (dataset.SettingsField),
 	// as read back by ReadRows; the writer adds it, so it is not encoded.
 	Run dataset.Settings `json:"-"`
+
+	// Scoring is ScoringLoglik for multiple-choice rows scored by
+	// log-likelihood (with ChoiceScores), empty for generated answers.
+	Scoring      string        `json:"scoring,omitempty"`
+	ChoiceScores *ChoiceScores `json:"choice_scores,omitempty"`
 }
 
 // Config describes one evaluation run.
@@ -106,6 +111,10 @@ type Config struct {
 	// Prompter supplies Format, Chat and System; Mode is set per row.
 	Prompter planner.Prompter
 	Settings inference.Settings
+	// Choices, when set, scores multiple-choice items (with their option
+	// texts) by log-likelihood instead of generation (eval --mc-scoring
+	// loglik); other items are still generated.
+	Choices ChoiceScorer
 	// Shard keeps only the items of one shard (by item id), and Limit
 	// then the first Limit of those (0 = all).
 	Shard dataset.ShardSpec
@@ -284,6 +293,9 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
 		Question: it.Question, Gold: it.Gold, Format: cfg.Prompter.Format, Model: cfg.Model, LoRA: cfg.LoRA,
+	}
+	if cfg.scoresChoices(it) {
+		return cfg.answerByLoglik(ctx, gen, t, row)
 	}
 	p := cfg.Prompter
 	p.Mode = t.mode

@@ -9,7 +9,10 @@ package extract
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -48,6 +51,12 @@ type Config struct {
 	MaxPlanTokens int
 	Workers       int // concurrent Generate calls
 
+	// Gain, when set, scores every row that has a plan (accepted or
+	// rejected) with its information gain; MinGain, when set too, rejects
+	// accepted rows below it as low_gain.
+	Gain    GainScorer
+	MinGain *float64
+
 	// Provenance copied into every output row.
 	Model    string
 	Sampling map[string]any
@@ -75,6 +84,8 @@ type OutputRow struct {
 	Sampling     map[string]any `json:"sampling,omitempty"`
 	PromptTokens int            `json:"prompt_tokens"`
 	PlanTokens   int            `json:"plan_tokens"`
+	*Gain
+	GainError string `json:"gain_error,omitempty"`
 }
 
 // RejectRow is one rejected row with the reason it failed.
@@ -89,6 +100,8 @@ type RejectRow struct {
 	Source       string `json:"source,omitempty"`
 	TemplateHash string `json:"template_hash"`
 	PlanTokens   int    `json:"plan_tokens"`
+	*Gain
+	GainError string `json:"gain_error,omitempty"`
 }
 
 // Summary reports a run.
@@ -98,6 +111,10 @@ type Summary struct {
 	PromptWords  float64          `json:"mean_prompt_words"`
 	PlanWords    float64          `json:"mean_plan_words"`
 	ResponseWord float64          `json:"mean_response_words"`
+	// GainAccepted and GainAll summarise the plans' gain (with Config.Gain)
+	// over the accepted rows and over every scored row.
+	GainAccepted *GainStats `json:"gain_accepted,omitempty"`
+	GainAll      *GainStats `json:"gain_all,omitempty"`
 }
 
 // ReasonPromptTooLong rejects rows whose extraction prompt does not fit in
@@ -149,10 +166,13 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			return pipeline.Outcome{Err: err}
 		}
 		g, err := gen.Generate(ctx, row.ID, []planner.Message{{Role: planner.RoleUser, Content: prompt}}, cfg.MaxPlanTokens)
+		var gain *Gain
+		var gainErr string
 		reject := func(reason planner.Reason, detail string) pipeline.Outcome {
 			return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Reject: RejectRow{
 				ID: row.ID, Index: row.Index, Reason: string(reason), Detail: detail, Output: g.Text,
 				Prompt: row.Prompt, Response: row.Response, Source: row.Source, TemplateHash: hash, PlanTokens: g.Tokens,
+				Gain: gain, GainError: gainErr,
 			}}
 		}
 		if engine.Permanent(err) {
@@ -163,29 +183,60 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			return pipeline.Outcome{Err: err}
 		}
 		plan, reason := cfg.Filter.Check(planner.Candidate{Output: g.Text, HitTokenLimit: g.HitLimit, Prompt: row.Prompt, Response: row.Response})
+		if cfg.Gain != nil && strings.TrimSpace(plan) != "" {
+			v, err := cfg.Gain.Gain(row.Prompt, plan, row.Response)
+			switch {
+			case errors.Is(err, ErrGainUnscored):
+				gainErr = err.Error()
+			case err != nil:
+				return pipeline.Outcome{Err: fmt.Errorf("gain: %w", err)}
+			default:
+				gain = &v
+			}
+		}
 		if reason != planner.OK {
 			return reject(reason, reason.Description())
+		}
+		if cfg.MinGain != nil && cfg.Gain != nil {
+			switch {
+			case gain == nil:
+				return reject(ReasonLowGain, "gain could not be scored: "+gainErr)
+			case gain.Nats < *cfg.MinGain:
+				return reject(ReasonLowGain, fmt.Sprintf("gain %.4f nats per response token is below --min-gain %g", gain.Nats, *cfg.MinGain))
+			}
 		}
 		return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Output: OutputRow{
 			ID: row.ID, Index: row.Index, Prompt: row.Prompt, Plan: plan, Response: row.Response,
 			Source: row.Source, Model: cfg.Model, TemplateHash: hash, Sampling: cfg.Sampling,
-			PromptTokens: g.PromptTokens, PlanTokens: g.Tokens,
+			PromptTokens: g.PromptTokens, PlanTokens: g.Tokens, Gain: gain, GainError: gainErr,
 		}}
 	}
+	var gainsAccepted, gainsAll []float64
 	observe := func(o pipeline.Outcome) {
 		switch v := o.Output.(type) {
 		case OutputRow:
 			words.prompt += int64(planner.WordCount(v.Prompt))
 			words.plan += int64(planner.WordCount(v.Plan))
 			words.response += int64(planner.WordCount(v.Response))
+			if v.Gain != nil {
+				gainsAccepted = append(gainsAccepted, v.Gain.Nats)
+				gainsAll = append(gainsAll, v.Gain.Nats)
+			}
 		}
 		if r, ok := o.Reject.(RejectRow); ok {
 			sum.Reasons[r.Reason]++
+			if r.Gain != nil {
+				gainsAll = append(gainsAll, r.Gain.Nats)
+			}
 		}
 	}
 	b.SetWorkers(cfg.Workers)
 	st, err := b.Run(soft, hard, process, observe)
 	sum.Stats = st
+	if cfg.Gain != nil {
+		a, all := NewGainStats(gainsAccepted), NewGainStats(gainsAll)
+		sum.GainAccepted, sum.GainAll = &a, &all
+	}
 	if herr := halted(); herr != nil {
 		err = herr
 	}

@@ -407,6 +407,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, rl *req
 		return
 	}
 	ereq.ID = rl.id
+	ereq.LogProbs, ereq.TopLogProbs = in.logprobs, in.topLogprobs
 	// OpenAI's stop strings end the answer; the plan has its own delimiter.
 	last := &ereq.Phases[len(ereq.Phases)-1]
 	last.Stop = append(append([]string(nil), last.Stop...), in.params.stops...)
@@ -438,9 +439,34 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, rl *req
 	}
 	writeJSON(w, http.StatusOK, chatResponse{
 		ID: rl.id, Object: "chat.completion", Created: created, Model: s.cfg.ModelID, Mode: in.mode,
-		Choices: []chatChoice{{Message: msg, FinishReason: ans.Finish}},
+		Choices: []chatChoice{{Message: msg, FinishReason: ans.Finish, Logprobs: chatLogprobsFor(in, res)}},
 		Usage:   chatUsage(ans),
 	})
+}
+
+// chatLogprobsFor is a chat choice's logprobs (nil unless asked for): the
+// answer phase's tokens as content, the plan phase's as plan.
+func chatLogprobsFor(in chatInput, res engine.Result) *chatLogprobs {
+	if !in.logprobs || len(res.Phases) == 0 {
+		return nil
+	}
+	lp := &chatLogprobs{Content: chatLogprobsOf(res.Phases[len(res.Phases)-1].LogProbs)}
+	if in.mode.HasPlan() && len(res.Phases) > 1 {
+		lp.Plan = chatLogprobsOf(res.Phases[0].LogProbs)
+	}
+	return lp
+}
+
+// completionLogprobsFor is a completion choice's logprobs (nil unless asked for).
+func completionLogprobsFor(in completionInput, res engine.Result) *completionLogprobs {
+	if !in.logprobs {
+		return nil
+	}
+	var lps []engine.TokenLogProb
+	for _, p := range res.Phases {
+		lps = append(lps, p.LogProbs...)
+	}
+	return completionLogprobsOf(lps)
 }
 
 func chatUsage(a inference.Answer) usage {
@@ -466,7 +492,9 @@ func (s *Server) chatStream(id string, created int64, in chatInput) streamFormat
 		},
 		closing: func(res engine.Result) []any {
 			ans := inference.FromResult(in.mode, res)
-			last := chunkChoice{FinishReason: strp(ans.Finish)}
+			// The token log-probabilities arrive with the last chunk: text
+			// chunks are cut where stop strings allow, not at tokens.
+			last := chunkChoice{FinishReason: strp(ans.Finish), Logprobs: chatLogprobsFor(in, res)}
 			if in.mode.HasPlan() {
 				last.PlanFinishReason = strp(ans.PlanFinish)
 			}
@@ -503,6 +531,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 		ID:       rl.id,
 		Phases:   []engine.Phase{{Prefix: in.prompt, MaxTokens: in.params.maxTokens, Stop: in.params.stops}},
 		Sampling: in.params.sampling,
+		LogProbs: in.logprobs, TopLogProbs: in.topLogprobs,
 	}
 	var buf *streamBuf
 	if in.params.stream {
@@ -516,15 +545,15 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 		return
 	}
 	created := time.Now().Unix()
-	resp := func(text string, finish *string, u *usage) completionResponse {
+	resp := func(text string, finish *string, u *usage, lp *completionLogprobs) completionResponse {
 		return completionResponse{ID: rl.id, Object: "text_completion", Created: created, Model: s.cfg.ModelID,
-			Choices: []completionChoice{{Text: text, FinishReason: finish}}, Usage: u}
+			Choices: []completionChoice{{Text: text, FinishReason: finish, Logprobs: lp}}, Usage: u}
 	}
 	if in.params.stream {
 		s.runStream(w, ctx, p, buf, streamFormat{
-			delta: func(pc piece) any { return resp(pc.text, nil, nil) },
+			delta: func(pc piece) any { return resp(pc.text, nil, nil, nil) },
 			closing: func(res engine.Result) []any {
-				evs := []any{resp("", strp(completionFinish(res)), nil)}
+				evs := []any{resp("", strp(completionFinish(res)), nil, completionLogprobsFor(in, res))}
 				if in.params.usage {
 					u := completionUsage(res)
 					evs = append(evs, completionResponse{ID: rl.id, Object: "text_completion", Created: created, Model: s.cfg.ModelID,
@@ -546,7 +575,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 		fail(w, rl, engineError(res.Err))
 		return
 	}
-	writeJSON(w, http.StatusOK, resp(res.Text(), strp(completionFinish(res)), &u))
+	writeJSON(w, http.StatusOK, resp(res.Text(), strp(completionFinish(res)), &u, completionLogprobsFor(in, res)))
 }
 
 func completionFinish(res engine.Result) string {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -54,6 +55,7 @@ type chatRequest struct {
 	Mode          *string         `json:"mode"`
 	MaxPlanTokens *int            `json:"max_plan_tokens"`
 	Logprobs      *bool           `json:"logprobs"`
+	TopLogprobs   *int            `json:"top_logprobs"`
 	Tools         json.RawMessage `json:"tools"`
 	samplingFields
 }
@@ -224,6 +226,9 @@ type chatInput struct {
 	history []planner.Message
 	user    string
 	params  genParams
+	// logprobs and topLogprobs are OpenAI's logprobs and top_logprobs.
+	logprobs    bool
+	topLogprobs int
 }
 
 // parseChat validates a chat request. dflt is the server's --mode.
@@ -239,8 +244,14 @@ func parseChat(req *chatRequest, dflt planner.Mode, d defaults) (chatInput, *api
 	if len(req.Tools) > 0 && !bytes.Equal(bytes.TrimSpace(req.Tools), []byte("null")) && !bytes.Equal(bytes.TrimSpace(req.Tools), []byte("[]")) {
 		return in, badRequest("tools", "tools are not supported by this server")
 	}
-	if req.Logprobs != nil && *req.Logprobs {
-		return in, badRequest("logprobs", "logprobs are not supported by this server")
+	if in.logprobs = req.Logprobs != nil && *req.Logprobs; req.TopLogprobs != nil {
+		if !in.logprobs {
+			return in, badRequest("top_logprobs", "top_logprobs needs logprobs: true")
+		}
+		if *req.TopLogprobs < 0 || *req.TopLogprobs > engine.MaxTopLogProbs {
+			return in, badRequest("top_logprobs", "top_logprobs %d is out of range: want 0..%d", *req.TopLogprobs, engine.MaxTopLogProbs)
+		}
+		in.topLogprobs = *req.TopLogprobs
 	}
 	if len(req.Messages) == 0 {
 		return in, badRequest("messages", "messages is missing or empty: send at least one user message")
@@ -325,8 +336,10 @@ func messageText(raw json.RawMessage) (string, error) {
 
 // completionInput is a validated completions request.
 type completionInput struct {
-	prompt string
-	params genParams
+	prompt      string
+	params      genParams
+	logprobs    bool
+	topLogprobs int
 }
 
 // parseCompletion validates a completions request.
@@ -335,8 +348,13 @@ func parseCompletion(req *completionRequest, d defaults) (completionInput, *apiE
 	if req.Echo {
 		return in, badRequest("echo", "echo is not supported by this server")
 	}
-	if req.Logprobs != nil && *req.Logprobs > 0 {
-		return in, badRequest("logprobs", "logprobs are not supported by this server")
+	if req.Logprobs != nil {
+		// The legacy API's logprobs is the number of alternatives per token
+		// (OpenAI allows up to 5; llama.cpp's server up to 20, as here).
+		if *req.Logprobs < 0 || *req.Logprobs > engine.MaxTopLogProbs {
+			return in, badRequest("logprobs", "logprobs %d is out of range: want 0..%d", *req.Logprobs, engine.MaxTopLogProbs)
+		}
+		in.logprobs, in.topLogprobs = true, *req.Logprobs
 	}
 	if req.BestOf != nil && *req.BestOf != 1 {
 		return in, badRequest("best_of", "best_of = %d is not supported: want 1", *req.BestOf)
@@ -401,7 +419,7 @@ type chatChoice struct {
 	Index        int            `json:"index"`
 	Message      chatMessageOut `json:"message"`
 	FinishReason string         `json:"finish_reason"`
-	Logprobs     *struct{}      `json:"logprobs"`
+	Logprobs     *chatLogprobs  `json:"logprobs"`
 }
 
 // chatMessageOut is the assistant message; Plan is absent (not empty) in
@@ -425,11 +443,11 @@ type chatChunk struct {
 }
 
 type chunkChoice struct {
-	Index            int        `json:"index"`
-	Delta            chunkDelta `json:"delta"`
-	FinishReason     *string    `json:"finish_reason"`
-	PlanFinishReason *string    `json:"plan_finish_reason,omitempty"`
-	Logprobs         *struct{}  `json:"logprobs"`
+	Index            int           `json:"index"`
+	Delta            chunkDelta    `json:"delta"`
+	FinishReason     *string       `json:"finish_reason"`
+	PlanFinishReason *string       `json:"plan_finish_reason,omitempty"`
+	Logprobs         *chatLogprobs `json:"logprobs"`
 }
 
 // chunkDelta carries plan text in Plan and answer text in Content.
@@ -451,10 +469,10 @@ type completionResponse struct {
 }
 
 type completionChoice struct {
-	Index        int       `json:"index"`
-	Text         string    `json:"text"`
-	FinishReason *string   `json:"finish_reason"`
-	Logprobs     *struct{} `json:"logprobs"`
+	Index        int                 `json:"index"`
+	Text         string              `json:"text"`
+	FinishReason *string             `json:"finish_reason"`
+	Logprobs     *completionLogprobs `json:"logprobs"`
 }
 
 // modelList is the answer of GET /v1/models.
@@ -468,6 +486,81 @@ type modelInfo struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+}
+
+// chatLogprobs is a chat choice's logprobs: one entry per token of the
+// message content. Plan is codeplan's addition: the plan's tokens.
+type chatLogprobs struct {
+	Content []tokenLogprob `json:"content"`
+	Refusal []tokenLogprob `json:"refusal"`
+	Plan    []tokenLogprob `json:"plan,omitempty"`
+}
+
+// tokenLogprob is one token of chatLogprobs.
+type tokenLogprob struct {
+	Token       string       `json:"token"`
+	Logprob     float64      `json:"logprob"`
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []topLogprob `json:"top_logprobs"`
+}
+
+// topLogprob is one alternative at a step.
+type topLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
+
+// completionLogprobs is the legacy completions API's logprobs object.
+type completionLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// byteList is OpenAI's bytes field: the token's UTF-8 bytes as integers
+// (a token may hold part of a character, which its string cannot show).
+func byteList(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
+}
+
+// chatLogprobsOf converts the engine's per-token log-probabilities.
+func chatLogprobsOf(lps []engine.TokenLogProb) []tokenLogprob {
+	out := make([]tokenLogprob, 0, len(lps))
+	for _, lp := range lps {
+		t := tokenLogprob{Token: string(lp.Bytes), Logprob: lp.LogProb, Bytes: byteList(lp.Bytes), TopLogprobs: []topLogprob{}}
+		for _, a := range lp.Top {
+			t.TopLogprobs = append(t.TopLogprobs, topLogprob{Token: string(a.Bytes), Logprob: a.LogProb, Bytes: byteList(a.Bytes)})
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// completionLogprobsOf converts them for the legacy API; text offsets count
+// bytes from the start of the completion.
+func completionLogprobsOf(lps []engine.TokenLogProb) *completionLogprobs {
+	c := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
+	off := 0
+	for _, lp := range lps {
+		c.Tokens = append(c.Tokens, string(lp.Bytes))
+		c.TokenLogprobs = append(c.TokenLogprobs, lp.LogProb)
+		top := map[string]float64{}
+		for _, a := range lp.Top {
+			if _, dup := top[string(a.Bytes)]; !dup { // two tokens may share a text: keep the likelier
+				top[string(a.Bytes)] = a.LogProb
+			}
+		}
+		c.TopLogprobs = append(c.TopLogprobs, top)
+		c.TextOffset = append(c.TextOffset, off)
+		off += len(lp.Bytes)
+	}
+	return c
 }
 
 // strp returns a pointer to a copy of s, for optional JSON fields.

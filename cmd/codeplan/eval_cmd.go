@@ -16,6 +16,8 @@ import (
 	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -51,6 +53,7 @@ func evalCommand() *cli.Command {
 		&cli.StringFlag{Name: "choices-field", Usage: "benchmark file: gjson `PATH` of the options of a multiple-choice item"},
 		&cli.StringFlag{Name: "steps-field", Usage: "benchmark file: gjson `PATH` of the number of reasoning steps"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "benchmark file: skip malformed records instead of stopping at the first"},
+		&cli.StringFlag{Name: "mc-scoring", Value: evaluate.ScoringGenerate, Usage: "multiple-choice items: generate (the model writes its answer, the letter is extracted) or loglik (the option whose text is most likely after the question, as lm-evaluation-harness: acc by total log-likelihood, acc_norm per byte; plan modes write the plan first)"},
 		&cli.BoolFlag{Name: "report-only", Usage: "only rebuild the report from DIR/results.jsonl (no model needed)"},
 		&cli.IntFlag{Name: "fewshot", Usage: "put `N` worked examples from --fewshot-file before each question, as earlier turns in each mode's own format"},
 		&cli.StringFlag{Name: "fewshot-file", Usage: "few-shot examples: JSONL `FILE` with question (or prompt), response, plan (codeplan) and nl_plan (nlplan), e.g. from codeplan synth with another seed or the benchmark's train split"},
@@ -149,6 +152,10 @@ func runEval(c *cli.Context) error {
 	if c.Int("limit") < 0 {
 		return usagef("eval: --limit must not be negative")
 	}
+	mcScoring := c.String("mc-scoring")
+	if mcScoring != evaluate.ScoringGenerate && mcScoring != evaluate.ScoringLoglik {
+		return usagef("eval: --mc-scoring %q: want %s or %s", mcScoring, evaluate.ScoringGenerate, evaluate.ScoringLoglik)
+	}
 	src, err := evalSource(c, benchName)
 	if err != nil {
 		return err
@@ -187,6 +194,9 @@ func runEval(c *cli.Context) error {
 	}
 	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
 	addSampling(key, settings.Sampling)
+	if mcScoring == evaluate.ScoringLoglik {
+		key["mc_scoring"] = mcScoring // absent for generate, as in results written before the flag
+	}
 	cfg := evaluate.Config{
 		Items:    loaded.Items,
 		Modes:    modes,
@@ -220,6 +230,14 @@ func runEval(c *cli.Context) error {
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
 	cfg.Model, cfg.LoRA = l.names()
+	if mcScoring == evaluate.ScoringLoglik {
+		txt, closeScorer, err := openChoiceScorer(c, l)
+		if err != nil {
+			return err
+		}
+		defer closeScorer()
+		cfg.Choices = txt
+	}
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)
@@ -228,6 +246,9 @@ func runEval(c *cli.Context) error {
 	}
 	if err := writeEvalReport(out, benchName, &st); err != nil {
 		return err
+	}
+	if mcScoring == evaluate.ScoringLoglik {
+		printChoiceAccuracy(os.Stdout, out)
 	}
 	if st.Failed > 0 && !st.Interrupted {
 		return fmt.Errorf("%d items failed (see the warnings above); rerun the same command to retry them", st.Failed)
@@ -311,4 +332,67 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}
 	fmt.Fprintf(w, "  results           %s\n", filepath.Join(out, evaluate.ResultsFile))
+}
+
+// openChoiceScorer makes the log-likelihood scorer of eval --mc-scoring
+// loglik: a second context of the eval model (with its adapter), four
+// sequences so that up to four options are scored in one pass, each as long
+// as one of the engine's sequences.
+func openChoiceScorer(c *cli.Context, l *loaded) (*loglik.Text, func(), error) {
+	const seqs = 4
+	window := l.ctx.ContextSize() / l.ctx.Sequences()
+	ctx, err := l.model.NewContext(llama.ContextOptions{ContextSize: seqs * window, Sequences: seqs, BatchSize: c.Int("batch"),
+		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
+	if err != nil {
+		return nil, nil, fmt.Errorf("loglik scorer: %w", err)
+	}
+	if l.adapter != nil {
+		if err := ctx.SetAdapter(l.adapter, float32(c.Float64("lora-scale"))); err != nil {
+			ctx.Close()
+			return nil, nil, err
+		}
+	}
+	txt, err := loglik.NewText(l.model, ctx)
+	if err != nil {
+		ctx.Close()
+		return nil, nil, err
+	}
+	return txt, func() { txt.Close(); ctx.Close() }, nil
+}
+
+// printChoiceAccuracy prints acc and acc_norm per mode over the rows of
+// out scored by log-likelihood (the report's accuracy is acc).
+func printChoiceAccuracy(w io.Writer, out string) {
+	rows, err := evaluate.ReadRows(filepath.Join(out, evaluate.ResultsFile))
+	if err != nil {
+		return
+	}
+	type tally struct{ n, acc, norm int }
+	per := map[planner.Mode]*tally{}
+	for _, r := range rows {
+		if r.ChoiceScores == nil {
+			continue
+		}
+		t := per[r.Mode]
+		if t == nil {
+			t = &tally{}
+			per[r.Mode] = t
+		}
+		t.n++
+		if r.Correct {
+			t.acc++
+		}
+		if r.ChoiceScores.CorrectNorm {
+			t.norm++
+		}
+	}
+	if len(per) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nmultiple choice by log-likelihood (acc: total; acc_norm: per byte of the option)\n")
+	for _, m := range planner.Modes() {
+		if t := per[m]; t != nil {
+			fmt.Fprintf(w, "  %-9s acc %5.1f%%  acc_norm %5.1f%%  (%d items)\n", m, 100*float64(t.acc)/float64(t.n), 100*float64(t.norm)/float64(t.n), t.n)
+		}
+	}
 }

@@ -207,3 +207,33 @@ func TestEvalBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestEvalLoglikScoring(t *testing.T) {
+	dir := t.TempDir()
+	bench := filepath.Join(dir, "mc.jsonl")
+	os.WriteFile(bench, []byte(`{"id":"q1","question":"Which is a colour?","choices":["red","seven","walk"],"answer":"A"}
+{"id":"q2","question":"Which is a number?","choices":["blue","seven","run fast"],"answer":"B"}
+`), 0o644)
+	if code := run(evalArgs(dir, "--bench", bench, "--modes", "direct,codeplan", "--mc-scoring", "loglik")); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	rows := checkEvalRows(t, dir, 2, "direct", "codeplan")
+	for _, r := range rows {
+		cs, ok := r["choice_scores"].(map[string]any)
+		if r["scoring"] != "loglik" || !ok || len(cs["loglik"].([]any)) != 3 {
+			t.Fatalf("row not scored by log-likelihood: %v", r)
+		}
+		best, bestV := -1, 0.0
+		for i, v := range cs["loglik"].([]any) {
+			if f := v.(float64); best < 0 || f > bestV {
+				best, bestV = i, f
+			}
+		}
+		if r["extracted"] != string(rune('A'+best)) {
+			t.Errorf("picked %v, scores %v", r["extracted"], cs["loglik"])
+		}
+	}
+	if code := run(evalArgs(t.TempDir(), "--bench", bench, "--mc-scoring", "vote")); code != exitUsage {
+		t.Errorf("--mc-scoring vote: exit %d, want %d", code, exitUsage)
+	}
+}

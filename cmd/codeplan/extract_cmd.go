@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
+	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
 )
@@ -117,6 +120,9 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
+		&cli.BoolFlag{Name: "score-gain", Usage: "score every plan's information gain (beyond the paper): mean log-likelihood per response token with and without the plan, by prompt processing only; adds loglik_with_plan, loglik_without_plan, gain_nats to the rows"},
+		&cli.StringFlag{Name: "score-model", Usage: "GGUF `PATH` of the model that scores the gain (default: the extraction model; needed with --backend openai)"},
+		&cli.Float64Flag{Name: "min-gain", Usage: "reject rows whose gain_nats is below `X` as low_gain (implies --score-gain)"},
 		&cli.BoolFlag{Name: "prefix-cache", Value: true, Usage: "compute the instruction part of the extraction prompt once and copy it into every row's sequence (uses one extra sequence of --ctx; --prefix-cache=false to turn off)"},
 	)
 	return &cli.Command{
@@ -161,6 +167,9 @@ type extractBackend struct {
 	// start returns the generator, fills in cfg.Model and cfg.Workers, and
 	// returns what to release after the run.
 	start func(cfg *extract.Config) (extract.Generator, func(), error)
+	// local, for a local backend once started, is its model and the
+	// tokens each of its sequences holds (the gain scorer's defaults).
+	local func() (*llama.Model, int)
 }
 
 // runExtract checks every input (flags, template, model header, input
@@ -186,6 +195,10 @@ func runExtract(c *cli.Context) error {
 	cfg.Key["template"] = cfg.Template.Hash()
 	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
 	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(c.Int("min-words")), strconv.Itoa(c.Int("max-words"))
+	scoreGain, err := gainFlags(c, &cfg)
+	if err != nil {
+		return err
+	}
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return err
@@ -196,6 +209,19 @@ func runExtract(c *cli.Context) error {
 		return err
 	}
 	defer release()
+	if scoreGain {
+		var model *llama.Model
+		window := 0
+		if be.local != nil {
+			model, window = be.local()
+		}
+		g, closeGain, err := openGainScorer(c, model, window)
+		if err != nil {
+			return err
+		}
+		defer closeGain()
+		cfg.Gain = g
+	}
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	if testRowHook != nil {
@@ -258,6 +284,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 	}
 	sampling := samplingFrom(c)
 	addSampling(key, sampling)
+	var opened *loaded
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
 		cache := c.Bool("prefix-cache")
 		extra := 0
@@ -287,9 +314,12 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		}
 		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 		cfg.Model = filepath.Base(l.path)
+		opened = l
 		return local, release, nil
 	}
-	return extractBackend{key: key, start: start}, nil
+	return extractBackend{key: key, start: start, local: func() (*llama.Model, int) {
+		return opened.model, opened.ctx.ContextSize() / opened.ctx.Sequences()
+	}}, nil
 }
 
 // openaiExtractor sends the prompts to an OpenAI-compatible server.
@@ -354,8 +384,11 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 		})
 		for _, k := range keys {
 			desc := planner.Reason(k).Description()
-			if planner.Reason(k) == extract.ReasonPromptTooLong {
+			switch planner.Reason(k) {
+			case extract.ReasonPromptTooLong:
 				desc = "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
+			case extract.ReasonLowGain:
+				desc = "the plan's information gain is below --min-gain"
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
@@ -363,6 +396,15 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	if s.Written > 0 {
 		fmt.Fprintf(w, "  mean words        prompt %.1f, plan %.1f, response %.1f  (paper: %.1f / %.1f / %.1f)\n",
 			s.PromptWords, s.PlanWords, s.ResponseWord, paperPromptWords, paperPlanWords, paperResponseWords)
+	}
+	for _, g := range []struct {
+		name string
+		s    *extract.GainStats
+	}{{"accepted", s.GainAccepted}, {"all scored", s.GainAll}} {
+		if g.s != nil && g.s.Rows > 0 {
+			fmt.Fprintf(w, "  gain (nats/token) %-10s mean %+.4f  q1 %+.4f  median %+.4f  q3 %+.4f  (%d rows)\n",
+				g.name, g.s.Mean, g.s.Q1, g.s.Median, g.s.Q3, g.s.Rows)
+		}
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
@@ -379,4 +421,89 @@ func retriesOption(n int) int {
 		return -1
 	}
 	return n
+}
+
+// gainFlags reads --score-gain, --score-model and --min-gain into cfg and
+// its settings key (rows with gains, or filtered by gain, are not mixed with
+// rows without on resume), checking the scoring model's file before any
+// model loads. It reports whether gains are scored.
+func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
+	score := c.Bool("score-gain") || c.IsSet("min-gain") || c.IsSet("score-model")
+	if !score {
+		return false, nil
+	}
+	scorer := "extraction model"
+	if p := c.String("score-model"); p != "" {
+		scorer = p
+		if p != tinyModelName {
+			if err := llama.CheckGGUF(p); err != nil {
+				return false, usagef("extract: --score-model: %v", err)
+			}
+			scorer = filepath.Base(p)
+		}
+	} else if c.String("backend") == "openai" {
+		return false, usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
+	}
+	cfg.Key["gain_model"] = scorer
+	if c.IsSet("min-gain") {
+		v := c.Float64("min-gain")
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false, usagef("extract: --min-gain %v: want a finite number of nats per token", v)
+		}
+		cfg.MinGain = &v
+		cfg.Key["min_gain"] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return true, nil
+}
+
+// openGainScorer makes the plan-gain scorer: on --score-model, loaded with
+// the shared model flags, or else on the extraction model, in a context of
+// its own (two sequences: with and without the plan) whose sequences hold
+// as many tokens as the extraction's, since the scored texts are about as
+// long as the extraction prompt.
+func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.GainScorer, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if p := c.String("score-model"); p != "" {
+		if p == tinyModelName {
+			var err error
+			if p, err = tiny.DefaultPath(); err != nil {
+				return nil, nil, err
+			}
+		}
+		ngl := c.Int("ngl")
+		if c.Bool("gpu") {
+			ngl = -1
+		}
+		m, err := llama.LoadModel(p, llama.ModelOptions{GPULayers: ngl})
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--score-model: %w", err)}
+		}
+		closers = append(closers, func() { m.Close() })
+		model = m
+		window = 0
+	}
+	if window <= 0 {
+		window = min(4096, max(model.ContextLength(), 512))
+	}
+	ctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2 * window, Sequences: 2, BatchSize: c.Int("batch"),
+		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("gain scorer: %w", err)
+	}
+	closers = append(closers, func() { ctx.Close() })
+	txt, err := loglik.NewText(model, ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, txt.Close)
+	chat := chatTemplater(model)
+	log.Info().Str("model", filepath.Base(model.Path())).Int("window", txt.Window()).Msg("gain scorer ready")
+	return extract.LocalGain{Text: txt, Chat: chat}, closeAll, nil
 }

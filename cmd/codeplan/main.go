@@ -90,6 +90,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			serveCommand(),
 			evalCommand(),
 			benchCommand(),
+			perplexityCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
