@@ -201,6 +201,9 @@ func runFinetune(c *cli.Context) error {
 		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
 			return err
 		}
+		if err := checkModelFitsGPU(path, ngl); err != nil {
+			return err
+		}
 	}
 	start := time.Now()
 	// Full training updates the weights in place: they must be in memory,
