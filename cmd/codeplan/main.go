@@ -87,6 +87,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			serveCommand(),
 			evalCommand(),
 			benchCommand(),
+			synthCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
