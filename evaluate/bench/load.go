@@ -169,7 +169,6 @@ type schema struct {
 // kindFieldName is the record field that gives an item's own answer kind.
 const kindFieldName = "answer_kind"
 
-
 var (
 	questionFields = []string{"question", "problem", "input", "Question", "query", "prompt"}
 	answerFields   = []string{"answer", "answerKey", "target", "correct", "label", "gold", "Answer", "solution"}
