@@ -88,6 +88,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			evalCommand(),
 			benchCommand(),
 			synthCommand(),
+			reportCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
