@@ -130,14 +130,22 @@ func settingsDiff(was, now string) string {
 		old[k] = v
 	}
 	var diffs []string
+	seen := map[string]bool{}
 	for _, f := range strings.Fields(now) {
 		k, v, _ := strings.Cut(f, "=")
+		seen[k] = true
 		if old[k] != v {
 			what := k
 			if k == "data" {
 				what = "data (rows, their order or their tokens)"
 			}
 			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", what, old[k], v))
+		}
+	}
+	// a field only the checkpoint has (method=full, absent for LoRA)
+	for _, f := range strings.Fields(was) {
+		if k, v, _ := strings.Cut(f, "="); !seen[k] {
+			diffs = append(diffs, fmt.Sprintf("%s %s -> (none)", k, v))
 		}
 	}
 	if len(diffs) == 0 {
@@ -169,6 +177,14 @@ func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
 	return nil
 }
 
+// checkBase refuses a base that cannot be trained the way cfg asks.
+func checkBase(cfg Config, b *Base) error {
+	if cfg.Full {
+		return b.CheckFullTrainable()
+	}
+	return b.CheckTrainable(cfg.Targets, cfg.Merge != "")
+}
+
 // fileExists reports whether path exists (errors other than "not found"
 // count as existing, so that they surface when the file is used).
 func fileExists(path string) bool {
@@ -186,7 +202,7 @@ func Preflight(cfg Config, b *Base) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := b.CheckTrainable(cfg.Targets, cfg.Merge != ""); err != nil {
+	if err := checkBase(cfg, b); err != nil {
 		return err
 	}
 	if st, err := os.Stat(cfg.Data); err != nil {
@@ -196,6 +212,9 @@ func Preflight(cfg Config, b *Base) error {
 	}
 	if st, err := os.Stat(filepath.Dir(cfg.Out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("--out %s: directory %s does not exist", cfg.Out, filepath.Dir(cfg.Out))
+	}
+	if sameFile(cfg.Out, b.Path) {
+		return fmt.Errorf("--out %s is the model being trained", cfg.Out)
 	}
 	if cfg.Merge != "" && sameFile(cfg.Merge, b.Path) {
 		return fmt.Errorf("--merge %s is the base model itself", cfg.Merge)

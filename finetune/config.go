@@ -22,9 +22,17 @@ type Config struct {
 	// PlanField is the gjson path of the plan ("plan"; in nlplan mode
 	// "nl_plan" where a row has it).
 	PlanField string
-	// Out is the adapter file to write. The step log (.log.csv), the loss
-	// plot (.loss.png) and the checkpoint (.ckpt.gguf) are put next to it.
+	// Out is the adapter file to write (with Full: the trained model). The
+	// step log (.log.csv), the loss plot (.loss.png) and the checkpoint
+	// (.ckpt.gguf) are put next to it.
 	Out string
+
+	// Full trains every weight of the model instead of a LoRA adapter
+	// (F32 master weights, AdamW; weight decay on matrices only) and writes
+	// the whole model to Out. The model must be F32 and loaded with
+	// llama.ModelOptions.NoMmap. Rank, Alpha, Targets and Merge do not
+	// apply.
+	Full bool
 
 	Rank    int      // LoRA rank (8)
 	Alpha   float64  // LoRA alpha (16); the update is scaled by Alpha/Rank
@@ -124,7 +132,9 @@ func (c Config) Validate() error {
 	case c.Data == "":
 		return fmt.Errorf("no training data (--data)")
 	case c.Out == "":
-		return fmt.Errorf("no adapter output path (--out)")
+		return fmt.Errorf("no output path (--out)")
+	case c.Full && c.Merge != "":
+		return fmt.Errorf("--merge applies to LoRA adapters; --full already writes the whole model")
 	case c.Rank < 1 || c.Rank > 4096:
 		return fmt.Errorf("--lora-rank %d, want 1..4096", c.Rank)
 	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
@@ -189,10 +199,20 @@ type settings struct {
 	seed                     uint64
 	maxGradNorm, weightDecay float64
 	mode, format, systemHash string
+	full                     bool
 }
 
 func (s settings) String() string {
 	return fmt.Sprintf("data=%s rank=%d alpha=%g targets=%s epochs=%d lr=%g warmup=%g schedule=%s ctx=%d batch=%d grad_accum=%d val_split=%g seed=%d max_grad_norm=%g weight_decay=%g mode=%s format=%s system=%s",
 		s.data, s.rank, s.alpha, strings.Join(s.targets, ","), s.epochs, s.lr, s.warmup, s.schedule, s.ctx, s.batch, s.gradAccum,
-		s.valSplit, s.seed, s.maxGradNorm, s.weightDecay, s.mode, s.format, s.systemHash)
+		s.valSplit, s.seed, s.maxGradNorm, s.weightDecay, s.mode, s.format, s.systemHash) + s.method()
+}
+
+// method is empty for LoRA, so that checkpoints of LoRA runs written before
+// full training existed still resume.
+func (s settings) method() string {
+	if s.full {
+		return " method=full"
+	}
+	return ""
 }

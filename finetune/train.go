@@ -32,7 +32,8 @@ const (
 
 // Result summarises a run.
 type Result struct {
-	Adapter    string // the adapter written (empty when interrupted)
+	Adapter    string // the adapter written (empty when interrupted or Full)
+	Model      string // the whole trained model, with Config.Full
 	Log        string // CSV with one row per step
 	Plot       string // loss curve PNG ("" if it could not be drawn)
 	Merged     string // merged model, when Config.Merge was set
@@ -46,7 +47,7 @@ type Result struct {
 	Params    int     // trainable values
 	Tokens    int64   // tokens processed in training (all runs of a resumed job)
 	UpcastMB  float64 // F32 copies of base weights
-	StateMB   float64 // LoRA gradients and AdamW moments
+	StateMB   float64 // gradients and AdamW moments of the trained values
 	ComputeMB float64 // peak compute buffers (activations) of one pass
 	FirstLoss float64 // training loss of the first step of this process
 	FinalLoss float64 // training loss of the last step
@@ -72,8 +73,11 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := base.CheckTrainable(cfg.Targets, cfg.Merge != ""); err != nil {
+	if err := checkBase(cfg, base); err != nil {
 		return nil, err
+	}
+	if sameFile(cfg.Out, base.Path) {
+		return nil, fmt.Errorf("--out %s is the model being trained", cfg.Out)
 	}
 	chat := cfg.Chat
 	if chat == nil {
@@ -117,7 +121,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 		data: dataHash(examples), rank: cfg.Rank, alpha: cfg.Alpha, targets: cfg.Targets, epochs: cfg.Epochs,
 		lr: cfg.LR, warmup: cfg.Warmup, schedule: cfg.Schedule, ctx: cfg.Ctx, batch: cfg.Batch, gradAccum: cfg.GradAccum,
 		valSplit: cfg.ValSplit, seed: cfg.Seed, maxGradNorm: cfg.MaxGradNorm, weightDecay: cfg.WeightDecay,
-		mode: string(cfg.Mode), format: string(cfg.Format), systemHash: hex.EncodeToString(sys[:8]),
+		mode: string(cfg.Mode), format: string(cfg.Format), systemHash: hex.EncodeToString(sys[:8]), full: cfg.Full,
 	}
 	ckptPath := cfg.CheckpointPath()
 	var ck *checkpoint
@@ -139,37 +143,21 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("a checkpoint of an earlier run exists at %s: pass --resume to continue it, or delete it to start over", ckptPath)
 	}
 
-	// The adapter starts as a file so that llama.cpp allocates its tensors
-	// exactly as for inference (same buffer types as the base weights).
-	init, err := initialAdapter(base, cfg.Rank, cfg.Targets, cfg.Seed)
-	if err != nil {
-		return res, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(cfg.Out), "."+filepath.Base(cfg.Out)+".init-*.gguf")
-	if err != nil {
-		return res, fmt.Errorf("adapter: %w", err)
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
 	meta := adapterMeta{base: base, alpha: float32(cfg.Alpha), rank: cfg.Rank, targets: cfg.Targets}
-	if err := writeAdapter(tmp.Name(), meta, init); err != nil {
-		return res, err
-	}
-	adapter, err := m.LoadAdapter(tmp.Name())
+	tr, closeTrainer, err := newTrainer(m, cfg, base, meta)
 	if err != nil {
 		return res, err
 	}
-	defer adapter.Close()
-	tr, err := m.NewTrainer(adapter, llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch})
-	if err != nil {
-		return res, err
-	}
-	defer tr.Close()
+	defer closeTrainer()
 	res.Params = tr.Params()
 	res.UpcastMB = float64(tr.UpcastBytes()) / (1 << 20)
 	res.StateMB = float64(tr.StateBytes()) / (1 << 20)
-	logger.Info().Int("params", res.Params).Float64("state_mib", round2(res.StateMB)).Float64("f32_copies_mib", round2(res.UpcastMB)).
-		Int("rank", cfg.Rank).Float64("alpha", cfg.Alpha).Strs("targets", cfg.Targets).Msg("LoRA trainer ready")
+	if cfg.Full {
+		logger.Info().Int("params", res.Params).Float64("state_mib", round2(res.StateMB)).Msg("full trainer ready (every weight trainable)")
+	} else {
+		logger.Info().Int("params", res.Params).Float64("state_mib", round2(res.StateMB)).Float64("f32_copies_mib", round2(res.UpcastMB)).
+			Int("rank", cfg.Rank).Float64("alpha", cfg.Alpha).Strs("targets", cfg.Targets).Msg("LoRA trainer ready")
+	}
 
 	start := 0
 	var tokens int64
@@ -328,11 +316,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	res.StepsDone = len(steps)
 	res.Tokens, res.TokensPS = tokens, float64(tokens)/math.Max(seconds, 1e-9)
 
-	final, err := trainedTensors(tr)
-	if err != nil {
-		return res, err
-	}
-	meta.extra = func(w *gguf.Writer) {
+	extra := func(w *gguf.Writer) {
 		w.SetUint32(KeySteps, uint32(len(steps)))
 		w.SetUint32(KeyEpochs, uint32(cfg.Epochs))
 		w.SetUint64(KeyTokens, uint64(tokens))
@@ -347,22 +331,43 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 			w.SetFloat64(KeyEvalLoss, res.EvalLoss)
 		}
 	}
-	if err := writeAdapter(cfg.Out, meta, final); err != nil {
+	what := "adapter written"
+	if cfg.Full {
+		what = "model written"
+		err = writeFullModel(cfg.Out, base, tr, func(w *gguf.Writer) {
+			w.SetString(KeyMethod, "full")
+			w.SetString(KeyBaseFile, base.FileName())
+			w.SetString(KeyBaseFingerprint, base.Fingerprint)
+			extra(w)
+		})
+		res.Model = cfg.Out
+	} else {
+		var final []adapterTensor
+		if final, err = trainedTensors(tr); err == nil {
+			meta.extra = extra
+			err = writeAdapter(cfg.Out, meta, final)
+		}
+		res.Adapter = cfg.Out
+	}
+	if err != nil {
 		return res, err
 	}
-	res.Adapter = cfg.Out
 	ev := logger.Info().Str("path", cfg.Out).Int("steps", len(steps)).Float64("loss", round4(res.FinalLoss)).
 		Float64("tok_per_s", round2(res.TokensPS))
 	if !math.IsNaN(res.EvalLoss) {
 		ev = ev.Float64("eval_loss", round4(res.EvalLoss))
 	}
-	ev.Msg("adapter written")
+	ev.Msg(what)
 	if fileExists(ckptPath) {
 		if err := os.Remove(ckptPath); err != nil {
 			logger.Warn().Err(err).Msg("could not remove the checkpoint of the finished run")
 		}
 	}
-	if err := plotLoss(cfg.PlotPath(), slog.points, fmt.Sprintf("%s · LoRA r=%d · %s", base.FileName(), cfg.Rank, filepath.Base(cfg.Data))); err != nil {
+	method := fmt.Sprintf("LoRA r=%d", cfg.Rank)
+	if cfg.Full {
+		method = "full"
+	}
+	if err := plotLoss(cfg.PlotPath(), slog.points, fmt.Sprintf("%s · %s · %s", base.FileName(), method, filepath.Base(cfg.Data))); err != nil {
 		logger.Warn().Err(err).Msg("loss plot not written")
 	} else {
 		res.Plot = cfg.PlotPath()
@@ -376,6 +381,44 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 		logger.Info().Str("path", cfg.Merge).Int("tensors", ms.Tensors).Msg("merged model written")
 	}
 	return res, nil
+}
+
+// newTrainer makes the trainer cfg asks for and returns it with the function
+// that frees it (and the adapter it trains).
+func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta) (*llama.Trainer, func(), error) {
+	topts := llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch}
+	if cfg.Full {
+		tr, err := m.NewFullTrainer(topts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tr, func() { tr.Close() }, nil
+	}
+	// The adapter starts as a file so that llama.cpp allocates its tensors
+	// exactly as for inference (same buffer types as the base weights).
+	init, err := initialAdapter(base, cfg.Rank, cfg.Targets, cfg.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(cfg.Out), "."+filepath.Base(cfg.Out)+".init-*.gguf")
+	if err != nil {
+		return nil, nil, fmt.Errorf("adapter: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := writeAdapter(tmp.Name(), meta, init); err != nil {
+		return nil, nil, err
+	}
+	adapter, err := m.LoadAdapter(tmp.Name())
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := m.NewTrainer(adapter, llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch})
+	if err != nil {
+		adapter.Close()
+		return nil, nil, err
+	}
+	return tr, func() { tr.Close(); adapter.Close() }, nil
 }
 
 // trainedTensors reads the adapter's current values in the file layout.

@@ -124,7 +124,15 @@ ggml_backend_dev_t tensor_device(const ggml_tensor * t) {
 
 struct cp_trainer {
     const llama_model *  model   = nullptr;
-    llama_adapter_lora * adapter = nullptr;
+    llama_adapter_lora * adapter = nullptr; // null when training the model's own weights
+    // full: every weight of the model is a parameter (no adapter)
+    bool full = false;
+    // tied_output is model.output when it is llama.cpp's duplicate of
+    // token_embd (no output.weight in the file): full training computes the
+    // logits with token_embd itself, so both uses of the one matrix share a
+    // gradient, and copies the updated values into the duplicate after
+    // every optimizer step so that inference sees them
+    ggml_tensor * tied_output = nullptr;
     llama_cparams        cparams{};
     int32_t              max_tokens = 0;
     int64_t              max_nodes  = 0;
@@ -150,6 +158,9 @@ struct cp_trainer {
     owned_buffer  aux;
     ggml_tensor * seed         = nullptr;
     ggml_tensor * adamw_params = nullptr;
+    // the same AdamW parameters with weight decay 0, for vectors (norm
+    // weights, biases): decay is applied to matrices only
+    ggml_tensor * adamw_params_nodecay = nullptr;
 
     // empty stand-ins for the context state a graph builder may consult
     llama_adapter_cvec  cvec;
@@ -193,6 +204,9 @@ struct cp_trainer {
     }
 
     ggml_tensor * compute_weight(ggml_tensor * w) const {
+        if (full && w == tied_output) {
+            return model->tok_embd;
+        }
         auto it = upcast.find(w);
         return it == upcast.end() ? w : it->second;
     }
@@ -210,7 +224,7 @@ struct train_graph : public llm_graph_context {
 
     ggml_tensor * mm(ggml_tensor * w, ggml_tensor * x) const {
         ggml_tensor * y = ggml_mul_mat(ctx0, tr.compute_weight(w), x);
-        llama_adapter_lora_weight * lw = tr.adapter->get_weight(w);
+        llama_adapter_lora_weight * lw = tr.adapter ? tr.adapter->get_weight(w) : nullptr;
         if (lw != nullptr) {
             // the same update llama.cpp's build_lora_mm applies at inference
             const float   scale = lw->get_scale(tr.adapter->alpha, 1.0f);
@@ -437,8 +451,7 @@ ggml_context * meta_ctx(size_t n_tensors) {
     return ctx;
 }
 
-// init_params collects the adapter's tensors and allocates a gradient
-// accumulator and two moments for each, on the parameter's own buffer type.
+// init_params collects the adapter's tensors.
 void init_params(cp_trainer & t) {
     std::map<std::string, llama_adapter_lora_weight> sorted(t.adapter->ab_map.begin(), t.adapter->ab_map.end());
     for (auto & kv : sorted) {
@@ -459,6 +472,11 @@ void init_params(cp_trainer & t) {
     if (t.params.empty()) {
         throw train_error("the adapter has no tensors to train");
     }
+}
+
+// init_state allocates a gradient accumulator and two moments for every
+// parameter, on the parameter's own buffer type, and the small host tensors.
+void init_state(cp_trainer & t) {
     std::map<ggml_backend_buffer_type_t, std::vector<size_t>> by_buft;
     for (size_t i = 0; i < t.params.size(); ++i) {
         by_buft[ggml_backend_buffer_get_type(t.params[i].value->buffer)].push_back(i);
@@ -479,14 +497,62 @@ void init_params(cp_trainer & t) {
         t.state_bytes += ggml_backend_buffer_get_size(alloc_group(t.moment_bufs, mctx, kv.first, "AdamW moments")->buf);
     }
 
-    t.aux.ctx     = meta_ctx(2);
+    t.aux.ctx     = meta_ctx(3);
     t.seed        = ggml_new_tensor_1d(t.aux.ctx, GGML_TYPE_F32, 1);
     t.adamw_params = ggml_new_tensor_1d(t.aux.ctx, GGML_TYPE_F32, 7);
+    t.adamw_params_nodecay = ggml_new_tensor_1d(t.aux.ctx, GGML_TYPE_F32, 7);
     ggml_set_name(t.seed, "loss gradient seed");
     ggml_set_name(t.adamw_params, "adamw params");
+    ggml_set_name(t.adamw_params_nodecay, "adamw params (no decay)");
     t.aux.buf = ggml_backend_alloc_ctx_tensors_from_buft(t.aux.ctx, ggml_backend_cpu_buffer_type());
     if (t.aux.buf == nullptr) {
         throw train_error("out of memory (host buffer)");
+    }
+}
+
+// init_params_full makes every weight of the model a parameter (sorted by
+// name, like the adapter's). The weights must be F32 (the optimizer updates
+// them in place, and F32 is their master copy) and in memory llama.cpp
+// allocated: weights mapped from the file are read-only.
+void init_params_full(cp_trainer & t) {
+    std::map<std::string, ggml_tensor *> sorted;
+    for (auto & nt : t.model->tensors_by_name) {
+        // rope_freqs holds fixed RoPE frequency factors, not weights
+        if (nt.first.rfind("rope_freqs", 0) == 0) {
+            continue;
+        }
+        sorted[nt.first] = nt.second;
+    }
+    bool output_listed = false;
+    for (auto & kv : sorted) {
+        ggml_tensor * v = kv.second;
+        output_listed = output_listed || v == t.model->output;
+        if (v->type != GGML_TYPE_F32) {
+            throw train_error(fmt("full training needs F32 weights, but %s is %s (codeplan model init writes F32 models)",
+                                  kv.first.c_str(), ggml_type_name(v->type)));
+        }
+        if (v->buffer == nullptr) {
+            throw train_error(fmt("model tensor %s has no data", kv.first.c_str()));
+        }
+        ggml_backend_buffer_type_t buft = ggml_backend_buffer_get_type(v->buffer);
+        if (strcmp(ggml_backend_buft_name(buft), "CPU_Mapped") == 0) {
+            throw train_error(fmt("model tensor %s is mapped read-only from the file; load the model without mmap for full training",
+                                  kv.first.c_str()));
+        }
+        if (!ggml_backend_buft_is_host(buft) && ggml_backend_dev_type(tensor_device(v)) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+            throw train_error(fmt("model tensor %s is in the repacked %s buffer; load the model without weight repacking",
+                                  kv.first.c_str(), ggml_backend_buft_name(buft)));
+        }
+        trainable p;
+        p.name  = kv.first;
+        p.value = v;
+        t.params.push_back(p);
+    }
+    if (!output_listed && t.model->output != nullptr && t.model->output != t.model->tok_embd) {
+        t.tied_output = t.model->output;
+        if (t.tied_output->type != GGML_TYPE_F32 || !ggml_are_same_shape(t.tied_output, t.model->tok_embd)) {
+            throw train_error("the tied output matrix is not an F32 copy of token_embd");
+        }
     }
 }
 
@@ -834,11 +900,9 @@ int32_t guarded(char * err, size_t len, F f) {
     return -1;
 }
 
-} // namespace
-
-extern "C" {
-
-cp_trainer * cp_train_new(struct llama_model * model, struct llama_adapter_lora * adapter, cp_train_config cfg, char * err, size_t err_len) {
+// new_trainer is cp_train_new and cp_train_new_full: adapter null means
+// every model weight is trained.
+cp_trainer * new_trainer(struct llama_model * model, struct llama_adapter_lora * adapter, cp_train_config cfg, char * err, size_t err_len) {
     cp_trainer * t = nullptr;
     const int32_t rc = guarded(err, err_len, [&]() {
         if (cfg.max_tokens <= 0) {
@@ -848,12 +912,14 @@ cp_trainer * cp_train_new(struct llama_model * model, struct llama_adapter_lora 
         auto tr        = std::make_unique<cp_trainer>();
         tr->model      = model;
         tr->adapter    = adapter;
+        tr->full       = adapter == nullptr;
         tr->max_tokens = cfg.max_tokens;
         tr->cparams    = derive_cparams(model, std::max(1, cfg.n_threads), cfg.max_tokens);
         // forward, backward and optimizer nodes, with room to spare: the
         // adapter adds five nodes per adapted matrix, the backward pass
         // roughly doubles the graph
-        tr->max_nodes = std::max<int64_t>(16384, 24 * (int64_t) (model->tensors_by_name.size() + 4 * adapter->ab_map.size()));
+        const size_t n_ab = adapter ? adapter->ab_map.size() : 0;
+        tr->max_nodes = std::max<int64_t>(16384, 24 * (int64_t) (model->tensors_by_name.size() + 4 * n_ab));
         init_backends(*tr, std::max(1, cfg.n_threads));
         tr->sched = ggml_backend_sched_new(tr->backends.data(), tr->bufts.data(), (int) tr->backends.size(),
                                            tr->max_nodes, /*parallel =*/ false, /*op_offload =*/ true);
@@ -862,11 +928,32 @@ cp_trainer * cp_train_new(struct llama_model * model, struct llama_adapter_lora 
         }
         tr->balloc.reset(new llama_batch_allocr(model->hparams.n_pos_per_embd()));
         tr->res.reset(new llm_graph_result(tr->max_nodes));
-        init_params(*tr);
+        if (tr->full) {
+            init_params_full(*tr);
+        } else {
+            init_params(*tr);
+        }
+        init_state(*tr);
         plan_upcasts(*tr);
         t = tr.release();
     });
     return rc == 0 ? t : nullptr;
+}
+
+} // namespace
+
+extern "C" {
+
+cp_trainer * cp_train_new(struct llama_model * model, struct llama_adapter_lora * adapter, cp_train_config cfg, char * err, size_t err_len) {
+    if (adapter == nullptr) {
+        set_err(err, err_len, "no adapter");
+        return nullptr;
+    }
+    return new_trainer(model, adapter, cfg, err, err_len);
+}
+
+cp_trainer * cp_train_new_full(struct llama_model * model, cp_train_config cfg, char * err, size_t err_len) {
+    return new_trainer(model, nullptr, cfg, err, err_len);
 }
 
 void cp_train_free(cp_trainer * t) {
@@ -1005,6 +1092,10 @@ int32_t cp_train_adamw(cp_trainer * t, cp_adamw p, char * err, size_t err_len) {
             1.0f / (1.0f - powf(p.beta2, (float) p.t)),
         };
         ggml_backend_tensor_set(t->adamw_params, pars, 0, sizeof(pars));
+        float nodecay[7];
+        std::copy(pars, pars + 7, nodecay);
+        nodecay[4] = 0.0f;
+        ggml_backend_tensor_set(t->adamw_params_nodecay, nodecay, 0, sizeof(nodecay));
 
         ggml_context * ctx = step_ctx(*t);
         struct free_ctx {
@@ -1022,7 +1113,14 @@ int32_t cp_train_adamw(cp_trainer * t, cp_adamw p, char * err, size_t err_len) {
             if (p.grad_scale != 1.0f) {
                 grad = ggml_scale(ctx, grad, p.grad_scale);
             }
-            ggml_build_forward_expand(g, ggml_opt_step_adamw(ctx, q.value, grad, q.m, q.v, t->adamw_params));
+            // decay matrices only: shrinking norm weights and biases
+            // towards 0 is not regularisation
+            ggml_tensor * pars_t = ggml_n_dims(q.value) >= 2 ? t->adamw_params : t->adamw_params_nodecay;
+            ggml_tensor * step   = ggml_opt_step_adamw(ctx, q.value, grad, q.m, q.v, pars_t);
+            ggml_build_forward_expand(g, step);
+            if (t->tied_output != nullptr && q.value == t->model->tok_embd) {
+                ggml_build_forward_expand(g, ggml_cpy(ctx, step, t->tied_output));
+            }
         }
         ggml_backend_sched_reset(t->sched);
         if (!ggml_backend_sched_alloc_graph(t->sched, g)) {

@@ -16,7 +16,7 @@ import (
 
 // ErrTrain: the trainer cannot be created for this model or adapter, or a
 // training step failed.
-var ErrTrain = errors.New("LoRA training failed")
+var ErrTrain = errors.New("training failed")
 
 // TrainerOptions size a Trainer.
 type TrainerOptions struct {
@@ -28,7 +28,8 @@ type TrainerOptions struct {
 }
 
 // Trainer trains the A and B matrices of one LoRA adapter while the model's
-// own weights stay frozen. It computes the forward and backward pass with
+// own weights stay frozen (NewTrainer), or every weight of the model
+// (NewFullTrainer). It computes the forward and backward pass with
 // ggml on the model's backends, keeps a gradient accumulator and the AdamW
 // moments for every adapter tensor, and updates the adapter's tensors in
 // place, so a Context using the adapter sees the trained values after each
@@ -49,10 +50,10 @@ type Trainer struct {
 	max     int
 }
 
-// TrainTensor describes one trainable adapter tensor.
+// TrainTensor describes one trainable tensor.
 type TrainTensor struct {
-	Name  string // e.g. "blk.0.attn_q.weight.lora_a"
-	Shape []int  // ggml ne order: {in, rank} for A, {rank, out} for B
+	Name  string // e.g. "blk.0.attn_q.weight.lora_a", or "blk.0.attn_q.weight" when training fully
+	Shape []int  // ggml ne order: {in, rank} for A, {rank, out} for B, the model's shape otherwise
 }
 
 // Elements is the number of values in the tensor.
@@ -94,6 +95,36 @@ func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
 	if a.model != m {
 		return nil, fmt.Errorf("%w: adapter %s was loaded for model %s, not %s", ErrTrain, a.path, a.model.path, m.path)
 	}
+	t, err := m.newTrainer(mc, a, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The trainer holds pointers into the adapter: it may not be freed first.
+	a.attached++
+	return t, nil
+}
+
+// NewFullTrainer prepares training of every weight of m: token embeddings,
+// norms, all layer matrices and the output matrix become parameters with
+// their own gradients and AdamW moments (three extra copies of the model in
+// memory), and Update changes the model's weights in place, so a Context of
+// m sees the trained values after each step. A tied output matrix (a model
+// without output.weight) is trained as the token embedding it is.
+//
+// m must hold F32 weights loaded with ModelOptions.NoMmap (mapped weights
+// are read-only); other models fail with ErrTrain. Weight decay applies to
+// matrices only, never to norm weights or biases.
+func (m *Model) NewFullTrainer(opts TrainerOptions) (*Trainer, error) {
+	mc, err := m.ptr()
+	if err != nil {
+		return nil, err
+	}
+	return m.newTrainer(mc, nil, opts)
+}
+
+// newTrainer creates the C trainer: for adapter a, or for the model's own
+// weights when a is nil. The caller holds a's lock.
+func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOptions) (*Trainer, error) {
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
@@ -102,7 +133,13 @@ func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
 	}
 	eb := newErrBuf()
 	defer eb.free()
-	c := C.cp_train_new(mc, a.c, C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens)}, eb.p, errBufLen)
+	cfg := C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens)}
+	var c *C.cp_trainer
+	if a != nil {
+		c = C.cp_train_new(mc, a.c, cfg, eb.p, errBufLen)
+	} else {
+		c = C.cp_train_new_full(mc, cfg, eb.p, errBufLen)
+	}
 	if c == nil {
 		return nil, fmt.Errorf("%w: %s: %s", ErrTrain, m.path, eb)
 	}
@@ -117,8 +154,7 @@ func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
 		}
 		t.tensors = append(t.tensors, tt)
 	}
-	// The trainer holds pointers into both: neither may be freed first.
-	a.attached++
+	// The trainer holds pointers into the model: it may not be freed first.
 	m.mu.Lock()
 	m.contexts++
 	m.mu.Unlock()
@@ -134,15 +170,20 @@ func (t *Trainer) Close() error {
 	}
 	C.cp_train_free(t.c)
 	t.c = nil
-	t.adapter.detached()
+	if t.adapter != nil {
+		t.adapter.detached()
+	}
 	t.model.mu.Lock()
 	t.model.contexts--
 	t.model.mu.Unlock()
 	return nil
 }
 
-// Adapter is the adapter being trained.
+// Adapter is the adapter being trained (nil for a full trainer).
 func (t *Trainer) Adapter() *Adapter { return t.adapter }
+
+// Full reports whether the trainer trains the model's own weights.
+func (t *Trainer) Full() bool { return t.adapter == nil }
 
 // MaxTokens is the most tokens one batch may hold.
 func (t *Trainer) MaxTokens() int { return t.max }

@@ -1,6 +1,6 @@
-// train.h declares the LoRA training engine of train.cpp: a forward and
-// backward pass over the frozen base model with only the adapter's A and B
-// matrices trainable, gradient accumulation, and AdamW steps, all computed by
+// train.h declares the training engine of train.cpp: a forward and
+// backward pass over the model with either only a LoRA adapter's A and B
+// matrices trainable (the base frozen) or every weight trainable, gradient accumulation, and AdamW steps, all computed by
 // ggml on the model's own backends. Every function reports failures through
 // its return value and err buffer; none lets a C++ exception reach Go.
 #ifndef CODEPLAN_TRAIN_H
@@ -49,6 +49,11 @@ enum cp_train_kind {
 };
 
 cp_trainer *cp_train_new(struct llama_model *model, struct llama_adapter_lora *adapter, cp_train_config cfg, char *err, size_t err_len);
+// cp_train_new_full trains every weight of the model itself (full
+// fine-tuning, or training from scratch): the weights must be F32 and loaded
+// without mmap, and the optimizer updates them in place. Weight decay
+// applies to matrices only.
+cp_trainer *cp_train_new_full(struct llama_model *model, cp_train_config cfg, char *err, size_t err_len);
 void cp_train_free(cp_trainer *t);
 
 int32_t     cp_train_n_tensors(const cp_trainer *t);

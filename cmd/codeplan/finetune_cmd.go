@@ -22,7 +22,7 @@ import (
 func finetuneCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "finetune",
-		Usage:     "train a LoRA adapter on (prompt, plan, response) rows",
+		Usage:     "train a LoRA adapter (or, with --full, every weight) on (prompt, plan, response) rows",
 		ArgsUsage: "MODEL.gguf",
 		Description: `Every row of --data (the JSONL that 'codeplan extract' writes: id, prompt, plan,
 response) becomes one training sequence in the trained format: the conversation
@@ -39,6 +39,12 @@ OUT.loss.png. Ctrl-C finishes the current step and saves OUT.ckpt.gguf
 continue exactly as if never stopped. --checkpoint-every N also saves every N
 steps.
 
+--full trains every weight instead (F32 master weights, AdamW with weight
+decay on matrices only; everything else as above) and writes the whole model
+to --out, e.g. to train a model made by 'codeplan model init' from scratch.
+It needs an all-F32 model and three more copies of it in memory (gradients
+and two moments); the checkpoint holds all three.
+
 Supported bases: llama, qwen2 and qwen3 architectures (dense). Weights may be
 F32, F16, BF16 or quantized (Q4_0, Q8_0, K-quants, ...); on the CPU, F16/BF16
 matrices get a one-time F32 copy (2x their memory), quantized ones are used as
@@ -48,12 +54,15 @@ they are. On a GPU (--gpu) every non-F32 matrix gets an F32 copy on the device.
 Examples:
    codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --data plans.jsonl --out codeplan-lora.gguf --gpu
    codeplan finetune tiny --data plans.jsonl --out /tmp/a.gguf --epochs 3 --lr 1e-3
-   codeplan finetune model.gguf --data plans.jsonl --out a.gguf --resume`,
+   codeplan finetune model.gguf --data plans.jsonl --out a.gguf --resume
+   codeplan model init --out init.gguf --layers 4 --embd 256 --heads 4 --ff 768
+   codeplan finetune init.gguf --full --data rows.jsonl --out trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF `PATH` (or the first argument; \"tiny\" = built-in test model)"},
 			&cli.StringFlag{Name: "data", Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "adapter GGUF `PATH` to write"},
-			&cli.BoolFlag{Name: "lora", Value: true, Usage: "train a LoRA adapter (the only method; the base stays frozen)"},
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "adapter GGUF `PATH` to write (with --full: the trained model)"},
+			&cli.BoolFlag{Name: "lora", Value: true, Usage: "train a LoRA adapter (the default; the base stays frozen)"},
+			&cli.BoolFlag{Name: "full", Usage: "train every weight of an F32 model (e.g. from 'codeplan model init') and write the whole model to --out"},
 			&cli.IntFlag{Name: "lora-rank", Value: 8, Usage: "LoRA rank `R`"},
 			&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha; the update is scaled by alpha/rank"},
 			&cli.StringFlag{Name: "lora-targets", Value: "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down", Usage: "matrices to adapt, comma-separated"},
@@ -93,8 +102,19 @@ Examples:
 // usage error.
 func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 	var cfg finetune.Config
-	if !c.Bool("lora") {
-		return cfg, fmt.Errorf("finetune: only LoRA training is implemented (--lora); full fine-tuning of the base is not offered")
+	full := c.Bool("full")
+	if full && c.IsSet("lora") && c.Bool("lora") {
+		return cfg, fmt.Errorf("finetune: --full and --lora exclude each other")
+	}
+	if !full && !c.Bool("lora") {
+		return cfg, fmt.Errorf("finetune: --lora=false needs --full (train every weight instead of an adapter)")
+	}
+	if full {
+		for _, name := range []string{"lora-rank", "lora-alpha", "lora-targets", "merge"} {
+			if c.IsSet(name) {
+				return cfg, fmt.Errorf("finetune: --%s applies to LoRA training, not --full", name)
+			}
+		}
 	}
 	if c.String("data") == "" {
 		return cfg, fmt.Errorf("finetune: --data is required")
@@ -134,7 +154,7 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 		Ctx: c.Int("ctx"), Batch: c.Int("batch"), GradAccum: c.Int("grad-accum"), ValSplit: valSplit,
 		Seed: c.Uint64("seed"), MaxGradNorm: maxNorm, WeightDecay: c.Float64("weight-decay"), Threads: c.Int("threads"),
 		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Resume: c.Bool("resume"),
-		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"),
+		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"), Full: full,
 		Logger: log, Progress: true,
 	}
 	for _, name := range []string{"lora-rank", "epochs", "ctx", "batch", "grad-accum", "lr", "lora-alpha", "seed"} {
@@ -183,7 +203,9 @@ func runFinetune(c *cli.Context) error {
 		}
 	}
 	start := time.Now()
-	m, err := llama.LoadModel(path, llama.ModelOptions{GPULayers: ngl})
+	// Full training updates the weights in place: they must be in memory,
+	// not mapped read-only from the file.
+	m, err := llama.LoadModel(path, llama.ModelOptions{GPULayers: ngl, NoMmap: cfg.Full})
 	if err != nil {
 		return usageError{err}
 	}
@@ -219,7 +241,11 @@ func runFinetune(c *cli.Context) error {
 		}
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "adapter    %s (%d trainable values, rank %d)\n", res.Adapter, res.Params, cfg.Rank)
+	if cfg.Full {
+		fmt.Fprintf(c.App.Writer, "model      %s (%d trained values, every weight)\n", res.Model, res.Params)
+	} else {
+		fmt.Fprintf(c.App.Writer, "adapter    %s (%d trainable values, rank %d)\n", res.Adapter, res.Params, cfg.Rank)
+	}
 	fmt.Fprintf(c.App.Writer, "steps      %d over %d training rows (%d held out)\n", res.Steps, res.TrainRows, res.EvalRows)
 	fmt.Fprintf(c.App.Writer, "loss       %.4f -> %.4f (first and last step)\n", res.FirstLoss, res.FinalLoss)
 	if !math.IsNaN(res.EvalLoss) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,7 +14,7 @@ import (
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "model",
-		Usage: "manage models (the built-in tiny test model)",
+		Usage: "manage models (the built-in tiny test model, new models for training from scratch)",
 		Subcommands: []*cli.Command{{
 			Name:  "tiny",
 			Usage: "write (or find cached) the tiny random-weight llama model and print its path",
@@ -63,6 +64,86 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 					Int("context", cfg.ContextLength).Msg("tiny model ready")
 				return nil
 			},
-		}},
+		}, modelInitCommand()},
 	}
+}
+
+func modelInitCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "write a new llama-architecture model initialised for training from scratch",
+		Description: fmt.Sprintf(`Writes an F32 GGUF of the given shape for 'codeplan finetune --full':
+weights normal(0, %g), the residual output projections (attn_output, ffn_down)
+normal(0, %g/sqrt(2*layers)) as in GPT-2, RMSNorm weights 1. The vocabulary is
+byte-level (259 tokens: the 256 bytes plus <|endoftext|>, <|im_start|> and
+<|im_end|> as single control tokens) with the ChatML chat template, so chat
+formatting, tokenisation and stop strings work as with a released model.
+Same flags, same bytes. The output and input embeddings are separate unless
+--tied.
+
+Example:
+   codeplan model init --out fresh.gguf --layers 4 --embd 256 --heads 4 --ff 768 --ctx 1024 --seed 1`, tiny.InitStd, tiny.InitStd),
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "GGUF `PATH` to write (refused if it exists, unless --force)"},
+			&cli.IntFlag{Name: "layers", Usage: "transformer blocks `L`"},
+			&cli.IntFlag{Name: "embd", Usage: "hidden size `E` (a multiple of --heads; E/heads even)"},
+			&cli.IntFlag{Name: "heads", Usage: "attention heads `H`"},
+			&cli.IntFlag{Name: "kv-heads", Usage: "key/value heads `G` (H a multiple of G; default H)"},
+			&cli.IntFlag{Name: "ff", Usage: "feed-forward hidden size `F`"},
+			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length `N` written to the model"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the initial weights"},
+			&cli.BoolFlag{Name: "tied", Usage: "tie the output matrix to the token embedding (no output.weight)"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite --out if it exists"},
+		},
+		Action: runModelInit,
+	}
+}
+
+func runModelInit(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("model init: unexpected argument %q (the output is --out)", c.Args().First())
+	}
+	out := c.String("out")
+	if out == "" {
+		return usagef("model init: --out is required")
+	}
+	for _, name := range []string{"layers", "embd", "heads", "ff"} {
+		if !c.IsSet(name) {
+			return usagef("model init: --%s is required", name)
+		}
+	}
+	cfg := tiny.Config{Layers: c.Int("layers"), Embedding: c.Int("embd"), Heads: c.Int("heads"), KVHeads: c.Int("kv-heads"),
+		FeedForward: c.Int("ff"), ContextLength: c.Int("ctx"), Seed: c.Uint64("seed")}
+	if !c.IsSet("kv-heads") {
+		cfg.KVHeads = cfg.Heads
+	}
+	opts := tiny.InitOptions{Tied: c.Bool("tied")}
+	if st, err := os.Stat(out); err == nil {
+		if st.IsDir() {
+			return usagef("model init: --out %s is a directory", out)
+		}
+		if !c.Bool("force") {
+			return usagef("model init: %s exists; pass --force to overwrite it", out)
+		}
+	}
+	if dir := filepath.Dir(out); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := tiny.WriteInit(out, cfg, opts); err != nil {
+		if strings.HasPrefix(err.Error(), "tiny: config") {
+			return usagef("model init: %s", strings.TrimPrefix(err.Error(), "tiny: config "))
+		}
+		return err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, out)
+	log.Info().Str("path", out).Int64("bytes", st.Size()).Int("params", tiny.InitParams(cfg, opts)).Int("layers", cfg.Layers).
+		Int("embedding", cfg.Embedding).Int("heads", cfg.Heads).Int("kv_heads", cfg.KVHeads).Int("ff", cfg.FeedForward).
+		Int("context", cfg.ContextLength).Bool("tied", opts.Tied).Uint64("seed", cfg.Seed).Msg("model initialised")
+	return nil
 }

@@ -48,6 +48,11 @@ func (w *Writer) set(key string, typ ValueType, v any) {
 	w.kvs = append(w.kvs, KV{Key: key, Type: typ, Value: v})
 }
 
+// SetKV sets a metadata entry as read from a File (to copy metadata from
+// one file to another). A value that does not match its type is reported
+// when the file is written.
+func (w *Writer) SetKV(kv KV) { w.set(kv.Key, kv.Type, kv.Value) }
+
 // SetUint8 sets key to a u8 value.
 func (w *Writer) SetUint8(key string, v uint8) { w.set(key, TypeUint8, v) }
 

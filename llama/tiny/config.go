@@ -49,7 +49,10 @@ const (
 func (c Config) HeadDim() int { return c.Embedding / c.Heads }
 
 // Validate reports the first inconsistency in c.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(maxParams) }
+
+// validate checks c with a limit on the parameter count.
+func (c Config) validate(limit int) error {
 	const maxDim = 1 << 16
 	for _, f := range []struct {
 		name string
@@ -74,8 +77,8 @@ func (c Config) Validate() error {
 	if c.Heads%c.KVHeads != 0 {
 		return fmt.Errorf("tiny: config Heads %d is not a multiple of KVHeads %d", c.Heads, c.KVHeads)
 	}
-	if p := c.params(); p > maxParams {
-		return fmt.Errorf("tiny: config has %d parameters, more than the %d this package is meant for", p, maxParams)
+	if p := c.params(); p > limit {
+		return fmt.Errorf("tiny: config has %d parameters, more than the %d this package is meant for", p, limit)
 	}
 	return nil
 }

@@ -66,9 +66,25 @@ func build(cfg Config, typ gguf.TensorType) (*gguf.Writer, error) {
 	if !ok {
 		return nil, fmt.Errorf("tiny: matrices of type %s are not supported (want F32, F16, Q8_0 or Q4_0)", typ)
 	}
+	w := newModelWriter(cfg, modelName, ftype)
+	for _, name := range TensorNames(cfg) {
+		shape, err := TensorShape(cfg, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := addMatrix(w, name, shape, modelWeights(cfg, name, shape), typ); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// newModelWriter starts a GGUF with the metadata of a model of shape cfg:
+// llama architecture, the byte-level vocabulary and the ChatML template.
+func newModelWriter(cfg Config, name string, ftype uint32) *gguf.Writer {
 	w := gguf.NewWriter()
 	w.SetString("general.architecture", "llama")
-	w.SetString("general.name", modelName)
+	w.SetString("general.name", name)
 	w.SetUint32("general.file_type", ftype)
 	w.SetUint32(gguf.AlignmentKey, gguf.DefaultAlignment)
 
@@ -101,16 +117,7 @@ func build(cfg Config, typ gguf.TensorType) (*gguf.Writer, error) {
 	w.SetBool("tokenizer.ggml.add_eos_token", false)
 	w.SetString("tokenizer.chat_template", ChatTemplate)
 
-	for _, name := range TensorNames(cfg) {
-		shape, err := TensorShape(cfg, name)
-		if err != nil {
-			return nil, err
-		}
-		if err := addMatrix(w, name, shape, modelWeights(cfg, name, shape), typ); err != nil {
-			return nil, err
-		}
-	}
-	return w, nil
+	return w
 }
 
 // addMatrix adds a tensor: vectors as F32, matrices as typ.
