@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo mini headers cuda metal clean vet fmt
+.PHONY: all build test bench demo mini headers cuda metal image clean vet fmt
 
 all: build
 
@@ -80,6 +80,13 @@ cuda: build
 	@mkdir -p $(LIBDIR)
 	cp -a $(CUDA_BUILD)/lib/ollama/*.so* $(LIBDIR)/
 	@echo "CUDA backend in $(LIBDIR); run e.g. ./$(BIN) chat MODEL --gpu"
+
+# OCI image FROM scratch with podman (or docker): bin/codeplan, the shared
+# libraries ldd lists, and after `make cuda` the CUDA backend with its runtime
+# libraries. No base image is downloaded. Tagged $(IMAGE):VERSION and :latest.
+IMAGE ?= codeplan
+image: build
+	IMAGE=$(IMAGE) BIN=$(BIN) LIBDIR=$(LIBDIR) scripts/image.sh
 
 # macOS: on darwin/arm64 the module's cgo compiles ggml's Metal backend (with
 # its shader library embedded) into the binary, so there is nothing to load.

@@ -3,6 +3,8 @@ package chat
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/planner"
@@ -18,6 +20,8 @@ type commandHelp struct {
 var commandList = []commandHelp{
 	{"mode", "direct|nlplan|codeplan", "answer directly, or plan first in words or in code (no argument: show)"},
 	{"plan", "on|off", "show or hide the plan (it is still generated and saved)"},
+	{"system", "TEXT|-", "set the system message (- clears it; no argument: show)"},
+	{"set", "NAME VALUE", "change temperature, top_p, max_tokens or max_plan_tokens (no argument: show all)"},
 	{"reset", "", "forget the conversation"},
 	{"save", "FILE.jsonl|FILE.md", "save the conversation, plans included, as JSON lines or Markdown"},
 	{"help", "", "list the commands"},
@@ -51,6 +55,10 @@ func (s *Session) Command(line string) (quit bool, err error) {
 		err = s.cmdMode(arg)
 	case "plan":
 		err = s.cmdPlan(arg)
+	case "system":
+		err = s.cmdSystem(arg)
+	case "set":
+		err = s.cmdSet(arg)
 	case "reset":
 		err = s.cmdReset(arg)
 	case "save":
@@ -137,6 +145,73 @@ func (s *Session) cmdPlan(arg string) error {
 		state += "; mode direct writes no plan"
 	}
 	s.render.Message(Info, "plan: "+state)
+	return nil
+}
+
+func (s *Session) cmdSystem(arg string) error {
+	switch arg {
+	case "":
+		if s.prompter.System == "" {
+			s.render.Message(Info, "system message: (none)")
+		} else {
+			s.render.Message(Info, "system message: "+s.prompter.System)
+		}
+		return nil
+	case "-":
+		s.prompter.System = ""
+		s.render.Message(Info, "system message cleared")
+		return nil
+	}
+	s.prompter.System = arg
+	s.render.Message(Info, "system message set; it applies from the next message on")
+	return nil
+}
+
+// settingNames are the names /set accepts, in the order it lists them.
+var settingNames = []string{"temperature", "top_p", "max_tokens", "max_plan_tokens"}
+
+func (s *Session) cmdSet(arg string) error {
+	name, value, _ := strings.Cut(arg, " ")
+	name = strings.ReplaceAll(strings.ToLower(name), "-", "_")
+	value = strings.TrimSpace(value)
+	if name == "" {
+		st := s.settings
+		s.render.Message(Info, fmt.Sprintf("temperature %g, top_p %g, max_tokens %d, max_plan_tokens %d",
+			st.Temperature, st.TopP, st.MaxTokens, st.MaxPlanTokens))
+		return nil
+	}
+	if value == "" {
+		return fmt.Errorf("/set %s needs a value, e.g. /set temperature 0.7", name)
+	}
+	next := s.settings
+	switch name {
+	case "temperature", "temp":
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > 100 {
+			return fmt.Errorf("/set temperature %s: want a number from 0 (greedy) to 100", value)
+		}
+		next.Temperature = v
+	case "top_p":
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+			return fmt.Errorf("/set top_p %s: want a number in [0, 1]", value)
+		}
+		next.TopP = v
+	case "max_tokens", "max_plan_tokens":
+		v, err := strconv.Atoi(value)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("/set %s %s: want a positive whole number of tokens", name, value)
+		}
+		if name == "max_tokens" {
+			next.MaxTokens = v
+		} else {
+			next.MaxPlanTokens = v
+		}
+	default:
+		return fmt.Errorf("/set %s: unknown setting; settings: %s", name, strings.Join(settingNames, ", "))
+	}
+	s.settings = next
+	s.render.Message(Info, fmt.Sprintf("%s = %s", name, value))
 	return nil
 }
 

@@ -64,6 +64,7 @@ type TextRenderer struct {
 	planned bool  // the current turn's mode writes a plan
 	lastNL  bool  // the last byte written to Out was a newline
 	wrote   bool  // anything was written for the current turn
+	planCut bool  // the PlanLimit event was shown for the current turn
 }
 
 // style wraps s in an ANSI style when colours are on.
@@ -92,7 +93,7 @@ func (r *TextRenderer) newline() {
 
 // Start implements Renderer.
 func (r *TextRenderer) Start(turn int, mode planner.Mode, plan bool) {
-	r.phase, r.planned, r.lastNL, r.wrote = "", mode.HasPlan(), true, false
+	r.phase, r.planned, r.lastNL, r.wrote, r.planCut = "", mode.HasPlan(), true, false, false
 	if mode.HasPlan() && !plan && r.Terminal {
 		r.write(r.style(ansiDim, "(planning; the plan is hidden)") + "\n")
 	}
@@ -111,6 +112,20 @@ func (r *TextRenderer) header(ph Phase) string {
 
 // Stream implements Renderer.
 func (r *TextRenderer) Stream(ph Phase, text string) {
+	if ph == PlanLimit {
+		r.planCut = true
+		if r.Terminal {
+			if r.phase == PhasePlan && r.Color {
+				io.WriteString(r.Out, ansiReset)
+			}
+			r.newline()
+			r.write(r.style(ansiDim, "[the plan hit its token limit before it ended; the answer follows it anyway]") + "\n")
+			if r.phase == PhasePlan && r.Color {
+				io.WriteString(r.Out, ansiCode)
+			}
+		}
+		return
+	}
 	if ph != r.phase {
 		if r.phase == PhasePlan && r.Color && r.Terminal {
 			io.WriteString(r.Out, ansiReset)
@@ -162,11 +177,14 @@ func (r *TextRenderer) Finish(ex Exchange, err error) {
 	case r.Terminal && ex.Finish == "length":
 		r.write(r.style(ansiDim, "[cut off at the token limit]") + "\n")
 	}
-	if r.Terminal && err == nil && ex.PlanFinish == "length" && ex.Mode.HasPlan() {
+	if r.Terminal && err == nil && ex.PlanFinish == "length" && ex.Mode.HasPlan() && !r.planCut {
 		r.write(r.style(ansiDim, "[the plan hit its token limit before it ended]") + "\n")
 	}
+	if r.Terminal && err == nil && ex.Seconds > 0 {
+		r.write(r.style(ansiDim, fmt.Sprintf("[%d tokens in %.1f s, %.1f tok/s]", ex.PlanTokens+ex.AnswerTokens, ex.Seconds, ex.TokensPerSecond())) + "\n")
+	}
 	r.write("\n")
-	r.phase, r.planned = "", false
+	r.phase, r.planned, r.planCut = "", false, false
 }
 
 // Message implements Renderer.
@@ -194,6 +212,14 @@ func (r *TextRenderer) Message(k Kind, text string) {
 // Banner is the welcome line for a terminal session.
 func (r *TextRenderer) Banner(text string) {
 	fmt.Fprintln(r.Out, r.style(ansiDim, text))
+}
+
+// ContinuationPrompt is shown while a multi-line message is being typed.
+func ContinuationPrompt(color bool) string {
+	if color {
+		return ansiDim + "...>" + ansiReset + " "
+	}
+	return "...> "
 }
 
 // Prompt is the input prompt for a terminal session, bold when colours are on.

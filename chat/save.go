@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,24 +33,42 @@ func SaveFile(path string, exs []Exchange) error {
 	if err := write(&buf, exs); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("save %s: not a regular file; refusing to write over it", path)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		return saveError(path, err)
 	}
 	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", path, err)
+		return saveError(path, err)
 	}
 	if err := tmp.Close(); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", path, err)
+		return saveError(path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("save %s: %w", path, err)
+		return saveError(path, err)
 	}
 	return nil
+}
+
+// saveError words a failed save in terms of the file the user named: the
+// temporary file it goes through is an implementation detail, so its name
+// is dropped from the underlying error (e.g. "permission denied").
+func saveError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		err = le.Err
+	}
+	return fmt.Errorf("save %s: %w", path, err)
 }
 
 // WriteJSONL writes one JSON object per exchange.

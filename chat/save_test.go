@@ -73,8 +73,17 @@ func TestSaveErrors(t *testing.T) {
 	if err := SaveFile(filepath.Join(dir, "chat.txt"), sample); err == nil || !strings.Contains(err.Error(), "chat.txt") {
 		t.Errorf("unknown extension: err = %v", err)
 	}
-	if err := SaveFile(filepath.Join(dir, "missing", "chat.md"), sample); err == nil {
-		t.Error("saving into a missing folder succeeded")
+	// The error names the file the user asked for, not the temporary file
+	// the save goes through.
+	if err := SaveFile(filepath.Join(dir, "missing", "chat.md"), sample); err == nil || strings.Contains(err.Error(), ".tmp") || !strings.Contains(err.Error(), "chat.md: ") {
+		t.Errorf("saving into a missing folder: err = %v", err)
+	}
+	folder := filepath.Join(dir, "folder.md")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveFile(folder, sample); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("saving over a folder: err = %v", err)
 	}
 	_, err := ReadJSONL(strings.NewReader(`{"turn":1,"mode":"direct","user":"a","answer":"b","finish":"stop","prompt_tokens":1,"answer_tokens":1}`+"\n{bad\n"), "x.jsonl")
 	if err == nil || !strings.Contains(err.Error(), "x.jsonl:2:") {

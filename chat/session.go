@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -27,16 +28,23 @@ type Phase string
 const (
 	PhasePlan   Phase = "plan"
 	PhaseAnswer Phase = "answer"
+	// PlanLimit is not text but an event: a Backend streams it (with empty
+	// text) when the plan phase stops at its token limit, before any answer
+	// text, so that the user reads the warning before the answer.
+	PlanLimit Phase = "plan_limit"
 )
 
-// Limits are the generation limits of one turn, in tokens.
-type Limits struct {
-	MaxPlanTokens int // plan phase (plan modes only)
-	MaxTokens     int // answer phase
+// Settings are the generation settings of one turn: token limits and
+// sampling. /set changes them during a chat.
+type Settings struct {
+	MaxPlanTokens int     // plan phase (plan modes only), in tokens
+	MaxTokens     int     // answer phase, in tokens
+	Temperature   float64 // 0 = greedy
+	TopP          float64 // nucleus sampling; 0 or 1 = off
 }
 
 // generation is the most tokens a turn in mode m may generate.
-func (l Limits) generation(m planner.Mode) int {
+func (l Settings) generation(m planner.Mode) int {
 	if m.HasPlan() {
 		return l.MaxPlanTokens + l.MaxTokens
 	}
@@ -66,7 +74,7 @@ type Backend interface {
 	// generated (stream is called from one goroutine at a time and never
 	// after Generate returns). Cancelling ctx stops the generation; the
 	// partial reply is returned with an error.
-	Generate(ctx context.Context, p planner.Prompter, lim Limits, history []planner.Message, user string, stream func(Phase, string)) (Reply, error)
+	Generate(ctx context.Context, p planner.Prompter, set Settings, history []planner.Message, user string, stream func(Phase, string)) (Reply, error)
 }
 
 // Exchange is one finished turn of the conversation: the user's message and
@@ -79,6 +87,17 @@ type Exchange struct {
 	// fewer than Turn-1 once old turns were dropped to fit the context.
 	ContextTurns int `json:"context_turns"`
 	Reply
+	// Seconds is the wall time of the generation (prompt included).
+	Seconds float64 `json:"seconds"`
+}
+
+// TokensPerSecond is the generation speed of the turn: plan and answer
+// tokens over its wall time (0 when unknown).
+func (ex Exchange) TokensPerSecond() float64 {
+	if ex.Seconds <= 0 {
+		return 0
+	}
+	return float64(ex.PlanTokens+ex.AnswerTokens) / ex.Seconds
 }
 
 // ErrCancelled is reported for a turn whose generation was cancelled (Ctrl-C).
@@ -96,8 +115,9 @@ const minReplyTokens = 16
 type Options struct {
 	// Prompter gives the mode, format, chat template and system message.
 	Prompter planner.Prompter
-	// Limits of each turn (0 = 256 plan tokens, 512 answer tokens).
-	Limits Limits
+	// Settings of each turn (token limits 0 = 256 plan tokens, 512 answer
+	// tokens).
+	Settings Settings
 	// HidePlan hides the plan in the output; it is still generated and saved.
 	HidePlan bool
 }
@@ -107,7 +127,7 @@ type Session struct {
 	backend  Backend
 	render   Renderer
 	prompter planner.Prompter
-	limits   Limits
+	settings Settings
 	showPlan bool
 
 	log       []Exchange // every finished turn since the last /reset
@@ -131,17 +151,20 @@ func New(b Backend, r Renderer, o Options) (*Session, error) {
 	if o.Prompter.Chat == nil {
 		return nil, errors.New("chat: the prompter has no chat template")
 	}
-	if o.Limits.MaxPlanTokens <= 0 {
-		o.Limits.MaxPlanTokens = 256
+	if o.Settings.MaxPlanTokens <= 0 {
+		o.Settings.MaxPlanTokens = 256
 	}
-	if o.Limits.MaxTokens <= 0 {
-		o.Limits.MaxTokens = 512
+	if o.Settings.MaxTokens <= 0 {
+		o.Settings.MaxTokens = 512
 	}
-	return &Session{backend: b, render: r, prompter: o.Prompter, limits: o.Limits, showPlan: !o.HidePlan}, nil
+	return &Session{backend: b, render: r, prompter: o.Prompter, settings: o.Settings, showPlan: !o.HidePlan}, nil
 }
 
 // Mode is the current answer mode.
 func (s *Session) Mode() planner.Mode { return s.prompter.Mode }
+
+// Settings are the current generation settings.
+func (s *Session) Settings() Settings { return s.settings }
 
 // ShowPlan reports whether plans are shown.
 func (s *Session) ShowPlan() bool { return s.showPlan }
@@ -207,7 +230,9 @@ func (s *Session) Send(ctx context.Context, user string) (Exchange, error) {
 		}
 		s.render.Stream(ph, text)
 	}
-	reply, err := s.backend.Generate(ctx, s.prompter, s.limits, history, user, stream)
+	start := time.Now()
+	reply, err := s.backend.Generate(ctx, s.prompter, s.settings, history, user, stream)
+	ex.Seconds = time.Since(start).Seconds()
 	mu.Lock()
 	done = true
 	mu.Unlock()
@@ -260,7 +285,7 @@ func (s *Session) historyFrom(first int) []planner.Message {
 // message that cannot be answered must not cost the conversation.
 func (s *Session) fit(user string) (int, error) {
 	budget := s.backend.ContextTokens()
-	gen := s.limits.generation(s.prompter.Mode)
+	gen := s.settings.generation(s.prompter.Mode)
 	for first := s.first; ; first++ {
 		n, err := s.backend.PromptTokens(s.prompter, s.historyFrom(first), user)
 		if err != nil {

@@ -33,6 +33,10 @@ type fakeBackend struct {
 	block     bool          // stream a little, then wait for the context to end
 	started   chan struct{} // closed when a blocking Generate has streamed
 	calls     []call
+	planCut   bool // the plan stops at its limit: stream PlanLimit
+
+	lastSettings Settings // what the last Generate was given
+	lastSystem   string
 }
 
 func (f *fakeBackend) ContextTokens() int { return f.ctxTokens }
@@ -46,18 +50,23 @@ func (f *fakeBackend) PromptTokens(p planner.Prompter, history []planner.Message
 	return len(ph.Text), err
 }
 
-func (f *fakeBackend) Generate(ctx context.Context, p planner.Prompter, lim Limits, history []planner.Message, user string, stream func(Phase, string)) (Reply, error) {
+func (f *fakeBackend) Generate(ctx context.Context, p planner.Prompter, set Settings, history []planner.Message, user string, stream func(Phase, string)) (Reply, error) {
 	n, err := f.PromptTokens(p, history, user)
 	if err != nil {
 		return Reply{}, err
 	}
 	f.calls = append(f.calls, call{p.Mode, append([]planner.Message(nil), history...), user, n})
+	f.lastSettings, f.lastSystem = set, p.System
 	r := Reply{Answer: f.answer, Finish: "stop", PromptTokens: n, AnswerTokens: len(f.answer)}
 	if p.Mode.HasPlan() {
 		r.Plan, r.PlanFinish, r.PlanTokens = f.plan, "stop", len(f.plan)
 		half := len(f.plan) / 2
 		stream(PhasePlan, f.plan[:half])
 		stream(PhasePlan, f.plan[half:])
+		if f.planCut {
+			r.PlanFinish = "length"
+			stream(PlanLimit, "")
+		}
 	}
 	if f.block {
 		stream(PhaseAnswer, "partial")
@@ -74,12 +83,12 @@ func (f *fakeBackend) Generate(ctx context.Context, p planner.Prompter, lim Limi
 
 // newTestSession returns a session in codeplan mode with ChatML, rendering
 // plain text into out and info.
-func newTestSession(t *testing.T, b *fakeBackend, lim Limits) (s *Session, out, info *bytes.Buffer) {
+func newTestSession(t *testing.T, b *fakeBackend, set Settings) (s *Session, out, info *bytes.Buffer) {
 	t.Helper()
 	out, info = &bytes.Buffer{}, &bytes.Buffer{}
 	s, err := New(b, &TextRenderer{Out: out, Info: info}, Options{
 		Prompter: planner.Prompter{Mode: planner.CodePlan, Format: planner.Trained, Chat: planner.ChatML{}},
-		Limits:   lim,
+		Settings: set,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +102,7 @@ func newFake(t *testing.T, ctxTokens int) *fakeBackend {
 
 func TestTurnsModesAndHistory(t *testing.T) {
 	b := newFake(t, 4096)
-	s, out, info := newTestSession(t, b, Limits{MaxPlanTokens: 32, MaxTokens: 32})
+	s, out, info := newTestSession(t, b, Settings{MaxPlanTokens: 32, MaxTokens: 32})
 	ctx := context.Background()
 	for _, line := range []string{"What is 2+2?", "/mode direct", "And 3+3?", "", "   "} {
 		if quit, err := s.Handle(ctx, line); quit || err != nil {
@@ -124,7 +133,7 @@ func TestTurnsModesAndHistory(t *testing.T) {
 
 func TestTrimKeepsNewestTurns(t *testing.T) {
 	const ctxTokens = 400
-	lim := Limits{MaxPlanTokens: 20, MaxTokens: 30}
+	lim := Settings{MaxPlanTokens: 20, MaxTokens: 30}
 	b := newFake(t, ctxTokens)
 	s, _, info := newTestSession(t, b, lim)
 	for i := 1; i <= 12; i++ {
@@ -172,7 +181,7 @@ func TestTrimKeepsNewestTurns(t *testing.T) {
 
 func TestTooLongMessageKeepsChatAlive(t *testing.T) {
 	b := newFake(t, 300)
-	s, out, _ := newTestSession(t, b, Limits{MaxPlanTokens: 20, MaxTokens: 30})
+	s, out, _ := newTestSession(t, b, Settings{MaxPlanTokens: 20, MaxTokens: 30})
 	ctx := context.Background()
 	if _, err := s.Handle(ctx, "first"); err != nil {
 		t.Fatal(err)
@@ -209,7 +218,7 @@ func TestTooLongMessageKeepsChatAlive(t *testing.T) {
 func TestTightContextWarnsButAnswers(t *testing.T) {
 	b := newFake(t, 200)
 	// The prompt (about 90 tokens) fits, the limits do not.
-	s, _, info := newTestSession(t, b, Limits{MaxPlanTokens: 200, MaxTokens: 200})
+	s, _, info := newTestSession(t, b, Settings{MaxPlanTokens: 200, MaxTokens: 200})
 	if _, err := s.Send(context.Background(), "hi"); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +230,7 @@ func TestTightContextWarnsButAnswers(t *testing.T) {
 func TestCancelReturnsToPrompt(t *testing.T) {
 	b := newFake(t, 4096)
 	b.block, b.started = true, make(chan struct{})
-	s, out, _ := newTestSession(t, b, Limits{})
+	s, out, _ := newTestSession(t, b, Settings{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var err error
 	var wg sync.WaitGroup
@@ -278,12 +287,12 @@ func TestCommands(t *testing.T) {
 		{line: "/exit", quit: true, mode: planner.CodePlan, showPlan: true},
 		{line: "/QUIT", quit: true, mode: planner.CodePlan, showPlan: true},
 		{line: "/sav x.md", errHas: "did you mean /save?", mode: planner.CodePlan, showPlan: true},
-		{line: "/frobnicate", errHas: "unknown command /frobnicate; commands: /mode /plan /reset /save /help /exit", mode: planner.CodePlan, showPlan: true},
+		{line: "/frobnicate", errHas: "unknown command /frobnicate; commands: /mode /plan /system /set /reset /save /help /exit", mode: planner.CodePlan, showPlan: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {
 			b := newFake(t, 4096)
-			s, out, info := newTestSession(t, b, Limits{})
+			s, out, info := newTestSession(t, b, Settings{})
 			quit, err := s.Handle(context.Background(), tc.line)
 			if quit != tc.quit {
 				t.Errorf("quit = %v", quit)
@@ -318,7 +327,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 
 func TestPlanHiddenStillGenerated(t *testing.T) {
 	b := newFake(t, 4096)
-	s, out, _ := newTestSession(t, b, Limits{})
+	s, out, _ := newTestSession(t, b, Settings{})
 	s.Handle(context.Background(), "/plan off")
 	if _, err := s.Handle(context.Background(), "q"); err != nil {
 		t.Fatal(err)
@@ -333,7 +342,7 @@ func TestPlanHiddenStillGenerated(t *testing.T) {
 
 func TestResetAndLiteralSlash(t *testing.T) {
 	b := newFake(t, 4096)
-	s, _, info := newTestSession(t, b, Limits{})
+	s, _, info := newTestSession(t, b, Settings{})
 	ctx := context.Background()
 	s.Handle(ctx, "one")
 	s.Handle(ctx, "two")

@@ -12,6 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,3 +219,69 @@ var errClosed = errors.New("dataset: reader is closed")
 
 // itoa keeps Source formatting allocation-light in the hot path.
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Check looks at an input before any expensive work (loading a model), so
+// that a bad input costs nothing and leaves no output files behind: path
+// must be a readable file with at least one usable row, and the whole file
+// must decode (a truncated gzip stream or a corrupt Parquet footer is found
+// here, not hours into a run). The first usable row must have the fields
+// opts asks for; with SkipBad the malformed rows before it are skipped.
+// It returns the number of rows (as Count does), or -1 for standard input
+// and pipes, which cannot be read twice and are not checked. Errors wrap
+// ErrBadInput or are a *RowError.
+func Check(path string, opts ReadOptions) (int64, error) {
+	if path == Stdin {
+		return -1, nil
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, BadInputf("input %s does not exist", path)
+	case err != nil:
+		return 0, BadInputf("input %s: %w", path, err)
+	case st.IsDir():
+		return 0, BadInputf("input %s is a directory, not a file of rows", path)
+	case !st.Mode().IsRegular():
+		return -1, nil // a pipe (e.g. <(zcat ...)): reading it twice would lose it
+	}
+	n, err := Count(path, opts)
+	if err != nil {
+		return 0, unreadable(path, err)
+	}
+	if n == 0 {
+		return 0, BadInputf("input %s holds no rows", path)
+	}
+	r, err := Open(path, opts)
+	if err != nil {
+		return 0, unreadable(path, err)
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next()
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, io.EOF):
+			if s := r.Skipped(); s.Total > 0 {
+				return 0, BadInputf("input %s has no usable row (%s)", path, s)
+			}
+			return 0, BadInputf("input %s holds no rows", path)
+		default:
+			var re *RowError
+			if errors.As(err, &re) {
+				return 0, err
+			}
+			return 0, unreadable(path, err)
+		}
+	}
+}
+
+// unreadable words a read failure of input path for the user, without
+// naming the path twice.
+func unreadable(path string, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return BadInputf("input %s ends in the middle of its data (a truncated file or download?)", path)
+	}
+	msg, _ := strings.CutPrefix(err.Error(), path+": ")
+	return BadInputf("input %s cannot be read: %s", path, msg)
+}

@@ -6,11 +6,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -22,9 +22,30 @@ type MergeOptions struct {
 	// is dropped, because it was accepted on a later attempt.
 	Rejects    []string
 	RejectsOut string
-	// SkipBad skips damaged lines in the middle of an input (counted in
-	// MergeStats.BadLines) instead of failing.
+	// SkipBad skips damaged lines (counted in MergeStats.BadLines) and torn
+	// last lines (MergeStats.TornLines) instead of failing.
 	SkipBad bool
+	// InputsAreRejects says the main inputs are rejects files: then every
+	// row must be a reject row. Otherwise a reject row among the main inputs
+	// is an error, so rejects never end up in a results file.
+	InputsAreRejects bool
+}
+
+// ErrBadInput marks input files that cannot be used as given: missing,
+// not a regular file, damaged, or holding the wrong kind of rows.
+var ErrBadInput = errors.New("unusable input")
+
+// ErrTornRows is returned by Merge when an input ends in a torn row (a shard
+// killed mid-write) and SkipBad is off: that row would be missing from the
+// merged file.
+var ErrTornRows = errors.New("torn last rows")
+
+// IsRejectRow reports whether a result line is a rejected row (it records
+// why it was rejected: string "reason" and "detail" fields), as opposed to
+// an accepted, generated or evaluated row.
+func IsRejectRow(line []byte) bool {
+	r := gjson.GetManyBytes(line, "reason", "detail")
+	return r[0].Type == gjson.String && r[1].Type == gjson.String
 }
 
 // MergeStats reports what Merge did.
@@ -39,8 +60,10 @@ type MergeStats struct {
 	Rejects          int64
 	RejectDuplicates int64
 	// TornLines counts unparsable last lines without a newline: what a shard
-	// killed mid-write leaves behind. They are skipped, never an error.
+	// killed mid-write leaves behind. Merge fails on them unless SkipBad.
 	TornLines int64
+	// TornFiles names the inputs that ended in a torn line.
+	TornFiles []string
 	// BadLines counts damaged lines skipped because of SkipBad.
 	BadLines int64
 }
@@ -66,18 +89,28 @@ func Merge(inputs []string, out string, opts MergeOptions) (MergeStats, error) {
 		return st, errors.New("merge: rejects inputs given without a rejects output")
 	}
 	st.Inputs = len(inputs) + len(opts.Rejects)
+	for _, p := range []string{out, opts.RejectsOut} {
+		if p != "" && p != Stdin {
+			if err := CheckTarget(p); err != nil {
+				return st, fmt.Errorf("merge: %w", err)
+			}
+		}
+	}
 	m := &merger{opts: opts, seen: make(map[string]struct{}), stats: &st}
 	defer m.closeAll()
 
-	results, err := m.scanAll(inputs, &st.Duplicates)
+	results, err := m.scanAll(inputs, &st.Duplicates, opts.InputsAreRejects)
 	if err != nil {
 		return st, err
 	}
 	var rejects []mergeEntry
 	if opts.RejectsOut != "" {
-		if rejects, err = m.scanAll(opts.Rejects, &st.RejectDuplicates); err != nil {
+		if rejects, err = m.scanAll(opts.Rejects, &st.RejectDuplicates, true); err != nil {
 			return st, err
 		}
+	}
+	if st.TornLines > 0 && !opts.SkipBad {
+		return st, tornRowsf("merge: %d input(s) end in a torn row, left by a run killed mid-write (%s); rerun those runs to redo the row, or skip it", st.TornLines, strings.Join(st.TornFiles, ", "))
 	}
 	m.seen = nil // the ids are no longer needed; let the copy run in less memory
 
@@ -109,16 +142,24 @@ func (m *merger) closeAll() {
 }
 
 // scanAll indexes the given files and returns their new rows in output order.
-func (m *merger) scanAll(paths []string, dups *int64) ([]mergeEntry, error) {
+func (m *merger) scanAll(paths []string, dups *int64, rejects bool) ([]mergeEntry, error) {
 	var entries []mergeEntry
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, fmt.Errorf("merge: %w", err)
+			return nil, BadInputf("merge: %w", err)
+		}
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			kind := "unreadable"
+			if err == nil {
+				kind = fileKind(st.Mode())
+			}
+			return nil, BadInputf("merge: input %s is %s, not a file of rows", p, kind)
 		}
 		m.files = append(m.files, f)
 		m.names = append(m.names, p)
-		if entries, err = m.scan(int32(len(m.files)-1), entries, dups); err != nil {
+		if entries, err = m.scan(int32(len(m.files)-1), entries, dups, rejects); err != nil {
 			return nil, err
 		}
 	}
@@ -134,63 +175,54 @@ func (m *merger) scanAll(paths []string, dups *int64) ([]mergeEntry, error) {
 	return entries, nil
 }
 
-func (m *merger) scan(file int32, entries []mergeEntry, dups *int64) ([]mergeEntry, error) {
+func (m *merger) scan(file int32, entries []mergeEntry, dups *int64, rejects bool) ([]mergeEntry, error) {
 	name := m.names[file]
-	br := bufio.NewReaderSize(m.files[file], textBufferSize)
-	var (
-		line, long []byte
-		off        int64
-		lineNo     int64
-	)
+	lr := newLineReader(m.files[file], "merge: "+name)
+	var off int64
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], chunk...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				chunk, err = br.ReadSlice('\n')
-				long = append(long, chunk...)
-			}
-			line = long
-		} else {
-			line = chunk
+		line, err := lr.next()
+		if err != nil {
+			return nil, err
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("merge: %s:%d: %w", name, lineNo+1, err)
-		}
-		if len(line) == 0 {
+		if line == nil {
 			return entries, nil
 		}
-		lineNo++
+		lineNo := lr.lineNo
 		start := off
 		off += int64(len(line))
 		trimmed := bytes.TrimLeft(line, " \t\r\n")
 		lead := len(line) - len(trimmed)
 		trimmed = bytes.TrimRight(trimmed, " \t\r\n")
-		if len(trimmed) > 0 {
-			id, index, reason := resultKey(trimmed)
-			switch {
-			case reason == "":
-			case err != nil: // unterminated last line: a torn write
-				m.stats.TornLines++
-			case m.opts.SkipBad:
-				m.stats.BadLines++
-			default:
-				return nil, fmt.Errorf("merge: %s:%d: %s (SkipBad skips such lines)", name, lineNo, reason)
-			}
-			if reason == "" {
-				if len(trimmed) > math.MaxUint32 {
-					return nil, fmt.Errorf("merge: %s:%d: line too long", name, lineNo)
-				}
-				if _, dup := m.seen[id]; dup {
-					*dups++
-				} else {
-					m.seen[id] = struct{}{}
-					entries = append(entries, mergeEntry{index: index, off: start + int64(lead), n: uint32(len(trimmed)), file: file})
-				}
-			}
+		if len(trimmed) == 0 {
+			continue
 		}
-		if err != nil {
-			return entries, nil
+		id, index, reason := resultKey(trimmed)
+		if reason == "" && IsRejectRow(trimmed) != rejects {
+			if rejects {
+				return nil, BadInputf("merge: %s:%d is not a rejected row, but it was given as a rejects file", name, lineNo)
+			}
+			return nil, BadInputf("merge: %s:%d is a rejected row (it has a reason), but it was given as a results file; merge rejects files separately", name, lineNo)
+		}
+		switch {
+		case reason == "":
+		case line[len(line)-1] != '\n': // unterminated last line: a torn write
+			m.stats.TornLines++
+			m.stats.TornFiles = append(m.stats.TornFiles, name)
+			continue
+		case m.opts.SkipBad:
+			m.stats.BadLines++
+			continue
+		default:
+			return nil, BadInputf("merge: %s:%d: %s (skip such lines to merge without them)", name, lineNo, reason)
+		}
+		if len(trimmed) > math.MaxUint32 {
+			return nil, fmt.Errorf("merge: %s:%d: line too long", name, lineNo)
+		}
+		if _, dup := m.seen[id]; dup {
+			*dups++
+		} else {
+			m.seen[id] = struct{}{}
+			entries = append(entries, mergeEntry{index: index, off: start + int64(lead), n: uint32(len(trimmed)), file: file})
 		}
 	}
 }

@@ -14,7 +14,11 @@ type ShardSpec struct {
 }
 
 // ParseShard parses "K/N", e.g. "2/8" for the second of eight shards. The
-// empty string means no sharding (1/1).
+// empty string means no sharding (1/1). K may also be written "I+1" (any sum
+// of two whole numbers), so that a 0-based index from a job system fills it
+// in without a shell to do the arithmetic: a Kubernetes Indexed Job passes
+// "$(JOB_COMPLETION_INDEX)+1/8" straight from its args, in an image that
+// holds no shell.
 func ParseShard(s string) (ShardSpec, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -24,9 +28,9 @@ func ParseShard(s string) (ShardSpec, error) {
 	if !ok {
 		return ShardSpec{}, fmt.Errorf("shard %q: want K/N, e.g. 2/8 for the second of eight shards", s)
 	}
-	k, err := strconv.Atoi(strings.TrimSpace(ks))
+	k, err := parseSum(ks)
 	if err != nil {
-		return ShardSpec{}, fmt.Errorf("shard %q: K is not a whole number", s)
+		return ShardSpec{}, fmt.Errorf("shard %q: K is not a whole number (or I+1 for a 0-based index I)", s)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(ns))
 	if err != nil {
@@ -39,6 +43,20 @@ func ParseShard(s string) (ShardSpec, error) {
 		return ShardSpec{}, fmt.Errorf("shard %q: K must be between 1 and %d (shards are numbered from 1)", s, n)
 	}
 	return ShardSpec{K: k, N: n}, nil
+}
+
+// parseSum reads a whole number or a sum of two, e.g. "3" or "2+1".
+func parseSum(s string) (int, error) {
+	a, b, plus := strings.Cut(s, "+")
+	x, err := strconv.Atoi(strings.TrimSpace(a))
+	if err != nil || !plus {
+		return x, err
+	}
+	y, err := strconv.Atoi(strings.TrimSpace(b))
+	if err != nil || x < 0 || y < 0 {
+		return 0, fmt.Errorf("%q: want A+B with whole numbers A, B >= 0", s)
+	}
+	return x + y, nil
 }
 
 // String formats the spec as "K/N".

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,14 @@ type result struct {
 	ID    string `json:"id"`
 	Index int64  `json:"index"`
 	Plan  string `json:"plan"`
+}
+
+// rejectRow has the shape of extract's rejected rows.
+type rejectRow struct {
+	ID     string `json:"id"`
+	Index  int64  `json:"index"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
 }
 
 // readLines returns the lines of a result file, checking each is valid JSON
@@ -60,6 +69,13 @@ func TestParseShard(t *testing.T) {
 		{"1/0", ShardSpec{}, "at least 1"},
 		{"a/4", ShardSpec{}, "K is not a whole number"},
 		{"1/b", ShardSpec{}, "N is not a whole number"},
+		// A 0-based index plus one, as a Kubernetes Indexed Job writes it.
+		{"0+1/8", ShardSpec{1, 8}, ""},
+		{"7+1/8", ShardSpec{8, 8}, ""},
+		{"8+1/8", ShardSpec{}, "between 1 and 8"},
+		{"-1+1/8", ShardSpec{}, "K is not a whole number"},
+		{"$(JOB_COMPLETION_INDEX)+1/8", ShardSpec{}, "K is not a whole number"},
+		{"1+/8", ShardSpec{}, "K is not a whole number"},
 	}
 	for _, tc := range tests {
 		got, err := ParseShard(tc.in)
@@ -133,7 +149,10 @@ func TestOpenAppendResume(t *testing.T) {
 	}
 	line, _ := json.Marshal(corpus[20])
 	half := line[:len(line)/2]
-	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.Write(half)
 	f.Close()
 
@@ -364,11 +383,13 @@ func processCorpus(t *testing.T, corpus, out, rejects string, shard ShardSpec, s
 		if !shard.Keep(r.ID) || done[r.ID] || rdone[r.ID] {
 			continue
 		}
-		dst := w
+		var err error
 		if r.Index%10 == 9 {
-			dst = rw
+			err = rw.Write(rejectRow{ID: r.ID, Index: r.Index, Reason: "too_short", Detail: "plan for " + r.Prompt})
+		} else {
+			err = w.Write(result{ID: r.ID, Index: r.Index, Plan: "plan for " + r.Prompt})
 		}
-		if err := dst.Write(result{ID: r.ID, Index: r.Index, Plan: "plan for " + r.Prompt}); err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 		done[r.ID] = true // a repeated row later in the corpus is not redone
@@ -402,7 +423,10 @@ func TestMergeShardsEqualsUnsharded(t *testing.T) {
 		processCorpus(t, corpus, o, r, ShardSpec{K: k, N: 4}, true)
 		outs, rejs = append(outs, o), append(rejs, r)
 	}
-	f, _ := os.OpenFile(outs[1], os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(outs[1], os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.WriteString(`{"id":"torn","ind`)
 	f.Close()
 	// The same row accepted again in a later input is a duplicate, and a row
@@ -411,10 +435,20 @@ func TestMergeShardsEqualsUnsharded(t *testing.T) {
 	extra := filepath.Join(dir, "extra.jsonl")
 	os.WriteFile(extra, []byte(first+"\n"), 0o644)
 	rejFirst := filepath.Join(dir, "rej-extra.jsonl")
-	os.WriteFile(rejFirst, []byte(first+"\n"), 0o644)
+	os.WriteFile(rejFirst, []byte(fmt.Sprintf(`{"id":%q,"index":0,"reason":"r","detail":"d"}`+"\n", strings.Split(first, `"`)[3])), 0o644)
 
 	merged, mergedRej := filepath.Join(dir, "merged", "all.jsonl"), filepath.Join(dir, "merged", "rejects.jsonl")
-	st, err := Merge(append(outs, extra), merged, MergeOptions{Rejects: append(rejs, rejFirst), RejectsOut: mergedRej})
+	opts := MergeOptions{Rejects: append(rejs, rejFirst), RejectsOut: mergedRej}
+	// The torn row of shard 2 fails the merge unless it is skipped
+	// explicitly, and nothing is written then.
+	if _, err := Merge(append(outs, extra), merged, opts); !errors.Is(err, ErrTornRows) || !strings.Contains(err.Error(), outs[1]) {
+		t.Fatalf("torn row: err = %v, want ErrTornRows naming %s", err, outs[1])
+	}
+	if _, err := os.Stat(merged); !os.IsNotExist(err) {
+		t.Errorf("a failed merge wrote %s", merged)
+	}
+	opts.SkipBad = true
+	st, err := Merge(append(outs, extra), merged, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,8 +459,8 @@ func TestMergeShardsEqualsUnsharded(t *testing.T) {
 	if got := readLines(t, mergedRej); strings.Join(got, "\n") != strings.Join(wantRej, "\n") {
 		t.Errorf("merged rejects differ from the unsharded run (%d vs %d lines)", len(got), len(wantRej))
 	}
-	want := MergeStats{Inputs: 10, Rows: int64(len(wantLines)), Duplicates: 1, Rejects: int64(len(wantRej)), RejectDuplicates: 1, TornLines: 1}
-	if st != want {
+	want := MergeStats{Inputs: 10, Rows: int64(len(wantLines)), Duplicates: 1, Rejects: int64(len(wantRej)), RejectDuplicates: 1, TornLines: 1, TornFiles: []string{outs[1]}}
+	if !reflect.DeepEqual(st, want) {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
 	if len(wantLines)+len(wantRej) != 500 {
@@ -476,7 +510,10 @@ func TestMergeErrors(t *testing.T) {
 func TestMergeToStdout(t *testing.T) {
 	a := writeFile(t, "a.jsonl", `{"id":"x","index":1}`+"\n"+`  {"id":"y","index":0}  `) // no final newline
 	p := filepath.Join(t.TempDir(), "stdout")
-	f, _ := os.Create(p)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := os.Stdout
 	os.Stdout = f
 	st, err := Merge([]string{a}, Stdin, MergeOptions{})

@@ -29,62 +29,112 @@ const (
 // line after an OS crash or a full disk, which OpenAppend removes). It is
 // safe for concurrent use. The same type serves result and rejects files.
 type Writer struct {
-	mu        sync.Mutex
-	f         *os.File
-	name      string
-	stdout    bool
-	buf       bytes.Buffer
-	enc       *json.Encoder
-	syncRows  int
-	syncEvery time.Duration
-	unsynced  int
-	timer     *time.Timer
-	written   int64
-	dropped   int64
-	err       error // sticky: after a failed write the file may end in a torn line
-	closed    bool
+	mu         sync.Mutex
+	f          *os.File
+	name       string
+	stdout     bool
+	buf        bytes.Buffer
+	enc        *json.Encoder
+	syncRows   int
+	syncEvery  time.Duration
+	unsynced   int
+	timer      *time.Timer
+	written    int64
+	dropped    int64
+	err        error // sticky: after a failed write the file may end in a torn line
+	closed     bool
+	stamp      []byte // encoded Settings added to every row (nil = none)
+	created    bool   // OpenAppendWith created the file
+	createdDir string // and this top-most folder ("" = none)
 }
 
-// OpenAppend opens path for appending results and returns the ids already in
-// it, so that a rerun can skip them. A last line that is incomplete (no
-// newline) or not a valid result row — what a crash mid-write leaves — is
-// truncated away before appending; DroppedBytes tells how much. A damaged
-// line followed by further rows is not a crash artifact, so it is an error
-// naming the line rather than silently discarding data. The parent directory
-// is created if needed. path "-" writes to standard output, with no resume
-// (the returned map is empty). The map is the caller's: adding ids to it as
-// rows are written keeps a corpus that repeats an id from being processed
-// twice in one run. Open the rejects file the same way and treat its ids as
-// done too, so that rejected rows are not retried on every rerun.
+// AppendOptions tunes OpenAppendWith.
+type AppendOptions struct {
+	// Settings, when not nil, are stamped into every row written (field
+	// SettingsField) and required of every row already in the file: a
+	// resumed run must be the same run (see Settings).
+	Settings Settings
+}
+
+// OpenAppend is OpenAppendWith without settings.
 func OpenAppend(path string) (*Writer, map[string]bool, error) {
+	return OpenAppendWith(path, AppendOptions{})
+}
+
+// OpenAppendWith opens path for appending results and returns the ids
+// already in it, so that a rerun can skip them. A last line that is
+// incomplete (no newline) or not a valid result row — what a crash mid-write
+// leaves — is truncated away before appending; DroppedBytes tells how much. A
+// damaged line followed by further rows is not a crash artifact, so it is an
+// error naming the line rather than silently discarding data.
+//
+// Files codeplan did not write are never touched: path must be absent or a
+// regular file, and a file whose first line is neither one of our rows nor
+// the start of one is refused (errors wrap ErrBadOutput). The file is locked
+// (flock) until Close, so a second run on the same file fails at once with a
+// *LockedError naming the first one's pid instead of writing every row again.
+//
+// The parent directory is created if needed. path "-" writes to standard
+// output, with no resume (the returned map is empty). The map is the
+// caller's: adding ids to it as rows are written keeps a corpus that repeats
+// an id from being processed twice in one run. Open the rejects file the same
+// way and treat its ids as done too, so that rejected rows are not retried on
+// every rerun.
+func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, error) {
 	if path == Stdin {
 		w := newWriter(os.Stdout, "stdout")
 		w.stdout = true
 		return w, map[string]bool{}, nil
 	}
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, err
-		}
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
+	if err := CheckTarget(path); err != nil {
 		return nil, nil, err
 	}
-	done, keep, size, err := scanResults(f, path)
+	createdDir, err := parentDir(path)
 	if err != nil {
+		return nil, nil, BadOutputf("cannot create the folder of %s: %v", path, err)
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		removeCreatedDirs(filepath.Dir(path), createdDir)
+		return nil, nil, err
+	}
+	// Checked again on the open file: the path may have been swapped.
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, BadOutputf("%s is not a regular file", path)
+	}
+	if err := lockFile(f, path); err != nil {
+		f.Close() // the file existed (it is locked), so nothing to remove
+		return nil, nil, err
+	}
+	fail := func(err error) (*Writer, map[string]bool, error) {
+		removeLockPath(path)
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(path)
+			removeCreatedDirs(filepath.Dir(path), createdDir)
+		}
 		f.Close()
 		return nil, nil, err
 	}
+	var stamp []byte
+	if opts.Settings != nil {
+		stamp = opts.Settings.encode()
+	}
+	done, keep, size, err := scanResults(f, path, opts.Settings, stamp)
+	if err != nil {
+		return fail(err)
+	}
 	w := newWriter(f, path)
+	w.stamp = stamp
+	w.created = errors.Is(statErr, os.ErrNotExist)
+	w.createdDir = createdDir
 	if keep < size {
 		if err := f.Truncate(keep); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("%s: cannot drop torn last line: %w", path, err)
+			return fail(fmt.Errorf("%s: cannot drop torn last line: %w", path, err))
 		}
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return fail(fmt.Errorf("%s: %w", path, err))
 		}
 		w.dropped = size - keep
 	}
@@ -101,37 +151,28 @@ func newWriter(f *os.File, name string) *Writer {
 }
 
 // scanResults collects the ids of the complete rows in f and returns the
-// offset up to which the file is intact, along with its size.
-func scanResults(f *os.File, name string) (done map[string]bool, keep, size int64, err error) {
+// offset up to which the file is intact, along with its size. With settings,
+// every row must carry them (stamp is their encoding).
+func scanResults(f *os.File, name string, settings Settings, stamp []byte) (done map[string]bool, keep, size int64, err error) {
 	done = make(map[string]bool)
-	br := bufio.NewReaderSize(f, textBufferSize)
+	lr := newLineReader(f, name)
 	var (
-		line, long []byte // long is reused for lines over the buffer size
-		off        int64
-		lineNo     int64
-		badStart   int64 = -1
-		badLine    int64
-		badReason  string
+		off       int64
+		badStart  int64 = -1
+		badLine   int64
+		badReason string
+		badText   []byte
+		rows      int64
 	)
 	for {
-		chunk, rerr := br.ReadSlice('\n')
-		if errors.Is(rerr, bufio.ErrBufferFull) {
-			long = append(long[:0], chunk...)
-			for errors.Is(rerr, bufio.ErrBufferFull) {
-				chunk, rerr = br.ReadSlice('\n')
-				long = append(long, chunk...)
-			}
-			line = long
-		} else {
-			line = chunk
+		line, rerr := lr.next()
+		if rerr != nil {
+			return nil, 0, 0, rerr
 		}
-		if rerr != nil && !errors.Is(rerr, io.EOF) {
-			return nil, 0, 0, fmt.Errorf("%s:%d: %w", name, lineNo+1, rerr)
-		}
-		if len(line) == 0 {
+		if line == nil {
 			break
 		}
-		lineNo++
+		lineNo := lr.lineNo
 		trimmed := bytes.TrimSpace(line)
 		complete := line[len(line)-1] == '\n'
 		switch {
@@ -141,26 +182,83 @@ func scanResults(f *os.File, name string) (done map[string]bool, keep, size int6
 			}
 		case !complete:
 			badStart, badLine, badReason = off, lineNo, "incomplete line"
+			badText = append(badText[:0], trimmed...)
 		case len(trimmed) == 0:
 			// Blank lines carry no row; keep them.
 		default:
-			id, reason := resultID(trimmed)
+			id, _, reason := resultKey(trimmed)
 			if reason != "" {
 				badStart, badLine, badReason = off, lineNo, reason
-			} else {
-				done[id] = true
+				badText = append(badText[:0], trimmed...)
+				break
 			}
+			if settings != nil {
+				if err := settings.check(trimmed, stamp, name, lineNo); err != nil {
+					return nil, 0, 0, err
+				}
+			}
+			done[id] = true
+			rows++
 		}
 		off += int64(len(line))
-		if rerr != nil {
-			break
-		}
 	}
 	keep = off
 	if badStart >= 0 {
+		// A torn line is only dropped from a file that is ours: one with
+		// rows of ours before it, or whose only line is the start of one
+		// (every row we write begins with its id).
+		if rows == 0 && !bytes.HasPrefix(bytes.TrimLeft(badText, "\x00"), []byte(`{"id":"`)) && len(bytes.Trim(badText, "\x00")) > 0 {
+			return nil, 0, 0, BadOutputf("%s:%d: %s: this file was not written by codeplan; refusing to resume into (and truncate) it", name, badLine, badReason)
+		}
 		keep = badStart
 	}
 	return done, keep, off, nil
+}
+
+// lineReader reads lines of at most maxResultLine bytes, each with its
+// newline (the last one may lack it).
+type lineReader struct {
+	br     *bufio.Reader
+	name   string
+	long   []byte
+	lineNo int64
+	eof    bool
+}
+
+func newLineReader(r io.Reader, name string) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, textBufferSize), name: name}
+}
+
+// next returns the next line (nil at the end). The slice is valid until the
+// next call.
+func (lr *lineReader) next() ([]byte, error) {
+	if lr.eof {
+		return nil, nil
+	}
+	chunk, err := lr.br.ReadSlice('\n')
+	line := chunk
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.long = append(lr.long[:0], chunk...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(lr.long) > maxResultLine {
+				return nil, BadOutputf("%s:%d: a line longer than %d MiB: not a file of result rows", lr.name, lr.lineNo+1, maxResultLine>>20)
+			}
+			chunk, err = lr.br.ReadSlice('\n')
+			lr.long = append(lr.long, chunk...)
+		}
+		line = lr.long
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s:%d: %w", lr.name, lr.lineNo+1, err)
+	}
+	if err != nil {
+		lr.eof = true
+	}
+	if len(line) == 0 {
+		return nil, nil
+	}
+	lr.lineNo++
+	return line, nil
 }
 
 // resultID returns the id of a result line, or why the line is not one.
@@ -209,11 +307,21 @@ func (w *Writer) Write(v any) error {
 	if line[0] != '{' {
 		return fmt.Errorf("%s: row must be a JSON object, got %.40s", w.name, line)
 	}
+	if w.stamp != nil && gjson.GetBytes(line, SettingsField).Exists() {
+		return fmt.Errorf("%s: row already has a %q field", w.name, SettingsField)
+	}
 	if id := gjson.GetBytes(line, "id"); id.Type != gjson.String || id.Str == "" {
 		return fmt.Errorf(`%s: row has no non-empty string "id": %.80s`, w.name, line)
 	}
 	if idx := gjson.GetBytes(line, "index"); idx.Type != gjson.Number {
 		return fmt.Errorf(`%s: row has no numeric "index": %.80s`, w.name, line)
+	}
+	if w.stamp != nil {
+		// Splice the settings in as the last field: {...} -> {...,"run":{...}}
+		line = line[:len(line)-2] // "}\n"
+		line = append(line, `,"`+SettingsField+`":`...)
+		line = append(line, w.stamp...)
+		line = append(line, '}', '\n')
 	}
 	if _, err := w.f.Write(line); err != nil {
 		w.err = fmt.Errorf("%s: write failed after %d rows: %w", w.name, w.written, err)
@@ -287,11 +395,30 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	if !w.stdout {
+		// Before the close releases the flock, so that the pid file of a run
+		// that takes over is never the one removed.
+		removeLockPath(w.name)
 		if cerr := w.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("%s: %w", w.name, cerr)
 		}
 	}
 	return err
+}
+
+// Abandon closes a writer whose run never started (the model failed to
+// load, say) and removes the file if OpenAppendWith created it and it is
+// still empty, so that a failed start leaves no empty output behind.
+func (w *Writer) Abandon() error {
+	w.mu.Lock()
+	if !w.stdout && !w.closed && w.created && w.written == 0 {
+		if st, err := w.f.Stat(); err == nil && st.Size() == 0 {
+			// Still under our lock, so no other run is writing it.
+			os.Remove(w.name)
+			removeCreatedDirs(filepath.Dir(w.name), w.createdDir)
+		}
+	}
+	w.mu.Unlock()
+	return w.Close()
 }
 
 // Written returns the number of rows written by this Writer.

@@ -55,6 +55,11 @@ type Request struct {
 	// OnText, if set, receives generated text as it is produced (from the
 	// engine's goroutine: return quickly).
 	OnText func(phase int, text string)
+	// OnPhaseEnd, if set, is called when a phase ends, after its last
+	// OnText, with the reason it ended (from the engine's goroutine: return
+	// quickly). A chat uses it to say that a plan was cut at its token limit
+	// before the answer streams.
+	OnPhaseEnd func(phase int, reason FinishReason)
 	// Ctx cancels the request (nil = never).
 	Ctx context.Context
 	// Tag is carried through to the Result untouched, for the caller's

@@ -162,6 +162,52 @@ func TestStreamingMatchesResult(t *testing.T) {
 	}
 }
 
+// TestOnPhaseEnd checks that each phase's end is reported once, with its
+// reason, after all of its text and before any text of the next phase.
+func TestOnPhaseEnd(t *testing.T) {
+	e := newEngine(t, 1, 1024, engine.Options{})
+	var mu sync.Mutex
+	var events []string
+	res, err := e.Generate(context.Background(), engine.Request{
+		Phases: []engine.Phase{{Prefix: prompts(1)[0], MaxTokens: 4}, {Prefix: "\nAnswer:", MaxTokens: 3}},
+		OnText: func(phase int, text string) {
+			mu.Lock()
+			events = append(events, fmt.Sprintf("text%d", phase))
+			mu.Unlock()
+		},
+		OnPhaseEnd: func(phase int, reason engine.FinishReason) {
+			mu.Lock()
+			events = append(events, fmt.Sprintf("end%d:%s", phase, reason))
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []string
+	lastText0, firstText1, end0 := -1, len(events), -1
+	for i, ev := range events {
+		switch {
+		case strings.HasPrefix(ev, "end"):
+			ends = append(ends, ev)
+			if strings.HasPrefix(ev, "end0") {
+				end0 = i
+			}
+		case ev == "text0":
+			lastText0 = i
+		case ev == "text1" && i < firstText1:
+			firstText1 = i
+		}
+	}
+	want := []string{"end0:" + string(res.Phases[0].Finish), "end1:" + string(res.Phases[1].Finish)}
+	if fmt.Sprint(ends) != fmt.Sprint(want) || res.Phases[0].Finish != engine.FinishLength {
+		t.Fatalf("phase ends %v, want %v (phase 0 should stop at its 4-token limit)", ends, want)
+	}
+	if end0 < lastText0 || end0 > firstText1 {
+		t.Errorf("phase 0's end is not between its text and the next phase's: %v", events)
+	}
+}
+
 func TestPromptTooLong(t *testing.T) {
 	e := newEngine(t, 2, 256, engine.Options{})
 	long := strings.Repeat("x", e.SlotContext()+10)

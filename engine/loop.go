@@ -408,6 +408,9 @@ func (e *Engine) endPhase(slots []*slot, s *slot, reason FinishReason, cut int) 
 		cb(s.phase, out[s.emitted:])
 	}
 	s.outputs = append(s.outputs, PhaseOutput{Text: strings.ToValidUTF8(out, "\uFFFD"), Tokens: len(s.gen), Finish: reason})
+	if cb := s.job.req.OnPhaseEnd; cb != nil {
+		cb(s.phase, reason)
+	}
 	if s.phase+1 >= len(s.job.req.Phases) {
 		e.finish(slots, s, nil)
 		return

@@ -210,17 +210,31 @@ func ParseSteps(s string) ([]int, error) {
 	return out, nil
 }
 
-// DefaultOut is the report folder used when none is given: "eval-" and the
-// benchmark's name ("eval-synth", "eval-gsm8k" for data/gsm8k.jsonl).
-func DefaultOut(benchName string) string {
-	base := filepath.Base(strings.TrimSpace(benchName))
+// DefaultOut is the report folder used when none is given: "eval-", the
+// benchmark's name and the names of the model files, if given ("eval-synth",
+// "eval-gsm8k-llama3-8b.Q4_K_M-codeplan-lora" for data/gsm8k.jsonl,
+// llama3-8b.Q4_K_M.gguf and codeplan-lora.gguf), so that runs of different
+// models or adapters do not share a results file.
+func DefaultOut(benchName string, models ...string) string {
+	parts := []string{"eval-" + stem(benchName, "bench")}
+	for _, m := range models {
+		if m != "" {
+			parts = append(parts, strings.TrimSuffix(filepath.Base(m), ".gguf"))
+		}
+	}
+	return strings.Join(parts, "-")
+}
+
+// stem is the base name of a path without its extensions (fallback if empty).
+func stem(path, fallback string) string {
+	base := filepath.Base(strings.TrimSpace(path))
 	for ext := filepath.Ext(base); ext != ""; ext = filepath.Ext(base) {
 		base = strings.TrimSuffix(base, ext)
 	}
 	if base == "" || base == "." || base == string(filepath.Separator) {
-		base = "bench"
+		base = fallback
 	}
-	return "eval-" + base
+	return base
 }
 
 // Hint is the answer-format instruction added to every question, the same

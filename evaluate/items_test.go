@@ -160,6 +160,9 @@ func TestDefaultOut(t *testing.T) {
 			t.Errorf("DefaultOut(%q) = %q, want %q", in, got, want)
 		}
 	}
+	if got, want := DefaultOut("data/gsm8k.jsonl", "/m/llama3-8b.Q4_K_M.gguf", "", "out/codeplan-lora.gguf"), "eval-gsm8k-llama3-8b.Q4_K_M-codeplan-lora"; got != want {
+		t.Errorf("with models: %q, want %q", got, want)
+	}
 }
 
 // Every hint asks for the marker answer.Final reads first, and a reply

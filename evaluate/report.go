@@ -13,8 +13,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate/report"
+	"github.com/codeplan-dev/codeplan/internal/version"
+	"github.com/codeplan-dev/codeplan/llama"
 )
 
 // Report is the evaluation report built from every row of a results file,
@@ -28,6 +34,10 @@ type Report struct {
 	// means the folder mixes runs of different settings.
 	Models  []string
 	Formats []string
+	// Runs are the distinct settings that made the rows (model
+	// fingerprint, adapter, format, sampling, seed...), as recorded in each
+	// row; more than one means the folder mixes runs.
+	Runs []dataset.Settings
 	// Rows and Items count the rows and the distinct items; Errors the
 	// rows that could not run (Row.Error).
 	Rows, Items, Errors int
@@ -77,6 +87,13 @@ func ReadRows(path string) ([]Row, error) {
 			}
 			if !seen[r.ID] {
 				seen[r.ID] = true
+				if run := gjson.GetBytes(b, dataset.SettingsField); run.IsObject() {
+					r.Run = dataset.Settings{}
+					run.ForEach(func(k, v gjson.Result) bool {
+						r.Run[k.String()] = v.String()
+						return true
+					})
+				}
 				rows = append(rows, r)
 			}
 		}
@@ -105,7 +122,7 @@ func NewReport(bench string, rows []Row) Report {
 	tallies := map[string]map[string]*TaskTally{}
 	for i, r := range rows {
 		results[i] = report.Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
-			F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
+			Strict: r.StrictCorrect, F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
 		items[r.ItemID] = true
 		if r.Error != "" {
 			rep.Errors++
@@ -140,6 +157,13 @@ func NewReport(bench string, rows []Row) Report {
 		}
 	}
 	rep.Items = len(items)
+	runSeen := map[string]bool{}
+	for _, r := range rows {
+		if r.Run != nil && !runSeen[r.Run.String()] {
+			runSeen[r.Run.String()] = true
+			rep.Runs = append(rep.Runs, r.Run)
+		}
+	}
 	rep.Models = sortedKeys(models)
 	rep.Formats = sortedKeys(formats)
 	rep.Summary = report.Summarize(results)
@@ -182,6 +206,10 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	fmt.Fprintf(&b, "# codeplan eval: %s\n\n", r.Bench)
 	fmt.Fprintf(&b, "- model: %s\n", orNone(r.Models))
 	fmt.Fprintf(&b, "- format: %s\n", orNone(r.Formats))
+	for _, run := range r.Runs {
+		fmt.Fprintf(&b, "- run settings: %s\n", run)
+	}
+	fmt.Fprintf(&b, "- codeplan: %s\n", version.String())
 	fmt.Fprintf(&b, "- rows: %d (%d items × %d modes)", r.Rows, r.Items, len(r.Summary.Modes))
 	if r.Errors > 0 {
 		fmt.Fprintf(&b, "; %d could not run (prompt too long) and count as wrong", r.Errors)
@@ -224,6 +252,16 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	return err
 }
 
+// chartOptions titles the chart with the benchmark and the model (with its
+// adapter), and passes the per-task tallies for the task panel.
+func (r Report) chartOptions() report.ChartOptions {
+	opts := report.ChartOptions{Title: r.Bench + " · " + orNone(r.Models)}
+	for _, t := range r.ByTask {
+		opts.Tasks = append(opts.Tasks, report.TaskResult{Mode: t.Mode, Task: t.Task, N: t.N, Correct: t.Correct})
+	}
+	return opts
+}
+
 func (r Report) tally(mode, task string) (TaskTally, bool) {
 	for _, t := range r.ByTask {
 		if t.Mode == mode && t.Task == task && t.N > 0 {
@@ -251,6 +289,33 @@ type summaryJSON struct {
 	Items   int        `json:"items"`
 	Errors  int        `json:"errors"`
 	Modes   []modeJSON `json:"modes"`
+	// Unequal is true when modes answered different items; paired figures
+	// then cover the intersection only.
+	Meta    metaJSON     `json:"meta"`
+	Unequal bool         `json:"unequal_items"`
+	Paired  []pairedJSON `json:"paired_vs_direct"`
+}
+
+// metaJSON records what produced the numbers: the codeplan build, when the
+// report was made, and the settings of every run behind its rows.
+type metaJSON struct {
+	Codeplan  string             `json:"codeplan"`
+	LlamaCpp  string             `json:"llama_cpp"`
+	Generated string             `json:"generated"`
+	Runs      []dataset.Settings `json:"runs"`
+}
+
+type pairedJSON struct {
+	Mode        string   `json:"mode"`
+	N           int      `json:"n"`
+	BaseCorrect int      `json:"direct_correct"`
+	Correct     int      `json:"correct"`
+	OnlyBase    int      `json:"only_direct_right"`
+	OnlyMode    int      `json:"only_mode_right"`
+	Gain        *float64 `json:"gain"`
+	GainLow     *float64 `json:"gain_ci95_low"`
+	GainHigh    *float64 `json:"gain_ci95_high"`
+	PValue      float64  `json:"mcnemar_p"`
 }
 
 type modeJSON struct {
@@ -260,6 +325,10 @@ type modeJSON struct {
 	Accuracy    float64    `json:"accuracy"`
 	CILow       float64    `json:"ci95_low"`
 	CIHigh      float64    `json:"ci95_high"`
+	Strict      int        `json:"strict_correct"`
+	StrictAcc   float64    `json:"strict_accuracy"`
+	StrictLow   float64    `json:"strict_ci95_low"`
+	StrictHigh  float64    `json:"strict_ci95_high"`
 	Gain        *float64   `json:"gain_vs_direct"`
 	MeanF1      float64    `json:"mean_f1"`
 	MeanTokens  float64    `json:"mean_tokens"`
@@ -287,9 +356,17 @@ type taskJSON struct {
 // MarshalJSON renders the report as summary.json.
 func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
-		Modes: []modeJSON{}}
+		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{},
+		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: llama.LlamaCppCommit, Generated: time.Now().UTC().Format(time.RFC3339),
+			Runs: append([]dataset.Settings{}, r.Runs...)}}
+	for _, p := range r.Summary.Paired {
+		s.Paired = append(s.Paired, pairedJSON{Mode: p.Mode, N: p.N, BaseCorrect: p.BaseCorrect, Correct: p.Correct,
+			OnlyBase: p.OnlyBase, OnlyMode: p.OnlyMode, Gain: finitePtr(p.Gain), GainLow: finitePtr(p.GainCI.Low),
+			GainHigh: finitePtr(p.GainCI.High), PValue: p.PValue})
+	}
 	for _, m := range r.Summary.Modes {
 		mj := modeJSON{Mode: m.Mode, N: m.N, Correct: m.Correct, Accuracy: finite(m.Accuracy), CILow: m.CI.Low, CIHigh: m.CI.High,
+			Strict: m.StrictCorrect, StrictAcc: finite(m.StrictAccuracy), StrictLow: m.StrictCI.Low, StrictHigh: m.StrictCI.High,
 			MeanF1: finite(m.MeanF1), MeanTokens: finite(m.MeanTokens), MeanSeconds: finite(m.MeanSeconds),
 			ByStep: []stepJSON{}, ByTask: []taskJSON{}}
 		if !math.IsNaN(m.Gain) && !math.IsInf(m.Gain, 0) {
@@ -308,6 +385,14 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		s.Modes = append(s.Modes, mj)
 	}
 	return json.MarshalIndent(s, "", "  ")
+}
+
+// finitePtr is x, or nil (JSON null) when x is NaN or infinite.
+func finitePtr(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
 }
 
 func finite(x float64) float64 {
@@ -346,7 +431,7 @@ func BuildReport(dir, bench string) (Report, error) {
 		return rep, err
 	}
 	var png bytes.Buffer
-	if err := report.WriteChart(&png, rep.Summary); err != nil {
+	if err := report.WriteChart(&png, rep.Summary, rep.chartOptions()); err != nil {
 		return rep, fmt.Errorf("chart: %w", err)
 	}
 	if err := writeFile(filepath.Join(dir, ChartFile), png.Bytes()); err != nil {

@@ -1,7 +1,8 @@
 // Package evaluate is `codeplan eval`: it answers every item of a benchmark
 // in several modes (direct, nlplan, codeplan) on one continuous-batching
 // engine, scores the answers, appends one crash-safe row per item and mode to
-// DIR/results.jsonl, and turns all rows of that file into a report
+// DIR/results.jsonl (on the internal/pipeline row loop that extract and
+// generate use), and turns all rows of that file into a report
 // (report.md, report.png, summary.json). A rerun of the same command skips the
 // (item, mode) pairs already in the file, so an interrupted evaluation resumes
 // and its report covers the whole benchmark.
@@ -18,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,7 +29,7 @@ import (
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/internal/progress"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -61,15 +61,18 @@ type Row struct {
 	Kind  answer.Kind `json:"kind"`
 	// Task groups items in the report: the problem family of a synthetic
 	// item (arith, list, text, order, truth), else the answer kind.
-	Task      string  `json:"task"`
-	Steps     int     `json:"steps"`
-	Question  string  `json:"question"`
-	Plan      string  `json:"plan"`
-	Output    string  `json:"output"` // the answer text (after the plan)
-	Extracted string  `json:"extracted"`
-	Gold      string  `json:"gold"`
-	Correct   bool    `json:"correct"`
-	F1        float64 `json:"f1"`
+	Task      string `json:"task"`
+	Steps     int    `json:"steps"`
+	Question  string `json:"question"`
+	Plan      string `json:"plan"`
+	Output    string `json:"output"` // the answer text (after the plan)
+	Extracted string `json:"extracted"`
+	Gold      string `json:"gold"`
+	Correct   bool   `json:"correct"`
+	// StrictCorrect is Correct under strict extraction (answer.Strict):
+	// only an answer marked in the form the prompt asked for counts.
+	StrictCorrect bool    `json:"strict_correct"`
+	F1            float64 `json:"f1"`
 
 	PromptTokens int `json:"prompt_tokens"`
 	PlanTokens   int `json:"plan_tokens"`
@@ -85,6 +88,12 @@ type Row struct {
 	Format planner.Format `json:"format"`
 	Model  string         `json:"model,omitempty"`
 	LoRA   string         `json:"lora,omitempty"`
+	// Prompt is the prompt exactly as the model saw it (chat template and
+	// few-shot turns included), with --log-samples.
+	Prompt string `json:"prompt,omitempty"`
+	// Run holds the settings that made the row (dataset.SettingsField),
+	// as read back by ReadRows; the writer adds it, so it is not encoded.
+	Run dataset.Settings `json:"-"`
 }
 
 // Config describes one evaluation run.
@@ -109,35 +118,31 @@ type Config struct {
 	Workers int
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
+	// FewShot worked examples go before each question, FewShotN of them
+	// (0 = zero-shot), as earlier turns in the mode's own format.
+	FewShot  []Example
+	FewShotN int
+	// LogSamples records the rendered prompt of every item in its row.
+	LogSamples bool
+	// Key names what produces the rows (model fingerprint, adapter, format,
+	// sampling...); a results file made with another Key is refused
+	// (pipeline.Job.Settings). Mode is not part of it: it is in every row id.
+	Key dataset.Settings
 
 	Logger      zerolog.Logger
 	Progress    bool
 	ProgressOut io.Writer // nil = stderr
 }
 
-// Stats count what one run did.
+// Stats count what one run did: the pipeline's counts (rows are item × mode
+// pairs), plus the pairs selected and the rows that could not run.
 type Stats struct {
+	pipeline.Stats
 	// Pairs is the number of (item, mode) pairs selected after Shard and
 	// Limit; Resumed of them were already in results.jsonl.
-	Pairs   int `json:"pairs"`
-	Resumed int `json:"resumed"`
-	// Written rows this run, of which Errors could not run (see Row.Error).
-	Written int `json:"written"`
-	Errors  int `json:"errors"`
-	// Failed pairs were not written and are redone by the next run.
-	Failed       int           `json:"failed"`
-	Tokens       int64         `json:"generated_tokens"`
-	PromptTokens int64         `json:"prompt_tokens"`
-	Elapsed      time.Duration `json:"elapsed_ns"`
-	Interrupted  bool          `json:"interrupted"`
-}
-
-// TokensPerSecond is generated tokens per second of wall time.
-func (s Stats) TokensPerSecond() float64 {
-	if s.Elapsed <= 0 {
-		return 0
-	}
-	return float64(s.Tokens) / s.Elapsed.Seconds()
+	Pairs int64 `json:"pairs"`
+	// Errors counts written rows that could not run (see Row.Error).
+	Errors int64 `json:"errors"`
 }
 
 // RowID is the results.jsonl id of an item answered in a mode.
@@ -145,127 +150,77 @@ func RowID(itemID string, mode planner.Mode) string {
 	return itemID + rowIDDivider + string(mode)
 }
 
-// task is one (item, mode) pair still to do.
+// task is one (item, mode) pair.
 type task struct {
 	item  bench.Item
 	mode  planner.Mode
 	index int64
 }
 
-// outcome is a worker's answer for a task: a row, or an error when the
-// pair must be redone by the next run.
-type outcome struct {
-	row    Row
-	err    error
-	tokens int
-	prompt int
+// Open checks cfg and opens (and locks) Dir/results.jsonl for the selected
+// pairs, before the caller loads a model: a results file from another model,
+// adapter or setting is refused here (see Config.Key). Close the batch.
+func Open(cfg Config) (*pipeline.Batch, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	tasks := cfg.pairs()
+	rows := make([]dataset.Row, len(tasks))
+	for i, t := range tasks {
+		rows[i] = dataset.Row{ID: RowID(t.item.ID, t.mode), Index: t.index, Source: t.item.ID}
+	}
+	return pipeline.Open(pipeline.Job{
+		Name: "eval", Rows: pipeline.Rows(rows), Total: int64(len(rows)), Output: filepath.Join(cfg.Dir, ResultsFile),
+		Workers: cfg.Workers, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+	})
 }
 
 // Run answers the selected items in every mode and appends their rows to
-// Dir/results.jsonl, skipping pairs already there. Cancelling soft stops
-// starting new items and lets those in flight finish; cancelling hard also
-// stops those (they are redone by the next run). Run does not write the
-// report: call BuildReport afterwards, also after an interruption.
+// Dir/results.jsonl, skipping pairs already there (Open, then RunOn).
 func Run(soft, hard context.Context, gen Generator, cfg Config) (Stats, error) {
-	start := time.Now()
+	b, err := Open(cfg)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer b.Close()
+	return RunOn(soft, hard, b, gen, cfg)
+}
+
+// RunOn runs an opened batch on the internal/pipeline row loop, like
+// extract and generate: cancelling soft stops starting new items and lets
+// those in flight finish; cancelling hard also stops those (they are redone
+// by the next run). It does not write the report: call BuildReport
+// afterwards, also after an interruption.
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (Stats, error) {
 	var st Stats
 	if err := cfg.check(); err != nil {
 		return st, err
 	}
-	out, done, err := dataset.OpenAppend(filepath.Join(cfg.Dir, ResultsFile))
-	if err != nil {
-		return st, err
+	if cfg.Prompter.Chat == nil {
+		return st, errors.New("evaluate: Prompter.Chat is nil")
 	}
-	defer out.Close()
-	if n := out.DroppedBytes(); n > 0 {
-		cfg.Logger.Warn().Int64("bytes", n).Str("file", out.Name()).Msg("dropped a torn last line left by an interrupted run; its row will be redone")
+	tasks := cfg.pairs()
+	byID := make(map[string]task, len(tasks))
+	for _, t := range tasks {
+		byID[RowID(t.item.ID, t.mode)] = t
 	}
-	tasks := cfg.pending(done, &st)
-	cfg.Logger.Info().Int("pairs", st.Pairs).Int("done", st.Resumed).Int("todo", len(tasks)).Str("results", out.Name()).Msg("eval")
-
-	var bar *progress.Reporter
-	if cfg.Progress {
-		lg := cfg.Logger
-		counters := make([]string, 0, len(cfg.Modes)+1)
-		for _, m := range cfg.Modes {
-			counters = append(counters, string(m))
-		}
-		bar = progress.New(progress.Options{Out: cfg.ProgressOut, Total: int64(len(tasks)), Unit: "rows",
-			Counters: append(counters, "fail"), RateCounter: "tok", Logger: &lg, Message: "eval"})
-		defer bar.Finish()
+	st.Pairs = int64(len(tasks))
+	cfg.Logger.Info().Int64("pairs", st.Pairs).Int("done", b.Done()).Str("results", filepath.Join(cfg.Dir, ResultsFile)).Msg("eval")
+	process := func(ctx context.Context, r dataset.Row) pipeline.Outcome {
+		return cfg.answer(ctx, gen, byID[r.ID])
 	}
-
-	// feed ends with soft, or when results can no longer be written.
-	feed, stopFeed := context.WithCancel(soft)
-	defer stopFeed()
-	todo := make(chan task)
-	results := make(chan outcome, cfg.Workers)
-	go func() {
-		defer close(todo)
-		for _, t := range tasks {
-			select {
-			case todo <- t:
-			case <-feed.Done():
-				return
-			}
-		}
-	}()
-	var workers sync.WaitGroup
-	for w := 0; w < cfg.Workers; w++ {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for t := range todo {
-				results <- cfg.answer(hard, gen, t)
-			}
-		}()
-	}
-	go func() {
-		workers.Wait()
-		close(results)
-	}()
-
-	var writeErr error
-	for o := range results {
-		if o.err != nil {
-			st.Failed++
-			if hard.Err() == nil {
-				cfg.Logger.Warn().Str("id", o.row.ID).Err(o.err).Msg("item failed; the next run retries it")
-			}
-			if bar != nil {
-				bar.Add("fail", 1)
-				bar.Advance(1)
-			}
-			continue
-		}
-		if writeErr != nil {
-			continue // the run ends with writeErr; a rerun redoes this pair
-		}
-		if writeErr = out.Write(o.row); writeErr != nil {
-			stopFeed()
-			continue
-		}
-		st.Written++
-		if o.row.Error != "" {
+	observe := func(o pipeline.Outcome) {
+		if row, ok := o.Output.(Row); ok && row.Error != "" {
 			st.Errors++
-			cfg.Logger.Warn().Str("id", o.row.ID).Str("error", o.row.Error).
-				Msg("item cannot run and is recorded as wrong (to retry it with a larger --ctx or a smaller --parallel, delete its row)")
-		}
-		st.Tokens += int64(o.tokens)
-		st.PromptTokens += int64(o.prompt)
-		if bar != nil {
-			bar.Add(string(o.row.Mode), 1)
-			bar.Add("tok", int64(o.tokens))
-			bar.Advance(1)
+			cfg.Logger.Warn().Str("id", row.ID).Str("error", row.Error).
+				Msg("item cannot run and is recorded as wrong (delete its row to retry it with a larger context)")
 		}
 	}
-	st.Elapsed = time.Since(start)
-	st.Interrupted = hard.Err() != nil || (soft.Err() != nil && st.Written+st.Failed < len(tasks))
-	if err := out.Close(); err != nil && writeErr == nil {
-		writeErr = err
-	}
-	if writeErr != nil {
-		return st, fmt.Errorf("write %s: %w", filepath.Join(cfg.Dir, ResultsFile), writeErr)
+	b.SetWorkers(cfg.Workers)
+	ps, err := b.Run(soft, hard, process, observe)
+	st.Stats = ps
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(cfg.Dir, ResultsFile), err)
 	}
 	return st, nil
 }
@@ -278,8 +233,6 @@ func (cfg *Config) check() error {
 		return errors.New("evaluate: no modes")
 	case cfg.Dir == "":
 		return errors.New("evaluate: no report folder")
-	case cfg.Prompter.Chat == nil:
-		return errors.New("evaluate: Prompter.Chat is nil")
 	}
 	for _, m := range cfg.Modes {
 		if !m.Valid() {
@@ -295,10 +248,10 @@ func (cfg *Config) check() error {
 	return nil
 }
 
-// pending lists the pairs of this run that are not done yet, item by item
-// with the modes of an item together, so that an interrupted run leaves
-// every mode with about as many rows and its partial report is fair.
-func (cfg *Config) pending(done map[string]bool, st *Stats) []task {
+// pairs lists the pairs of this run, item by item with the modes of an
+// item together, so that an interrupted run leaves every mode with about as
+// many rows and its partial report is fair.
+func (cfg *Config) pairs() []task {
 	var tasks []task
 	items := 0
 	for pos, it := range cfg.Items {
@@ -310,11 +263,6 @@ func (cfg *Config) pending(done map[string]bool, st *Stats) []task {
 		}
 		items++
 		for _, m := range cfg.Modes {
-			st.Pairs++
-			if done[RowID(it.ID, m)] {
-				st.Resumed++
-				continue
-			}
 			tasks = append(tasks, task{item: it, mode: m, index: int64(pos)*int64(len(planner.Modes())) + int64(modeOrder(m))})
 		}
 	}
@@ -331,7 +279,7 @@ func modeOrder(m planner.Mode) int {
 }
 
 // answer runs one pair and scores it.
-func (cfg *Config) answer(ctx context.Context, gen Generator, t task) outcome {
+func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.Outcome {
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
@@ -339,11 +287,22 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) outcome {
 	}
 	p := cfg.Prompter
 	p.Mode = t.mode
-	req, err := inference.Request(p, cfg.Settings, nil, UserMessage(it), nil)
+	var history []planner.Message
+	if cfg.FewShotN > 0 {
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		if err != nil {
+			return pipeline.Outcome{Err: err}
+		}
+		history = h
+	}
+	req, err := inference.Request(p, cfg.Settings, history, UserMessage(it), nil)
 	if err != nil {
-		return outcome{row: row, err: err}
+		return pipeline.Outcome{Err: err}
 	}
 	req.ID = row.ID
+	if cfg.LogSamples && len(req.Phases) > 0 {
+		row.Prompt = req.Phases[0].Prefix
+	}
 	start := time.Now()
 	res, err := gen.Generate(ctx, req)
 	elapsed := res.Elapsed
@@ -356,17 +315,17 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) outcome {
 	row.PlanFinish, row.Finish = a.PlanFinish, a.Finish
 	row.Seconds = elapsed.Seconds()
 	switch {
-	case errors.Is(err, engine.ErrPromptTooLong):
-		// Permanent: a retry fails the same way, so the row is written
-		// (and counts as wrong) instead of being redone on every run.
+	case engine.Permanent(err):
+		// Written (and counted as wrong) instead of being redone on every run.
 		row.Error = err.Error()
 		row.Finish = string(engine.FinishError)
-		return outcome{row: row}
+		return pipeline.Outcome{Output: row}
 	case err != nil:
-		return outcome{row: row, err: err}
+		return pipeline.Outcome{Err: err}
 	}
 	row.Extracted, row.Correct, row.F1 = Score(it, row.Output)
-	return outcome{row: row, tokens: a.PlanTokens + a.AnswerTokens, prompt: a.PromptTokens}
+	row.StrictCorrect = ScoreStrict(it, row.Output)
+	return pipeline.Outcome{Output: row, Tokens: a.PlanTokens + a.AnswerTokens, PromptTokens: a.PromptTokens}
 }
 
 // Task is the report group of an item: the problem family of a synthetic
@@ -406,4 +365,18 @@ func Score(it bench.Item, output string) (extracted string, correct bool, f1 flo
 	}
 	v := answer.ScoreAny(it.Kind, extracted, it.Golds())
 	return extracted, v.Correct, v.F1
+}
+
+// ScoreStrict is Score's verdict under strict extraction: the answer must
+// be stated with a marker ("The answer is ...", "####", \boxed{}), as the
+// eval prompt asks; fallbacks such as the last number do not count.
+func ScoreStrict(it bench.Item, output string) bool {
+	var extracted string
+	var ok bool
+	if it.Kind == answer.Choice && len(it.Choices) > 0 {
+		extracted, ok = answer.StrictChoice(output, it.Choices)
+	} else {
+		extracted, ok = answer.Strict(it.Kind, output)
+	}
+	return ok && answer.ScoreAny(it.Kind, extracted, it.Golds()).Correct
 }

@@ -9,7 +9,6 @@ package extract
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/rs/zerolog"
@@ -52,6 +51,10 @@ type Config struct {
 	// Provenance copied into every output row.
 	Model    string
 	Sampling map[string]any
+	// Key names what produces the rows (model fingerprint, template hash,
+	// sampling, filters); an output made with another Key is refused
+	// (pipeline.Job.Settings).
+	Key dataset.Settings
 
 	Logger   zerolog.Logger
 	Progress bool // show a progress bar / periodic progress log lines
@@ -101,11 +104,32 @@ type Summary struct {
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 
+// Job is the pipeline job of cfg: open it with pipeline.Open before loading
+// the model, so that bad files cost nothing, and pass the batch to RunOn.
+func (cfg Config) Job() pipeline.Job {
+	return pipeline.Job{
+		Name: "extract", Input: cfg.Input, Read: cfg.Read, Output: cfg.Output, Rejects: cfg.Rejects,
+		Shard: cfg.Shard, Limit: cfg.Limit, Workers: cfg.Workers, Settings: cfg.Key,
+		Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+	}
+}
+
 // Run extracts plans for every row of cfg.Input not yet in cfg.Output or
-// cfg.Rejects. Cancelling soft stops reading new rows; rows already sent to
-// the model are finished and written (cancel hard to drop them: they are
-// redone by the next run). A rerun resumes where this one stopped.
+// cfg.Rejects (pipeline.Open, then RunOn).
 func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error) {
+	b, err := pipeline.Open(cfg.Job())
+	if err != nil {
+		return Summary{Reasons: map[string]int64{}}, err
+	}
+	defer b.Close()
+	return RunOn(soft, hard, b, gen, cfg)
+}
+
+// RunOn extracts plans for the rows of a batch opened from cfg.Job().
+// Cancelling soft stops reading new rows; rows already sent to the model are
+// finished and written (cancel hard to drop them: they are redone by the next
+// run). A rerun resumes where this one stopped.
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (Summary, error) {
 	sum := Summary{Reasons: map[string]int64{}}
 	if cfg.Template == nil {
 		cfg.Template = planner.DefaultTemplate()
@@ -116,6 +140,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 	if cfg.MaxPlanTokens <= 0 {
 		cfg.MaxPlanTokens = 256
 	}
+	soft, hard, gen, halted := watchHalt(soft, hard, gen)
 	hash := cfg.Template.Hash()
 	var words struct{ prompt, plan, response int64 }
 	process := func(ctx context.Context, row dataset.Row) pipeline.Outcome {
@@ -130,9 +155,8 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 				Prompt: row.Prompt, Response: row.Response, Source: row.Source, TemplateHash: hash, PlanTokens: g.Tokens,
 			}}
 		}
-		if errors.Is(err, engine.ErrPromptTooLong) {
-			// Permanent: a retry would fail the same way, so the row is
-			// rejected (and visible in the rejects file), not redone forever.
+		if engine.Permanent(err) {
+			// Rejected (and visible in the rejects file), not redone forever.
 			return reject(ReasonPromptTooLong, err.Error())
 		}
 		if err != nil {
@@ -159,12 +183,12 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Summary, error)
 			sum.Reasons[r.Reason]++
 		}
 	}
-	st, err := pipeline.Run(soft, hard, pipeline.Job{
-		Name: "extract", Input: cfg.Input, Read: cfg.Read, Output: cfg.Output, Rejects: cfg.Rejects,
-		Shard: cfg.Shard, Limit: cfg.Limit, Workers: cfg.Workers, Process: process, Observe: observe,
-		Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
-	})
+	b.SetWorkers(cfg.Workers)
+	st, err := b.Run(soft, hard, process, observe)
 	sum.Stats = st
+	if herr := halted(); herr != nil {
+		err = herr
+	}
 	if n := float64(st.Written); n > 0 {
 		sum.PromptWords = float64(words.prompt) / n
 		sum.PlanWords = float64(words.plan) / n

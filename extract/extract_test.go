@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
@@ -114,7 +115,7 @@ func TestRunEmptyInput(t *testing.T) {
 	in := filepath.Join(dir, "empty.jsonl")
 	os.WriteFile(in, nil, 0o644)
 	_, err := Run(context.Background(), context.Background(), &fakeGen{}, Config{Input: in, Output: filepath.Join(dir, "o.jsonl"), Logger: zerolog.Nop()})
-	if err == nil || !strings.Contains(err.Error(), "no usable rows") {
+	if !errors.Is(err, dataset.ErrBadInput) || !strings.Contains(err.Error(), "holds no rows") {
 		t.Errorf("empty input: %v", err)
 	}
 }

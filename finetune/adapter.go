@@ -27,17 +27,23 @@ const (
 	KeyEvalLoss        = "codeplan.train.eval_loss"
 )
 
-// AdapterInfo is what an adapter file says about itself.
+// AdapterInfo is what an adapter file says about itself. Fields other tools
+// do not write stay zero (and are left out of JSON).
 type AdapterInfo struct {
-	Architecture    string
-	Alpha           float32
-	Rank            int
-	Targets         []string
-	BaseFile        string
-	BaseFingerprint string
-	Steps           int
-	TrainLoss       float64
-	EvalLoss        float64
+	Architecture    string   `json:"architecture"`
+	Alpha           float32  `json:"alpha"`
+	Rank            int      `json:"rank,omitempty"`
+	Targets         []string `json:"targets,omitempty"`
+	BaseFile        string   `json:"base_file,omitempty"`
+	BaseFingerprint string   `json:"base_fingerprint,omitempty"`
+	Mode            string   `json:"mode,omitempty"`   // the answer mode it was trained in (planner.Mode)
+	Format          string   `json:"format,omitempty"` // the format it was trained in (planner.Format)
+	Steps           int      `json:"steps,omitempty"`
+	Epochs          int      `json:"epochs,omitempty"`
+	Tokens          uint64   `json:"tokens,omitempty"` // training tokens seen
+	Data            string   `json:"data,omitempty"`   // file name of the training data
+	TrainLoss       float64  `json:"train_loss,omitempty"`
+	EvalLoss        float64  `json:"eval_loss,omitempty"`
 }
 
 // adapterTensor is one LoRA matrix with its values.
@@ -131,6 +137,13 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 	if v, ok := f.Uint32(KeySteps); ok {
 		a.Steps = int(v)
 	}
+	if v, ok := f.Uint32(KeyEpochs); ok {
+		a.Epochs = int(v)
+	}
+	a.Tokens, _ = f.Uint64(KeyTokens)
+	a.Mode, _ = f.String(KeyMode)
+	a.Format, _ = f.String(KeyFormat)
+	a.Data, _ = f.String(KeyData)
 	if v, ok := f.Float64(KeyTrainLoss); ok {
 		a.TrainLoss = v
 	}

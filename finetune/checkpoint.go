@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 )
@@ -192,6 +193,17 @@ func fileExists(path string) bool {
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
 
+// noCheckpoint explains a --resume without a checkpoint: after a finished
+// run (the adapter is there and the checkpoint was removed) there is
+// nothing left to resume.
+func (c Config) noCheckpoint() error {
+	ck := c.CheckpointPath()
+	if fileExists(c.Out) {
+		return fmt.Errorf("--resume: the run that writes %s has already finished (the adapter is there and no checkpoint %s is left), so there is nothing to resume; delete %s to train again, or choose another --out", c.Out, ck, c.Out)
+	}
+	return fmt.Errorf("--resume: no checkpoint at %s: start the run without --resume", ck)
+}
+
 // Preflight checks, before the model is loaded (which can take minutes),
 // what can be checked from files alone: the base can be trained with cfg,
 // the data file exists, and the checkpoint is there when resuming (and
@@ -210,6 +222,21 @@ func Preflight(cfg Config, b *Base) error {
 	} else if st.IsDir() {
 		return fmt.Errorf("--data %s is a directory", cfg.Data)
 	}
+	// The rows are read only after the model loads: check now that the
+	// file decodes and has the fields asked for (a truncated gzip, a corrupt
+	// Parquet file or a wrong --prompt-field cost nothing here).
+	if _, err := dataset.Check(cfg.Data, cfg.Read); err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	// Everything the run writes is renamed into place at the end, hours
+	// later: refuse a device or folder there now, not then.
+	for _, p := range []string{cfg.Out, cfg.Merge, cfg.LogPath(), cfg.PlotPath(), cfg.CheckpointPath()} {
+		if p != "" {
+			if err := dataset.CheckTarget(p); err != nil {
+				return err
+			}
+		}
+	}
 	if st, err := os.Stat(filepath.Dir(cfg.Out)); err != nil || !st.IsDir() {
 		return fmt.Errorf("--out %s: directory %s does not exist", cfg.Out, filepath.Dir(cfg.Out))
 	}
@@ -227,7 +254,7 @@ func Preflight(cfg Config, b *Base) error {
 		return nil
 	}
 	if !fileExists(ck) {
-		return fmt.Errorf("--resume: no checkpoint at %s", ck)
+		return cfg.noCheckpoint()
 	}
 	f, err := gguf.Open(ck)
 	if err != nil {

@@ -139,7 +139,11 @@ func (l *stepLog) Close() error {
 }
 
 // plotLoss draws the training loss per step and the held-out loss where it
-// was measured.
+// was measured. The axes are padded so the first and last points are not
+// cut by the frame, the x axis has whole-step ticks, the y ticks carry as
+// many decimals as their spacing needs (a short run whose loss moves in
+// the third decimal still gets distinct labels), and the legend sits
+// inside the top-right corner of the data area.
 func plotLoss(path string, points []logPoint, title string) error {
 	p := plot.New()
 	p.Title.Text = title
@@ -161,7 +165,7 @@ func plotLoss(path string, points []logPoint, title string) error {
 	if err != nil {
 		return err
 	}
-	p.Add(tl)
+	p.Add(plotter.NewGrid(), tl)
 	p.Legend.Add("train", tl)
 	if len(eval) > 0 {
 		el, ep, err := plotter.NewLinePoints(eval)
@@ -174,7 +178,77 @@ func plotLoss(path string, points []logPoint, title string) error {
 		p.Add(el, ep)
 		p.Legend.Add("held-out", el, ep)
 	}
+	xmin, xmax, ymin, ymax := bounds(train, eval)
+	xpad := math.Max(0.5, 0.02*(xmax-xmin))
+	ypad := 0.05 * (ymax - ymin)
+	if ypad == 0 {
+		ypad = math.Max(0.05*math.Abs(ymax), 0.01)
+	}
+	p.X.Min, p.X.Max = xmin-xpad, xmax+xpad
+	p.Y.Min, p.Y.Max = math.Max(0, ymin-ypad), ymax+ypad
+	p.X.Tick.Marker = wholeTicks{}
+	p.Y.Tick.Marker = decimalTicks{}
 	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
+	p.Legend.XOffs = -vg.Points(6)
+	p.Legend.YOffs = -vg.Points(4)
 	return p.Save(7*vg.Inch, 4*vg.Inch, path)
+}
+
+// bounds is the range of every point of the series.
+func bounds(series ...plotter.XYs) (xmin, xmax, ymin, ymax float64) {
+	xmin, ymin = math.Inf(1), math.Inf(1)
+	xmax, ymax = math.Inf(-1), math.Inf(-1)
+	for _, xys := range series {
+		for _, pt := range xys {
+			xmin, xmax = math.Min(xmin, pt.X), math.Max(xmax, pt.X)
+			ymin, ymax = math.Min(ymin, pt.Y), math.Max(ymax, pt.Y)
+		}
+	}
+	return xmin, xmax, ymin, ymax
+}
+
+// wholeTicks labels an axis of step numbers with whole numbers only: a run
+// of three steps gets ticks 1, 2, 3, never 1.5.
+type wholeTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (wholeTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := math.Max(1, niceStep((hi-lo)/6))
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	}
+	return ticks
+}
+
+// decimalTicks places about six ticks at round values and labels them with
+// the decimals their spacing needs, so no two labels read the same.
+type decimalTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (decimalTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := niceStep((hi - lo) / 6)
+	if step <= 0 || math.IsNaN(step) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 6, 64)}}
+	}
+	decimals := max(0, int(-math.Floor(math.Log10(step))))
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
+	}
+	return ticks
+}
+
+// niceStep rounds a raw tick spacing up to 1, 2 or 5 times a power of ten.
+func niceStep(raw float64) float64 {
+	if raw <= 0 || math.IsNaN(raw) || math.IsInf(raw, 0) {
+		return 0
+	}
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if raw <= m*mag {
+			return m * mag
+		}
+	}
+	return 10 * mag
 }

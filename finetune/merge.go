@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 )
 
@@ -87,6 +88,9 @@ func Merge(basePath, adapterPath, outPath string, scale float64) (MergeStats, er
 		jobs = append(jobs, job{w: w, a: a, b: b, s: s})
 	}
 
+	if err := dataset.CheckTarget(outPath); err != nil {
+		return st, fmt.Errorf("merge: %w", err)
+	}
 	dir := filepath.Dir(outPath)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(outPath)+".tmp-*")
 	if err != nil {

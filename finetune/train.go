@@ -128,7 +128,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	switch {
 	case cfg.Resume:
 		if !fileExists(ckptPath) {
-			return res, fmt.Errorf("--resume: no checkpoint at %s", ckptPath)
+			return res, cfg.noCheckpoint()
 		}
 		if ck, err = loadCheckpoint(ckptPath); err != nil {
 			return res, err

@@ -251,21 +251,21 @@ func (m *Model) Path() string { return m.path }
 
 // ModelInfo summarises a model's metadata.
 type ModelInfo struct {
-	Path            string
-	Architecture    string
-	Name            string
-	Description     string // llama.cpp's one-line description, e.g. "llama 8B Q4_K - Medium"
-	ContextLength   int    // training context length
-	EmbeddingLength int
-	Layers          int
-	Heads           int
-	HeadsKV         int
-	Params          uint64 // parameter count
-	SizeBytes       uint64 // size of all tensors
-	VocabSize       int
-	VocabType       string
-	ChatTemplate    string // the model's Jinja chat template, "" if none
-	Metadata        map[string]string
+	Path            string            `json:"path"`
+	Architecture    string            `json:"architecture"`
+	Name            string            `json:"name"`
+	Description     string            `json:"description"`    // llama.cpp's one-line description, e.g. "llama 8B Q4_K - Medium"
+	ContextLength   int               `json:"context_length"` // training context length
+	EmbeddingLength int               `json:"embedding_length"`
+	Layers          int               `json:"layers"`
+	Heads           int               `json:"heads"`
+	HeadsKV         int               `json:"heads_kv"`
+	Params          uint64            `json:"params"`     // parameter count
+	SizeBytes       uint64            `json:"size_bytes"` // size of all tensors
+	VocabSize       int               `json:"vocab_size"`
+	VocabType       string            `json:"vocab_type"`
+	ChatTemplate    string            `json:"chat_template,omitempty"` // the model's Jinja chat template, "" if none
+	Metadata        map[string]string `json:"metadata,omitempty"`
 }
 
 // Info returns the model's metadata.
@@ -303,7 +303,7 @@ func (m *Model) Info() (ModelInfo, error) {
 	buf := make([]byte, 4096)
 	cbuf := (*C.char)(unsafe.Pointer(&buf[0]))
 	if n := C.llama_model_desc(c, cbuf, C.size_t(len(buf))); n > 0 {
-		info.Description = C.GoString(cbuf)
+		info.Description = describeSize(C.GoString(cbuf), info.Params)
 	}
 	count := int(C.llama_model_meta_count(c))
 	for i := 0; i < count; i++ {
@@ -555,4 +555,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// describeSize replaces the "?B" that llama_model_desc prints for a model
+// size it has no name for (any model that is not a known release, such as
+// our test models) with the size computed from the parameter count.
+func describeSize(desc string, params uint64) string {
+	if !strings.Contains(desc, "?B") {
+		return desc
+	}
+	var size string
+	switch {
+	case params >= 1e9:
+		size = strconv.FormatFloat(float64(params)/1e9, 'f', 1, 64) + "B"
+	case params >= 1e6:
+		size = strconv.FormatFloat(float64(params)/1e6, 'f', 1, 64) + "M"
+	default:
+		size = strconv.FormatFloat(float64(params)/1e3, 'f', 1, 64) + "K"
+	}
+	return strings.Replace(desc, "?B", size, 1)
 }

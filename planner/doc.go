@@ -22,8 +22,8 @@
 //
 // The assistant turn, built only by AssistantText, is exactly:
 //
-//	codeplan:  "Plan:\n```python\n" + PLAN + "\n```\nAnswer:\n" + RESPONSE
-//	nlplan:    "Plan:\n" + PLAN + "\nAnswer:\n" + RESPONSE
+//	codeplan:  "Plan:\n```python\n" + PLAN + "\n```\nResponse:\n" + RESPONSE
+//	nlplan:    "Plan:\n" + PLAN + "\nResponse:\n" + RESPONSE
 //	direct:    RESPONSE
 //
 // where PLAN is CleanPlan(plan) (trailing spaces and blank lines at both
@@ -42,11 +42,11 @@
 //	product = multiply(3, 4)
 //	return add(2, product)
 //	```
-//	Answer:
+//	Response:
 //	3*4 = 12, and 2 + 12 = 14.<|im_end|>
 //
 // A plan may not contain its own closing delimiter: for codeplan a line
-// starting with ``` or ~~~, for nlplan a line that is an "Answer:" header.
+// starting with ``` or ~~~, for nlplan a line that is a "Response:" header.
 // AssistantText rejects such plans rather than write ambiguous data.
 //
 // # Training and inference
@@ -59,9 +59,9 @@
 //
 // Inference uses the same strings in two phases. Prompter.PlanPrompt ends
 // with the assistant header followed by the plan opener, so the model writes
-// the plan directly and stops at "\n```" (nlplan: "\nAnswer:").
+// the plan directly and stops at "\n```" (nlplan: "\nResponse:").
 // Prompter.AnswerPrompt is that text plus CleanPlan(plan) plus the answer
-// opener "\n```\nAnswer:\n" (nlplan: "\nAnswer:\n"), so the model writes only
+// opener "\n```\nResponse:\n" (nlplan: "\nResponse:\n"), so the model writes only
 // the answer. Prompter.OneShotPrompt lets the model write both in one call;
 // SplitOutput recovers plan and answer from such an output. Direct mode has
 // no plan phase: its AnswerPrompt ends with the assistant header.

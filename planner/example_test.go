@@ -16,8 +16,8 @@ func ExamplePrompter() {
 	phase2, _ := p.AnswerPrompt(nil, "What is 2+3*4?", plan)
 	fmt.Printf("phase 2: %q\n", phase2.Text)
 	// Output:
-	// phase 1: "<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\nPlan:\n```python\n" stop at ["\n```" "\nAnswer:"]
-	// phase 2: "<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\nPlan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nAnswer:\n"
+	// phase 1: "<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\nPlan:\n```python\n" stop at ["\n```" "\nResponse:"]
+	// phase 2: "<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\nPlan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nResponse:\n"
 }
 
 // The example of the package doc: one fine-tuning example split into the
@@ -40,7 +40,7 @@ func ExamplePrompter_TrainingExample() {
 	// product = multiply(3, 4)
 	// return add(2, product)
 	// ```
-	// Answer:
+	// Response:
 	// 3*4 = 12, and 2 + 12 = 14.<|im_end|>
 }
 

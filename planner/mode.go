@@ -51,7 +51,7 @@ func (m Mode) PlanOpener() string {
 }
 
 // AnswerOpener is the assistant text between the plan and the answer:
-// "\n```\nAnswer:\n" for codeplan, "\nAnswer:\n" for nlplan and "" for direct.
+// "\n```\nResponse:\n" for codeplan, "\nResponse:\n" for nlplan and "" for direct.
 func (m Mode) AnswerOpener() string {
 	switch m {
 	case CodePlan:
@@ -125,7 +125,7 @@ type Format string
 // The prompt formats.
 const (
 	// Trained: the user message is passed unchanged; the model learnt the
-	// Plan:/Answer: layout in fine-tuning (see the package doc).
+	// Plan:/Response: layout in fine-tuning (see the package doc).
 	Trained Format = "trained"
 	// Prompted: an instruction appended to the new user message asks an
 	// untrained instruct model to produce the same layout. Direct mode adds no

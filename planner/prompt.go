@@ -9,11 +9,19 @@ import (
 // The delimiters of the trained format (see the package doc). They are
 // shared by training and inference through AssistantText, Prompter and
 // SplitOutput, and must never differ between them.
+//
+// The answer part is headed "Response:", as in the CodePlan paper's Figure 1
+// ("Plan:" then "Response:"). Before 2026-11-30 it was "Answer:"; SplitOutput
+// still accepts an "Answer:" header when no "Response:" header is found, so
+// outputs of models tuned on the old layout remain readable.
 const (
-	planHeader     = "Plan:\n"
+	planWord       = "Plan"
+	answerWord     = "Response"
+	legacyAnswer   = "Answer"
+	planHeader     = planWord + ":\n"
 	codeFenceOpen  = "```python\n"
 	codeFenceClose = "```"
-	answerHeader   = "Answer:\n"
+	answerHeader   = answerWord + ":\n"
 )
 
 // CodePlanInstruction is appended to the user message in the prompted
@@ -23,13 +31,13 @@ const CodePlanInstruction = "Before answering, write a plan for your answer as c
 	"use functions, if/for statements and calls to sub-steps to outline the high-level reasoning steps, " +
 	"without working out the final result. Then give your answer, following the plan. " +
 	"Use exactly this layout:\n" +
-	"Plan:\n```python\n<your pseudocode plan>\n```\nAnswer:\n<your answer>"
+	planHeader + codeFenceOpen + "<your pseudocode plan>\n" + codeFenceClose + "\n" + answerHeader + "<your answer>"
 
 // NLPlanInstruction is appended to the user message in the prompted nlplan format.
 const NLPlanInstruction = "Before answering, write a plan for your answer as a short numbered list of " +
 	"natural-language steps that outline the high-level reasoning, without working out the final result. " +
 	"Then give your answer, following the plan. Use exactly this layout:\n" +
-	"Plan:\n1. <first step>\n2. <second step>\n...\nAnswer:\n<your answer>"
+	planHeader + "1. <first step>\n2. <second step>\n...\n" + answerHeader + "<your answer>"
 
 // ErrNoPlanPhase is returned by PlanPrompt in direct mode, which has no plan.
 var ErrNoPlanPhase = errors.New("planner: direct mode has no plan phase")
@@ -76,7 +84,7 @@ func (p Prompter) PlanPrompt(history []Message, user string) (Phase, error) {
 }
 
 // AnswerPrompt returns phase 2. For plan modes its text is exactly the phase 1
-// text, then CleanPlan(plan), then the answer opener ("\n```\nAnswer:\n" for
+// text, then CleanPlan(plan), then the answer opener ("\n```\nResponse:\n" for
 // codeplan), so the model continues with the answer. For direct mode plan must
 // be empty and the text ends with the assistant header.
 func (p Prompter) AnswerPrompt(history []Message, user, plan string) (Phase, error) {
@@ -150,8 +158,8 @@ func (p Prompter) TrainingExample(prompt, plan, response string) (prefix, target
 
 // AssistantText is the assistant turn of the trained format:
 //
-//	codeplan: "Plan:\n```python\n" + plan + "\n```\nAnswer:\n" + response
-//	nlplan:   "Plan:\n" + plan + "\nAnswer:\n" + response
+//	codeplan: "Plan:\n```python\n" + plan + "\n```\nResponse:\n" + response
+//	nlplan:   "Plan:\n" + plan + "\nResponse:\n" + response
 //	direct:   response
 //
 // plan is passed through CleanPlan and response through strings.TrimSpace.
@@ -197,11 +205,19 @@ func CleanPlan(plan string) string {
 // one-shot generation, with or without the plan opener at its start (a prompt
 // from OneShotPrompt already contains it). It accepts the trained layout and
 // the usual variations of instruct models: markdown emphasis or "#" before the
-// headers, a fence with another language tag, a missing closing fence when an
-// "Answer:" line follows. ok is false when no answer delimiter is found; plan
+// headers, a fence with another language tag, a missing closing fence when a
+// "Response:" line follows, and the older "Answer:" header when no "Response:"
+// header is found. ok is false when no answer delimiter is found; plan
 // then holds the text after the opener (the generation was likely cut off).
 // Direct mode returns the whole trimmed text as the answer.
 func SplitOutput(mode Mode, text string) (plan, answer string, ok bool) {
+	// A model tuned on the layout before "Response:" writes "Answer:".
+	return splitOutput(mode, text, []string{answerWord, legacyAnswer})
+}
+
+// splitOutput is SplitOutput with the accepted answer header words as a
+// parameter, in order of preference.
+func splitOutput(mode Mode, text string, answerWords []string) (plan, answer string, ok bool) {
 	text = strings.ReplaceAll(text, "\r\n", "\n")
 	if !mode.HasPlan() {
 		return "", strings.TrimSpace(text), mode.Valid()
@@ -209,7 +225,7 @@ func SplitOutput(mode Mode, text string) (plan, answer string, ok bool) {
 	lines := strings.Split(text, "\n")
 	i := skipBlank(lines, 0)
 	if i < len(lines) {
-		if rest, isHdr := headerLine(lines[i], "Plan"); isHdr {
+		if rest, isHdr := headerLine(lines[i], planWord); isHdr {
 			if rest != "" { // "Plan: step one" on the header line itself
 				lines[i] = rest
 			} else {
@@ -227,13 +243,13 @@ func SplitOutput(mode Mode, text string) (plan, answer string, ok bool) {
 		}
 	}
 	body := lines[i:]
-	// Prefer the closing fence: inside the fence an "Answer" line may be code.
+	// Prefer the closing fence: inside the fence a "Response" line may be code.
 	if fenced {
 		for j, l := range body {
 			if isBareFence(l) {
 				k := skipBlank(body, j+1)
 				if k < len(body) {
-					if rest, isHdr := headerLine(body[k], "Answer"); isHdr {
+					if rest, isHdr := anyHeaderLine(body[k], answerWords); isHdr {
 						return CleanPlan(strings.Join(body[:j], "\n")), joinAnswer(rest, body[k+1:]), true
 					}
 				}
@@ -245,8 +261,12 @@ func SplitOutput(mode Mode, text string) (plan, answer string, ok bool) {
 			}
 		}
 	}
-	for j, l := range body {
-		if rest, isHdr := headerLine(l, "Answer"); isHdr {
+	for _, answerWord := range answerWords {
+		for j, l := range body {
+			rest, isHdr := headerLine(l, answerWord)
+			if !isHdr {
+				continue
+			}
 			planLines := body[:j]
 			// Drop a dangling fence line right before the answer.
 			for n := len(planLines); n > 0; n-- {
@@ -264,12 +284,22 @@ func SplitOutput(mode Mode, text string) (plan, answer string, ok bool) {
 	return CleanPlan(strings.Join(body, "\n")), "", false
 }
 
+// anyHeaderLine is headerLine for the first of words that matches.
+func anyHeaderLine(line string, words []string) (rest string, ok bool) {
+	for _, w := range words {
+		if rest, ok := headerLine(line, w); ok {
+			return rest, true
+		}
+	}
+	return "", false
+}
+
 // planStops lists the phase 1 stop strings of a plan mode.
 func planStops(m Mode) []string {
 	if m == CodePlan {
-		return []string{"\n" + codeFenceClose, "\nAnswer:"}
+		return []string{"\n" + codeFenceClose, "\n" + answerWord + ":"}
 	}
-	return []string{"\nAnswer:"}
+	return []string{"\n" + answerWord + ":"}
 }
 
 // checkPlanDelimiters rejects plans that contain their own closing delimiter.
@@ -279,8 +309,8 @@ func checkPlanDelimiters(mode Mode, plan string) error {
 			return fmt.Errorf("planner: plan line %d is a code fence (%q), which would end the plan early", n+1, l)
 		}
 		if mode == NLPlan {
-			if _, isHdr := headerLine(l, "Answer"); isHdr {
-				return fmt.Errorf("planner: plan line %d is an answer header (%q), which would end the plan early", n+1, l)
+			if _, isHdr := headerLine(l, answerWord); isHdr {
+				return fmt.Errorf("planner: plan line %d is a response header (%q), which would end the plan early", n+1, l)
 			}
 		}
 	}
@@ -334,8 +364,8 @@ func (p Prompter) render(history []Message, user string) (string, error) {
 	return s, nil
 }
 
-// headerLine reports whether line is a section header such as "Answer:",
-// "**Answer:**", "### Answer" or "ANSWER: 42", and returns any text after the
+// headerLine reports whether line is a section header such as "Response:",
+// "**Response:**", "### Response" or "RESPONSE: 42", and returns any text after the
 // colon. The line must start at column 0 and the word must be capitalised, so
 // that indented code such as "    answer: int = f()" never matches.
 func headerLine(line, word string) (rest string, ok bool) {

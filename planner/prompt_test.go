@@ -44,16 +44,16 @@ func TestPhasesGolden(t *testing.T) {
 		{Direct, Prompted, "", chatHead(testUser)},
 		{NLPlan, Trained,
 			chatHead(testUser) + "Plan:\n",
-			chatHead(testUser) + "Plan:\n" + cleanPlan + "\nAnswer:\n"},
+			chatHead(testUser) + "Plan:\n" + cleanPlan + "\nResponse:\n"},
 		{NLPlan, Prompted,
 			chatHead(nlUser) + "Plan:\n",
-			chatHead(nlUser) + "Plan:\n" + cleanPlan + "\nAnswer:\n"},
+			chatHead(nlUser) + "Plan:\n" + cleanPlan + "\nResponse:\n"},
 		{CodePlan, Trained,
 			chatHead(testUser) + "Plan:\n```python\n",
-			chatHead(testUser) + "Plan:\n```python\n" + cleanPlan + "\n```\nAnswer:\n"},
+			chatHead(testUser) + "Plan:\n```python\n" + cleanPlan + "\n```\nResponse:\n"},
 		{CodePlan, Prompted,
 			chatHead(codeUser) + "Plan:\n```python\n",
-			chatHead(codeUser) + "Plan:\n```python\n" + cleanPlan + "\n```\nAnswer:\n"},
+			chatHead(codeUser) + "Plan:\n```python\n" + cleanPlan + "\n```\nResponse:\n"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.mode)+"_"+string(tc.format), func(t *testing.T) {
@@ -111,8 +111,8 @@ func TestPlanStops(t *testing.T) {
 		mode Mode
 		want []string
 	}{
-		{CodePlan, []string{"\n```", "\nAnswer:"}},
-		{NLPlan, []string{"\nAnswer:"}},
+		{CodePlan, []string{"\n```", "\nResponse:"}},
+		{NLPlan, []string{"\nResponse:"}},
 	} {
 		ph, err := Prompter{Mode: tc.mode, Format: Trained, Chat: ChatML{}}.PlanPrompt(nil, "q")
 		if err != nil {
@@ -180,16 +180,16 @@ func TestTrainingExample(t *testing.T) {
 	}{
 		{CodePlan, Trained, "",
 			"<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\n",
-			"Plan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nAnswer:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
+			"Plan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nResponse:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
 		{NLPlan, Trained, "",
 			"<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\n",
-			"Plan:\nproduct = multiply(3, 4)\nreturn add(2, product)\nAnswer:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
+			"Plan:\nproduct = multiply(3, 4)\nreturn add(2, product)\nResponse:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
 		{Direct, Trained, "S",
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nWhat is 2+3*4?<|im_end|>\n<|im_start|>assistant\n",
 			"3*4 = 12, so the result is 14.<|im_end|>\n"},
 		{CodePlan, Prompted, "",
 			"<|im_start|>user\nWhat is 2+3*4?\n\n" + CodePlanInstruction + "<|im_end|>\n<|im_start|>assistant\n",
-			"Plan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nAnswer:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
+			"Plan:\n```python\nproduct = multiply(3, 4)\nreturn add(2, product)\n```\nResponse:\n3*4 = 12, so the result is 14.<|im_end|>\n"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.mode)+"_"+string(tc.format), func(t *testing.T) {
@@ -261,8 +261,8 @@ func TestTrainingExampleErrors(t *testing.T) {
 		}
 	}
 	p.Mode = NLPlan
-	if _, _, err := p.TrainingExample("q", "1. do this\nAnswer: 5", "r"); err == nil {
-		t.Error("nlplan with an Answer: line in the plan: no error")
+	if _, _, err := p.TrainingExample("q", "1. do this\nResponse: 5", "r"); err == nil {
+		t.Error("nlplan with a Response: line in the plan: no error")
 	}
 }
 
@@ -271,7 +271,7 @@ func TestAssistantText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "Plan:\n```python\n  x = f()\n  return x\n```\nAnswer:\nR"; got != want {
+	if want := "Plan:\n```python\n  x = f()\n  return x\n```\nResponse:\nR"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if _, err := AssistantText("bogus", "p", "r"); err == nil {
@@ -290,21 +290,25 @@ func TestSplitOutput(t *testing.T) {
 		plan, answer string
 		ok           bool
 	}{
-		{"trained full", CodePlan, "Plan:\n```python\nx = f()\n```\nAnswer:\nIt is 5.", "x = f()", "It is 5.", true},
-		{"after prefill", CodePlan, "x = f()\nreturn x\n```\nAnswer:\nIt is 5.\n", "x = f()\nreturn x", "It is 5.", true},
-		{"markdown headers", CodePlan, "**Plan:**\n\n```py\nx = f()\n```\n\n**Answer:** It is 5.\nDone.", "x = f()", "It is 5.\nDone.", true},
+		{"trained full", CodePlan, "Plan:\n```python\nx = f()\n```\nResponse:\nIt is 5.", "x = f()", "It is 5.", true},
+		{"after prefill", CodePlan, "x = f()\nreturn x\n```\nResponse:\nIt is 5.\n", "x = f()\nreturn x", "It is 5.", true},
+		{"markdown headers", CodePlan, "**Plan:**\n\n```py\nx = f()\n```\n\n**Response:** It is 5.\nDone.", "x = f()", "It is 5.\nDone.", true},
 		{"hash header", CodePlan, "## Plan\n```python\nx = f()\n```\n### Answer\nIt is 5.", "x = f()", "It is 5.", true},
-		{"answer-like code inside fence", CodePlan, "```python\nAnswer: int = compute()\n```\nAnswer:\n5", "Answer: int = compute()", "5", true},
-		{"missing closing fence", CodePlan, "```python\nx = f()\nAnswer:\n5", "x = f()", "5", true},
+		{"answer-like code inside fence", CodePlan, "```python\nResponse: int = compute()\n```\nResponse:\n5", "Response: int = compute()", "5", true},
+		{"missing closing fence", CodePlan, "```python\nx = f()\nResponse:\n5", "x = f()", "5", true},
 		{"closing fence without header", CodePlan, "Plan:\n```python\nx = f()\n```\nThe result is 5.", "x = f()", "The result is 5.", true},
 		{"cut off in plan", CodePlan, "Plan:\n```python\nx = f(\n", "x = f(", "", false},
 		{"cut off after fence", CodePlan, "x = f()\n```\n", "x = f()", "", false},
-		{"indented answer is code", CodePlan, "def g():\n    answer: int = 1\nAnswer:\n1", "def g():\n    answer: int = 1", "1", true},
-		{"nlplan", NLPlan, "Plan:\n1. Multiply.\n2. Add.\nAnswer:\n14", "1. Multiply.\n2. Add.", "14", true},
+		{"indented answer is code", CodePlan, "def g():\n    answer: int = 1\nResponse:\n1", "def g():\n    answer: int = 1", "1", true},
+		{"nlplan", NLPlan, "Plan:\n1. Multiply.\n2. Add.\nResponse:\n14", "1. Multiply.\n2. Add.", "14", true},
 		{"nlplan prefill", NLPlan, "1. Multiply.\n2. Add.\nANSWER: 14", "1. Multiply.\n2. Add.", "14", true},
 		{"nlplan no answer", NLPlan, "1. Multiply.\n2. Add.", "1. Multiply.\n2. Add.", "", false},
-		{"answering is not a header", NLPlan, "1. Think.\nAnswering needs care.\nAnswer:\nok", "1. Think.\nAnswering needs care.", "ok", true},
-		{"crlf", CodePlan, "Plan:\r\n```python\r\nx = f()\r\n```\r\nAnswer:\r\n5\r\n", "x = f()", "5", true},
+		{"responsive is not a header", NLPlan, "1. Think.\nResponsive care.\nResponse:\nok", "1. Think.\nResponsive care.", "ok", true},
+		{"legacy answer header", NLPlan, "1. Multiply.\n2. Add.\nAnswer:\n14", "1. Multiply.\n2. Add.", "14", true},
+		{"legacy answer after fence", CodePlan, "x = f()\n```\nAnswer: 5", "x = f()", "5", true},
+		{"response header wins over answer line", NLPlan, "1. Add.\nResponse:\nAnswer: 14", "1. Add.", "Answer: 14", true},
+		{"answering is not a header", NLPlan, "1. Think.\nAnswering needs care.\nResponse:\nok", "1. Think.\nAnswering needs care.", "ok", true},
+		{"crlf", CodePlan, "Plan:\r\n```python\r\nx = f()\r\n```\r\nResponse:\r\n5\r\n", "x = f()", "5", true},
 		{"direct", Direct, "  Just the answer.\n", "", "Just the answer.", true},
 	}
 	for _, tc := range tests {

@@ -20,7 +20,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +47,15 @@ type Options struct {
 	// BaseURL is the server address, with or without a trailing /v1, e.g.
 	// "http://gpu7:8000" or "http://gpu7:8000/v1/".
 	BaseURL string
+	// BaseURLs adds more servers of the same fleet. Attempts go round-robin
+	// over BaseURL and these; a server that fails to connect is left out for
+	// a cool-down, so a retry lands on another one.
+	BaseURLs []string
+	// MaxConnFailures is how many connection failures in a row on every
+	// server make the client give up for good (DefaultMaxConnFailures when
+	// zero; negative = never): then Down is closed and every call fails
+	// with ErrUnreachable instead of spending its retries on a dead fleet.
+	MaxConnFailures int
 	// Model is the model name sent with every request (required by Chat).
 	Model string
 	// APIKey, when set, is sent as "Authorization: Bearer APIKey".
@@ -80,17 +88,24 @@ type Client struct {
 	backoff    time.Duration
 	http       *http.Client
 	slots      chan struct{} // semaphore: one token per request in flight
+	rotationState
 }
 
-// New returns a client for opts.BaseURL. It checks the URL but does not
-// contact the server; call Models for that.
+// New returns a client for opts.BaseURL and opts.BaseURLs. It checks the
+// URLs but does not contact the servers; call Models or ProbeAll for that.
 func New(opts Options) (*Client, error) {
-	base := strings.TrimRight(strings.TrimSpace(opts.BaseURL), "/")
-	base = strings.TrimSuffix(base, "/v1")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("remote: base URL %q: want http://host[:port][/path]", opts.BaseURL)
+	var eps []*endpoint
+	for _, raw := range append([]string{opts.BaseURL}, opts.BaseURLs...) {
+		if raw == "" && opts.BaseURL == "" && len(opts.BaseURLs) > 0 {
+			continue // BaseURLs alone is fine
+		}
+		base, err := normalizeBase(raw)
+		if err != nil {
+			return nil, err
+		}
+		eps = append(eps, &endpoint{base: base})
 	}
+	base := eps[0].base
 
 	c := &Client{
 		base:       base,
@@ -118,6 +133,14 @@ func New(opts Options) (*Client, error) {
 		n = DefaultConcurrency
 	}
 	c.slots = make(chan struct{}, n)
+	c.endpoints = eps
+	c.down = make(chan struct{})
+	switch {
+	case opts.MaxConnFailures == 0:
+		c.maxConnFails = DefaultMaxConnFailures
+	case opts.MaxConnFailures > 0:
+		c.maxConnFails = opts.MaxConnFailures
+	}
 	if c.http == nil {
 		// The default transport keeps only 2 idle connections per host,
 		// so with more workers every request beyond 2 would open a new
@@ -294,6 +317,9 @@ func (e *APIError) Retryable() bool {
 func (c *Client) do(ctx context.Context, method, endpoint string, body []byte) ([]byte, error) {
 	var lastErr error
 	for attempt := 0; ; attempt++ {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
 		raw, retryAfter, err := c.attempt(ctx, method, endpoint, body)
 		if err == nil {
 			return raw, nil
@@ -319,6 +345,9 @@ func (c *Client) do(ctx context.Context, method, endpoint string, body []byte) (
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("remote: %s %s: %w (while waiting to retry after: %v)", method, endpoint, context.Cause(ctx), lastErr)
+		case <-c.down:
+			t.Stop()
+			return nil, c.downErr
 		case <-t.C:
 		}
 	}
@@ -340,8 +369,10 @@ func (c *Client) delay(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// attempt sends the request once. retryAfter is the server's Retry-After
-// when it sent one with an error.
+// attempt sends the request once, to the next server in the rotation.
+// endpoint is a URL under the first base URL (as callers build it); its path
+// is sent to the chosen server. retryAfter is the server's Retry-After when
+// it sent one with an error.
 func (c *Client) attempt(ctx context.Context, method, endpoint string, body []byte) (raw []byte, retryAfter time.Duration, err error) {
 	select {
 	case c.slots <- struct{}{}:
@@ -349,6 +380,20 @@ func (c *Client) attempt(ctx context.Context, method, endpoint string, body []by
 		return nil, 0, ctx.Err()
 	}
 	defer func() { <-c.slots }()
+	ep := c.pick()
+	endpoint = ep.base + strings.TrimPrefix(endpoint, c.base)
+	defer func() {
+		// Health is about the server, so a request the caller cancelled
+		// says nothing either way.
+		var apiErr *APIError
+		switch {
+		case ctx.Err() != nil:
+		case err == nil, errors.As(err, &apiErr) && !isGatewayFailure(apiErr.StatusCode):
+			c.reached(ep)
+		default:
+			c.unreachable(ep, err)
+		}
+	}()
 
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -452,7 +452,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, rl *requestLog, d ti
 		ev = s.cfg.Log.Warn()
 	}
 	ev = ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
-		Str("remote", r.RemoteAddr).Dur("dur", d.Round(time.Millisecond))
+		Str("remote", r.RemoteAddr).Int64("dur_ms", d.Milliseconds())
 	if rl.id != "" {
 		ev = ev.Str("id", rl.id).Str("mode", string(rl.mode)).Bool("stream", rl.stream).
 			Int("prompt_tokens", rl.promptTokens).Int("completion_tokens", rl.completionTokens)

@@ -10,7 +10,10 @@ import (
 // come before its flags ("codeplan extract MODEL --input x"): urfave/cli v2
 // stops parsing flags at the first positional argument, but CLI.md makes
 // MODEL the first argument of every command. Positionals are moved after
-// the flags; everything after "--" is left alone.
+// the flags; everything after "--" is left alone. Global flags (-q,
+// --log-level, --log-format) may also follow the command name: they are
+// moved before it, where urfave/cli looks for them, unless the command
+// defines a flag of the same name.
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -28,13 +31,14 @@ func interspersed(app *cli.App, args []string) []string {
 	}
 	cmds := app.Commands
 	var cmd *cli.Command
+	var names []string
 	for i < len(args) {
 		c := findCommand(cmds, args[i])
 		if c == nil {
 			break
 		}
 		cmd = c
-		out = append(out, args[i])
+		names = append(names, args[i])
 		i++
 		cmds = c.Subcommands
 	}
@@ -49,17 +53,35 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && i+1 < len(args) {
+			dst, set := &flags, cmd.Flags
+			if !definesFlag(cmd.Flags, a) && definesFlag(app.Flags, a) {
+				dst, set = &out, app.Flags
+			}
+			*dst = append(*dst, a)
+			if takesValue(set, a) && i+1 < len(args) {
 				i++
-				flags = append(flags, args[i])
+				*dst = append(*dst, args[i])
 			}
 			continue
 		}
 		positional = append(positional, a)
 	}
+	out = append(out, names...)
 	out = append(out, flags...)
 	return append(out, positional...)
+}
+
+// definesFlag reports whether arg ("--log-level", "-q=true") names one of flags.
+func definesFlag(flags []cli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

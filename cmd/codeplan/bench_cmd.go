@@ -14,7 +14,7 @@ import (
 )
 
 func benchCommand() *cli.Command {
-	flags := modelFlags(1)
+	flags := append(modelFlags(1), loraFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "parallels", Value: "1,2,4,8,16", Usage: "comma-separated sequence counts to measure"},
 		&cli.IntFlag{Name: "pp", Value: 512, Usage: "prompt tokens per sequence"},

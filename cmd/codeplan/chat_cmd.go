@@ -28,8 +28,8 @@ import (
 func chatCommand() *cli.Command {
 	flags := append(modelFlags(1), loraFlags()...)
 	flags = append(flags,
-		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan or codeplan (change it in the chat with /mode)"},
-		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "trained (a CodePlan fine-tune) or prompted (an instruction asks an untrained model for the plan)"},
+		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan, codeplan, or auto (the mode the adapter or model was fine-tuned in); change it in the chat with /mode"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message `TEXT`"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "at most `N` tokens of plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "at most `N` tokens of answer"},
@@ -47,8 +47,10 @@ pseudocode in --mode codeplan, numbered steps in nlplan, none in direct),
 shown apart from the answer. History is kept within the context window: the
 oldest turns are dropped when a new message would not fit.
 
-Commands: /mode direct|nlplan|codeplan, /plan on|off, /reset, /save FILE
-(.jsonl or .md), /help, /exit. Ctrl-C stops a reply; Ctrl-C on an empty line
+Commands: /mode direct|nlplan|codeplan, /plan on|off, /system TEXT,
+/set temperature|top_p|max_tokens|max_plan_tokens VALUE, /reset,
+/save FILE (.jsonl or .md), /help, /exit. A message spans several lines
+when a line ends in \ or when it is pasted between two lines of """. Ctrl-C stops a reply; Ctrl-C on an empty line
 or Ctrl-D leaves. Input history is kept in the user cache folder
 (codeplan/chat_history).
 
@@ -66,7 +68,7 @@ and the exit status is 1 when any line failed:
 // chatSettings are the chat's validated flags.
 type chatSettings struct {
 	prompter planner.Prompter
-	limits   chat.Limits
+	settings chat.Settings
 	sampling llama.SamplerOptions
 	json     bool
 }
@@ -75,18 +77,18 @@ type chatSettings struct {
 // are reported at once.
 func parseChatFlags(c *cli.Context) (chatSettings, error) {
 	var s chatSettings
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return s, usagef("--mode: %v", err)
+		return s, err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return s, usagef("--format: %v", err)
+		return s, err
 	}
 	s.prompter = planner.Prompter{Mode: mode, Format: format, System: c.String("system")}
-	s.limits = chat.Limits{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens")}
-	if s.limits.MaxPlanTokens <= 0 || s.limits.MaxTokens <= 0 {
-		return s, usagef("--max-plan-tokens and --max-tokens must be positive, got %d and %d", s.limits.MaxPlanTokens, s.limits.MaxTokens)
+	s.settings = chat.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens")}
+	if s.settings.MaxPlanTokens <= 0 || s.settings.MaxTokens <= 0 {
+		return s, usagef("--max-plan-tokens and --max-tokens must be positive, got %d and %d", s.settings.MaxPlanTokens, s.settings.MaxTokens)
 	}
 	temp, topP := c.Float64("temperature"), c.Float64("top-p")
 	if temp < 0 {
@@ -99,7 +101,8 @@ func parseChatFlags(c *cli.Context) (chatSettings, error) {
 	if !c.IsSet("seed") {
 		seed = rand.Uint32()
 	}
-	s.sampling = llama.SamplerOptions{Temperature: float32(temp), TopP: float32(topP), Seed: seed}
+	s.sampling = llama.SamplerOptions{Seed: seed}
+	s.settings.Temperature, s.settings.TopP = temp, topP
 	s.json = c.Bool("json")
 	return s, nil
 }
@@ -127,6 +130,9 @@ func runChat(c *cli.Context) error {
 	}
 	defer eng.Close()
 	backend := &engineBackend{eng: eng, model: l.model, sampling: set.sampling}
+	if l.adapter != nil {
+		backend.adapter = c.String("lora")
+	}
 
 	in, out, errw := c.App.Reader, c.App.Writer, c.App.ErrWriter
 	if errw == nil {
@@ -155,7 +161,7 @@ func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, er
 	if set.json {
 		r = chat.JSONRenderer{Out: out, Info: ui}
 	}
-	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Limits: set.limits})
+	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Settings: set.settings})
 	if err != nil {
 		return err
 	}
@@ -172,8 +178,7 @@ func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, er
 	}
 	defer rl.Close()
 	if outTTY {
-		text.Banner(fmt.Sprintf("codeplan chat: %s, mode %s, %d-token context. /help for commands, Ctrl-C stops a reply, Ctrl-D leaves.",
-			filepath.Base(b.model.Path()), sess.Mode(), b.ContextTokens()))
+		text.Banner(chatBanner(b, set))
 	}
 
 	// While a reply is generated the terminal is in cooked mode, so Ctrl-C
@@ -194,10 +199,20 @@ func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, er
 		}
 	}()
 
+	var joiner chat.LineJoiner
 	for {
+		if joiner.Pending() {
+			rl.SetPrompt(chat.ContinuationPrompt(color))
+		} else {
+			rl.SetPrompt(chat.Prompt(color))
+		}
 		line, err := rl.Readline()
 		switch {
 		case errors.Is(err, readline.ErrInterrupt):
+			if joiner.Pending() {
+				joiner.Flush() // Ctrl-C discards a message being assembled
+				continue
+			}
 			if strings.TrimSpace(line) == "" {
 				return nil
 			}
@@ -206,6 +221,10 @@ func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, er
 			return nil
 		case err != nil:
 			return fmt.Errorf("chat: reading the terminal: %w", err)
+		}
+		line, complete := joiner.Feed(line)
+		if !complete {
+			continue
 		}
 		ctx, cancel := context.WithCancel(c.Context)
 		mu.Lock()
@@ -229,7 +248,7 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 	if set.json {
 		r = chat.JSONRenderer{Out: out, Info: errw}
 	}
-	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Limits: set.limits})
+	sess, err := chat.New(b, r, chat.Options{Prompter: set.prompter, Settings: set.settings})
 	if err != nil {
 		return err
 	}
@@ -239,10 +258,25 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	failed, firstFailed := 0, 0
 	var firstErr error
+	var joiner chat.LineJoiner
 	n := 0
-	for sc.Scan() {
-		n++
-		quit, err := sess.Handle(ctx, sc.Text())
+	for {
+		more := sc.Scan()
+		var line string
+		var complete bool
+		if more {
+			n++
+			line, complete = joiner.Feed(sc.Text())
+		} else {
+			line, complete = joiner.Flush()
+		}
+		if !complete {
+			if more {
+				continue
+			}
+			break
+		}
+		quit, err := sess.Handle(ctx, line)
 		if ctx.Err() != nil {
 			return cli.Exit(fmt.Sprintf("chat: interrupted at stdin line %d", n), 130)
 		}
@@ -265,11 +299,23 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 	return nil
 }
 
+// chatBanner is the first line of an interactive chat: what is answering
+// (model, adapter), how (mode, format), and the keys to know.
+func chatBanner(b *engineBackend, set chatSettings) string {
+	adapter := ""
+	if b.adapter != "" {
+		adapter = " + " + filepath.Base(b.adapter)
+	}
+	return fmt.Sprintf("codeplan chat: %s%s, mode %s, format %s, %d-token context. /help for commands, Ctrl-C stops a reply, Ctrl-D leaves.",
+		filepath.Base(b.model.Path()), adapter, set.prompter.Mode, set.prompter.Format, b.ContextTokens())
+}
+
 // engineBackend answers chat turns with package inference on the engine.
 type engineBackend struct {
 	eng      *engine.Engine
 	model    *llama.Model
 	sampling llama.SamplerOptions
+	adapter  string // path of the LoRA adapter in use, "" for none
 	turns    uint32
 }
 
@@ -295,8 +341,9 @@ func (b *engineBackend) PromptTokens(p planner.Prompter, history []planner.Messa
 }
 
 // Generate implements chat.Backend.
-func (b *engineBackend) Generate(ctx context.Context, p planner.Prompter, lim chat.Limits, history []planner.Message, user string, stream func(chat.Phase, string)) (chat.Reply, error) {
-	s := inference.Settings{MaxPlanTokens: lim.MaxPlanTokens, MaxTokens: lim.MaxTokens, Sampling: b.sampling}
+func (b *engineBackend) Generate(ctx context.Context, p planner.Prompter, set chat.Settings, history []planner.Message, user string, stream func(chat.Phase, string)) (chat.Reply, error) {
+	s := inference.Settings{MaxPlanTokens: set.MaxPlanTokens, MaxTokens: set.MaxTokens, Sampling: b.sampling}
+	s.Sampling.Temperature, s.Sampling.TopP = float32(set.Temperature), float32(set.TopP)
 	// A new seed per turn, derived from --seed: asking the same thing twice
 	// gives a fresh sample, and the whole chat stays reproducible.
 	s.Sampling.Seed += b.turns
@@ -306,6 +353,13 @@ func (b *engineBackend) Generate(ctx context.Context, p planner.Prompter, lim ch
 		return chat.Reply{}, err
 	}
 	req.Ctx = ctx
+	if p.Mode.HasPlan() {
+		req.OnPhaseEnd = func(phase int, reason engine.FinishReason) {
+			if phase == 0 && reason == engine.FinishLength {
+				stream(chat.PlanLimit, "")
+			}
+		}
+	}
 	res, err := b.eng.Generate(ctx, req)
 	a := inference.FromResult(p.Mode, res)
 	return chat.Reply{

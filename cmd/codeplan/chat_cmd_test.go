@@ -123,7 +123,7 @@ func TestChatTrimsHistory(t *testing.T) {
 			lines = append(lines, strings.Repeat("far too long ", 30))
 		}
 	}
-	out, errOut, err := runChatScript(t, strings.Join(lines, "\n")+"\n", "--json", "--ctx", fmt.Sprint(ctx),
+	out, errOut, err := runChatScript(t, strings.Join(lines, "\n")+"\n", "--json", "--format", "trained", "--ctx", fmt.Sprint(ctx),
 		"--max-plan-tokens", fmt.Sprint(maxPlan), "--max-tokens", fmt.Sprint(maxAnswer))
 	if err == nil || !strings.Contains(err.Error(), "1 input line(s) failed; the first, stdin line 6") {
 		t.Errorf("err = %v, want the too-long line 6 reported", err)
@@ -330,4 +330,36 @@ func TestChatPTY(t *testing.T) {
 		p.send("\x04")
 		p.wait(0)
 	})
+}
+
+// TestChatMultiLineScript checks that piped input can hold multi-line
+// messages (a """ block and backslash continuation) and /set changes.
+func TestChatMultiLineScript(t *testing.T) {
+	script := strings.Join([]string{
+		`"""`, "first line", "", "third line", `"""`,
+		`continued \`, "here",
+		"/set max_tokens 4",
+		"short",
+	}, "\n") + "\n"
+	out, stderr, err := runChatScript(t, script, "--json", "--max-tokens", "8", "--max-plan-tokens", "8")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	var turns []chat.TurnRecord
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r chat.TurnRecord
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		turns = append(turns, r)
+	}
+	if len(turns) != 3 {
+		t.Fatalf("%d turns, want 3:\n%s", len(turns), out)
+	}
+	if turns[0].User != "first line\n\nthird line" || turns[1].User != "continued \nhere" {
+		t.Errorf("users %q, %q", turns[0].User, turns[1].User)
+	}
+	if turns[2].AnswerTokens > 4 || turns[0].Seconds <= 0 {
+		t.Errorf("after /set max_tokens 4 the answer has %d tokens; seconds %g", turns[2].AnswerTokens, turns[0].Seconds)
+	}
 }

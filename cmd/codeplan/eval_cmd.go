@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/evaluate/bench"
@@ -34,8 +33,8 @@ func evalCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "bench", Aliases: []string{"b"}, Usage: "benchmark: a JSONL/JSON `FILE` (GSM8K, MATH, multiple choice, StrategyQA, HotpotQA, BBH shapes) or " +
 			strings.Join(evaluate.SynthNames(), ", ")},
-		&cli.StringFlag{Name: "modes", Value: "direct,nlplan,codeplan", Usage: "answer modes to compare, comma-separated (\"all\" = every mode)"},
-		&cli.StringFlag{Name: "format", Value: string(planner.Prompted), Usage: "prompted (instructions, for a model never fine-tuned on the format) or trained (the layout finetune teaches)"},
+		&cli.StringFlag{Name: "modes", Value: "direct,nlplan,codeplan", Usage: "answer modes to compare, comma-separated (\"all\" = every mode; \"auto\" = the one mode the adapter or model was fine-tuned in)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "token limit of the plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "token limit of the answer"},
@@ -53,6 +52,9 @@ func evalCommand() *cli.Command {
 		&cli.StringFlag{Name: "steps-field", Usage: "benchmark file: gjson `PATH` of the number of reasoning steps"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "benchmark file: skip malformed records instead of stopping at the first"},
 		&cli.BoolFlag{Name: "report-only", Usage: "only rebuild the report from DIR/results.jsonl (no model needed)"},
+		&cli.IntFlag{Name: "fewshot", Usage: "put `N` worked examples from --fewshot-file before each question, as earlier turns in each mode's own format"},
+		&cli.StringFlag{Name: "fewshot-file", Usage: "few-shot examples: JSONL `FILE` with question (or prompt), response, plan (codeplan) and nl_plan (nlplan), e.g. from codeplan synth with another seed or the benchmark's train split"},
+		&cli.BoolFlag{Name: "log-samples", Usage: "record each item's rendered prompt (chat template and few-shot turns included) in results.jsonl"},
 	)
 	return &cli.Command{
 		Name:      "eval",
@@ -65,7 +67,9 @@ answer is ..."), which is then extracted and scored against the gold answer.
 
 Results go to DIR/results.jsonl, one row per item and mode, appended crash-safely:
 after Ctrl-C (finishes the items in flight), kill -9 or a crash, rerun the same
-command and it does only what is missing. The report is built from every row in
+command and it does only what is missing. A rerun with another model, adapter,
+format or sampling setting into the same DIR is refused, naming both; the default
+DIR (eval-BENCH-MODEL[-ADAPTER]) keeps runs of different models apart. The report is built from every row in
 the file: DIR/report.md (accuracy per mode with 95% Wilson interval, relative gain
 over direct — the CodePlan paper's headline metric —, accuracy by number of steps
 and by task, mean tokens and seconds per item), the same tables on stdout,
@@ -82,6 +86,15 @@ Examples:
 		Flags:  flags,
 		Action: runEval,
 	}
+}
+
+// modelArg is the model as given (MODEL or --model), for the default
+// report folder; "" if none.
+func modelArg(c *cli.Context) string {
+	if p := c.String("model"); p != "" {
+		return p
+	}
+	return c.Args().First()
 }
 
 func joinInts(v []int) string {
@@ -105,10 +118,10 @@ func runEval(c *cli.Context) error {
 	out := c.String("out")
 	if c.Bool("report-only") {
 		if out == "" {
-			if benchName == "" {
-				return usagef("eval --report-only: --out DIR (or --bench) is required")
+			if benchName == "" || modelArg(c) == "" {
+				return usagef("eval --report-only: --out DIR is required (or --bench with the MODEL and --lora of the run, which name the default folder)")
 			}
-			out = evaluate.DefaultOut(benchName)
+			out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 		}
 		if benchName == "" {
 			benchName = filepath.Base(out)
@@ -119,15 +132,15 @@ func runEval(c *cli.Context) error {
 		return usagef("eval: --bench is required: a benchmark file or one of %s", strings.Join(evaluate.SynthNames(), ", "))
 	}
 	if out == "" {
-		out = evaluate.DefaultOut(benchName)
+		out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 	}
-	modes, err := planner.ParseModes(c.String("modes"))
+	modes, err := resolveModes(c, c.String("modes"))
 	if err != nil {
-		return usagef("eval: --modes: %v", err)
+		return err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return usagef("eval: --format: %v", err)
+		return err
 	}
 	shard, err := dataset.ParseShard(c.String("shard"))
 	if err != nil {
@@ -149,42 +162,67 @@ func runEval(c *cli.Context) error {
 	}
 	log.Info().Str("bench", benchName).Int("items", len(loaded.Items)).Str("out", out).Msg("benchmark loaded")
 
-	l, err := openModel(c)
+	key, _, err := modelKey(c)
+	if err != nil {
+		return err
+	}
+	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
+	key["format"], key["system"] = string(format), textKey(c.String("system"))
+	var examples []evaluate.Example
+	if n := c.Int("fewshot"); n != 0 {
+		if n < 0 || c.String("fewshot-file") == "" {
+			return usagef("eval: --fewshot N needs N > 0 and --fewshot-file FILE")
+		}
+		if examples, err = evaluate.LoadExamples(c.String("fewshot-file"), modes); err != nil {
+			return usagef("eval: --fewshot-file: %v", err)
+		}
+		if len(examples) < n {
+			return usagef("eval: --fewshot %d, but %s has %d examples", n, c.String("fewshot-file"), len(examples))
+		}
+		sum, err := fileHash(c.String("fewshot-file"))
+		if err != nil {
+			return usagef("eval: --fewshot-file: %v", err)
+		}
+		key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(c.String("fewshot-file")) + "@" + sum
+	}
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
+	addSampling(key, settings.Sampling)
+	cfg := evaluate.Config{
+		Items:    loaded.Items,
+		Modes:    modes,
+		Prompter: planner.Prompter{Format: format, System: c.String("system")},
+		Settings: settings,
+		FewShot:  examples, FewShotN: c.Int("fewshot"), LogSamples: c.Bool("log-samples"),
+		Shard:    shard,
+		Limit:    c.Int("limit"),
+		Dir:      out,
+		Key:      key,
+		Logger:   log,
+		Progress: true,
+	}
+	// The results file is opened (locked, its settings checked) before the
+	// model loads, so that a wrong folder costs nothing.
+	b, err := evaluate.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	l, eng, err := engineFor(c)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	chat, ok := inference.Templater(l.model)
-	if !ok {
-		log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
-	}
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
-	if err != nil {
-		return err
-	}
 	defer eng.Close()
-	cfg := evaluate.Config{
-		Items:    loaded.Items,
-		Modes:    modes,
-		Prompter: planner.Prompter{Format: format, Chat: chat, System: c.String("system")},
-		Settings: inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)},
-		Shard:    shard,
-		Limit:    c.Int("limit"),
-		Dir:      out,
-		// One item per sequence: the engine stays full (a finished item is
-		// replaced within a decode step) and no item waits in the queue, so
-		// an item's seconds are its own, not its wait for a free sequence.
-		Workers:  eng.Parallel(),
-		Model:    filepath.Base(l.path),
-		Logger:   log,
-		Progress: true,
-	}
-	if l.adapter != nil {
-		cfg.LoRA = filepath.Base(l.adapter.Path())
-	}
+	cfg.Prompter.Chat = chatTemplater(l.model)
+	// One item per sequence: the engine stays full (a finished item is
+	// replaced within a decode step) and no item waits in the queue, so
+	// an item's seconds are its own, not its wait for a free sequence.
+	cfg.Workers = eng.Parallel()
+	cfg.Model, cfg.LoRA = l.names()
 	soft, hard, stop := interruptContexts()
 	defer stop()
-	st, err := evaluate.Run(soft, hard, eng, cfg)
+	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)
 	if err != nil {
 		return err
 	}
@@ -270,7 +308,7 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 	}
 	fmt.Fprintln(w)
 	if st.Written > 0 {
-		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTokens, st.Tokens)
+		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}
 	fmt.Fprintf(w, "  results           %s\n", filepath.Join(out, evaluate.ResultsFile))
 }

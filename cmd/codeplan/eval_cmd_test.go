@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,7 +145,10 @@ func TestEvalResumes(t *testing.T) {
 	}
 	checkEvalRows(t, dir, 2, "direct", "nlplan", "codeplan")
 	// A torn last line, as kill -9 during a write leaves, is dropped and redone.
-	f, _ := os.OpenFile(filepath.Join(dir, "results.jsonl"), os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "results.jsonl"), os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.WriteString(`{"id":"synth-arith-k3-0001|dir`)
 	f.Close()
 	if code := run(evalArgs(dir, args...)); code != 0 {
@@ -194,19 +194,14 @@ func TestEvalBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--log-format", "console", "eval", "tiny", "--out", filepath.Join(dir, "out")}, tc.args...)
-			cmd := exec.Command(os.Args[0], args...)
-			cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-				t.Fatalf("exit: %v, want code 2; stderr:\n%s", err, stderr.String())
+			code, stderr := runChild(t, args...)
+			if code != 2 || crashTrace(stderr) {
+				t.Fatalf("exit %d, want 2; stderr:\n%s", code, stderr)
 			}
-			if !strings.Contains(stderr.String(), tc.want) {
-				t.Errorf("stderr does not say %q:\n%s", tc.want, stderr.String())
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr does not say %q:\n%s", tc.want, stderr)
 			}
-			if strings.Contains(stderr.String(), "model ready") {
+			if strings.Contains(stderr, "model ready") {
 				t.Error("the model was loaded before the input was checked")
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,7 +19,7 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
-	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
@@ -34,7 +35,7 @@ func inputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash of prompt and response)"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
-		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id)"},
+		&cli.StringFlag{Name: "shard", Usage: "process only shard `K/N` (1-based, stable by row id; I+1/N for a 0-based index I)"},
 		&cli.Int64Flag{Name: "limit", Usage: "process at most `N` new rows"},
 	}
 }
@@ -99,7 +100,7 @@ func interruptContexts() (soft, hard context.Context, stop func()) {
 }
 
 func extractCommand() *cli.Command {
-	flags := append(modelFlags(8), inputFlags()...)
+	flags := append(append(modelFlags(8), loraFlags()...), inputFlags()...)
 	flags = append(flags, samplingFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
@@ -109,7 +110,8 @@ func extractCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-words", Value: 300, Usage: "reject plans longer than this many words"},
 		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},
-		&cli.StringFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1"},
+		&cli.StringSliceFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1; repeat it for several servers (round-robin; one that stops answering is skipped)"},
+		&cli.IntFlag{Name: "max-connection-failures", Value: remote.DefaultMaxConnFailures, Usage: "--backend openai: stop the run after `N` failed connections in a row to every server (done rows are kept; 0 = never)"},
 		&cli.StringFlag{Name: "api-key", EnvVars: []string{"OPENAI_API_KEY"}, Usage: "bearer token for --backend openai"},
 		&cli.IntFlag{Name: "concurrency", Value: 16, Usage: "requests in flight for --backend openai"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
@@ -128,7 +130,9 @@ response go to the rejects file with their reason.
 
 Rows are decoded --parallel at a time with continuous batching. Output files are
 appended crash-safely: rerun the same command after Ctrl-C, kill -9 or a crash and
-it resumes with no duplicates and no lost rows. Split a corpus over machines with
+it resumes with no duplicates and no lost rows; a rerun with another model,
+template, sampling or filter setting is refused, and a second run on the same
+--output stops at once (the first holds a lock). Split a corpus over machines with
 --shard K/N and combine with 'codeplan merge'.
 
 Examples:
@@ -137,120 +141,189 @@ Examples:
    codeplan extract tiny --input examples/sample.jsonl --output /tmp/plans.jsonl
    codeplan extract --backend openai --base-url http://vllm:8000/v1 --model meta-llama/Meta-Llama-3-8B-Instruct \
        --input part-00.parquet --output plans.jsonl --shard 3/8 --concurrency 64`,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			input, output := c.String("input"), c.String("output")
-			if input == "" {
-				return usagef("extract: --input is required")
-			}
-			if output == "" {
-				return usagef("extract: --output is required")
-			}
-			if output == "-" {
-				return usagef("extract: --output must be a file: resuming needs to read it back")
-			}
-			rejects := c.String("rejects")
-			if !c.IsSet("rejects") {
-				rejects = strings.TrimSuffix(output, filepath.Ext(output)) + ".rejects.jsonl"
-			}
-			shard, err := dataset.ParseShard(c.String("shard"))
-			if err != nil {
-				return usageError{err}
-			}
-			tmpl := planner.DefaultTemplate()
-			if p := c.String("template"); p != "" {
-				if tmpl, err = planner.LoadTemplate(p); err != nil {
-					return usageError{err}
-				}
-			}
-			sampling := samplingFrom(c)
-			cfg := extract.Config{
-				Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
-				Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"),
-				Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
-				Logger: log, Progress: true,
-				Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
-			}
-			var gen extract.Generator
-			switch c.String("backend") {
-			case "llama":
-				cache := c.Bool("prefix-cache")
-				extra := 0
-				if cache {
-					extra = 1
-				}
-				l, err := openModelSeqs(c, extra)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
-				eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
-				if err != nil {
-					return err
-				}
-				defer eng.Close()
-				defer func() {
-					st := eng.Stats()
-					log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
-						Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Dur("busy", st.Busy).Msg("engine")
-				}()
-				chat, ok := inference.Templater(l.model)
-				if !ok {
-					log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
-				}
-				local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
-				if cache {
-					local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
-				}
-				gen = local
-				cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
-				cfg.Model = filepath.Base(l.path)
-			case "openai":
-				name := c.String("model")
-				if name == "" {
-					name = c.Args().First()
-				}
-				if c.String("base-url") == "" || name == "" {
-					return usagef("extract --backend openai needs --base-url URL and --model NAME")
-				}
-				client, err := remote.New(remote.Options{BaseURL: c.String("base-url"), Model: name, APIKey: c.String("api-key"),
-					Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency")})
-				if err != nil {
-					return usageError{err}
-				}
-				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				models, err := client.Models(pctx)
-				cancel()
-				if err != nil {
-					return fmt.Errorf("cannot reach %s: %w", c.String("base-url"), err)
-				}
-				log.Info().Strs("models", models).Str("url", c.String("base-url")).Msg("server reachable")
-				params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
-				if c.IsSet("seed") {
-					s := int64(sampling.Seed)
-					params.Seed = &s
-				}
-				gen = extract.Remote{Client: client, Params: params}
-				cfg.Workers = c.Int("concurrency")
-				cfg.Model = name
-			default:
-				return usagef("extract: --backend %q: want llama or openai", c.String("backend"))
-			}
-			soft, hard, stop := interruptContexts()
-			defer stop()
-			sum, err := extract.Run(soft, hard, gen, cfg)
-			printExtractSummary(os.Stdout, sum, cfg)
-			if p := c.String("summary"); p != "" {
-				if werr := writeJSON(p, sum); werr != nil && err == nil {
-					err = werr
-				}
-			}
-			if err == nil && sum.Failed > 0 {
-				err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
-			}
-			return err
-		},
+		Flags:  flags,
+		Action: runExtract,
 	}
+}
+
+// testRowHook, set only by this package's tests (in the child process of
+// TestMain), is called after each row extract collects, with the count so
+// far and the soft context of the run; it lets a test signal the process at
+// an exact point instead of racing the run.
+var testRowHook func(rows int64, soft context.Context)
+
+// extractBackend is where extract's plans come from. It is chosen and
+// checked from the flags before anything is opened; start then loads the
+// model or reaches the server, after the input and outputs were checked.
+type extractBackend struct {
+	// key names the model in the settings the output is keyed on.
+	key dataset.Settings
+	// start returns the generator, fills in cfg.Model and cfg.Workers, and
+	// returns what to release after the run.
+	start func(cfg *extract.Config) (extract.Generator, func(), error)
+}
+
+// runExtract checks every input (flags, template, model header, input
+// file, output files) before it loads a model, then runs the extraction.
+func runExtract(c *cli.Context) error {
+	cfg, err := extractConfig(c)
+	if err != nil {
+		return err
+	}
+	var be extractBackend
+	switch c.String("backend") {
+	case "llama":
+		be, err = llamaExtractor(c, cfg.Template)
+	case "openai":
+		be, err = openaiExtractor(c)
+	default:
+		return usagef("extract: --backend %q: want llama or openai", c.String("backend"))
+	}
+	if err != nil {
+		return err
+	}
+	cfg.Key = be.key
+	cfg.Key["template"] = cfg.Template.Hash()
+	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
+	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(c.Int("min-words")), strconv.Itoa(c.Int("max-words"))
+	b, err := pipeline.Open(cfg.Job())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	gen, release, err := be.start(&cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	soft, hard, stop := interruptContexts()
+	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
+	}
+	sum, err := extract.RunOn(soft, hard, b, gen, cfg)
+	printExtractSummary(os.Stdout, sum, cfg)
+	if p := c.String("summary"); p != "" {
+		if werr := writeJSON(p, sum); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err == nil && sum.Failed > 0 {
+		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
+	}
+	return err
+}
+
+// extractConfig reads the file, template, filter and sampling flags.
+func extractConfig(c *cli.Context) (extract.Config, error) {
+	input, output := c.String("input"), c.String("output")
+	switch {
+	case input == "":
+		return extract.Config{}, usagef("extract: --input is required")
+	case output == "":
+		return extract.Config{}, usagef("extract: --output is required")
+	case output == "-":
+		return extract.Config{}, usagef("extract: --output must be a file: resuming needs to read it back")
+	}
+	rejects := c.String("rejects")
+	if !c.IsSet("rejects") {
+		rejects = strings.TrimSuffix(output, filepath.Ext(output)) + ".rejects.jsonl"
+	}
+	shard, err := dataset.ParseShard(c.String("shard"))
+	if err != nil {
+		return extract.Config{}, usageError{err}
+	}
+	tmpl := planner.DefaultTemplate()
+	if p := c.String("template"); p != "" {
+		if tmpl, err = planner.LoadTemplate(p); err != nil {
+			return extract.Config{}, usageError{err}
+		}
+	}
+	sampling := samplingFrom(c)
+	return extract.Config{
+		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
+		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"),
+		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
+		Logger: log, Progress: true,
+		Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
+	}, nil
+}
+
+// llamaExtractor runs a local GGUF model on the continuous-batching engine.
+func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, error) {
+	key, _, err := modelKey(c)
+	if err != nil {
+		return extractBackend{}, err
+	}
+	sampling := samplingFrom(c)
+	addSampling(key, sampling)
+	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
+		cache := c.Bool("prefix-cache")
+		extra := 0
+		if cache {
+			extra = 1
+		}
+		l, err := openModelSeqs(c, extra)
+		if err != nil {
+			return nil, nil, err
+		}
+		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		if err != nil {
+			l.Close()
+			return nil, nil, err
+		}
+		release := func() {
+			st := eng.Stats()
+			eng.Close()
+			l.Close()
+			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
+				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
+		}
+		chat := chatTemplater(l.model)
+		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
+		if cache {
+			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
+		}
+		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+		cfg.Model = filepath.Base(l.path)
+		return local, release, nil
+	}
+	return extractBackend{key: key, start: start}, nil
+}
+
+// openaiExtractor sends the prompts to an OpenAI-compatible server.
+func openaiExtractor(c *cli.Context) (extractBackend, error) {
+	name := c.String("model")
+	if name == "" {
+		name = c.Args().First()
+	}
+	if len(c.StringSlice("base-url")) == 0 || name == "" {
+		return extractBackend{}, usagef("extract --backend openai needs --base-url URL and --model NAME")
+	}
+	client, err := remote.New(remote.Options{BaseURLs: c.StringSlice("base-url"), Model: name, APIKey: c.String("api-key"),
+		Timeout: c.Duration("timeout"), MaxRetries: retriesOption(c.Int("retries")), Concurrency: c.Int("concurrency"),
+		MaxConnFailures: connFailuresOption(c.Int("max-connection-failures"))})
+	if err != nil {
+		return extractBackend{}, usageError{err}
+	}
+	sampling := samplingFrom(c)
+	params := remote.Params{Temperature: float64(sampling.Temperature), TopP: float64(sampling.TopP)}
+	key := dataset.Settings{"model": name, "temperature": formatFloat(float64(sampling.Temperature)), "top_p": formatFloat(float64(sampling.TopP)), "seed": ""}
+	if c.IsSet("seed") {
+		s := int64(sampling.Seed)
+		params.Seed = &s
+		key["seed"] = strconv.FormatInt(s, 10)
+	}
+	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
+		if err := probeFleet(client); err != nil {
+			return nil, nil, err
+		}
+		cfg.Workers = c.Int("concurrency")
+		cfg.Model = name
+		return extract.Remote{Client: client, Params: params}, func() {}, nil
+	}
+	return extractBackend{key: key, start: start}, nil
 }
 
 func writeJSON(path string, v any) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -44,43 +46,50 @@ func rejectsPath(out string) string {
 	return out[:len(out)-len(filepath.Ext(out))] + ".rejects.jsonl"
 }
 
-// startExtract runs extract as a child process (see TestMain) and waits
-// until it has written at least rows result rows.
-func startExtract(t *testing.T, in, out string, rows int) *exec.Cmd {
+// extractSignalled runs extract as a child process (see TestMain) that
+// sends itself sig once it has collected after rows, and returns its exit
+// error.
+func extractSignalled(t *testing.T, in, out string, after int, sig string) error {
 	t.Helper()
 	args := extractArgs(in, out)
 	cmd := exec.Command(os.Args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
+	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1", "CODEPLAN_TEST_SIGNAL="+sig, "CODEPLAN_TEST_SIGNAL_AFTER="+strconv.Itoa(after))
+	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for countLines(out)+countLines(rejectsPath(out)) < rows {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("extract wrote too little within 60s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(120 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("extract did not stop within 120s")
+		return nil
 	}
-	return cmd
 }
 
-// TestExtractResumesAfterKill kills extract with SIGKILL mid-run, reruns it
-// and checks that every row ends up in the results exactly once.
+// TestExtractResumesAfterKill kills extract with SIGKILL mid-run (from
+// inside, after exactly 6 rows), reruns it and checks that every row ends up
+// in the results exactly once.
 func TestExtractResumesAfterKill(t *testing.T) {
 	dir := t.TempDir()
 	const n = 48
 	in := writeCorpus(t, dir, n)
 	out := filepath.Join(dir, "plans.jsonl")
-	cmd := startExtract(t, in, out, 6)
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	first := len(readIDs(t, out, rejectsPath(out)))
-	if first >= n {
-		t.Skipf("the run finished before it could be killed (%d rows)", first)
+	err := extractSignalled(t, in, out, 6, "KILL")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the run was not killed: %v", err)
 	}
-	// Simulate a torn write as well: half a line at the end of the output.
-	f, _ := os.OpenFile(rejectsPath(out), os.O_APPEND|os.O_WRONLY, 0o644)
+	if first := len(readIDs(t, out, rejectsPath(out))); first != 6 {
+		t.Fatalf("%d rows before the kill, want 6", first)
+	}
+	// Simulate a torn write as well: half a line at the end of the rejects.
+	f, err := os.OpenFile(rejectsPath(out), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.WriteString(`{"id":"r0`)
 	f.Close()
 	if code := run(extractArgs(in, out)); code != 0 {
@@ -89,18 +98,20 @@ func TestExtractResumesAfterKill(t *testing.T) {
 	checkExactlyOnce(t, n, out)
 }
 
-// TestExtractInterruptFinishesCleanly sends SIGINT (Ctrl-C): the process
-// finishes the rows in flight, exits 0, and a rerun completes the rest.
+// TestExtractInterruptFinishesCleanly sends SIGINT (Ctrl-C) once 4 rows are
+// done: the process finishes the rows in flight, exits 0 with fewer rows
+// than the corpus, and a rerun completes the rest.
 func TestExtractInterruptFinishesCleanly(t *testing.T) {
 	dir := t.TempDir()
 	const n = 48
 	in := writeCorpus(t, dir, n)
 	out := filepath.Join(dir, "plans.jsonl")
-	cmd := startExtract(t, in, out, 4)
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	if err != nil {
+	if err := extractSignalled(t, in, out, 4, "INT"); err != nil {
 		t.Fatalf("after Ctrl-C: %v", err)
+	}
+	first := len(readIDs(t, out, rejectsPath(out)))
+	if first < 4 || first >= n {
+		t.Fatalf("%d rows after Ctrl-C at row 4, want at least 4 and fewer than %d", first, n)
 	}
 	if code := run(extractArgs(in, out)); code != 0 {
 		t.Fatalf("rerun exit code %d", code)

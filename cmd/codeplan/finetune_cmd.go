@@ -27,7 +27,7 @@ func finetuneCommand() *cli.Command {
 		Description: `Every row of --data (the JSONL that 'codeplan extract' writes: id, prompt, plan,
 response) becomes one training sequence in the trained format: the conversation
 up to the assistant header is context, and only the assistant turn ("Plan:",
-the plan in a python fence, "Answer:", the response, the end-of-turn marker) is
+the plan in a python fence, "Response:", the response, the end-of-turn marker) is
 scored by the loss. The base model stays frozen; only the adapter's A and B
 matrices are trained (AdamW, warm-up then cosine/linear/constant decay,
 gradient clipping). A share of the rows (--val-split) is held out to report an
@@ -211,7 +211,7 @@ func runFinetune(c *cli.Context) error {
 	}
 	defer m.Close()
 	log.Info().Str("model", base.FileName()).Str("arch", base.Architecture).Int("gpu_layers", ngl).
-		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

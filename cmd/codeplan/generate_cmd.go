@@ -1,40 +1,27 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/generate"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 )
-
-// generatedRow is one line of generate's output.
-type generatedRow struct {
-	ID     string `json:"id"`
-	Index  int64  `json:"index"`
-	Prompt string `json:"prompt"`
-	inference.Answer
-	Error  string `json:"error,omitempty"`
-	Source string `json:"source,omitempty"`
-	Model  string `json:"model,omitempty"`
-	LoRA   string `json:"lora,omitempty"`
-}
 
 // answerFlags are the mode and generation-limit flags of chat, generate,
 // serve and eval.
 func answerFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first) or codeplan (code-form plan first)"},
-		&cli.StringFlag{Name: "format", Value: "trained", Usage: "trained (the layout finetune teaches) or prompted (instructions for an untrained instruct model)"},
+		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first), codeplan (code-form plan first) or auto (the mode the adapter or model was fine-tuned in)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "token limit of the plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "token limit of the answer"},
@@ -43,19 +30,25 @@ func answerFlags() []cli.Flag {
 
 // prompterFrom builds the planner.Prompter for the model and the flags.
 func prompterFrom(c *cli.Context, l *loaded) (planner.Prompter, error) {
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return planner.Prompter{}, usageError{err}
+		return planner.Prompter{}, err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return planner.Prompter{}, usageError{err}
+		return planner.Prompter{}, err
 	}
-	chat, ok := inference.Templater(l.model)
+	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.model), System: c.String("system")}, nil
+}
+
+// chatTemplater is the model's chat template, or ChatML with a warning
+// when llama.cpp does not support the model's own.
+func chatTemplater(m *llama.Model) planner.ChatTemplater {
+	chat, ok := inference.Templater(m)
 	if !ok {
 		log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
 	}
-	return planner.Prompter{Mode: mode, Format: format, Chat: chat, System: c.String("system")}, nil
+	return chat
 }
 
 func generateCommand() *cli.Command {
@@ -80,75 +73,77 @@ answer that follows it (two phases on one sequence, no recomputation), nlplan do
 the same with a natural-language plan, direct answers at once. Rows run --parallel
 at a time with continuous batching. The output holds one JSON row per prompt
 (id, index, prompt, mode, plan, answer, finish reasons, token counts); rerun the
-same command after an interruption to resume.
+same command after an interruption to resume. Every row records the settings that
+made it (model, adapter, mode, format, token limits, sampling): a rerun into the
+same --output with other settings is refused, naming both. The input and the
+output are checked before the model loads.
 
 Example:
    codeplan generate model.gguf --lora codeplan-lora.gguf --input prompts.jsonl --output answers.jsonl --parallel 8`,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			if c.String("input") == "" || c.String("output") == "" {
-				return usagef("generate: --input and --output are required")
-			}
-			if c.String("output") == "-" {
-				return usagef("generate: --output must be a file: resuming needs to read it back")
-			}
-			shard, err := dataset.ParseShard(c.String("shard"))
-			if err != nil {
-				return usageError{err}
-			}
-			l, err := openModel(c)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			p, err := prompterFrom(c, l)
-			if err != nil {
-				return err
-			}
-			eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
-			settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
-			model, lora := filepath.Base(l.path), ""
-			if l.adapter != nil {
-				lora = filepath.Base(l.adapter.Path())
-			}
-			process := func(ctx context.Context, row dataset.Row) pipeline.Outcome {
-				out := generatedRow{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: model, LoRA: lora}
-				req, err := inference.Request(p, settings, nil, row.Prompt, nil)
-				if err != nil {
-					return pipeline.Outcome{Err: err}
-				}
-				req.ID = row.ID
-				res, err := eng.Generate(ctx, req)
-				out.Answer = inference.FromResult(p.Mode, res)
-				if errors.Is(err, engine.ErrPromptTooLong) {
-					// Written with its error, so the output has a row for every
-					// prompt and a rerun does not retry it forever.
-					out.Error = err.Error()
-					return pipeline.Outcome{Output: out}
-				}
-				if err != nil {
-					return pipeline.Outcome{Err: err}
-				}
-				return pipeline.Outcome{Output: out, Tokens: res.GeneratedTokens(), PromptTokens: res.PromptTokens}
-			}
-			soft, hard, stop := interruptContexts()
-			defer stop()
-			st, err := pipeline.Run(soft, hard, pipeline.Job{
-				Name: "generate", Input: c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
-				Read:    dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad"), PromptOnly: true},
-				Workers: 2 * eng.Parallel(), Process: process, Logger: log, Progress: true,
-			})
-			printPipelineSummary("generate", st, c.String("output"))
-			if err == nil && st.Failed > 0 {
-				err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
-			}
-			return err
-		},
+		Flags:  flags,
+		Action: runGenerate,
 	}
+}
+
+// runGenerate checks the input and the output before it loads the model,
+// so that bad files cost nothing.
+func runGenerate(c *cli.Context) error {
+	if c.String("input") == "" || c.String("output") == "" {
+		return usagef("generate: --input and --output are required")
+	}
+	if c.String("output") == "-" {
+		return usagef("generate: --output must be a file: resuming needs to read it back")
+	}
+	shard, err := dataset.ParseShard(c.String("shard"))
+	if err != nil {
+		return usageError{err}
+	}
+	mode, err := resolveMode(c, c.String("mode"))
+	if err != nil {
+		return err
+	}
+	format, err := resolveFormat(c, c.String("format"))
+	if err != nil {
+		return err
+	}
+	key, _, err := modelKey(c)
+	if err != nil {
+		return err
+	}
+	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
+	key["mode"], key["format"], key["system"] = string(mode), string(format), textKey(c.String("system"))
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
+	addSampling(key, settings.Sampling)
+	cfg := generate.Config{
+		Input: c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
+		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
+		Settings: settings, Key: key, Logger: log, Progress: true,
+	}
+	b, err := pipeline.Open(cfg.Job())
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	l, eng, err := engineFor(c)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	defer eng.Close()
+	if cfg.Prompter, err = prompterFrom(c, l); err != nil {
+		return err
+	}
+	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+	cfg.Model, cfg.LoRA = l.names()
+	soft, hard, stop := interruptContexts()
+	defer stop()
+	st, err := generate.RunOn(soft, hard, b, eng, cfg)
+	printPipelineSummary("generate", st, cfg.Output)
+	if err == nil && st.Failed > 0 {
+		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
+	}
+	return err
 }
 
 func printPipelineSummary(name string, st pipeline.Stats, output string) {

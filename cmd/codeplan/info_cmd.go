@@ -9,14 +9,23 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/finetune"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/gguf"
 )
 
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
-		Usage:     "print a GGUF model's metadata (architecture, size, context, chat template)",
-		ArgsUsage: "MODEL.gguf",
+		Usage:     "print a GGUF model's or LoRA adapter's metadata",
+		ArgsUsage: "MODEL.gguf|ADAPTER.gguf",
+		Description: `For a model: architecture, size, context, vocabulary, chat template.
+For a LoRA adapter (general.type = adapter), such as one written by
+codeplan finetune: the base it was trained on (file and fingerprint),
+rank, alpha, target matrices, and the training mode, format, steps and loss.
+
+   codeplan info model.gguf --json
+   codeplan info plans-lora.gguf`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
@@ -27,6 +36,9 @@ func infoCommand() *cli.Command {
 			path, err := modelPath(c)
 			if err != nil {
 				return err
+			}
+			if isAdapterFile(path) {
+				return printAdapterInfo(path, c.Bool("json"))
 			}
 			m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: false})
 			if err != nil {
@@ -89,6 +101,61 @@ func infoCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// isAdapterFile reports whether path is a GGUF file whose general.type says
+// adapter. Anything unreadable is left to the model loader, whose errors
+// are more specific.
+func isAdapterFile(path string) bool {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	typ, _ := f.String("general.type")
+	return typ == "adapter"
+}
+
+// printAdapterInfo prints what an adapter file records about its training.
+func printAdapterInfo(path string, asJSON bool) error {
+	a, err := finetune.ReadAdapterInfo(path)
+	if err != nil {
+		return usageError{err}
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Path string `json:"path"`
+			Type string `json:"type"`
+			finetune.AdapterInfo
+		}{path, "lora_adapter", a})
+	}
+	orUnknown := func(s string) string {
+		if s == "" {
+			return "(not recorded)"
+		}
+		return s
+	}
+	rows := [][2]string{
+		{"file", path},
+		{"type", "LoRA adapter"},
+		{"architecture", a.Architecture},
+		{"base file", orUnknown(a.BaseFile)},
+		{"base fingerprint", orUnknown(a.BaseFingerprint)},
+		{"rank", fmt.Sprint(a.Rank)},
+		{"alpha", fmt.Sprint(a.Alpha)},
+		{"targets", orUnknown(strings.Join(a.Targets, ", "))},
+		{"trained mode", orUnknown(a.Mode)},
+		{"trained format", orUnknown(a.Format)},
+		{"steps", fmt.Sprintf("%d (%d epochs, %d tokens)", a.Steps, a.Epochs, a.Tokens)},
+		{"data", orUnknown(a.Data)},
+		{"loss", fmt.Sprintf("train %.4f, eval %.4f", a.TrainLoss, a.EvalLoss)},
+	}
+	for _, r := range rows {
+		fmt.Printf("%-17s %s\n", r[0]+":", r[1])
+	}
+	return nil
 }
 
 func humanCount(n uint64) string {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/logging"
+	"github.com/codeplan-dev/codeplan/internal/progress"
+	"github.com/codeplan-dev/codeplan/internal/version"
 	"github.com/codeplan-dev/codeplan/llama"
 )
 
@@ -42,8 +44,9 @@ func usagef(format string, args ...any) error {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "codeplan",
-		Usage: "code-form planning for local LLMs: extract plans, fine-tune, answer plan-first, evaluate",
+		Name:    "codeplan",
+		Usage:   "code-form planning for local LLMs: extract plans, fine-tune, answer plan-first, evaluate",
+		Version: version.String(),
 		Description: `CodePlan (ICLR 2025) makes a model write a short Python-like plan before its answer.
 codeplan runs the whole loop on your hardware with llama.cpp:
 
@@ -63,7 +66,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors"},
 		},
 		Before: func(c *cli.Context) error {
-			l, err := logging.Setup(os.Stderr, c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
+			l, err := logging.Setup(progress.LogWriter(os.Stderr), c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
 			if err != nil {
 				return usageError{err}
 			}
@@ -111,6 +114,9 @@ func run(args []string) int {
 	var ec cli.ExitCoder
 	switch {
 	case errors.As(err, &ue), errors.As(err, &re):
+		code = exitUsage
+	case errors.Is(err, dataset.ErrBadInput), errors.Is(err, dataset.ErrBadOutput):
+		// Unusable input or output files are the user's to fix, like flags.
 		code = exitUsage
 	case errors.As(err, &ec):
 		code = ec.ExitCode()

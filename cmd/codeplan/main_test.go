@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -13,9 +16,32 @@ import (
 // with CODEPLAN_TEST_MAIN=1 the test binary behaves as codeplan itself.
 func TestMain(m *testing.M) {
 	if os.Getenv("CODEPLAN_TEST_MAIN") == "1" {
+		setSignalHook()
 		os.Exit(run(append([]string{"codeplan"}, os.Args[1:]...)))
 	}
 	os.Exit(m.Run())
+}
+
+// setSignalHook makes the child process signal itself once it has
+// collected CODEPLAN_TEST_SIGNAL_AFTER rows: SIGKILL (CODEPLAN_TEST_SIGNAL
+// =KILL) dies there; SIGINT (=INT) waits until the run has seen the
+// interrupt, so that it lands mid-run every time.
+func setSignalHook() {
+	after, err := strconv.ParseInt(os.Getenv("CODEPLAN_TEST_SIGNAL_AFTER"), 10, 64)
+	if err != nil {
+		return
+	}
+	sig := syscall.SIGINT
+	if os.Getenv("CODEPLAN_TEST_SIGNAL") == "KILL" {
+		sig = syscall.SIGKILL
+	}
+	testRowHook = func(rows int64, soft context.Context) {
+		if rows != after {
+			return
+		}
+		syscall.Kill(os.Getpid(), sig)
+		<-soft.Done()
+	}
 }
 
 // writeCorpus writes n (prompt, response) rows with ids r000.. to a JSONL file.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
@@ -63,6 +64,30 @@ type loaded struct {
 	ctx     *llama.Context
 	adapter *llama.Adapter
 	path    string
+}
+
+// names are the model and adapter file names recorded in result rows
+// (lora is "" without an adapter).
+func (l *loaded) names() (model, lora string) {
+	if l.adapter != nil {
+		lora = filepath.Base(l.adapter.Path())
+	}
+	return filepath.Base(l.path), lora
+}
+
+// engineFor loads the model (once the files of the run were checked) and
+// starts an engine with --parallel sequences; close both.
+func engineFor(c *cli.Context) (*loaded, *engine.Engine, error) {
+	l, err := openModel(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, eng, nil
 }
 
 // Close frees everything in the right order.
@@ -157,7 +182,7 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	}
 	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
 		Int("ctx", l.ctx.ContextSize()).Int("parallel", parallel).Int("gpu_layers", ngl).
-		Dur("load", time.Since(start).Round(time.Millisecond)).Msg("model ready")
+		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 	return l, nil
 }
 

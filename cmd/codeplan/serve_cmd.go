@@ -25,8 +25,8 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on (0.0.0.0 = every interface)"},
 		&cli.IntFlag{Name: "port", Value: 8080, Usage: "TCP port to listen on (0 = any free port)"},
 		&cli.StringFlag{Name: "alias", Usage: "model `ID` reported to clients (default: the model file's base name)"},
-		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "answer mode when a request names none: direct, nlplan or codeplan"},
-		&cli.StringFlag{Name: "format", Value: string(planner.Trained), Usage: "how plans are asked for: trained (fine-tuned model) or prompted (instruction added)"},
+		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "answer mode when a request names none: direct, nlplan, codeplan or auto (the mode the adapter or model was fine-tuned in)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: server.DefaultMaxPlanTokens, Usage: "default limit of the plan (requests: max_plan_tokens)"},
 		&cli.IntFlag{Name: "max-tokens", Value: server.DefaultMaxTokens, Usage: "default limit of the answer (requests: max_tokens)"},
 		&cli.Float64Flag{Name: "temperature", Value: 0, Usage: "temperature when a request gives none (0 = greedy)"},
@@ -50,13 +50,13 @@ choices[0].message.plan (streaming: delta.plan), the answer in content.`,
 }
 
 func serve(c *cli.Context) error {
-	mode, err := planner.ParseMode(c.String("mode"))
+	mode, err := resolveMode(c, c.String("mode"))
 	if err != nil {
-		return usagef("--mode: %v", err)
+		return err
 	}
-	format, err := planner.ParseFormat(c.String("format"))
+	format, err := resolveFormat(c, c.String("format"))
 	if err != nil {
-		return usagef("--format: %v", err)
+		return err
 	}
 	maxBody, err := server.ParseByteSize(c.String("max-body"))
 	if err != nil {
@@ -139,12 +139,12 @@ func serve(c *cli.Context) error {
 	}
 	stop() // a second signal kills the process the usual way
 	grace := c.Duration("grace")
-	log.Info().Dur("grace", grace).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
+	log.Info().Float64("grace_s", grace.Seconds()).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			log.Warn().Dur("grace", grace).Msg("grace period over: cancelled the requests still running")
+			log.Warn().Float64("grace_s", grace.Seconds()).Msg("grace period over: cancelled the requests still running")
 		} else {
 			return err
 		}

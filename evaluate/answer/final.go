@@ -54,18 +54,38 @@ func prepare(output string) string {
 // letters upper-cased, yes/no lower-cased) and whether anything was found.
 // The order in which places are tried is documented in the package doc.
 func Final(kind Kind, output string) (string, bool) {
+	return final(kind, output, false)
+}
+
+// Strict is Final without the fallbacks: only an answer the output marks
+// as its answer in a format a prompt asks for ("The answer is ...",
+// "Final answer:", "####", \boxed{}) counts. The last number, first word or
+// last line of free text is never read, so output without such a marker,
+// gibberish included, has no strict answer. This is the strict column of
+// eval's report (lm-evaluation-harness's strict-match); Final is its
+// flexible column.
+func Strict(kind Kind, output string) (string, bool) {
+	return final(kind, output, true)
+}
+
+// StrictChoice is FinalChoice without fallbacks (see Strict).
+func StrictChoice(output string, choices []string) (string, bool) {
+	return extractChoice(prepare(output), choices, true)
+}
+
+func final(kind Kind, output string, strict bool) (string, bool) {
 	text := prepare(output)
 	switch kind {
 	case Number:
-		return extractNumber(text)
+		return extractNumber(text, strict)
 	case Math:
-		return extractMath(text)
+		return extractMath(text, strict)
 	case Choice:
-		return extractChoice(text, nil)
+		return extractChoice(text, nil, strict)
 	case YesNo:
-		return extractYesNo(text)
+		return extractYesNo(text, strict)
 	case Short, Exact, ExactCase:
-		return extractText(text)
+		return extractText(text, strict)
 	}
 	return "", false
 }
@@ -75,7 +95,7 @@ func Final(kind Kind, output string) (string, bool) {
 // option's text ("The answer is Paris" for "(B) Paris"). A text that
 // matches several options is not an answer.
 func FinalChoice(output string, choices []string) (string, bool) {
-	return extractChoice(prepare(output), choices)
+	return extractChoice(prepare(output), choices, false)
 }
 
 // markerSpans returns the text after each answer marker, last marker
@@ -161,7 +181,7 @@ func isAbbreviation(before string) bool {
 	return abbreviations[word] || len(word) == 1 || (len(word) == 3 && word[1] == '.')
 }
 
-func extractNumber(text string) (string, bool) {
+func extractNumber(text string, strict bool) (string, bool) {
 	if content, ok := lastBoxed(text); ok {
 		if v, ok := boxedNumber(content); ok {
 			return formatRat(v), true
@@ -182,6 +202,9 @@ func extractNumber(text string) (string, bool) {
 		if v, ok := spanNumber(cutSentence(span)); ok {
 			return formatRat(v), true
 		}
+	}
+	if strict {
+		return "", false
 	}
 	toks := scanNumbers(cleanLatexNumbers(text))
 	if len(toks) == 0 {
@@ -205,7 +228,7 @@ func boxedNumber(content string) (*big.Rat, bool) {
 	return spanNumber(cleaned)
 }
 
-func extractMath(text string) (string, bool) {
+func extractMath(text string, strict bool) (string, bool) {
 	if content, ok := lastBoxed(text); ok {
 		return content, true
 	}
@@ -223,6 +246,9 @@ func extractMath(text string) (string, bool) {
 		if s := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(cutSentence(span)), ".")); s != "" {
 			return s, true
 		}
+	}
+	if strict {
+		return "", false
 	}
 	toks := scanNumbers(cleanLatexNumbers(text))
 	if len(toks) == 0 {
@@ -268,7 +294,7 @@ func letterFrom(span string) (string, bool) {
 	return "", false
 }
 
-func extractChoice(text string, choices []string) (string, bool) {
+func extractChoice(text string, choices []string, strict bool) (string, bool) {
 	if content, ok := lastBoxed(text); ok {
 		if l, ok := letterFrom(content); ok {
 			return l, true
@@ -286,7 +312,7 @@ func extractChoice(text string, choices []string) (string, bool) {
 		}
 	}
 	lines := nonEmptyLines(text)
-	if len(lines) == 0 {
+	if strict || len(lines) == 0 {
 		return "", false
 	}
 	for _, line := range []string{lines[len(lines)-1], lines[0]} {
@@ -381,7 +407,7 @@ func yesNoValue(w string) string {
 	return ""
 }
 
-func extractYesNo(text string) (string, bool) {
+func extractYesNo(text string, strict bool) (string, bool) {
 	if content, ok := lastBoxed(text); ok {
 		if m := yesNoWordRe.FindStringSubmatch(stripMarkup(unwrapText(content))); m != nil {
 			return yesNoValue(m[1]), true
@@ -393,7 +419,7 @@ func extractYesNo(text string) (string, bool) {
 		}
 	}
 	lines := nonEmptyLines(text)
-	if len(lines) == 0 {
+	if strict || len(lines) == 0 {
 		return "", false
 	}
 	if m := yesNoWordRe.FindStringSubmatch(stripMarkup(lines[0])); m != nil {
@@ -409,7 +435,7 @@ func extractYesNo(text string) (string, bool) {
 // the last answer marker (without a trailing justification such as
 // "because ..."), else the boxed content, else the output itself when it
 // is one line, else its last non-empty line.
-func extractText(text string) (string, bool) {
+func extractText(text string, strict bool) (string, bool) {
 	for _, span := range markerSpans(text, markerRe) {
 		s := cutSentence(span)
 		if loc := reasonRe.FindStringIndex(s); loc != nil && loc[0] > 0 {
@@ -426,7 +452,7 @@ func extractText(text string) (string, bool) {
 		}
 	}
 	lines := nonEmptyLines(text)
-	if len(lines) == 0 {
+	if strict || len(lines) == 0 {
 		return "", false
 	}
 	s := cleanTextAnswer(lines[len(lines)-1])

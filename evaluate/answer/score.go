@@ -132,7 +132,7 @@ func choiceLetter(s string) (string, bool) {
 	if m := optionOnlyRe.FindStringSubmatch(t); m != nil {
 		return m[1], true
 	}
-	return extractChoice(prepare(s), nil)
+	return extractChoice(prepare(s), nil, false)
 }
 
 // yesNoOf reads "yes"/"no" from an answer or gold string, accepting
@@ -141,7 +141,7 @@ func yesNoOf(s string) (string, bool) {
 	if m := yesNoWholeRe.FindStringSubmatch(stripMarkup(s)); m != nil {
 		return yesNoValue(m[1]), true
 	}
-	return extractYesNo(prepare(s))
+	return extractYesNo(prepare(s), false)
 }
 
 var articlesRe = regexp.MustCompile(`\b(?:a|an|the)\b`)

@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -293,5 +296,32 @@ func TestAllBadIsError(t *testing.T) {
 	_, err := Load(path, Options{SkipBad: true})
 	if err == nil || !strings.Contains(err.Error(), "no valid items (2 skipped") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestLoadGzip: a gzip-compressed benchmark loads like the plain file (it
+// once failed as "invalid JSON"), and a truncated one says so.
+func TestLoadGzip(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for i := range 50 {
+		fmt.Fprintf(zw, `{"question":"What is %d + 1?","answer":"#### %d"}`+"\n", i, i+1)
+	}
+	zw.Close()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "b.jsonl.gz")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	items, err := Load(p, Options{})
+	if err != nil || len(items) != 50 {
+		t.Fatalf("gzip benchmark: %d items, %v", len(items), err)
+	}
+	cut := filepath.Join(dir, "cut.jsonl.gz")
+	if err := os.WriteFile(cut, buf.Bytes()[:buf.Len()/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cut, Options{}); err == nil || !strings.Contains(err.Error(), "ends early") {
+		t.Errorf("truncated gzip: err = %v", err)
 	}
 }

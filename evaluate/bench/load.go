@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +31,27 @@ type record struct {
 	err   error // set when the record is not valid JSON
 }
 
+// gunzipIfCompressed decompresses gzip data (recognised by its magic bytes,
+// as dataset does for corpora), so that .jsonl.gz benchmarks load instead of
+// failing as "invalid JSON".
+func gunzipIfCompressed(path string, data []byte) ([]byte, error) {
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		return data, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: gzip: %w", path, err)
+	}
+	out, err := io.ReadAll(zr)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("%s: the gzip data ends early (a truncated file or download?)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: gzip: %w", path, err)
+	}
+	return out, nil
+}
+
 // LoadDetailed reads a benchmark file like Load and also returns the
 // records skipped under Options.SkipBad. A file with no valid item is an
 // error, since evaluating nothing is never what the caller wants.
@@ -40,6 +63,9 @@ func LoadDetailed(path string, opts Options) (Loaded, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
+		return Loaded{}, err
+	}
+	if data, err = gunzipIfCompressed(path, data); err != nil {
 		return Loaded{}, err
 	}
 	records, err := splitRecords(path, data)

@@ -23,6 +23,9 @@ type Result struct {
 	ItemID  string
 	Steps   int // reasoning steps of the item; 0 if unknown
 	Correct bool
+	// Strict is Correct under strict answer extraction: the answer was
+	// marked in the form the prompt asked for (see answer.Strict).
+	Strict  bool
 	F1      float64
 	Tokens  int     // generated tokens
 	Seconds float64 // wall time spent on the item
@@ -74,11 +77,17 @@ type ModeSummary struct {
 	N, Correct int
 	Accuracy   float64
 	CI         Interval // 95% Wilson interval of Accuracy
-	MeanF1     float64
+	// StrictCorrect, StrictAccuracy and StrictCI are the same under strict
+	// answer extraction (Result.Strict); Accuracy is the flexible figure.
+	StrictCorrect  int
+	StrictAccuracy float64
+	StrictCI       Interval
+	MeanF1         float64
 	// MeanTokens and MeanSeconds are averages per item.
 	MeanTokens, MeanSeconds float64
-	// Gain is RelativeGain over the Baseline mode; NaN for the baseline
-	// itself, when there is no baseline, or when its accuracy is 0.
+	// Gain is RelativeGain over the Baseline mode on the items both
+	// answered (Paired.Gain); NaN for the baseline itself, when there is no
+	// baseline, or when its accuracy on those items is 0.
 	Gain float64
 	// ByStep has one entry per step count (> 0) seen for this mode, in
 	// increasing order.
@@ -93,6 +102,22 @@ type Summary struct {
 	Steps []int
 	// HasBaseline tells whether Baseline is among the modes.
 	HasBaseline bool
+	// Paired compares every other mode with the Baseline on the items both
+	// answered, in Modes order (empty without a baseline).
+	Paired []Paired
+	// Unequal is true when the modes did not all answer the same items:
+	// Paired then covers fewer items than some modes' N.
+	Unequal bool
+}
+
+// PairedWith returns the paired comparison of mode with the baseline.
+func (s Summary) PairedWith(mode string) (Paired, bool) {
+	for _, p := range s.Paired {
+		if p.Mode == mode {
+			return p, true
+		}
+	}
+	return Paired{}, false
 }
 
 // Summarize aggregates results per mode and per step count.
@@ -104,10 +129,22 @@ func Summarize(results []Result) Summary {
 		secs   float64
 		steps  map[int]*StepSummary
 	}
-	var order []string
+	var order, itemOrder []string
 	byMode := map[string]*acc{}
 	stepSet := map[int]bool{}
+	verdicts := map[string]map[string]bool{} // mode -> item -> correct
+	seenItem := map[string]bool{}
 	for _, r := range results {
+		if verdicts[r.Mode] == nil {
+			verdicts[r.Mode] = map[string]bool{}
+		}
+		if _, seen := verdicts[r.Mode][r.ItemID]; !seen {
+			verdicts[r.Mode][r.ItemID] = r.Correct
+		}
+		if !seenItem[r.ItemID] {
+			seenItem[r.ItemID] = true
+			itemOrder = append(itemOrder, r.ItemID)
+		}
 		a, ok := byMode[r.Mode]
 		if !ok {
 			a = &acc{ms: ModeSummary{Mode: r.Mode}, steps: map[int]*StepSummary{}}
@@ -115,6 +152,9 @@ func Summarize(results []Result) Summary {
 			order = append(order, r.Mode)
 		}
 		a.ms.N++
+		if r.Strict {
+			a.ms.StrictCorrect++
+		}
 		a.f1 += r.F1
 		a.tokens += float64(r.Tokens)
 		a.secs += r.Seconds
@@ -139,23 +179,29 @@ func Summarize(results []Result) Summary {
 	}
 	var sum Summary
 	sum.HasBaseline = byMode[Baseline] != nil
-	base := math.NaN()
-	if sum.HasBaseline {
-		b := byMode[Baseline].ms
-		base = float64(b.Correct) / float64(b.N)
-	}
 	for _, mode := range order {
 		a := byMode[mode]
 		ms := a.ms
 		n := float64(ms.N)
 		ms.Accuracy = float64(ms.Correct) / n
 		ms.CI = Wilson(ms.Correct, ms.N, Z95)
+		ms.StrictAccuracy = float64(ms.StrictCorrect) / n
+		ms.StrictCI = Wilson(ms.StrictCorrect, ms.N, Z95)
+		if ms.N != byMode[order[0]].ms.N {
+			sum.Unequal = true
+		}
 		ms.MeanF1 = a.f1 / n
 		ms.MeanTokens = a.tokens / n
 		ms.MeanSeconds = a.secs / n
 		ms.Gain = math.NaN()
-		if mode != Baseline {
-			ms.Gain = RelativeGain(ms.Accuracy, base)
+		if mode != Baseline && sum.HasBaseline {
+			b, m := pairs(verdicts[Baseline], verdicts[mode], itemOrder)
+			p := comparePaired(mode, b, m)
+			sum.Paired = append(sum.Paired, p)
+			ms.Gain = p.Gain
+			if p.N != ms.N || p.N != byMode[Baseline].ms.N {
+				sum.Unequal = true
+			}
 		}
 		for _, s := range a.steps {
 			s.Accuracy = float64(s.Correct) / float64(s.N)

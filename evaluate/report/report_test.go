@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"flag"
+	"fmt"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -66,8 +68,8 @@ func sample() []Result {
 	var rs []Result
 	add := func(mode string, steps, n, correct, tokens int, secs float64) {
 		for i := 0; i < n; i++ {
-			rs = append(rs, Result{Mode: mode, ItemID: mode + string(rune('a'+i)), Steps: steps,
-				Correct: i < correct, F1: map[bool]float64{true: 1, false: 0.25}[i < correct], Tokens: tokens, Seconds: secs})
+			rs = append(rs, Result{Mode: mode, ItemID: fmt.Sprintf("s%d-%c", steps, 'a'+i), Steps: steps,
+				Correct: i < correct, Strict: i < correct-1, F1: map[bool]float64{true: 1, false: 0.25}[i < correct], Tokens: tokens, Seconds: secs})
 		}
 	}
 	add("code-plan", 1, 4, 4, 100, 2)
@@ -99,9 +101,21 @@ func TestSummarize(t *testing.T) {
 	if math.Abs(d.MeanTokens-22) > 1e-12 || math.Abs(d.MeanSeconds-0.5) > 1e-12 {
 		t.Errorf("direct means %+v", d)
 	}
-	// code-plan: 7/8 = 0.875 vs 0.4 -> gain (0.875-0.4)/0.4 = 1.1875.
-	if c.N != 8 || math.Abs(c.Accuracy-0.875) > 1e-12 || math.Abs(c.Gain-1.1875) > 1e-12 {
+	// code-plan: 7/8 = 0.875; on the same 8 items direct has 4/8 = 0.5
+	// (its 2 extra items are not paired) -> gain (0.875-0.5)/0.5 = 0.75.
+	if c.N != 8 || math.Abs(c.Accuracy-0.875) > 1e-12 || math.Abs(c.Gain-0.75) > 1e-12 {
 		t.Errorf("code-plan %+v", c)
+	}
+	if !s.Unequal {
+		t.Error("direct has 10 items and code-plan 8, but Unequal is false")
+	}
+	// Strict counts one fewer correct item per (mode, steps) group.
+	if c.StrictCorrect != 5 || d.StrictCorrect != 2 {
+		t.Errorf("strict correct: code-plan %d, direct %d", c.StrictCorrect, d.StrictCorrect)
+	}
+	p, ok := s.PairedWith("code-plan")
+	if !ok || p.N != 8 || p.BaseCorrect != 4 || p.Correct != 7 || p.OnlyMode != 3 || p.OnlyBase != 0 {
+		t.Errorf("paired %+v", p)
 	}
 	if math.Abs(c.MeanF1-(7*1+1*0.25)/8.0) > 1e-12 {
 		t.Errorf("code-plan mean F1 %v", c.MeanF1)
@@ -123,7 +137,7 @@ func TestGainNotAvailable(t *testing.T) {
 	if err := WriteMarkdown(&buf, s); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | n/a |") {
+	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | 0.0% | [0.0%, 79.3%] | n/a |") {
 		t.Errorf("markdown:\n%s", buf.String())
 	}
 	if !strings.Contains(buf.String(), "_No items with a known number of steps._") {
@@ -171,7 +185,7 @@ func TestWriteErrorsPropagate(t *testing.T) {
 	if err := WriteMarkdown(failWriter{}, Summarize(sample())); err == nil {
 		t.Error("WriteMarkdown ignored a write error")
 	}
-	if err := WriteChart(failWriter{}, Summarize(sample())); err == nil {
+	if err := WriteChart(failWriter{}, Summarize(sample()), ChartOptions{}); err == nil {
 		t.Error("WriteChart ignored a write error")
 	}
 }
@@ -184,21 +198,21 @@ func TestChartDecodes(t *testing.T) {
 	}
 	for name, rs := range cases {
 		var buf bytes.Buffer
-		if err := WriteChart(&buf, Summarize(rs)); err != nil {
+		if err := WriteChart(&buf, Summarize(rs), ChartOptions{Title: name}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		img, err := png.Decode(&buf)
 		if err != nil {
 			t.Fatalf("%s: PNG does not decode: %v", name, err)
 		}
-		if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 400 {
-			t.Errorf("%s: image is %dx%d, want 1000x400", name, b.Dx(), b.Dy())
+		if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 440 {
+			t.Errorf("%s: image is %dx%d, want 1000x440", name, b.Dx(), b.Dy())
 		}
 		// A drawn chart is not one flat colour.
 		first := img.At(0, 0)
 		varied := false
 		for x := 0; x < 1000 && !varied; x += 7 {
-			for y := 0; y < 400; y += 7 {
+			for y := 0; y < 440; y += 7 {
 				if img.At(x, y) != first {
 					varied = true
 					break
@@ -209,14 +223,76 @@ func TestChartDecodes(t *testing.T) {
 			t.Errorf("%s: image is blank", name)
 		}
 	}
-	if err := WriteChart(&bytes.Buffer{}, Summarize(nil)); err == nil {
+	if err := WriteChart(&bytes.Buffer{}, Summarize(nil), ChartOptions{}); err == nil {
 		t.Error("charting no results should fail")
 	}
 	path := filepath.Join(t.TempDir(), "chart.png")
-	if err := SaveChart(path, Summarize(sample())); err != nil {
+	if err := SaveChart(path, Summarize(sample()), ChartOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
 		t.Errorf("saved chart: %v, %v", st, err)
+	}
+}
+
+// inked reports whether the rectangle [x0,x1)×[y0,y1) of img holds any
+// pixel that is not white.
+func inked(img image.Image, x0, y0, x1, y1 int) bool {
+	for x := x0; x < x1; x++ {
+		for y := y0; y < y1; y++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if r < 0xf000 || g < 0xf000 || b < 0xf000 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestChartLayout checks the parts of the chart layout that can be read
+// off the pixels: the title band is used only with a title, a third panel
+// appears for several tasks, and nothing is drawn above the 100% line of
+// the bar panel (the axis stops at 100%, value labels stay inside it).
+func TestChartLayout(t *testing.T) {
+	render := func(opts ChartOptions) image.Image {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := WriteChart(&buf, Summarize(sample()), opts); err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	// The figure title is centred across both panels, where the gap
+	// between the panels' own titles is.
+	plain := render(ChartOptions{})
+	if inked(plain, 490, 5, 510, 35) {
+		t.Error("without a title something is drawn between the panel titles")
+	}
+	titled := render(ChartOptions{Title: "synth · tiny.gguf + lora.gguf"})
+	if !inked(titled, 490, 5, 510, 35) {
+		t.Error("the title was not drawn in the top band")
+	}
+	tasks := []TaskResult{
+		{Mode: "direct", Task: "arith", N: 4, Correct: 2}, {Mode: "code-plan", Task: "arith", N: 4, Correct: 3},
+		{Mode: "direct", Task: "list", N: 4, Correct: 0}, {Mode: "code-plan", Task: "list", N: 4, Correct: 4},
+	}
+	three := render(ChartOptions{Tasks: tasks})
+	if b := three.Bounds(); b.Dx() != 1500 {
+		t.Fatalf("with two tasks the chart is %d wide, want 1500 (three panels)", b.Dx())
+	}
+	if !inked(three, 1050, 60, 1490, 400) {
+		t.Error("the task panel is empty")
+	}
+	if one := render(ChartOptions{Tasks: tasks[:2]}); one.Bounds().Dx() != 1000 {
+		t.Error("a single task should not get a panel")
+	}
+	if dir := os.Getenv("CODEPLAN_CHART_DIR"); dir != "" { // for looking at it
+		var buf bytes.Buffer
+		WriteChart(&buf, Summarize(sample()), ChartOptions{Title: "synth · tiny.gguf + lora.gguf", Tasks: tasks})
+		os.WriteFile(filepath.Join(dir, "eval-chart.png"), buf.Bytes(), 0o644)
 	}
 }

@@ -6,7 +6,6 @@ package logging
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -90,9 +89,10 @@ func ParseLevel(s string) (zerolog.Level, error) {
 	return zerolog.NoLevel, fmt.Errorf("logging: unknown log level %q (want debug, info, warn or error)", s)
 }
 
-// IsTerminal reports whether w is an *os.File connected to a terminal. Any
+// IsTerminal reports whether w is a file (anything with an Fd method, such as
+// *os.File or progress.LogWriter's wrapper) connected to a terminal. Any
 // other writer (a buffer, a pipe, a file) is not a terminal.
 func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && f.Fd() != ^uintptr(0) && term.IsTerminal(int(f.Fd()))
 }

@@ -1,8 +1,13 @@
-// Package pipeline is the resumable row-processing loop shared by extract
-// and generate: stream rows from an input, skip those already in the output
-// files (or in another shard), process the rest on concurrent workers, and
-// append each result to a crash-safe JSONL file. A rerun after Ctrl-C,
-// kill -9 or a crash resumes with no duplicates and no lost rows.
+// Package pipeline is the resumable row-processing loop shared by extract,
+// generate and eval: stream rows from an input, skip those already in the
+// output files (or in another shard), process the rest on concurrent
+// workers, and append each result to a crash-safe JSONL file. A rerun after
+// Ctrl-C, kill -9 or a crash resumes with no duplicates and no lost rows;
+// a rerun with other settings (model, adapter, mode, template, sampling) is
+// refused, so that one file never mixes the results of two configurations.
+//
+// Open checks the input and opens, locks and checks the outputs before the
+// caller loads its model, so that a bad input or a busy output costs nothing.
 package pipeline
 
 import (
@@ -10,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -28,18 +34,33 @@ type Outcome struct {
 	Err          error // transient failure: not written, so the next run retries the row
 	Tokens       int   // generated tokens, for the progress rate
 	PromptTokens int   // prompt tokens processed
+
+	seq int64 // feed order, for Job.Ordered
 }
 
 // Job describes one run.
 type Job struct {
-	Name    string // for log lines and the progress display, e.g. "extract"
-	Input   string
+	Name  string // for log lines and the progress display, e.g. "extract"
+	Input string
+	// Rows, when not nil, replaces Input: the rows to process, already
+	// selected (eval's item × mode pairs); Total is their number.
+	Rows    dataset.Reader
+	Total   int64
 	Read    dataset.ReadOptions
 	Output  string // results JSONL (required, resumable)
 	Rejects string // rejected rows JSONL ("" = rejects are dropped)
 	Shard   dataset.ShardSpec
 	Limit   int64 // process at most this many new rows (0 = all)
 	Workers int   // concurrent Process calls
+	// Ordered writes rows in input order, as batch tools do, instead of
+	// as they finish: finished rows wait in a reorder buffer of
+	// OrderWindow × Workers rows for the earlier ones, and feeding pauses
+	// while it is full. Resumed rows keep their place from the earlier run.
+	Ordered bool
+	// Settings name what produces the rows (model fingerprint, adapter,
+	// mode, template hash, sampling...): stamped into every row written and
+	// required of the rows already there (see dataset.Settings).
+	Settings dataset.Settings
 
 	// Process handles one row. ctx is the hard context: it ends only when
 	// the user insists (second Ctrl-C).
@@ -52,12 +73,17 @@ type Job struct {
 	ProgressOut io.Writer // nil = stderr
 }
 
+// OrderWindow is the reorder buffer of an Ordered job, in rows per worker:
+// large enough that one slow row rarely stalls the others, small enough to
+// bound the memory of rows held back.
+const OrderWindow = 4
+
 // Stats count what a run did.
 type Stats struct {
 	Resumed     int64         `json:"resumed"`      // rows already done by an earlier run
 	OtherShards int64         `json:"other_shards"` // rows left to other shards
 	Duplicates  int64         `json:"duplicates"`   // repeated ids in the input
-	Skipped     int64         `json:"skipped_bad"`  // malformed rows skipped (SkipBad)
+	Skipped     int64         `json:"skipped_bad"`  // malformed rows skipped (--skip-bad)
 	Processed   int64         `json:"processed"`    // rows processed this run
 	Written     int64         `json:"written"`      // rows written to the output
 	Rejected    int64         `json:"rejected"`     // rows written to the rejects file
@@ -85,69 +111,209 @@ func (s Stats) TokensPerSecond() float64 {
 }
 
 // ErrNoInputRows is returned when the input holds no usable row.
-var ErrNoInputRows = errors.New("no usable rows in the input")
+var ErrNoInputRows = dataset.BadInputf("no usable rows in the input")
 
-// Run processes the job. Cancelling soft stops reading new rows and lets the
-// rows in flight finish; cancelling hard also stops those (they are redone
-// by the next run).
-func Run(soft, hard context.Context, job Job) (Stats, error) {
-	start := time.Now()
-	var st Stats
+// Batch is a job whose input was checked and whose outputs are open and
+// locked; Run processes it, Close releases it.
+type Batch struct {
+	job      Job
+	out, rej *dataset.Writer
+	done     map[string]bool
+	total    int64 // rows in the input (-1 = unknown)
+	ran      bool
+	// observers see every outcome after Run's own observe.
+	observers []func(Outcome)
+}
+
+// Open checks the job's input (see dataset.Check), then opens, locks and
+// checks its output and rejects files, so that every problem with the
+// files shows before the caller loads a model. Close the batch in all cases.
+func Open(job Job) (*Batch, error) {
 	if job.Workers <= 0 {
 		job.Workers = 1
 	}
-	out, done, err := dataset.OpenAppend(job.Output)
-	if err != nil {
-		return st, err
+	b := &Batch{job: job, total: job.Total}
+	if job.Rows == nil {
+		if err := checkDistinct(job.Input, job.Output, job.Rejects); err != nil {
+			return nil, err
+		}
+		n, err := dataset.Check(job.Input, job.Read)
+		if err != nil {
+			return nil, err
+		}
+		b.total = n
 	}
-	defer out.Close()
-	if n := out.DroppedBytes(); n > 0 {
+	// Both outputs are checked before either is created.
+	for _, p := range []string{job.Output, job.Rejects} {
+		if p != "" && p != dataset.Stdin {
+			if err := dataset.CheckTarget(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var err error
+	opts := dataset.AppendOptions{Settings: job.Settings}
+	b.out, b.done, err = dataset.OpenAppendWith(job.Output, opts)
+	if err != nil {
+		return nil, err
+	}
+	if n := b.out.DroppedBytes(); n > 0 {
 		job.Logger.Warn().Int64("bytes", n).Str("file", job.Output).Msg("dropped a torn last line left by an interrupted run; its row will be redone")
 	}
-	var rej *dataset.Writer
 	if job.Rejects != "" {
 		var rdone map[string]bool
-		rej, rdone, err = dataset.OpenAppend(job.Rejects)
+		b.rej, rdone, err = dataset.OpenAppendWith(job.Rejects, opts)
 		if err != nil {
-			return st, err
+			b.out.Abandon()
+			return nil, err
 		}
-		defer rej.Close()
 		for id := range rdone {
-			done[id] = true
+			b.done[id] = true
 		}
 	}
-	in, err := dataset.Open(job.Input, job.Read)
+	return b, nil
+}
+
+// checkDistinct refuses an input that is also an output: resuming would
+// take every input row for a finished one.
+func checkDistinct(input string, outputs ...string) error {
+	in, err := os.Stat(input)
 	if err != nil {
-		return st, err
+		return nil // dataset.Check words this
+	}
+	for _, o := range outputs {
+		if st, err := os.Stat(o); err == nil && os.SameFile(in, st) {
+			return dataset.BadInputf("the input %s is also an output file; write the results to another file", input)
+		}
+	}
+	return nil
+}
+
+// SetWorkers sets the number of concurrent process calls when it is only
+// known after Open (from the engine the model was loaded into); n <= 0
+// keeps the job's.
+func (b *Batch) SetWorkers(n int) {
+	if n > 0 {
+		b.job.Workers = n
+	}
+}
+
+// Observe adds fn to the observers of Run's outcomes, called after the one
+// passed to Run, in the collecting goroutine: the next outcome is not
+// collected before fn returns.
+func (b *Batch) Observe(fn func(Outcome)) { b.observers = append(b.observers, fn) }
+
+// Done is the number of rows already in the output files.
+func (b *Batch) Done() int { return len(b.done) }
+
+// Close releases the output files. Files that Open created and that were
+// never written to are removed, so that a run that failed to start (a
+// model that does not load) leaves nothing behind.
+func (b *Batch) Close() error {
+	if b.ran {
+		return nil // Run closed them
+	}
+	b.ran = true
+	err := b.out.Abandon()
+	if b.rej != nil {
+		if rerr := b.rej.Abandon(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// Run processes the job in one call: Open, Batch.Run with job.Process and
+// job.Observe, Close.
+func Run(soft, hard context.Context, job Job) (Stats, error) {
+	b, err := Open(job)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer b.Close()
+	return b.Run(soft, hard, job.Process, job.Observe)
+}
+
+// Run processes the rows not yet done with process (observe, if not nil,
+// sees every outcome in one goroutine). Cancelling soft stops reading new
+// rows and lets the rows in flight finish; cancelling hard also stops those
+// (they are redone by the next run). A failed write stops the run: the rows
+// in flight are dropped and redone by the next run. Run closes the outputs;
+// it may be called once.
+func (b *Batch) Run(soft, hard context.Context, process func(context.Context, dataset.Row) Outcome, observe func(Outcome)) (Stats, error) {
+	if b.ran {
+		return Stats{}, errors.New("pipeline: Batch.Run called twice")
+	}
+	b.ran = true
+	job, out, rej, done := b.job, b.out, b.rej, b.done
+	start := time.Now()
+	var st Stats
+	defer out.Close()
+	if rej != nil {
+		defer rej.Close()
+	}
+	in := job.Rows
+	if in == nil {
+		var err error
+		if in, err = dataset.Open(job.Input, job.Read); err != nil {
+			return st, err
+		}
 	}
 	defer in.Close()
 
 	var bar *progress.Reporter
 	if job.Progress {
 		lg := job.Logger
-		bar = progress.New(progress.Options{Out: job.ProgressOut, Total: estimateTotal(job, len(done)), Unit: "rows",
+		bar = progress.New(progress.Options{Out: job.ProgressOut, Total: b.estimateTotal(), Unit: "rows",
 			Counters: []string{"ok", "rej", "fail"}, RateCounter: "tok", Logger: &lg, Message: job.Name})
 		defer bar.Finish()
 	}
 
+	// feeding ends with soft, or when results can no longer be written.
+	feeding, stopFeeding := context.WithCancel(soft)
+	defer stopFeeding()
 	rows := make(chan dataset.Row)
 	results := make(chan Outcome)
+	// Rows are numbered as they are dispatched; with Ordered, a slot of
+	// window is taken per row and given back when its outcome is handled
+	// in order, which bounds the reorder buffer.
+	type numbered struct {
+		row dataset.Row
+		seq int64
+	}
+	jobs := make(chan numbered)
+	var window chan struct{}
+	if job.Ordered {
+		window = make(chan struct{}, OrderWindow*max(1, job.Workers))
+	}
+	go func() {
+		defer close(jobs)
+		var seq int64
+		for row := range rows {
+			if window != nil {
+				window <- struct{}{}
+			}
+			jobs <- numbered{row, seq}
+			seq++
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := 0; w < job.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for row := range rows {
-				o := job.Process(hard, row)
-				o.Row = row
+			for j := range jobs {
+				o := process(hard, j.row)
+				o.Row, o.seq = j.row, j.seq
 				results <- o
 			}
 		}()
 	}
 	var readErr error
+	var fedAll bool
 	go func() {
 		defer close(rows)
-		readErr = feed(soft, job, in, done, &st, rows)
+		fedAll, readErr = feed(feeding, job, in, done, &st, rows)
 	}()
 	go func() {
 		wg.Wait()
@@ -155,12 +321,18 @@ func Run(soft, hard context.Context, job Job) (Stats, error) {
 	}()
 
 	var writeErr error
-	keep := func(err error) {
+	// keep records the first write error and reports whether err failed.
+	keep := func(err error) bool {
 		if err != nil && writeErr == nil {
 			writeErr = err
+			stopFeeding()
 		}
+		return err != nil
 	}
-	for o := range results {
+	handle := func(o Outcome) {
+		if writeErr != nil {
+			return // the run ends with writeErr; a rerun redoes this row
+		}
 		switch {
 		case o.Err != nil:
 			st.Failed++
@@ -168,20 +340,25 @@ func Run(soft, hard context.Context, job Job) (Stats, error) {
 				job.Logger.Warn().Str("id", o.Row.ID).Str("source", o.Row.Source).Err(o.Err).Msg("row failed; the next run retries it")
 			}
 		case o.Output != nil:
+			if keep(out.Write(o.Output)) {
+				return // not written, so not done: a rerun redoes the row
+			}
 			st.Processed++
 			st.Written++
-			keep(out.Write(o.Output))
 		default:
+			if rej != nil && o.Reject != nil && keep(rej.Write(o.Reject)) {
+				return
+			}
 			st.Processed++
 			st.Rejected++
-			if rej != nil && o.Reject != nil {
-				keep(rej.Write(o.Reject))
-			}
 		}
 		st.Tokens += int64(o.Tokens)
 		st.PromptTok += int64(o.PromptTokens)
-		if job.Observe != nil {
-			job.Observe(o)
+		if observe != nil {
+			observe(o)
+		}
+		for _, fn := range b.observers {
+			fn(o)
 		}
 		if bar != nil {
 			switch {
@@ -196,9 +373,24 @@ func Run(soft, hard context.Context, job Job) (Stats, error) {
 			bar.Advance(1)
 		}
 	}
+	pending := map[int64]Outcome{}
+	var next int64
+	for o := range results {
+		if window == nil {
+			handle(o)
+			continue
+		}
+		pending[o.seq] = o
+		for p, ok := pending[next]; ok; p, ok = pending[next] {
+			delete(pending, next)
+			next++
+			handle(p)
+			<-window
+		}
+	}
 	st.Skipped = in.Skipped().Total
 	st.Elapsed = time.Since(start)
-	st.Interrupted = soft.Err() != nil
+	st.Interrupted = hard.Err() != nil || (soft.Err() != nil && !fedAll)
 	keep(out.Close())
 	if rej != nil {
 		keep(rej.Close())
@@ -209,27 +401,31 @@ func Run(soft, hard context.Context, job Job) (Stats, error) {
 	case writeErr != nil:
 		return st, fmt.Errorf("write results: %w", writeErr)
 	case st.Processed+st.Failed+st.Resumed+st.OtherShards+st.Duplicates == 0 && !st.Interrupted:
-		return st, fmt.Errorf("%s: %w", job.Input, ErrNoInputRows)
+		name := job.Input
+		if job.Rows != nil {
+			name = job.Name + ": no rows selected"
+		}
+		return st, fmt.Errorf("%s: %w", name, ErrNoInputRows)
 	}
 	return st, nil
 }
 
 // feed sends the rows still to do, in input order, until the input ends,
-// the limit is reached or soft is cancelled.
-func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, rows chan<- dataset.Row) error {
+// the limit is reached or soft is cancelled; all says it got to the end.
+func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, rows chan<- dataset.Row) (all bool, err error) {
 	seen := map[string]bool{}
 	var sent int64
 	for soft.Err() == nil {
 		row, err := in.Next()
 		if err == io.EOF {
-			return nil
+			return true, nil
 		}
 		if err != nil {
 			var re *dataset.RowError
 			if errors.As(err, &re) && job.Read.SkipBad {
 				continue
 			}
-			return err
+			return false, err
 		}
 		switch {
 		case !job.Shard.Keep(row.ID):
@@ -244,34 +440,50 @@ func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool
 		}
 		seen[row.ID] = true
 		if job.Limit > 0 && sent >= job.Limit {
-			return nil
+			return true, nil
 		}
 		sent++
 		select {
 		case rows <- row:
 		case <-soft.Done():
-			return nil
+			return false, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // estimateTotal guesses the rows this run will process, for the progress
 // bar (0 = unknown: stdin, or a count that failed).
-func estimateTotal(job Job, done int) int64 {
-	if job.Input == dataset.Stdin {
-		return 0
-	}
-	n, err := dataset.Count(job.Input, job.Read)
-	if err != nil || n <= 0 {
+func (b *Batch) estimateTotal() int64 {
+	n, job := b.total, b.job
+	if n <= 0 {
 		return 0
 	}
 	if job.Shard.N > 1 {
 		n /= int64(job.Shard.N)
 	}
-	n = max(n-int64(done), 0)
+	n = max(n-int64(len(b.done)), 0)
 	if job.Limit > 0 && n > job.Limit {
 		n = job.Limit
 	}
 	return n
 }
+
+// Rows is a dataset.Reader over rows already in memory, for Job.Rows.
+func Rows(rows []dataset.Row) dataset.Reader { return &sliceReader{rows: rows} }
+
+type sliceReader struct {
+	rows []dataset.Row
+	i    int
+}
+
+func (s *sliceReader) Next() (dataset.Row, error) {
+	if s.i >= len(s.rows) {
+		return dataset.Row{}, io.EOF
+	}
+	s.i++
+	return s.rows[s.i-1], nil
+}
+
+func (s *sliceReader) Skipped() dataset.Skips { return dataset.Skips{} }
+func (s *sliceReader) Close() error           { return nil }

@@ -123,7 +123,90 @@ func TestRunEmptyInput(t *testing.T) {
 	os.WriteFile(p, nil, 0o644)
 	_, err := Run(context.Background(), context.Background(), Job{Input: p, Output: p + ".out", Logger: zerolog.Nop(),
 		Process: func(context.Context, dataset.Row) Outcome { return Outcome{} }})
-	if !errors.Is(err, ErrNoInputRows) {
+	if !errors.Is(err, dataset.ErrBadInput) || !strings.Contains(err.Error(), "holds no rows") {
 		t.Errorf("empty input: %v", err)
+	}
+	if _, err := os.Stat(p + ".out"); !os.IsNotExist(err) {
+		t.Error("a bad input created the output file")
+	}
+}
+
+// TestOpenChecksBeforeWork: everything wrong with the files shows in Open,
+// before the caller loads a model, and leaves no files behind.
+func TestOpenChecksBeforeWork(t *testing.T) {
+	dir := t.TempDir()
+	in := corpus(t, 3)
+	out := filepath.Join(dir, "o.jsonl")
+	for name, job := range map[string]Job{
+		"missing input":   {Input: filepath.Join(dir, "nope.jsonl"), Output: out},
+		"folder input":    {Input: dir, Output: out},
+		"input as output": {Input: in, Output: in},
+		"bad field":       {Input: in, Output: out, Read: dataset.ReadOptions{PromptField: "nosuch"}},
+		"device output":   {Input: in, Output: "/dev/full"},
+	} {
+		_, err := Open(job)
+		var re *dataset.RowError
+		if err == nil || !(errors.Is(err, dataset.ErrBadInput) || errors.Is(err, dataset.ErrBadOutput) || errors.As(err, &re)) {
+			t.Errorf("%s: err = %v, want a bad input/output error", name, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Fatalf("%s: output created", name)
+		}
+	}
+	// A batch that never runs (the model failed to load) leaves no files.
+	b, err := Open(Job{Input: in, Output: out, Rejects: out + ".rej"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Job{Input: in, Output: out}); err == nil || !strings.Contains(err.Error(), "being written by another codeplan run") {
+		t.Errorf("second run on a busy output: %v", err)
+	}
+	b.Close()
+	for _, p := range []string{out, out + ".rej", dataset.LockPath(out)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left behind by a batch that never ran", p)
+		}
+	}
+}
+
+// TestRunSettingsKeyResume: a rerun with other settings is refused and
+// names both; the same settings resume.
+func TestRunSettingsKeyResume(t *testing.T) {
+	in := corpus(t, 4)
+	out := filepath.Join(t.TempDir(), "o.jsonl")
+	job := Job{Input: in, Output: out, Logger: zerolog.Nop(), Settings: dataset.Settings{"model": "a@1", "lora": ""},
+		Process: func(_ context.Context, r dataset.Row) Outcome { return Outcome{Output: row{ID: r.ID, Index: r.Index}} }}
+	if _, err := Run(context.Background(), context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Run(context.Background(), context.Background(), job)
+	if err != nil || st.Resumed != 4 || st.Processed != 0 {
+		t.Fatalf("same settings: %+v, %v", st, err)
+	}
+	job.Settings = dataset.Settings{"model": "a@1", "lora": "x.gguf"}
+	_, err = Run(context.Background(), context.Background(), job)
+	if !errors.Is(err, dataset.ErrBadOutput) || !strings.Contains(err.Error(), "lora=none") || !strings.Contains(err.Error(), "lora=x.gguf") {
+		t.Errorf("other adapter: %v", err)
+	}
+}
+
+// TestRunStopsOnWriteError: once a row cannot be written, no more rows are
+// started (they would be lost work).
+func TestRunStopsOnWriteError(t *testing.T) {
+	in := corpus(t, 50)
+	var n atomic.Int32
+	st, err := Run(context.Background(), context.Background(), Job{Input: in, Output: filepath.Join(t.TempDir(), "o.jsonl"), Workers: 1, Logger: zerolog.Nop(),
+		Process: func(_ context.Context, r dataset.Row) Outcome {
+			n.Add(1)
+			if r.Index == 2 {
+				return Outcome{Output: map[string]any{"id": r.ID, "index": r.Index, "bad": make(chan int)}}
+			}
+			return Outcome{Output: row{ID: r.ID, Index: r.Index}}
+		}})
+	if err == nil || !strings.Contains(err.Error(), "write results") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := n.Load(); got > 5 || st.Written != 2 {
+		t.Errorf("after a failed write: %d rows processed, %d written; want it to stop at once with 2 written", got, st.Written)
 	}
 }

@@ -188,6 +188,9 @@ func New(opts Options) *Reporter {
 	r.rate.add(r.start, 0)
 	if r.terminal {
 		r.draw(r.start, false)
+		activeMu.Lock()
+		active = r
+		activeMu.Unlock()
 	}
 
 	if !opts.NoBackground {
@@ -255,6 +258,11 @@ func (r *Reporter) Finish() {
 	if r.terminal {
 		r.draw(now, true)
 		r.write("\n")
+		activeMu.Lock()
+		if active == r {
+			active = nil
+		}
+		activeMu.Unlock()
 	} else {
 		r.logLine(now, true)
 	}

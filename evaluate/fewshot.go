@@ -1,0 +1,118 @@
+package evaluate
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// Example is one worked example for few-shot prompting: a question with
+// the plans and the response that answer it. The plan fields are needed
+// only by the modes that show them.
+type Example struct {
+	Question string
+	Plan     string // code-form plan (codeplan mode)
+	NLPlan   string // numbered natural-language plan (nlplan mode)
+	Response string // worked answer ending in the marked final answer
+}
+
+// LoadExamples reads few-shot examples from a JSONL file. Each row has the
+// question in "question" or "prompt", the response in "response" (or
+// "solution", or "answer" when it is a worked answer), and the plans in
+// "plan" and "nl_plan": the shape `codeplan synth` writes. Rows are kept in
+// file order; the modes are checked against the fields they need, so a
+// file without nl_plan fails for --modes nlplan before any model loads.
+func LoadExamples(path string, modes []planner.Mode) ([]Example, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Example
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		b := sc.Bytes()
+		if len(strings.TrimSpace(string(b))) == 0 {
+			continue
+		}
+		if !gjson.ValidBytes(b) {
+			return nil, fmt.Errorf("%s:%d: not a JSON object", path, line)
+		}
+		first := func(keys ...string) string {
+			for _, k := range keys {
+				if v := gjson.GetBytes(b, k); v.Type == gjson.String && strings.TrimSpace(v.Str) != "" {
+					return v.Str
+				}
+			}
+			return ""
+		}
+		ex := Example{Question: first("question", "prompt"), Response: first("response", "solution", "answer"),
+			Plan: first("plan"), NLPlan: first("nl_plan")}
+		if ex.Question == "" || ex.Response == "" {
+			return nil, fmt.Errorf("%s:%d: a few-shot example needs a question (\"question\" or \"prompt\") and a response (\"response\")", path, line)
+		}
+		for _, m := range modes {
+			if m == planner.CodePlan && ex.Plan == "" || m == planner.NLPlan && ex.NLPlan == "" {
+				return nil, fmt.Errorf("%s:%d: mode %s needs the example's %s", path, line, m, planField(m))
+			}
+		}
+		out = append(out, ex)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no examples", path)
+	}
+	return out, nil
+}
+
+func planField(m planner.Mode) string {
+	if m == planner.NLPlan {
+		return `"nl_plan"`
+	}
+	return `"plan"`
+}
+
+// fewShotHistory renders up to n examples as earlier conversation turns in
+// mode's own format (the assistant turns written exactly as the model is
+// asked to answer), skipping an example whose question is the item's own.
+func fewShotHistory(examples []Example, n int, mode planner.Mode, question string) ([]planner.Message, error) {
+	var msgs []planner.Message
+	for _, ex := range examples {
+		if len(msgs) == 2*n {
+			break
+		}
+		if strings.TrimSpace(ex.Question) == strings.TrimSpace(question) {
+			continue
+		}
+		plan := ex.Plan
+		if mode == planner.NLPlan {
+			plan = ex.NLPlan
+		}
+		asst, err := planner.AssistantText(mode, plan, ex.Response)
+		if err != nil {
+			return nil, fmt.Errorf("few-shot example %q: %w", excerptText(ex.Question), err)
+		}
+		msgs = append(msgs, planner.Message{Role: planner.RoleUser, Content: strings.TrimSpace(ex.Question)},
+			planner.Message{Role: planner.RoleAssistant, Content: asst})
+	}
+	if len(msgs) < 2*n {
+		return nil, errors.New("evaluate: fewer few-shot examples than --fewshot asks for")
+	}
+	return msgs, nil
+}
+
+func excerptText(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

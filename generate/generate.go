@@ -1,0 +1,115 @@
+// Package generate is `codeplan generate`: it answers every prompt of a
+// corpus plan-first (or directly) on one continuous-batching engine and
+// appends one crash-safe JSON row per prompt to the output, on the
+// internal/pipeline row loop that extract and eval use. A rerun of the same
+// command resumes; a rerun with another model, adapter, mode, format or
+// sampling setting is refused (see Config.Key).
+package generate
+
+import (
+	"context"
+	"io"
+
+	"github.com/rs/zerolog"
+
+	"github.com/codeplan-dev/codeplan/dataset"
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// Generator runs one engine request to completion; *engine.Engine
+// implements it, and tests substitute a scripted one.
+type Generator interface {
+	Generate(ctx context.Context, req engine.Request) (engine.Result, error)
+}
+
+// Row is one line of the output: a prompt and its answer.
+type Row struct {
+	ID     string `json:"id"`
+	Index  int64  `json:"index"`
+	Prompt string `json:"prompt"`
+	inference.Answer
+	// Error is set for prompts that cannot run at all (longer than a
+	// sequence's context): written once, not retried by every rerun.
+	Error  string `json:"error,omitempty"`
+	Source string `json:"source,omitempty"`
+	Model  string `json:"model,omitempty"`
+	LoRA   string `json:"lora,omitempty"`
+}
+
+// Config describes one generate run.
+type Config struct {
+	Input  string // prompts ("-" = stdin)
+	Read   dataset.ReadOptions
+	Output string // answers (JSONL, resumable)
+	Shard  dataset.ShardSpec
+	Limit  int64 // answer at most this many new prompts (0 = all)
+
+	// Prompter fixes the mode, format, chat template and system message.
+	Prompter planner.Prompter
+	Settings inference.Settings
+	Workers  int // prompts in flight (twice the engine's sequences keeps it full)
+
+	// Model and LoRA are recorded in every row (file base names).
+	Model, LoRA string
+	// Key names what produces the rows (pipeline.Job.Settings).
+	Key dataset.Settings
+
+	Logger      zerolog.Logger
+	Progress    bool
+	ProgressOut io.Writer // nil = stderr
+}
+
+// Job is the pipeline job of cfg (Read.PromptOnly is set: generate needs
+// only prompts).
+func (cfg Config) Job() pipeline.Job {
+	read := cfg.Read
+	read.PromptOnly = true
+	return pipeline.Job{
+		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+	}
+}
+
+// Run answers every prompt of cfg.Input not yet in cfg.Output.
+func Run(soft, hard context.Context, gen Generator, cfg Config) (pipeline.Stats, error) {
+	b, err := pipeline.Open(cfg.Job())
+	if err != nil {
+		return pipeline.Stats{}, err
+	}
+	defer b.Close()
+	return RunOn(soft, hard, b, gen, cfg)
+}
+
+// RunOn answers the prompts of a batch opened with pipeline.Open(cfg.Job())
+// (open it before loading the model, so that bad files cost nothing).
+// Cancelling soft stops taking new prompts and finishes those in flight.
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (pipeline.Stats, error) {
+	b.SetWorkers(cfg.Workers)
+	return b.Run(soft, hard, func(ctx context.Context, row dataset.Row) pipeline.Outcome {
+		return cfg.answer(ctx, gen, row)
+	}, nil)
+}
+
+func (cfg *Config) answer(ctx context.Context, gen Generator, row dataset.Row) pipeline.Outcome {
+	out := Row{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: cfg.Model, LoRA: cfg.LoRA}
+	req, err := inference.Request(cfg.Prompter, cfg.Settings, nil, row.Prompt, nil)
+	if err != nil {
+		return pipeline.Outcome{Err: err}
+	}
+	req.ID = row.ID
+	res, err := gen.Generate(ctx, req)
+	out.Answer = inference.FromResult(cfg.Prompter.Mode, res)
+	switch {
+	case engine.Permanent(err):
+		// Written with its error, so the output has a row for every prompt
+		// and a rerun does not retry it forever.
+		out.Error = err.Error()
+		return pipeline.Outcome{Output: out}
+	case err != nil:
+		return pipeline.Outcome{Err: err}
+	}
+	return pipeline.Outcome{Output: out, Tokens: res.GeneratedTokens(), PromptTokens: res.PromptTokens}
+}

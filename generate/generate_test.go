@@ -1,0 +1,67 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/codeplan-dev/codeplan/dataset"
+	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// echo answers every prompt with its id; prompts containing "huge" are too
+// long and "flaky" ones fail once.
+type echo struct{ flaky map[string]bool }
+
+func (e *echo) Generate(_ context.Context, req engine.Request) (engine.Result, error) {
+	last := req.Phases[0].Prefix
+	switch {
+	case strings.Contains(last, "huge"):
+		return engine.Result{}, fmt.Errorf("%w: 9999 tokens", engine.ErrPromptTooLong)
+	case strings.Contains(last, "flaky") && !e.flaky[req.ID]:
+		e.flaky[req.ID] = true
+		return engine.Result{}, errors.New("decode failed")
+	}
+	res := engine.Result{ID: req.ID, PromptTokens: 3}
+	for range req.Phases {
+		res.Phases = append(res.Phases, engine.PhaseOutput{Text: "answer to " + req.ID, Tokens: 2, Finish: engine.FinishStop})
+	}
+	return res, nil
+}
+
+func TestRunWritesResumesAndKeys(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte(`{"id":"a","prompt":"add 1 and 2"}`+"\n"+`{"id":"b","prompt":"a huge prompt"}`+"\n"+`{"id":"c","prompt":"flaky one"}`+"\n"), 0o644)
+	cfg := Config{
+		Input: in, Output: filepath.Join(dir, "out.jsonl"), Workers: 2, Logger: zerolog.Nop(),
+		Prompter: planner.Prompter{Mode: planner.CodePlan, Format: planner.Trained, Chat: planner.ChatML{}},
+		Settings: inference.Settings{MaxPlanTokens: 8, MaxTokens: 8}, Model: "m.gguf",
+		Key: dataset.Settings{"model": "m.gguf@1", "mode": "codeplan"},
+	}
+	gen := &echo{flaky: map[string]bool{}}
+	st, err := Run(context.Background(), context.Background(), gen, cfg)
+	if err != nil || st.Written != 2 || st.Failed != 1 {
+		t.Fatalf("first run: %+v, %v", st, err)
+	}
+	st, err = Run(context.Background(), context.Background(), gen, cfg)
+	if err != nil || st.Written != 1 || st.Resumed != 2 {
+		t.Fatalf("rerun: %+v, %v", st, err)
+	}
+	data, _ := os.ReadFile(cfg.Output)
+	if n := strings.Count(string(data), "\n"); n != 3 || !strings.Contains(string(data), `"error":"prompt does not fit`) || !strings.Contains(string(data), `"mode":"codeplan"`) {
+		t.Errorf("output (%d rows): %s", n, data)
+	}
+	cfg.Key = dataset.Settings{"model": "m.gguf@1", "mode": "direct"}
+	if _, err := Run(context.Background(), context.Background(), gen, cfg); !errors.Is(err, dataset.ErrBadOutput) || !strings.Contains(err.Error(), "mode=codeplan") {
+		t.Errorf("other mode into the same output: %v", err)
+	}
+}
