@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -288,6 +289,9 @@ func (s *Session) fit(user string) (int, error) {
 	gen := s.settings.generation(s.prompter.Mode)
 	for first := s.first; ; first++ {
 		n, err := s.backend.PromptTokens(s.prompter, s.historyFrom(first), user)
+		if errors.Is(err, llama.ErrTextTooLong) {
+			return 0, fmt.Errorf("%w: %w (shorten it)", ErrTooLong, err)
+		}
 		if err != nil {
 			return 0, err
 		}

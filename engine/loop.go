@@ -108,8 +108,19 @@ func (e *Engine) loop() {
 // run (bad sampler options, prompt longer than a slot's context).
 func (e *Engine) admit(seq llama.SeqID, j *job) *slot {
 	s := &slot{seq: seq, job: j, outIdx: -1}
+	// A prompt that cannot fit is refused by its byte length before it
+	// reaches the tokenizer: tokenizing a hostile megabyte would stall every
+	// sequence in this loop, and it could not run anyway.
+	limit := e.model.MaxTextBytes(e.opts.SlotContext)
 	for i, p := range j.req.Phases {
+		if len(p.Prefix) > limit {
+			e.reply(s, fmt.Errorf("%w: phase %d is %d bytes, more than the %d tokens each sequence holds can cover (raise --ctx or lower --parallel)", ErrPromptTooLong, i, len(p.Prefix), e.opts.SlotContext))
+			return nil
+		}
 		toks, err := e.model.Tokenize(p.Prefix, i == 0, true)
+		if errors.Is(err, llama.ErrTextTooLong) {
+			err = fmt.Errorf("%w: %w", ErrPromptTooLong, err)
+		}
 		if err != nil {
 			e.reply(s, fmt.Errorf("tokenize phase %d: %w", i, err))
 			return nil

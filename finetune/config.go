@@ -31,7 +31,8 @@ type Config struct {
 	// (F32 master weights, AdamW; weight decay on matrices only) and writes
 	// the whole model to Out. The model must be F32 and loaded with
 	// llama.ModelOptions.NoMmap. Rank, Alpha, Targets and Merge do not
-	// apply.
+	// apply. Run trains the loaded model in place: afterwards it holds the
+	// trained weights (load the file again to start over).
 	Full bool
 
 	Rank    int      // LoRA rank (8)
@@ -143,7 +144,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--epochs %d, want >= 1", c.Epochs)
 	case !(c.LR > 0) || c.LR > 1:
 		return fmt.Errorf("--lr %g, want 0 < lr <= 1", c.LR)
-	case c.Warmup < 0 || math.IsNaN(c.Warmup):
+	case !(c.Warmup >= 0) || math.IsInf(c.Warmup, 0):
 		return fmt.Errorf("--warmup %g, want >= 0 (a fraction of the steps, or a step count)", c.Warmup)
 	case c.Ctx < 8:
 		return fmt.Errorf("--ctx %d, want >= 8", c.Ctx)
@@ -153,7 +154,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--grad-accum %d, want >= 1", c.GradAccum)
 	case c.ValSplit < 0 || c.ValSplit >= 1 || math.IsNaN(c.ValSplit):
 		return fmt.Errorf("--val-split %g, want 0 <= split < 1", c.ValSplit)
-	case c.WeightDecay < 0 || c.WeightDecay > 1:
+	case math.IsNaN(c.MaxGradNorm) || math.IsInf(c.MaxGradNorm, 0):
+		return fmt.Errorf("--max-grad-norm %g, want a finite number (0 = off)", c.MaxGradNorm)
+	case !(c.WeightDecay >= 0 && c.WeightDecay <= 1):
 		return fmt.Errorf("--weight-decay %g, want 0..1", c.WeightDecay)
 	case c.CheckpointEvery < 0 || c.EvalEvery < 0:
 		return fmt.Errorf("--checkpoint-every and --eval-every must be >= 0")

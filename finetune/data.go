@@ -143,10 +143,18 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			continue
 		}
 		pt, err := opts.Tokenizer.Tokenize(prefix, true, true)
+		if errors.Is(err, llama.ErrTextTooLong) {
+			skip(row, "prompt too long", fmt.Sprintf("prompt is %d bytes: %v", len(prefix), err))
+			continue
+		}
 		if err != nil {
 			return nil, st, fmt.Errorf("%s: row %s: tokenize prompt: %w", row.Source, row.ID, err)
 		}
 		tt, err := opts.Tokenizer.Tokenize(target, false, true)
+		if errors.Is(err, llama.ErrTextTooLong) {
+			skip(row, "target too long", fmt.Sprintf("plan and response are %d bytes: %v", len(target), err))
+			continue
+		}
 		if err != nil {
 			return nil, st, fmt.Errorf("%s: row %s: tokenize target: %w", row.Source, row.ID, err)
 		}

@@ -340,17 +340,20 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 			w.SetString(KeyBaseFingerprint, base.Fingerprint)
 			extra(w)
 		})
-		res.Model = cfg.Out
 	} else {
 		var final []adapterTensor
 		if final, err = trainedTensors(tr); err == nil {
 			meta.extra = extra
 			err = writeAdapter(cfg.Out, meta, final)
 		}
-		res.Adapter = cfg.Out
 	}
 	if err != nil {
 		return res, err
+	}
+	if cfg.Full {
+		res.Model = cfg.Out
+	} else {
+		res.Adapter = cfg.Out
 	}
 	ev := logger.Info().Str("path", cfg.Out).Int("steps", len(steps)).Float64("loss", round4(res.FinalLoss)).
 		Float64("tok_per_s", round2(res.TokensPS))

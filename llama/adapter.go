@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"unsafe"
@@ -116,6 +117,9 @@ func (c *Context) SetAdapter(a *Adapter, scale float32) error {
 	if a.model != c.model {
 		return fmt.Errorf("%w %s: loaded for model %s, context runs %s", ErrAdapter, a.path, a.model.path, c.model.path)
 	}
+	if err := CheckAdapterScale(float64(scale)); err != nil {
+		return fmt.Errorf("%w %s: %w", ErrAdapter, a.path, err)
+	}
 	if C.llama_set_adapter_lora(c.c, a.c, C.float(scale)) != 0 {
 		return fmt.Errorf("%w %s: llama.cpp refused it", ErrAdapter, a.path)
 	}
@@ -124,6 +128,19 @@ func (c *Context) SetAdapter(a *Adapter, scale float32) error {
 		a.attached++
 	}
 	c.adapters[a] = scale
+	return nil
+}
+
+// MaxAdapterScale bounds the LoRA scale: far past it the adapter's weights
+// swamp the model's and the logits overflow to NaN, which aborts sampling.
+const MaxAdapterScale = 100
+
+// CheckAdapterScale reports whether scale is a usable LoRA scale: finite and
+// within ±MaxAdapterScale.
+func CheckAdapterScale(scale float64) error {
+	if math.IsNaN(scale) || math.IsInf(scale, 0) || math.Abs(scale) > MaxAdapterScale {
+		return fmt.Errorf("LoRA scale %g is not a number in [-%d, %d]", scale, MaxAdapterScale, MaxAdapterScale)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package llama_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,27 @@ func BenchmarkDecode(b *testing.B) {
 				elapsed += time.Since(start)
 			}
 			b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tok/s")
+		})
+	}
+}
+
+// BenchmarkTokenize measures Tokenize on an ordinary 1 KiB prompt and on a
+// 40,000-character run (the input that used to crash). Each call runs on a
+// thread of its own (see Tokenize), so the short case shows that cost.
+func BenchmarkTokenize(b *testing.B) {
+	m := loadTiny(b)
+	for _, c := range []struct{ name, text string }{
+		{"word", "hello"},
+		{"prompt-1KiB", strings.Repeat("Plan the steps, then answer: 12 + 30 = 42. ", 24)},
+		{"run-40000", strings.Repeat("A", 40_000)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.text)))
+			for i := 0; i < b.N; i++ {
+				if _, err := m.Tokenize(c.text, true, true); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

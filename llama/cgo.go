@@ -144,6 +144,11 @@ var (
 	ErrGrammar = errors.New("invalid grammar")
 	// ErrClosed: the object was already closed.
 	ErrClosed = errors.New("use of closed object")
+	// ErrTextTooLong: the text is longer than Tokenize accepts (MaxTokenizeBytes).
+	ErrTextTooLong = errors.New("text is too long to tokenize")
+	// ErrKVCache: the KV cache types and flash attention setting do not
+	// work together on this model.
+	ErrKVCache = errors.New("unsupported KV cache setting")
 	// ErrInUse: a Model still has open contexts or adapters.
 	ErrInUse = errors.New("still in use")
 )

@@ -4,6 +4,7 @@ package llama
 #include <stdlib.h>
 #include "shim.h"
 #include "ggml-cpu.h"
+#include "ggml.h"
 */
 import "C"
 
@@ -72,6 +73,10 @@ var ggmlTypes = map[string]C.enum_ggml_type{
 	"q5_0": C.GGML_TYPE_Q5_0, "q5_1": C.GGML_TYPE_Q5_1,
 }
 
+// MaxSequences is the most sequences one Context can hold (llama.cpp's
+// compile-time limit).
+func MaxSequences() int { return int(C.llama_max_parallel_sequences()) }
+
 // NewContext creates a decoding context for the model.
 func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	mc, err := m.ptr()
@@ -127,18 +132,32 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 	default:
 		return nil, fmt.Errorf("new context: flash attention %q: want auto, on or off", opts.FlashAttention)
 	}
+	var headK, headV C.uint32_t
+	C.cp_head_dims(mc, &headK, &headV)
 	for _, kv := range []struct {
-		name string
-		dst  *C.enum_ggml_type
-	}{{opts.CacheTypeK, &p.type_k}, {opts.CacheTypeV, &p.type_v}} {
+		name, which string
+		head        C.uint32_t
+		dst         *C.enum_ggml_type
+	}{{opts.CacheTypeK, "K", headK, &p.type_k}, {opts.CacheTypeV, "V", headV, &p.type_v}} {
 		if kv.name == "" {
 			continue
 		}
 		t, ok := ggmlTypes[strings.ToLower(kv.name)]
 		if !ok {
-			return nil, fmt.Errorf("new context: unknown KV cache type %q", kv.name)
+			return nil, fmt.Errorf("new context: %w: unknown %s cache type %q (want one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)", ErrKVCache, kv.which, kv.name)
+		}
+		// ggml stores a quantized cache in blocks along each head; a head
+		// that is not a whole number of blocks aborts inside ggml's
+		// attention kernels (llama.cpp checks this only for "auto").
+		if C.ggml_is_quantized(t) {
+			if blk := C.ggml_blck_size(t); blk > 0 && kv.head%C.uint32_t(blk) != 0 {
+				return nil, fmt.Errorf("new context: %w: %s cache type %s stores blocks of %d values, which do not divide this model's head size %d (use f16, bf16 or f32)", ErrKVCache, kv.which, kv.name, blk, kv.head)
+			}
 		}
 		*kv.dst = t
+	}
+	if C.ggml_is_quantized(p.type_v) && p.flash_attn_type == C.LLAMA_FLASH_ATTN_TYPE_DISABLED {
+		return nil, fmt.Errorf("new context: %w: a quantized V cache (%s) needs flash attention on or auto", ErrKVCache, opts.CacheTypeV)
 	}
 	eb := newErrBuf()
 	defer eb.free()

@@ -46,6 +46,11 @@ type Model struct {
 	path     string
 	contexts int
 	adapters int
+
+	// maxPiece is the longest text one token stands for (see MaxTextBytes),
+	// computed once on first use.
+	maxPieceOnce sync.Once
+	maxPiece     int
 }
 
 //export goProgress
@@ -411,22 +416,109 @@ func (m *Model) validToken(t Token) bool {
 	return m.vocab != nil && t >= 0 && int(t) < int(C.llama_vocab_n_tokens(m.vocab))
 }
 
+// MaxTokenizeBytes is the longest text Tokenize accepts; longer texts get
+// ErrTextTooLong at once. No context this library can create holds that many
+// tokens of ordinary text, and the tokenizer's stack need grows with the
+// length of a run (see tokenizeStack), so this bound is what makes every
+// input safe. Callers that know their context size refuse far earlier (see
+// Model.MaxTextBytes).
+const MaxTokenizeBytes = 1 << 20
+
+// tokenizeStackPerByte is the stack one byte of text may need in llama.cpp's
+// std::regex pre-tokenizer (Qwen2's and most others' recurse once per
+// character of a match). Measured: 100,000 'A's need 28-32 MiB, 400,000
+// spaces 96-128 MiB, so about 320 bytes; 512 leaves margin.
+const tokenizeStackPerByte = 512
+
+// bigTokenizeBytes is the text length above which tokenizations run one at a
+// time: a long run really touches its stack, so many of them at once (a
+// server under attack) could otherwise hold gigabytes.
+const bigTokenizeBytes = 64 << 10
+
+// bigTokenize serialises tokenizations longer than bigTokenizeBytes.
+var bigTokenize sync.Mutex
+
+// tokenizeStack is the stack size of the thread that tokenizes text of n
+// bytes: enough for a text that is one long run. It is reserved address
+// space, not memory; ordinary text touches a few pages of it.
+func tokenizeStack(n int) uintptr {
+	const minStack = 8 << 20
+	return uintptr(n)*tokenizeStackPerByte + minStack
+}
+
+// MaxTextBytes is the longest text that can possibly tokenize to at most
+// tokens tokens, so that a caller with a context of that size can refuse a
+// longer prompt before tokenizing it (a cheap check against hostile inputs).
+// It relies on every token standing for at most as many bytes as its longest
+// piece, which holds for the lossless tokenizers (BPE, SPM, RWKV); for the
+// normalising ones (WPM, UGM: a run of spaces can become one token), and for
+// vocabularies with tokens that absorb the whitespace beside them, it
+// returns MaxTokenizeBytes.
+func (m *Model) MaxTextBytes(tokens int) int {
+	if _, err := m.ptr(); err != nil {
+		return 0
+	}
+	switch C.llama_vocab_type(m.vocab) {
+	case C.LLAMA_VOCAB_TYPE_BPE, C.LLAMA_VOCAB_TYPE_SPM, C.LLAMA_VOCAB_TYPE_RWKV:
+	default:
+		return MaxTokenizeBytes
+	}
+	m.maxPieceOnce.Do(func() {
+		buf := make([]byte, 256)
+		for t := 0; t < int(C.llama_vocab_n_tokens(m.vocab)); t++ {
+			// A token that strips the whitespace beside it stands for any
+			// number of bytes: no bound then.
+			if C.llama_vocab_get_attr(m.vocab, C.llama_token(t))&(C.LLAMA_TOKEN_ATTR_LSTRIP|C.LLAMA_TOKEN_ATTR_RSTRIP) != 0 {
+				m.maxPiece = -1
+				return
+			}
+			n := int(C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, true))
+			if n < 0 {
+				n = -n
+			}
+			m.maxPiece = max(m.maxPiece, n)
+		}
+		m.maxPiece = max(m.maxPiece, 1)
+	})
+	if m.maxPiece < 0 {
+		return MaxTokenizeBytes
+	}
+	if tokens <= 0 {
+		return 0
+	}
+	if tokens > MaxTokenizeBytes/m.maxPiece {
+		return MaxTokenizeBytes
+	}
+	return tokens * m.maxPiece
+}
+
 // Tokenize converts text into tokens. addSpecial adds BOS/EOS as the model
 // is configured to; parseSpecial turns texts such as "<|im_end|>" into their
 // special tokens (wanted for rendered chat templates, unwanted for user data).
+// Texts longer than MaxTokenizeBytes give ErrTextTooLong.
 func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, error) {
 	if _, err := m.ptr(); err != nil {
 		return nil, err
 	}
-	if len(text) > 1<<30 {
-		return nil, fmt.Errorf("tokenize: text of %d bytes is too long", len(text))
+	if len(text) > MaxTokenizeBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTextTooLong, len(text), MaxTokenizeBytes)
+	}
+	if len(text) > bigTokenizeBytes {
+		bigTokenize.Lock()
+		defer bigTokenize.Unlock()
 	}
 	ctext := C.CString(text)
 	defer C.free(unsafe.Pointer(ctext))
+	eb := newErrBuf()
+	defer eb.free()
+	stack := C.size_t(tokenizeStack(len(text)))
 	capacity := len(text) + 8
 	for attempt := 0; attempt < 2; attempt++ {
 		out := make([]Token, capacity)
-		n := C.llama_tokenize(m.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.Pointer(&out[0])), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial))
+		var n C.int32_t
+		if C.cp_tokenize(m.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.Pointer(&out[0])), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial), stack, &n, eb.p, errBufLen) != 0 {
+			return nil, fmt.Errorf("tokenize: %s", eb)
+		}
 		if n >= 0 {
 			return out[:n], nil
 		}

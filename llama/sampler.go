@@ -8,12 +8,14 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
 
 // SamplerOptions describe a sampler chain. The zero value is greedy decoding.
 type SamplerOptions struct {
-	// Temperature <= 0 selects greedy decoding (the most likely token).
+	// Temperature 0 selects greedy decoding (the most likely token); it must
+	// be in [0, MaxTemperature].
 	Temperature float32
 	// TopK keeps the K most likely tokens (0 = off).
 	TopK int
@@ -34,6 +36,59 @@ type SamplerOptions struct {
 	Grammar, GrammarRoot string
 }
 
+// SamplingError is an out-of-range sampler option. Option is the
+// SamplerOptions field name; servers and CLIs map it to their own words.
+type SamplingError struct {
+	Option string
+	Value  float64
+	Want   string
+}
+
+func (e *SamplingError) Error() string {
+	return fmt.Sprintf("%s is %g, want %s", e.Option, e.Value, e.Want)
+}
+
+// Validate checks every option: NaN and infinities would reach llama.cpp's
+// samplers as probabilities that sort and sum to garbage, and its
+// distribution sampler then aborts the process, so they are refused here.
+func (o SamplerOptions) Validate() error {
+	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	check := []struct {
+		name     string
+		v        float32
+		lo, hi   float32
+		wantDesc string
+	}{
+		{"Temperature", o.Temperature, 0, MaxTemperature, fmt.Sprintf("a number in [0, %d]", MaxTemperature)},
+		{"TopP", o.TopP, 0, 1, "a number in [0, 1]"},
+		{"MinP", o.MinP, 0, 1, "a number in [0, 1]"},
+		{"RepeatPenalty", o.RepeatPenalty, 0, MaxPenalty, fmt.Sprintf("a number in [0, %d]", MaxPenalty)},
+		{"FrequencyPenalty", o.FrequencyPenalty, -MaxPenalty, MaxPenalty, fmt.Sprintf("a number in [-%d, %d]", MaxPenalty, MaxPenalty)},
+		{"PresencePenalty", o.PresencePenalty, -MaxPenalty, MaxPenalty, fmt.Sprintf("a number in [-%d, %d]", MaxPenalty, MaxPenalty)},
+	}
+	for _, c := range check {
+		if !finite(c.v) || c.v < c.lo || c.v > c.hi {
+			return &SamplingError{Option: c.name, Value: float64(c.v), Want: c.wantDesc}
+		}
+	}
+	// Both reach C as int32: a larger value would wrap around.
+	if o.TopK < 0 || o.TopK > math.MaxInt32 {
+		return &SamplingError{Option: "TopK", Value: float64(o.TopK), Want: "a whole number >= 0"}
+	}
+	if o.RepeatLastN < 0 || o.RepeatLastN > math.MaxInt32 {
+		return &SamplingError{Option: "RepeatLastN", Value: float64(o.RepeatLastN), Want: "a whole number >= 0"}
+	}
+	return nil
+}
+
+// MaxTemperature and MaxPenalty bound the sampler's knobs. Past them
+// nothing changes in practice (the draw is already uniform, or the token is
+// already excluded), while values near float32's limit overflow in C.
+const (
+	MaxTemperature = 100
+	MaxPenalty     = 100
+)
+
 // Greedy reports whether the options select greedy decoding.
 func (o SamplerOptions) Greedy() bool { return o.Temperature <= 0 }
 
@@ -51,8 +106,8 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	if _, err := m.ptr(); err != nil {
 		return nil, err
 	}
-	if o.TopK < 0 || o.TopP < 0 || o.TopP > 1 || o.MinP < 0 || o.MinP > 1 || o.RepeatLastN < 0 {
-		return nil, fmt.Errorf("sampler: out-of-range option in %+v", o)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
 	}
 	if o.Grammar != "" {
 		if err := checkGrammar(o.Grammar); err != nil {

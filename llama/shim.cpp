@@ -5,9 +5,12 @@
 #include <exception>
 #include <string>
 
+#include <pthread.h>
+
 #include "shim.h"
 #include "ggml.h"
 #include "llama-context.h"
+#include "llama-model.h"
 
 extern "C" {
 // Implemented in Go (log.go, model.go).
@@ -72,6 +75,11 @@ void cp_forget_graph(struct llama_context *ctx) {
     if (prev) {
         prev->reset();
     }
+}
+
+void cp_head_dims(const struct llama_model *model, uint32_t *k, uint32_t *v) {
+    *k = model->hparams.n_embd_head_k;
+    *v = model->hparams.n_embd_head_v;
 }
 
 void cp_install_log(void) {
@@ -190,6 +198,69 @@ struct llama_adapter_lora *cp_load_adapter(struct llama_model *model, const char
         setErr(err, err_len, "unknown C++ exception while loading the adapter");
     }
     return nullptr;
+}
+
+// llama.cpp's BPE pre-tokenizers for most models (Qwen2, StarCoder, DeepSeek,
+// ...) split text with std::regex, whose matcher recurses once per character
+// of a match: a run of 32,000 'A's needs about 8 MB of stack, more than the
+// thread a cgo call runs on has, and the process dies with SIGSEGV. So
+// tokenization runs on a thread of its own whose stack the caller sizes for
+// the text (Go bounds the text length first; see tokenizeStack in model.go).
+// The stack is reserved address space: only the pages the matcher touches
+// become memory, and they are returned when the thread ends.
+struct tokenizeJob {
+    const struct llama_vocab *vocab;
+    const char *text;
+    int32_t len;
+    llama_token *out;
+    int32_t cap;
+    bool add_special;
+    bool parse_special;
+    int32_t result;
+    bool failed;
+    std::string error;
+};
+
+static void *tokenizeThread(void *arg) {
+    tokenizeJob *job = (tokenizeJob *)arg;
+    try {
+        job->result = llama_tokenize(job->vocab, job->text, job->len, job->out, job->cap, job->add_special, job->parse_special);
+    } catch (const std::exception &e) {
+        job->failed = true;
+        job->error = e.what();
+    } catch (...) {
+        job->failed = true;
+        job->error = "unknown C++ exception while tokenizing";
+    }
+    return nullptr;
+}
+
+int32_t cp_tokenize(const struct llama_vocab *vocab, const char *text, int32_t len, llama_token *out, int32_t cap, bool add_special, bool parse_special, size_t stack_bytes, int32_t *n_out, char *err, size_t err_len) {
+    tokenizeJob job{vocab, text, len, out, cap, add_special, parse_special, 0, false, std::string()};
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        setErr(err, err_len, "cannot set up the tokenizer thread");
+        return -1;
+    }
+    int rc = pthread_attr_setstacksize(&attr, stack_bytes);
+    pthread_t th;
+    if (rc == 0) {
+        rc = pthread_create(&th, &attr, tokenizeThread, &job);
+    }
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        char msg[128];
+        std::snprintf(msg, sizeof msg, "cannot start the tokenizer thread with a %zu MiB stack (error %d)", stack_bytes >> 20, rc);
+        setErr(err, err_len, msg);
+        return -1;
+    }
+    pthread_join(th, nullptr);
+    if (job.failed) {
+        setErr(err, err_len, job.error.c_str());
+        return -1;
+    }
+    *n_out = job.result;
+    return 0;
 }
 
 int32_t cp_chat_template(const char *tmpl, const struct llama_chat_message *msgs, size_t n, bool add_ass, char *buf, int32_t len) {

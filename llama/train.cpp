@@ -1,5 +1,8 @@
-// train.cpp: LoRA training on top of llama.cpp's model and ggml's automatic
-// differentiation (see train.h for the C interface).
+// train.cpp: LoRA training, and full training of every weight, on top of
+// llama.cpp's model and ggml's automatic differentiation (see train.h for
+// the C interface). Full training (cp_train_new_full) makes the model's own
+// F32 weights the parameters instead of an adapter's; everything below
+// applies to both.
 //
 // Why not llama_opt_init/llama_opt_epoch: in this llama.cpp version their
 // training graph is the inference graph, which writes K and V into the KV
@@ -626,6 +629,106 @@ void protect_from_aliasing(ggml_cgraph * gb) {
     }
 }
 
+// transpose_f32 is a ggml custom op: dst = a, contiguous, where a is an F32
+// view with arbitrary strides (a transposed matrix). ggml_cont does the same
+// with one memcpy call per element for such views, which took 15% of a
+// training step; this copies 32×32 tiles so that both the strided reads and
+// the writes stay in cache.
+void transpose_f32(ggml_tensor * dst, const ggml_tensor * a, int ith, int nth, void * /*userdata*/) {
+    constexpr int64_t B = 32;
+    const int64_t ne0 = dst->ne[0], ne1 = dst->ne[1], ne2 = dst->ne[2], ne3 = dst->ne[3];
+    const int64_t blocks = (ne1 + B - 1) / B;
+    const int64_t jobs   = blocks * ne2 * ne3;
+    for (int64_t job = ith; job < jobs; job += nth) {
+        const int64_t i1b = (job % blocks) * B;
+        const int64_t i2  = (job / blocks) % ne2;
+        const int64_t i3  = job / (blocks * ne2);
+        const int64_t i1e = std::min(ne1, i1b + B);
+        for (int64_t i0b = 0; i0b < ne0; i0b += B) {
+            const int64_t i0e = std::min(ne0, i0b + B);
+            for (int64_t i1 = i1b; i1 < i1e; ++i1) {
+                float *      d = (float *) ((char *) dst->data + i1 * dst->nb[1] + i2 * dst->nb[2] + i3 * dst->nb[3]);
+                const char * r = (const char *) a->data + i1 * a->nb[1] + i2 * a->nb[2] + i3 * a->nb[3];
+                for (int64_t i0 = i0b; i0 < i0e; ++i0) {
+                    d[i0] = *(const float *) (r + i0 * a->nb[0]);
+                }
+            }
+        }
+    }
+}
+
+// transposed is cont(transpose(x)) for an F32 x, computed by transpose_f32.
+ggml_tensor * transposed(ggml_context * ctx, ggml_tensor * x) {
+    return ggml_map_custom1(ctx, ggml_transpose(ctx, x), transpose_f32, GGML_N_TASKS_MAX, nullptr);
+}
+
+// out_prods_as_mul_mats returns the backward graph gb with every F32
+// ggml_out_prod replaced by the same product computed by ggml_mul_mat, and
+// with a contiguous copy of every non-contiguous F32 right operand of a
+// mul_mat.
+// ggml differentiates a matrix product y = W·x into two out_prods (the
+// gradients of W and of x), and the CPU backend computes out_prod with a
+// plain multiply-add loop that, measured on the training benchmark, took
+// 45% of a step against 12% for the blocked (tinyBLAS) kernel behind
+// mul_mat, which does half the work. With a [n,m] and b [p,m],
+// out_prod(a, b)[i,j] = sum_k a[i,k]·b[j,k] =
+// mul_mat(cont(transpose(a)), cont(transpose(b))); b is usually the
+// transpose of a contiguous tensor already, which is then used directly. The
+// transposed copy of a costs one pass over it, against the T-fold work of
+// the product. (Broadcasting over dims 2 and 3, as grouped-query attention
+// does, maps indices the same way in both ops.) Only for CPU-only trainers:
+// GPU backends compute out_prod with their BLAS, and the copies would cost
+// device memory.
+ggml_cgraph * out_prods_as_mul_mats(cp_trainer & t, ggml_context * ctx, ggml_cgraph * gb) {
+    std::unordered_map<const ggml_tensor *, ggml_tensor *> repl;
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    const int n = ggml_graph_n_nodes(gb);
+    for (int i = 0; i < n; ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        for (int j = 0; j < GGML_MAX_SRC; ++j) {
+            auto it = node->src[j] ? repl.find(node->src[j]) : repl.end();
+            if (it != repl.end()) {
+                node->src[j] = it->second;
+            }
+        }
+        if (node->view_src != nullptr) {
+            // a view of a replaced result: same shape, both contiguous
+            auto it = repl.find(node->view_src);
+            if (it != repl.end()) {
+                node->view_src = it->second;
+            }
+        }
+        ggml_tensor * a = node->src[0];
+        ggml_tensor * b = node->src[1];
+        if (node->op == GGML_OP_MUL_MAT && b->type == GGML_TYPE_F32 && !ggml_is_contiguous(b)) {
+            // the CPU backend takes its blocked (tinyBLAS) path only for a
+            // contiguous right operand, else one dot product per pair of
+            // rows: attention's K·Q (Q permuted per head) spent 12% of a
+            // step there. Its rows are contiguous, so the copy is cheap.
+            node->src[1] = ggml_cont(ctx, b);
+            ggml_build_forward_expand(g, node);
+            continue;
+        }
+        if (node->op != GGML_OP_OUT_PROD || a->type != GGML_TYPE_F32 || b->type != GGML_TYPE_F32) {
+            ggml_build_forward_expand(g, node);
+            continue;
+        }
+        ggml_tensor * x = transposed(ctx, a);
+        ggml_tensor * y = b->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(b->src[0]) && b->src[0]->type == GGML_TYPE_F32
+                              ? b->src[0]
+                              : transposed(ctx, b);
+        ggml_tensor * r = ggml_mul_mat(ctx, x, y);
+        if (!ggml_are_same_shape(r, node) || r->type != node->type) {
+            throw train_error(fmt("internal error: %s as mul_mat has another shape", node->name));
+        }
+        r->flags |= node->flags;
+        ggml_format_name(r, "%s (mul_mat)", node->name);
+        repl[node] = r;
+        ggml_build_forward_expand(g, r);
+    }
+    return g;
+}
+
 // build_step makes the graph for one batch. The batch allocator validates
 // tokens, sequences and positions exactly as llama_decode would.
 void build_step(cp_trainer & t, built & b, const llama_token * tokens, const llama_pos * pos, const llama_seq_id * seq,
@@ -734,6 +837,9 @@ void build_step(cp_trainer & t, built & b, const llama_token * tokens, const lla
         }
     }
     ggml_build_backward_expand(b.ctx, gb, grad_accs.data());
+    if (t.backends.size() == 1) { // CPU only
+        gb = out_prods_as_mul_mats(t, b.ctx, gb);
+    }
     protect_from_aliasing(gb);
     b.graph = gb;
 }

@@ -364,7 +364,7 @@ func (l BatchLoss) Add(o BatchLoss) BatchLoss {
 }
 
 // Accumulate runs the forward and backward pass over b and adds
-// weight × d(summed loss)/d(adapter) to the gradient accumulators. For the
+// weight × d(summed loss)/d(trainable tensors) to the gradient accumulators. For the
 // gradient of the mean loss over an optimizer step, pass weight = 1/(scored
 // tokens in the whole step).
 func (t *Trainer) Accumulate(b *TrainBatch, weight float32) (BatchLoss, error) {
@@ -445,7 +445,7 @@ type AdamW struct {
 	Beta1       float32 // 0.9 is usual
 	Beta2       float32 // 0.999 is usual
 	Eps         float32 // 1e-8 is usual
-	WeightDecay float32
+	WeightDecay float32 // decoupled; applied to matrices only (never to norm weights or biases)
 	// GradScale multiplies the accumulated gradient first (1 = none; use
 	// min(1, maxNorm/GradNorm()) to clip).
 	GradScale float32
@@ -454,7 +454,7 @@ type AdamW struct {
 	Step int64
 }
 
-// Update applies one AdamW step to the adapter tensors from the
+// Update applies one AdamW step to the trainable tensors from the
 // accumulated gradients (which it leaves in place; call ZeroGrad next).
 func (t *Trainer) Update(p AdamW) error {
 	t.mu.Lock()

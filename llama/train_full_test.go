@@ -3,11 +3,13 @@ package llama_test
 import (
 	"errors"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
 // loadTinyWritable loads the tiny model with its weights in memory, as full
@@ -39,8 +41,25 @@ func newFullTrainer(t testing.TB, m *llama.Model, maxTokens int) *llama.Trainer 
 // TestFullTrainGradientMatchesFiniteDifference checks the gradient of every
 // model weight (embeddings, norms, every matrix, the output) against central
 // differences of the forward loss.
+//
+// The second model has grouped-query attention (2 key/value heads for 4
+// query heads): its attention products broadcast K and V over the heads,
+// which the trainer's rewrite of ggml's out_prod gradients must map the
+// same way.
 func TestFullTrainGradientMatchesFiniteDifference(t *testing.T) {
-	m := loadTinyWritable(t, tinyPath)
+	gqa := tiny.DefaultConfig()
+	gqa.KVHeads = 2
+	gqaPath := filepath.Join(t.TempDir(), "gqa.gguf")
+	if err := tiny.Write(gqaPath, gqa); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"tiny": tinyPath, "gqa": gqaPath} {
+		t.Run(name, func(t *testing.T) { checkFullGradients(t, path) })
+	}
+}
+
+func checkFullGradients(t *testing.T, path string) {
+	m := loadTinyWritable(t, path)
 	tr := newFullTrainer(t, m, 128)
 	if !tr.Full() || tr.Adapter() != nil {
 		t.Fatal("full trainer reports an adapter")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // Error types, as OpenAI names them, so that client libraries map them to
@@ -91,4 +93,42 @@ func asAPIError(err error) *apiError {
 		return ae
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: err.Error()}
+}
+
+// jsonField turns encoding/json's path of a field (which names the Go
+// structs embedded on the way, e.g. "samplingFields.top_p") into the JSON
+// path a client wrote ("top_p"), by dropping the embedded structs' names.
+func jsonField(path string) string {
+	var out []string
+	for _, part := range strings.Split(path, ".") {
+		if _, embedded := embeddedStructs[part]; embedded {
+			continue
+		}
+		out = append(out, part)
+	}
+	return strings.Join(out, ".")
+}
+
+// embeddedStructs are the Go structs embedded without a JSON name in the
+// request types; their names must never reach a client.
+var embeddedStructs = map[string]struct{}{"samplingFields": {}}
+
+// jsonTypeName says in JSON's words what a Go field accepts.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +35,26 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 	if r.ContentLength > s.cfg.MaxBody {
 		return tooLarge
 	}
+	// The deadline covers only the body: it is lifted once the body is in,
+	// so that it cannot cut a long generation short.
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) == nil
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if deadlineSet && err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
+		// The rest of a failed body is not worth waiting for: the deadline
+		// stays, and the connection closes after the answer.
+		w.Header().Set("Connection", "close")
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return tooLarge
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return &apiError{Status: http.StatusRequestTimeout, Type: typeInvalidRequest, Code: "request_timeout",
+				Message: fmt.Sprintf("the request body did not arrive within %s", s.cfg.BodyTimeout)}
 		}
 		return badRequest("", "reading the request body: %v", err)
 	}
@@ -46,7 +64,11 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiE
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return badRequest(te.Field, "field %q has the wrong type: got JSON %s, want %s", te.Field, te.Value, te.Type)
+			field := jsonField(te.Field)
+			if strings.HasPrefix(te.Value, "number ") && (te.Type.Kind() == reflect.Float64 || te.Type.Kind() == reflect.Int || te.Type.Kind() == reflect.Int64) {
+				return badRequest(field, "%s: %s is out of range or not %s", field, te.Value, jsonTypeName(te.Type))
+			}
+			return badRequest(field, "%s has the wrong type: got a JSON %s, want %s", field, te.Value, jsonTypeName(te.Type))
 		}
 		var se *json.SyntaxError
 		if errors.As(err, &se) {

@@ -170,6 +170,17 @@ func (f *samplingFields) params(d defaults) (genParams, *apiError) {
 		}
 		*pen.dst = float32(*pen.v)
 	}
+	// The library's check covers what the ranges above do not (top_k past
+	// int32, a penalty that overflows float32), so that no value can reach
+	// llama.cpp's samplers unchecked.
+	if err := p.sampling.Validate(); err != nil {
+		var se *llama.SamplingError
+		if errors.As(err, &se) {
+			name := samplingJSONNames[se.Option]
+			return p, badRequest(name, "%s is %g, want %s", name, se.Value, se.Want)
+		}
+		return p, badRequest("", "%v", err)
+	}
 	if f.Seed != nil {
 		p.sampling.Seed = uint32(*f.Seed)
 	} else {
@@ -186,6 +197,13 @@ func (f *samplingFields) params(d defaults) (genParams, *apiError) {
 		}
 	}
 	return p, nil
+}
+
+// samplingJSONNames maps llama.SamplerOptions fields to request fields.
+var samplingJSONNames = map[string]string{
+	"Temperature": "temperature", "TopP": "top_p", "TopK": "top_k", "MinP": "min_p",
+	"RepeatPenalty": "repeat_penalty", "FrequencyPenalty": "frequency_penalty",
+	"PresencePenalty": "presence_penalty", "RepeatLastN": "repeat_last_n",
 }
 
 // tokenLimit validates an optional token limit field.

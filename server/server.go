@@ -43,6 +43,8 @@ const (
 	DefaultMaxTokens     = 512
 	DefaultMaxBody       = 1 << 20
 	DefaultTimeout       = 5 * time.Minute
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
 )
 
 // Config configures a Server. Engine, Chat and ModelID are required.
@@ -75,6 +77,11 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBody limits request bodies in bytes (default 1 MiB).
 	MaxBody int64
+	// HeaderTimeout bounds reading a request's headers, and BodyTimeout
+	// reading its body (defaults DefaultHeaderTimeout, DefaultBodyTimeout):
+	// a client that trickles bytes must not hold a connection and a
+	// handler forever.
+	HeaderTimeout, BodyTimeout time.Duration
 	// Log receives one line per request (zero value: no logging).
 	Log zerolog.Logger
 }
@@ -134,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = DefaultMaxTokens
 	}
-	if cfg.Temperature < 0 || cfg.Temperature > 2 {
+	if !(cfg.Temperature >= 0 && cfg.Temperature <= 2) { // NaN too
 		return nil, fmt.Errorf("server: temperature %g is out of range 0..2", cfg.Temperature)
 	}
 	if cfg.MaxBody <= 0 {
@@ -142,6 +149,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	p := cfg.Engine.Parallel()
 	switch {
@@ -164,7 +177,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			Handler: s,
 			// A slow client may stream its answer for minutes, so there
 			// is no write timeout; headers, though, must come quickly.
-			ReadHeaderTimeout: 10 * time.Second,
+			// The body has its own deadline (decodeBody): http.Server's
+			// ReadTimeout would also fire on the connection's background
+			// read and cancel long generations.
+			ReadHeaderTimeout: s.cfg.HeaderTimeout,
 			IdleTimeout:       2 * time.Minute,
 		}
 	}

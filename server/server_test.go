@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -706,6 +707,7 @@ func TestNew(t *testing.T) {
 		{"bad mode", Config{Engine: ts.eng, Chat: planner.ChatML{}, ModelID: "m", Mode: "x"}},
 		{"bad format", Config{Engine: ts.eng, Chat: planner.ChatML{}, ModelID: "m", Format: "x"}},
 		{"bad temperature", Config{Engine: ts.eng, Chat: planner.ChatML{}, ModelID: "m", Temperature: 5}},
+		{"NaN temperature", Config{Engine: ts.eng, Chat: planner.ChatML{}, ModelID: "m", Temperature: math.NaN()}},
 	} {
 		if _, err := New(tt.cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", tt.name, tt.cfg)

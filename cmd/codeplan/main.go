@@ -43,7 +43,7 @@ func usagef(format string, args ...any) error {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "codeplan",
 		Usage:   "code-form planning for local LLMs: extract plans, fine-tune, answer plan-first, evaluate",
 		Version: version.String(),
@@ -95,6 +95,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	guardCommands(app.Commands)
+	return app
 }
 
 func main() {

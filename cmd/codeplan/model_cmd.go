@@ -132,8 +132,14 @@ func runModelInit(c *cli.Context) error {
 		}
 	}
 	if err := tiny.WriteInit(out, cfg, opts); err != nil {
-		if strings.HasPrefix(err.Error(), "tiny: config") {
-			return usagef("model init: %s", strings.TrimPrefix(err.Error(), "tiny: config "))
+		if msg, ok := strings.CutPrefix(err.Error(), "tiny: config "); ok {
+			// name the flags, not the Go fields
+			flags := strings.NewReplacer("KVHeads", "--kv-heads", "Heads", "--heads", "Embedding", "--embd",
+				"FeedForward", "--ff", "Layers", "--layers", "ContextLength", "--ctx")
+			if strings.HasPrefix(msg, "has ") {
+				msg = "the model " + msg
+			}
+			return usagef("model init: %s", flags.Replace(msg))
 		}
 		return err
 	}

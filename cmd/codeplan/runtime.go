@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -164,6 +165,10 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 		Poll:           pollOption(c.Int("poll")),
 		UnifiedKV:      c.Bool("kv-unified"),
 	})
+	if errors.Is(err, llama.ErrKVCache) {
+		l.Close()
+		return nil, kvUsageError(c, err)
+	}
 	if err != nil {
 		l.Close()
 		return nil, err

@@ -30,7 +30,9 @@ func serveCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-plan-tokens", Value: server.DefaultMaxPlanTokens, Usage: "default limit of the plan (requests: max_plan_tokens)"},
 		&cli.IntFlag{Name: "max-tokens", Value: server.DefaultMaxTokens, Usage: "default limit of the answer (requests: max_tokens)"},
 		&cli.Float64Flag{Name: "temperature", Value: 0, Usage: "temperature when a request gives none (0 = greedy)"},
-		&cli.StringFlag{Name: "api-key", EnvVars: []string{"CODEPLAN_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" on /v1/ routes"},
+		&cli.StringFlag{Name: "api-key", EnvVars: []string{"CODEPLAN_API_KEY"}, Usage: "require \"Authorization: Bearer `KEY`\" on /v1/ routes (needed for a --host other than loopback)"},
+		&cli.BoolFlag{Name: "insecure-no-auth", Usage: "allow a --host other than loopback without --api-key: anyone who reaches the port may use the model"},
+		&cli.DurationFlag{Name: "body-timeout", Value: server.DefaultBodyTimeout, Usage: "limit for receiving one request body (slow senders are cut off with 408)"},
 		&cli.IntFlag{Name: "queue", Value: 64, Usage: "requests that may wait for a slot; more get 429"},
 		&cli.DurationFlag{Name: "timeout", Value: server.DefaultTimeout, Usage: "limit of one request, queueing included"},
 		&cli.StringFlag{Name: "max-body", Value: "1MiB", Usage: "largest request body (e.g. 512KiB, 4MiB)"},
@@ -76,6 +78,12 @@ func serve(c *cli.Context) error {
 	if p := c.Int("port"); p < 0 || p > 65535 {
 		return usagef("--port %d is out of range 0..65535", p)
 	}
+	if err := checkServeAuth(c); err != nil {
+		return err
+	}
+	if c.Duration("body-timeout") <= 0 {
+		return usagef("--body-timeout must be positive, got %s", c.Duration("body-timeout"))
+	}
 
 	l, err := openModel(c)
 	if err != nil {
@@ -113,6 +121,7 @@ func serve(c *cli.Context) error {
 		Queue:         queue,
 		Timeout:       c.Duration("timeout"),
 		MaxBody:       maxBody,
+		BodyTimeout:   c.Duration("body-timeout"),
 		Log:           log,
 	})
 	if err != nil {
@@ -154,4 +163,33 @@ func serve(c *cli.Context) error {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// checkServeAuth refuses an empty --api-key (an unset shell variable would
+// otherwise turn authentication off without a word) and a non-loopback
+// --host without a key unless --insecure-no-auth says that is meant.
+func checkServeAuth(c *cli.Context) error {
+	key := c.String("api-key")
+	if c.IsSet("api-key") && strings.TrimSpace(key) == "" {
+		return usagef("--api-key (or CODEPLAN_API_KEY) is empty: give a key, or leave the flag out to serve loopback without one")
+	}
+	if key != "" || isLoopback(c.String("host")) {
+		return nil
+	}
+	if !c.Bool("insecure-no-auth") {
+		return usagef("--host %s accepts connections from other machines: set --api-key KEY, or pass --insecure-no-auth to serve without authentication", c.String("host"))
+	}
+	log.Warn().Str("host", c.String("host")).Msg("serving without authentication on a non-loopback address (--insecure-no-auth)")
+	return nil
+}
+
+// isLoopback reports whether host only accepts connections from this
+// machine: "localhost" or a loopback IP. Anything else, the empty host (all
+// interfaces) and other names included, counts as reachable from outside.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

@@ -290,11 +290,24 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 		defer close(jobs)
 		var seq int64
 		for row := range rows {
+			// A row already taken from the feeder is still dropped when
+			// feeding stops meanwhile, as feed itself would: rows not
+			// dispatched are redone by the next run.
 			if window != nil {
-				window <- struct{}{}
+				select {
+				case window <- struct{}{}:
+				case <-feeding.Done():
+					continue
+				}
 			}
-			jobs <- numbered{row, seq}
-			seq++
+			select {
+			case jobs <- numbered{row, seq}:
+				seq++
+			case <-feeding.Done():
+				if window != nil {
+					<-window
+				}
+			}
 		}
 	}()
 	var wg sync.WaitGroup
