@@ -29,8 +29,10 @@ var layers = map[string]int{
 	"extract": 5, "generate": 5, "finetune": 5, "server": 5,
 	// 6
 	"evaluate": 6,
-	// 7: the command.
-	"cmd/codeplan": 7,
+	// 7: above evaluate.
+	"evaluate/replication": 7,
+	// 8: the command.
+	"cmd/codeplan": 8,
 }
 
 func TestImportsGoDown(t *testing.T) {
