@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo headers cuda metal image clean vet fmt
+.PHONY: all build test bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle
 
 all: build
 
@@ -53,6 +53,15 @@ demo: build
 	@rm -rf $(DEMO_DIR)
 	./$(BIN) extract tiny --input examples/sample.jsonl --output $(DEMO_DIR)/plans.jsonl --parallel 4 --max-plan-tokens 128 --threads 1
 
+# The CodePlan miniature (issue 12): one init, three models (direct, nlplan,
+# codeplan) trained the same way, evaluated on held-out synthetic rows; see
+# scripts/mini-replication.sh for the settings (environment variables).
+# Resumable: run it again to finish an interrupted run. The mechanics are
+# tested at toy size by TestMiniReplicationScript in `make test`.
+MINI_OUT ?= mini-run
+mini: build
+	CODEPLAN=./$(BIN) nice -n 10 scripts/mini-replication.sh $(MINI_OUT)
+
 vet: headers
 	$(GO) vet ./...
 
@@ -62,15 +71,51 @@ fmt:
 # GPU: build ggml's CUDA backend as a shared library with CMake from the same
 # module, then copy it next to the binary; codeplan loads it at run time when
 # --gpu or --ngl is given.
-cuda: build
+cuda: build cuda-lib
+
+# cuda-lib is the CMake part alone. It needs no Go when OLLAMA_DIR names the
+# module's source (the GPU bundle's layout: make -C gpu-bundle cuda-lib
+# OLLAMA_DIR=ollama). Vulkan is kept out so a machine that happens to have its
+# SDK does not look for the Vulkan sources, which the bundle leaves out.
+OLLAMA_DIR ?=
+cuda-lib:
 	@command -v cmake >/dev/null || { echo "make cuda needs cmake (apt-get install cmake)" >&2; exit 2; }
 	@command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "make cuda needs the CUDA toolkit (nvcc on PATH or in /usr/local/cuda/bin)" >&2; exit 2; }
-	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)) && \
-	  PATH="$$PATH:/usr/local/cuda/bin" cmake -S "$$dir" -B $(CUDA_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) && \
-	  cmake --build $(CUDA_BUILD) --target ggml-cuda -j $$(nproc)
+	@dir="$(OLLAMA_DIR)"; [ -n "$$dir" ] || dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)); \
+	  gen=; command -v ninja >/dev/null && gen="-G Ninja"; \
+	  PATH="$$PATH:/usr/local/cuda/bin" cmake -S "$$dir" -B $(CUDA_BUILD) $$gen -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS) -DCMAKE_DISABLE_FIND_PACKAGE_Vulkan=ON && \
+	  PATH="$$PATH:/usr/local/cuda/bin" cmake --build $(CUDA_BUILD) --target ggml-cuda -j $$(nproc)
 	@mkdir -p $(LIBDIR)
 	cp -a $(CUDA_BUILD)/lib/ollama/*.so* $(LIBDIR)/
 	@echo "CUDA backend in $(LIBDIR); run e.g. ./$(BIN) chat MODEL --gpu"
+
+# gpu-bundle: everything the GPU device machine (no Go, no network) needs, in
+# one git-ignored folder: bin/codeplan built here for any x86-64-v3 CPU (not
+# -march=native: the device's CPU is another), the module's CMake files and
+# ggml sources (no other backends, no Go files), this Makefile,
+# scripts/gpu-check.sh and, when fetched, the Llama-3 tokenizer (gzipped).
+# The device takes at most 64 MiB of working tree; the bundle must stay under 60 MB.
+GPU_BUNDLE    ?= gpu-bundle
+GPU_CPU_FLAGS ?= -O3 -march=x86-64-v3
+GPU_BUNDLE_MAX_BYTES := 60000000
+gpu-bundle: headers
+	@rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/scripts $(GPU_BUNDLE)/ollama/ml/backend/ggml
+	CGO_CFLAGS="$(GPU_CPU_FLAGS)" CGO_CXXFLAGS="$(GPU_CPU_FLAGS)" $(GO) build -ldflags "-s -w" -o $(GPU_BUNDLE)/bin/codeplan ./cmd/codeplan
+	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)) && \
+	  cp "$$dir/CMakeLists.txt" $(GPU_BUNDLE)/ollama/ && \
+	  cp -r "$$dir/ml/backend/ggml/ggml" $(GPU_BUNDLE)/ollama/ml/backend/ggml/ && chmod -R u+w $(GPU_BUNDLE)/ollama && \
+	  rm -rf $(GPU_BUNDLE)/ollama/ml/backend/ggml/ggml/src/ggml-metal $(GPU_BUNDLE)/ollama/ml/backend/ggml/ggml/src/ggml-vulkan \
+	         $(GPU_BUNDLE)/ollama/ml/backend/ggml/ggml/src/ggml-hip && \
+	  find $(GPU_BUNDLE)/ollama -name '*.go' -delete
+	cp Makefile $(GPU_BUNDLE)/
+	cp scripts/gpu-check.sh $(GPU_BUNDLE)/scripts/
+	@if [ -f .cache/tokenizers/llama3/models/tokenizer.json ]; then \
+	  mkdir -p $(GPU_BUNDLE)/tokenizers/llama3/models && \
+	  for f in tokenizer.json tokenizer_config.json; do gzip -9c .cache/tokenizers/llama3/models/$$f > $(GPU_BUNDLE)/tokenizers/llama3/models/$$f.gz; done; \
+	else echo "gpu-bundle: no Llama-3 tokenizer (scripts/fetch-tokenizers.sh); the device check will use byte vocabularies" >&2; fi
+	@size=$$(du -sb $(GPU_BUNDLE) | cut -f1); echo "$(GPU_BUNDLE): $$size bytes"; \
+	  if [ $$size -gt $(GPU_BUNDLE_MAX_BYTES) ]; then echo "gpu-bundle: $$size bytes, over the $(GPU_BUNDLE_MAX_BYTES) the device can take" >&2; exit 1; fi
 
 # OCI image FROM scratch with podman (or docker): bin/codeplan, the shared
 # libraries ldd lists, and after `make cuda` the CUDA backend with its runtime
@@ -88,5 +133,5 @@ metal:
 	@echo "Metal is built in: run e.g. ./$(BIN) chat MODEL --gpu"
 
 clean:
-	rm -rf bin $(CUDA_BUILD) $(LIBDIR) third_party
+	rm -rf bin $(CUDA_BUILD) $(LIBDIR) third_party $(GPU_BUNDLE)
 	$(GO) clean -testcache

@@ -344,7 +344,14 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 // item, named as in its benchmark name (synth-text gives "text"), else the
 // item's answer kind.
 func Task(it bench.Item) string {
-	switch k := it.Meta["synth_kind"]; k {
+	k := it.Meta["synth_kind"]
+	if k == "" {
+		// Rows written by `codeplan synth` name their family "kind".
+		if sk, err := synth.ParseKind(it.Meta["kind"]); err == nil && it.Meta["kind"] == string(sk) {
+			k = string(sk)
+		}
+	}
+	switch k {
 	case "":
 		return string(it.Kind)
 	case string(synth.String):

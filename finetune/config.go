@@ -19,7 +19,8 @@ type Config struct {
 	Data string
 	// Read selects prompt/response/id fields and --skip-bad.
 	Read dataset.ReadOptions
-	// PlanField is the gjson path of the plan ("plan").
+	// PlanField is the gjson path of the plan ("plan"; in nlplan mode
+	// "nl_plan" where a row has it).
 	PlanField string
 	// Out is the adapter file to write (with Full: the trained model). The
 	// step log (.log.csv), the loss plot (.loss.png) and the checkpoint

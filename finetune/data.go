@@ -46,7 +46,8 @@ type DataOptions struct {
 	// empty) and whether malformed rows are skipped.
 	Read dataset.ReadOptions
 	// PlanField is the gjson path of the plan ("plan" when empty), as
-	// written by `codeplan extract`.
+	// written by `codeplan extract`. When empty in nlplan mode, a row's
+	// NLPlanField is used where the row has one.
 	PlanField string
 	// Prompter renders rows (Mode, Format, the model's chat template).
 	Prompter planner.Prompter
@@ -70,6 +71,10 @@ type DataStats struct {
 	ScoredTokens int64          // target tokens in all examples
 	BadRows      dataset.Skips  // malformed rows skipped by the reader (--skip-bad)
 }
+
+// NLPlanField is the field of a natural-language plan, next to the code
+// plan in "plan", as `codeplan synth` writes rows.
+const NLPlanField = "nl_plan"
 
 // ErrNoRows means the data file has no usable row.
 var ErrNoRows = errors.New("no usable training rows")
@@ -118,6 +123,13 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 		}
 		st.Rows++
 		plan := gjson.GetBytes(row.Raw, planField).String()
+		if opts.PlanField == "" && opts.Prompter.Mode == planner.NLPlan {
+			// Rows that carry both plan forms (`codeplan synth`) give the
+			// natural-language one to nlplan training without a field flag.
+			if nl := gjson.GetBytes(row.Raw, NLPlanField); nl.Exists() {
+				plan = nl.String()
+			}
+		}
 		if opts.Prompter.Mode.HasPlan() && strings.TrimSpace(plan) == "" {
 			skip(row, "no plan", fmt.Sprintf("no %q field (or it is empty), which %s mode needs", planField, opts.Prompter.Mode))
 			continue

@@ -249,3 +249,42 @@ func rowField(t testing.TB, id, field string) string {
 	t.Fatalf("no row %s", id)
 	return ""
 }
+
+// TestLoadExamplesPlanFieldByMode checks that rows carrying both plan
+// forms train nlplan on nl_plan and codeplan on plan without a field flag,
+// that an explicit field wins, and that rows without nl_plan still use plan.
+func TestLoadExamplesPlanFieldByMode(t *testing.T) {
+	m := loadModel(t, tinyPath)
+	path := filepath.Join(t.TempDir(), "rows.jsonl")
+	rows := `{"id":"a","prompt":"Add 2 and 3.","plan":"def solve():\n    return 2 + 3","nl_plan":"1. Add the numbers.","response":"The answer is 5."}
+{"id":"b","prompt":"Add 4 and 4.","plan":"def solve():\n    return 4 + 4","response":"The answer is 8."}
+`
+	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := func(mode planner.Mode, field string, i int) string {
+		t.Helper()
+		p := planner.Prompter{Mode: mode, Format: planner.Trained, Chat: planner.ChatML{}}
+		ex, _, err := LoadExamples(path, DataOptions{Prompter: p, Tokenizer: m, Ctx: 512, PlanField: field})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := m.Detokenize(ex[i].Tokens[ex[i].Prefix:], false, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return text
+	}
+	if got := target(planner.NLPlan, "", 0); !strings.Contains(got, "1. Add the numbers.") || strings.Contains(got, "def solve") {
+		t.Errorf("nlplan target of a row with nl_plan: %q", got)
+	}
+	if got := target(planner.NLPlan, "", 1); !strings.Contains(got, "return 4 + 4") {
+		t.Errorf("nlplan target of a row without nl_plan: %q", got)
+	}
+	if got := target(planner.NLPlan, "plan", 0); !strings.Contains(got, "return 2 + 3") {
+		t.Errorf("nlplan with --plan-field plan: %q", got)
+	}
+	if got := target(planner.CodePlan, "", 0); !strings.Contains(got, "return 2 + 3") || strings.Contains(got, "1. Add") {
+		t.Errorf("codeplan target: %q", got)
+	}
+}

@@ -86,7 +86,7 @@ Examples:
 			&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
 			&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
 			&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
-			&cli.StringFlag{Name: "plan-field", Value: "plan", Usage: "gjson `PATH` of the plan"},
+			&cli.StringFlag{Name: "plan-field", Usage: "gjson `PATH` of the plan (default: plan; in nlplan mode nl_plan where a row has it)"},
 			&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
 			&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
@@ -199,6 +199,9 @@ func runFinetune(c *cli.Context) error {
 	}
 	if ngl != 0 {
 		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
+			return err
+		}
+		if err := checkModelFitsGPU(path, ngl); err != nil {
 			return err
 		}
 	}

@@ -30,9 +30,14 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
 			&cli.BoolFlag{Name: "all", Usage: "print every metadata key"},
-			&cli.BoolFlag{Name: "system", Usage: "also print llama.cpp's build and CPU features"},
+			&cli.BoolFlag{Name: "system", Usage: "also print llama.cpp's build, CPU features and compute devices (no MODEL needed)"},
+			&cli.BoolFlag{Name: "gpu", Usage: "with --system: load the GPU backend and fail unless a GPU is listed"},
+			&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries (default: lib/codeplan next to or above the binary)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("system") && c.String("model") == "" && c.Args().Len() == 0 {
+				return printSystem(c)
+			}
 			path, err := modelPath(c)
 			if err != nil {
 				return err
@@ -101,6 +106,24 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 			return nil
 		},
 	}
+}
+
+// printSystem prints llama.cpp's build and CPU features and the compute
+// devices ggml sees; with --gpu it loads the GPU backend first and fails
+// with the reason when no GPU is usable.
+func printSystem(c *cli.Context) error {
+	var gpuErr error
+	if c.Bool("gpu") || c.IsSet("backend-dir") {
+		gpuErr = loadGPUBackends(c.String("backend-dir"))
+	}
+	fmt.Printf("%-15s %s\n", "system:", llama.SystemInfo())
+	for _, d := range llama.Devices() {
+		fmt.Printf("%-15s %s (%s, %s): %s free of %s\n", "device:", d.Name, d.Kind, d.Description, humanBytes(d.FreeBytes), humanBytes(d.TotalBytes))
+	}
+	if c.Bool("gpu") {
+		return gpuErr
+	}
+	return nil
 }
 
 // isAdapterFile reports whether path is a GGUF file whose general.type says

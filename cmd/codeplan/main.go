@@ -91,6 +91,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 			evalCommand(),
 			benchCommand(),
 			perplexityCommand(),
+			synthCommand(),
+			reportCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -123,6 +123,9 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
 			return nil, err
 		}
+		if err := checkModelFitsGPU(path, ngl); err != nil {
+			return nil, err
+		}
 	}
 	start := time.Now()
 	lastLog := time.Now()
@@ -217,10 +220,12 @@ func loadGPUBackends(dir string) error {
 		}
 		candidates = append(candidates, filepath.Join("lib", "codeplan"))
 	}
+	var found []string
 	for _, d := range candidates {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
 			continue
 		}
+		found = append(found, d)
 		if err := llama.LoadBackends(d); err == nil && llama.HasGPU() {
 			for _, dev := range llama.Devices() {
 				log.Info().Str("device", dev.Name).Str("kind", dev.Kind).Str("desc", dev.Description).
@@ -231,6 +236,9 @@ func loadGPUBackends(dir string) error {
 	}
 	if llama.HasGPU() { // Metal is built in on Apple Silicon
 		return nil
+	}
+	if len(found) > 0 {
+		return explainBackendDir(found[0])
 	}
 	return usagef("--gpu/--ngl: no GPU backend found in %v: build it with `make cuda` (or pass --backend-dir)", candidates)
 }

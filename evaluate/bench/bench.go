@@ -17,6 +17,9 @@
 //     (Kind short). A MuSiQue id such as "3hop1__..." gives Steps = 3.
 //   - BIG-Bench Hard: "input", "target" (Kind exact); a JSON object with an
 //     "examples" array, as the BBH task files are, is read too.
+//   - `codeplan synth` rows: "question", "answer", "steps" and a per-row
+//     "answer_kind" (number, exact, exact_case, yesno), since the problem
+//     families of one file are scored differently.
 //
 // The shape is detected once per file, from its first record, and every
 // record must then fit it. Options override field names (as gjson paths)

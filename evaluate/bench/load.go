@@ -186,7 +186,14 @@ type schema struct {
 	id, question, answer, choices string
 	steps                         string
 	answerIsSolution              bool
+	// kindField names a per-record answer kind (the rows of `codeplan
+	// synth` mix families scored differently); empty when the kind is
+	// forced or detected once for the file.
+	kindField string
 }
+
+// kindFieldName is the record field that gives an item's own answer kind.
+const kindFieldName = "answer_kind"
 
 var (
 	questionFields = []string{"question", "problem", "input", "Question", "query", "prompt"}
@@ -253,6 +260,9 @@ func detect(rec gjson.Result, opts Options) (schema, error) {
 		}
 	}
 	s.kind = opts.Kind
+	if s.kind == "" && rec.Get(kindFieldName).Type == gjson.String {
+		s.kindField = kindFieldName
+	}
 	if s.kind == "" {
 		s.kind = detectKind(rec, s)
 	}
@@ -295,6 +305,13 @@ var (
 func (s schema) item(rec gjson.Result, fallbackID string) (Item, error) {
 	if !rec.IsObject() {
 		return Item{}, errors.New("record is not a JSON object")
+	}
+	if s.kindField != "" {
+		k, err := answer.ParseKind(rec.Get(s.kindField).String())
+		if err != nil {
+			return Item{}, fmt.Errorf("field %q: %w", s.kindField, err)
+		}
+		s.kind = k // s is this record's copy of the schema
 	}
 	it := Item{Kind: s.kind, ID: fallbackID}
 	if s.id != "" {

@@ -249,3 +249,10 @@ func connector(i, k int) string {
 	}
 	return []string{"Then, ", "After that, ", "Next, ", "Later, "}[(i-1)%4]
 }
+
+// Item returns the single item Generate makes for (seed, kind, k, index),
+// so that callers that skip some items (duplicates, excluded prompts) can
+// draw the next one. kind and k must be valid (see Validate).
+func Item(seed int64, kind Kind, k, index int) bench.Item {
+	return makeItem(seed, kind, k, index)
+}

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/hfvocab"
+	"github.com/codeplan-dev/codeplan/llama/randmodel"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
@@ -91,4 +95,105 @@ func MaxDiff(a, b []float32) float64 {
 		d = max(d, math.Abs(float64(a[i]-b[i])))
 	}
 	return d
+}
+
+// Tokenizer returns the folder of a real tokenizer fetched by
+// scripts/fetch-tokenizers.sh ("llama3" or "llama2"), from
+// $CODEPLAN_TOKENIZERS or .cache/tokenizers at the repository root. The test
+// is skipped, saying how to fetch it, when it is absent (CI fetches it).
+func Tokenizer(t testing.TB, name string) string {
+	t.Helper()
+	dir := TokenizerCache()
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(filepath.Join(p, "models", "tokenizer.json")); err != nil {
+		t.Skipf("tokenizer %s not in %s: run scripts/fetch-tokenizers.sh", name, dir)
+	}
+	return p
+}
+
+// TokenizerCache is the folder scripts/fetch-tokenizers.sh fills.
+func TokenizerCache() string {
+	if d := os.Getenv("CODEPLAN_TOKENIZERS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return ".cache/tokenizers"
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, ".cache", "tokenizers")
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, ".cache", "tokenizers")
+		}
+	}
+}
+
+// Llama3EOT is <|eot_id|>, Llama-3's end of turn.
+const Llama3EOT = 128009
+
+// Llama3Model writes a small random model (randmodel's toy shape, F16) with
+// the real Llama-3 tokenizer into a test folder and returns its path. It is
+// skipped when the tokenizer is not fetched. With stopAtEOT its weights are
+// set so that greedy decoding always picks <|eot_id|>: dimension 0 of every
+// token embedding is large, no layer writes to it, and only <|eot_id|>'s
+// output row reads it. That makes "generation ends at the end-of-turn
+// token" observable on a random model.
+func Llama3Model(t testing.TB, stopAtEOT bool) string {
+	t.Helper()
+	v, err := hfvocab.Load(Tokenizer(t, "llama3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := randmodel.Lookup("toy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "llama3-toy.gguf")
+	if err := randmodel.Write(path, s, randmodel.Options{Type: gguf.TensorF16, Vocab: v, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if !stopAtEOT {
+		return path
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	set := func(name string, idx []uint64, v float32) {
+		ti, ok := f.Tensor(name)
+		if !ok || ti.Type != gguf.TensorF16 {
+			t.Fatalf("tensor %s: %v %s", name, ok, ti.Type)
+		}
+		b := []byte{0, 0}
+		h := gguf.Float32ToF16(v)
+		b[0], b[1] = byte(h), byte(h>>8)
+		for _, i := range idx {
+			if _, err := out.WriteAt(b, int64(ti.FileOffset+2*i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e := uint64(s.Embedding)
+	span := func(from, n, stride uint64) []uint64 {
+		var out []uint64
+		for i := uint64(0); i < n; i++ {
+			out = append(out, from+i*stride)
+		}
+		return out
+	}
+	set("token_embd.weight", span(0, uint64(v.Len()), e), 8)
+	for l := 0; l < s.Layers; l++ {
+		set(fmt.Sprintf("blk.%d.attn_output.weight", l), span(0, e, 1), 0)
+		set(fmt.Sprintf("blk.%d.ffn_down.weight", l), span(0, uint64(s.FeedForward), 1), 0)
+	}
+	set("output.weight", []uint64{Llama3EOT * e}, 50)
+	return path
 }

@@ -29,6 +29,10 @@ type writerTensor struct {
 	typ   TensorType
 	shape []uint64
 	data  []byte
+	// size and fill stand in for data when the tensor is produced while the
+	// file is written (AddTensorFunc), so huge models never sit in memory.
+	size uint64
+	fill func(io.Writer) error
 }
 
 // NewWriter returns an empty Writer.
@@ -119,30 +123,58 @@ func (w *Writer) SetArray(key string, a Array) { w.set(key, TypeArray, a) }
 // dimension first) and data must hold exactly the bytes that type and shape
 // imply. Names must be unique and shorter than 64 bytes (ggml's limit).
 func (w *Writer) AddTensor(name string, typ TensorType, shape []uint64, data []byte) error {
-	if name == "" {
-		return errors.New("gguf: tensor name is empty")
-	}
-	if len(name) > maxTensorName {
-		return fmt.Errorf("gguf: tensor %q: name is %d bytes, at most %d allowed", name, len(name), maxTensorName)
-	}
-	if _, dup := w.tIndex[name]; dup {
-		return fmt.Errorf("gguf: tensor %q added twice", name)
-	}
-	for _, d := range shape {
-		if d == 0 {
-			return fmt.Errorf("gguf: tensor %q: shape %v has a zero dimension", name, shape)
-		}
-	}
-	size, err := tensorSize(typ, shape)
+	size, err := w.checkTensor(name, typ, shape)
 	if err != nil {
-		return fmt.Errorf("gguf: tensor %q: %w", name, err)
+		return err
 	}
 	if uint64(len(data)) != size {
 		return fmt.Errorf("gguf: tensor %q: %s %v needs %d bytes, got %d", name, typ, shape, size, len(data))
 	}
 	w.tIndex[name] = len(w.tensors)
-	w.tensors = append(w.tensors, writerTensor{name: name, typ: typ, shape: append([]uint64(nil), shape...), data: data})
+	w.tensors = append(w.tensors, writerTensor{name: name, typ: typ, shape: append([]uint64(nil), shape...), data: data, size: size})
 	return nil
+}
+
+// AddTensorFunc appends a tensor whose bytes fill writes to its io.Writer
+// when the file is written, in file order. Only the header is kept in
+// memory, which is what lets a multi-gigabyte model be streamed to disk. fill
+// must write exactly the bytes that typ and shape imply; more or fewer fail
+// the write.
+func (w *Writer) AddTensorFunc(name string, typ TensorType, shape []uint64, fill func(io.Writer) error) error {
+	if fill == nil {
+		return fmt.Errorf("gguf: tensor %q: no fill function", name)
+	}
+	size, err := w.checkTensor(name, typ, shape)
+	if err != nil {
+		return err
+	}
+	w.tIndex[name] = len(w.tensors)
+	w.tensors = append(w.tensors, writerTensor{name: name, typ: typ, shape: append([]uint64(nil), shape...), size: size, fill: fill})
+	return nil
+}
+
+// checkTensor validates a new tensor's name and shape and returns its size
+// in bytes.
+func (w *Writer) checkTensor(name string, typ TensorType, shape []uint64) (uint64, error) {
+	if name == "" {
+		return 0, errors.New("gguf: tensor name is empty")
+	}
+	if len(name) > maxTensorName {
+		return 0, fmt.Errorf("gguf: tensor %q: name is %d bytes, at most %d allowed", name, len(name), maxTensorName)
+	}
+	if _, dup := w.tIndex[name]; dup {
+		return 0, fmt.Errorf("gguf: tensor %q added twice", name)
+	}
+	for _, d := range shape {
+		if d == 0 {
+			return 0, fmt.Errorf("gguf: tensor %q: shape %v has a zero dimension", name, shape)
+		}
+	}
+	size, err := tensorSize(typ, shape)
+	if err != nil {
+		return 0, fmt.Errorf("gguf: tensor %q: %w", name, err)
+	}
+	return size, nil
 }
 
 // AddF32 appends an F32 tensor holding values.
@@ -212,12 +244,16 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		}
 		e.u32(uint32(t.typ))
 		e.u64(offset)
-		offset = alignUp(offset+uint64(len(t.data)), align)
+		offset = alignUp(offset+t.size, align)
 	}
 
 	e.pad(align)
 	for _, t := range w.tensors {
-		e.bytes(t.data)
+		if t.fill != nil {
+			e.stream(t)
+		} else {
+			e.bytes(t.data)
+		}
 		e.pad(align)
 	}
 	if e.err == nil {
@@ -302,6 +338,22 @@ type encoder struct {
 func (e *encoder) bytes(p []byte) {
 	if e.err == nil {
 		_, e.err = e.w.Write(p)
+	}
+}
+
+// stream writes a tensor produced by its fill function and checks that it
+// wrote exactly the tensor's size.
+func (e *encoder) stream(t writerTensor) {
+	if e.err != nil {
+		return
+	}
+	start := e.w.n
+	if err := t.fill(e.w); err != nil {
+		e.err = fmt.Errorf("tensor %q: %w", t.name, err)
+		return
+	}
+	if got := uint64(e.w.n - start); got != t.size {
+		e.err = fmt.Errorf("tensor %q: fill wrote %d bytes, want %d", t.name, got, t.size)
 	}
 }
 

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The CodePlan effect, measured end to end on a CPU (issue 12, part 3).
+#
+# One fresh model is initialised; three copies of it are trained from that
+# same init on the same synthetic training rows, with the same schedule and
+# seed, one per mode (direct, nlplan, codeplan; trained format); each is then
+# evaluated in its own mode on held-out rows, and one report compares them:
+# accuracy by number of reasoning steps k with 95% intervals, and per problem
+# family the relative gain of each plan mode over direct.
+#
+#   scripts/mini-replication.sh [OUT_DIR]        (or: make mini)
+#
+# Everything goes under OUT_DIR (default mini-run): data/, init.gguf,
+# models/, eval-<split>-<mode>/, report-<split>/, recipe.env, times.tsv,
+# run.log (progress) and logs/ (one per stage). A rerun skips finished
+# stages (and eval resumes mid-way), so an interrupted run is finished by
+# running the same command again. The
+# settings are recorded in recipe.env; a rerun with other settings is refused
+# instead of mixing two recipes in one folder.
+#
+# Every setting is an environment variable (defaults below). EVAL_SPLIT=val
+# evaluates on the validation rows instead of the test rows: use it, and
+# only it, to choose model size, data size, learning rate and difficulty.
+# With EVAL_SPLIT=val the test rows are not even generated.
+set -euo pipefail
+
+OUT=${1:-${MINI_OUT:-mini-run}}
+CODEPLAN=${CODEPLAN:-./codeplan}
+
+# Task: families and step counts, rows per (family, k) per split, seeds.
+KINDS=${KINDS:-truth,arith}
+STEPS=${STEPS:-1-3}
+N_TRAIN=${N_TRAIN:-100}
+N_VAL=${N_VAL:-30}
+N_TEST=${N_TEST:-100}
+SEED_TRAIN=${SEED_TRAIN:-1001}
+SEED_VAL=${SEED_VAL:-2002}
+SEED_TEST=${SEED_TEST:-3003}
+EVAL_SPLIT=${EVAL_SPLIT:-test}
+# Model shape and initialisation.
+LAYERS=${LAYERS:-2}
+EMBD=${EMBD:-64}
+HEADS=${HEADS:-2}
+FF=${FF:-192}
+CTX=${CTX:-1024}
+INIT_SEED=${INIT_SEED:-1}
+# Training schedule (the same for the three modes).
+EPOCHS=${EPOCHS:-1}
+LR=${LR:-3e-3}
+WARMUP=${WARMUP:-0.05}
+WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
+BATCH=${BATCH:-2048}
+TRAIN_SEED=${TRAIN_SEED:-42}
+# Decoding.
+MAX_PLAN_TOKENS=${MAX_PLAN_TOKENS:-320}
+MAX_TOKENS=${MAX_TOKENS:-256}
+PARALLEL=${PARALLEL:-32}
+THREADS=${THREADS:-1}
+# Trainings and evals of the three modes run this many at a time. They are
+# independent (same init, own output), so running them side by side changes
+# no result, only the wall time. One thread each: on a busy machine ggml's
+# worker threads wait on each other, and 2 threads trained at half the speed
+# of 1 in our measurement.
+JOBS=${JOBS:-3}
+MODES=${MODES:-direct nlplan codeplan}
+
+case "$EVAL_SPLIT" in val | test) ;; *)
+  echo "mini-replication: EVAL_SPLIT=$EVAL_SPLIT: want val or test" >&2
+  exit 2
+  ;;
+esac
+
+mkdir -p "$OUT"/data "$OUT"/models "$OUT"/logs
+LOG="$OUT/run.log"
+TIMES="$OUT/times.tsv"
+
+# The recipe: what makes the results. EVAL_SPLIT, THREADS and PARALLEL are
+# left out: they choose what is evaluated and how fast, not the models.
+recipe() {
+  cat <<EOF
+KINDS=$KINDS
+STEPS=$STEPS
+N_TRAIN=$N_TRAIN
+N_VAL=$N_VAL
+N_TEST=$N_TEST
+SEED_TRAIN=$SEED_TRAIN
+SEED_VAL=$SEED_VAL
+SEED_TEST=$SEED_TEST
+LAYERS=$LAYERS
+EMBD=$EMBD
+HEADS=$HEADS
+FF=$FF
+CTX=$CTX
+INIT_SEED=$INIT_SEED
+EPOCHS=$EPOCHS
+LR=$LR
+WARMUP=$WARMUP
+WEIGHT_DECAY=$WEIGHT_DECAY
+BATCH=$BATCH
+TRAIN_SEED=$TRAIN_SEED
+MAX_PLAN_TOKENS=$MAX_PLAN_TOKENS
+MAX_TOKENS=$MAX_TOKENS
+EOF
+}
+if [ -f "$OUT/recipe.env" ]; then
+  if ! diff <(recipe) "$OUT/recipe.env" >/dev/null; then
+    echo "mini-replication: $OUT was made with other settings:" >&2
+    diff <(recipe) "$OUT/recipe.env" >&2 || true
+    echo "use another folder, or the settings in $OUT/recipe.env" >&2
+    exit 2
+  fi
+else
+  recipe >"$OUT/recipe.env"
+fi
+
+say() { echo "[mini $(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+
+# stage NAME CMD...: runs CMD unless NAME finished before, its output going
+# to logs/NAME.log; records its wall time. The marker is written only after
+# CMD succeeds; a failure returns 1 (and stops the script: set -e).
+stage() {
+  local name=$1
+  shift
+  if [ -f "$OUT/.done-$name" ]; then
+    say "skip $name (done)"
+    return 0
+  fi
+  say "start $name (log: $OUT/logs/$name.log)"
+  local t0=$SECONDS
+  "$@" >"$OUT/logs/$name.log" 2>&1 || {
+    say "FAILED $name (see $OUT/logs/$name.log)"
+    tail -n 20 "$OUT/logs/$name.log" >&2
+    return 1
+  }
+  local dt=$((SECONDS - t0))
+  printf '%s\t%d\n' "$name" "$dt" >>"$TIMES"
+  touch "$OUT/.done-$name"
+  say "done $name in ${dt}s"
+}
+
+cp=("$CODEPLAN" --log-format console)
+
+# 1. Data: three seeds; each later split excludes the prompts of the earlier
+# ones, so no prompt is shared.
+stage data-train "${cp[@]}" synth --kinds "$KINDS" --steps "$STEPS" --n "$N_TRAIN" --seed "$SEED_TRAIN" \
+  --out "$OUT/data/train.jsonl"
+stage data-val "${cp[@]}" synth --kinds "$KINDS" --steps "$STEPS" --n "$N_VAL" --seed "$SEED_VAL" \
+  --exclude "$OUT/data/train.jsonl" --out "$OUT/data/val.jsonl"
+if [ "$EVAL_SPLIT" = test ]; then
+  stage data-test "${cp[@]}" synth --kinds "$KINDS" --steps "$STEPS" --n "$N_TEST" --seed "$SEED_TEST" \
+    --exclude "$OUT/data/train.jsonl" --exclude "$OUT/data/val.jsonl" --out "$OUT/data/test.jsonl"
+fi
+
+# 2. One init for all modes.
+stage init "${cp[@]}" model init --out "$OUT/init.gguf" --force --layers "$LAYERS" --embd "$EMBD" --heads "$HEADS" \
+  --ff "$FF" --ctx "$CTX" --seed "$INIT_SEED"
+
+# 3. Three trainings from that init: same rows, schedule and seed.
+train() {
+  local mode=$1 resume=()
+  if [ -f "$OUT/models/$mode.ckpt.gguf" ]; then
+    resume=(--resume)
+  fi
+  "${cp[@]}" finetune "$OUT/init.gguf" --full --data "$OUT/data/train.jsonl" --out "$OUT/models/$mode.gguf" \
+    --mode "$mode" --format trained --epochs "$EPOCHS" --lr "$LR" --warmup "$WARMUP" \
+    --weight-decay "$WEIGHT_DECAY" --ctx "$CTX" --batch "$BATCH" --seed "$TRAIN_SEED" --threads "$THREADS" \
+    --checkpoint-every 50 "${resume[@]}"
+}
+# each NAME FUNC: runs stage NAME-mode for every mode, JOBS at a time, and
+# fails if any failed.
+each() {
+  local name=$1 fn=$2 pids=() failed=0
+  for mode in $MODES; do
+    stage "$name-$mode" "$fn" "$mode" &
+    pids+=($!)
+    if [ ${#pids[@]} -ge "$JOBS" ]; then
+      wait "${pids[0]}" || failed=1
+      pids=("${pids[@]:1}")
+    fi
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" || failed=1
+  done
+  if [ $failed -ne 0 ]; then
+    say "FAILED: a $name stage failed (see $LOG)"
+    exit 1
+  fi
+}
+each train train
+
+# 4. Each model in its own mode on the held-out split (eval resumes by itself).
+evaluate() {
+  local mode=$1
+  "${cp[@]}" eval "$OUT/models/$mode.gguf" --bench "$OUT/data/$EVAL_SPLIT.jsonl" --modes "$mode" --format trained \
+    --temperature 0 --max-plan-tokens "$MAX_PLAN_TOKENS" --max-tokens "$MAX_TOKENS" --parallel "$PARALLEL" \
+    --ctx $((PARALLEL * CTX)) --threads "$THREADS" --out "$OUT/eval-$EVAL_SPLIT-$mode"
+}
+each "eval-$EVAL_SPLIT" evaluate
+
+# 5. The comparison (always rebuilt: it is cheap and reads every result).
+dirs=()
+for mode in $MODES; do
+  dirs+=("$OUT/eval-$EVAL_SPLIT-$mode")
+done
+say "report $OUT/report-$EVAL_SPLIT"
+"${cp[@]}" report --out "$OUT/report-$EVAL_SPLIT" \
+  --title "CodePlan miniature ($EVAL_SPLIT split): accuracy by steps" "${dirs[@]}" | tee -a "$LOG"
+say "finished; stage times in $TIMES"
