@@ -143,7 +143,8 @@ THEIRS_TG=$(num speed_tg "$WORK/theirs.json")
 [[ -s $CORPUS ]] || die "$CORPUS is empty"
 grep -q '"id": *"' "$CORPUS" || die "$CORPUS: rows need a string \"id\" field (copies get -0, -1, ... appended)"
 rows="$WORK/rows.jsonl"
-for ((k = 0; $(wc -l <"$rows" 2>/dev/null || echo 0) < ROWS; k++)); do
+: >"$rows"
+for ((k = 0; $(wc -l <"$rows") < ROWS; k++)); do
 	sed "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" "$CORPUS" >>"$rows"
 done
 head -n "$ROWS" "$rows" >"$WORK/in.jsonl"
@@ -168,7 +169,7 @@ SERVER_PID=
 rate() { awk -v n="$(num processed "$1")" -v ns="$(num elapsed_ns "$1")" 'BEGIN { printf "%.3f", n / (ns / 1e9) }'; }
 OURS_ROWS=$(rate "$WORK/ours.summary.json")
 THEIRS_ROWS=$(rate "$WORK/theirs.summary.json")
-PRED_ROWS=$(num predicted_rows_s "$WORK/ours.summary.json")
+PRED_ROWS=$(printf '%.3f' "$(num predicted_rows_s "$WORK/ours.summary.json")")
 
 cat <<REPORT
 
