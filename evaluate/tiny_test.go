@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
@@ -30,7 +31,7 @@ func TestRunOnTinyModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	chat, _ := inference.Templater(model)
+	chat, _ := chattemplate.For(model)
 	loaded, err := LoadItems(Source{Bench: "synth", Steps: []int{1}, PerCell: 1})
 	if err != nil {
 		t.Fatal(err)

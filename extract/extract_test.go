@@ -14,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
@@ -160,7 +160,7 @@ func TestSharedPrefixWithModelTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	chat := inference.ModelTemplater{Model: m}
+	chat := chattemplate.Model{Model: m}
 	tmpl, _ := planner.NamedTemplate("structured")
 	shared := SharedPrefix(tmpl, chat)
 	if len(shared) < 200 {

@@ -70,7 +70,7 @@ type Config struct {
 	Format planner.Format
 	System string
 	// Chat is the model's chat template; nil means the model's own
-	// (inference.Templater), with ChatML as the fallback.
+	// (chattemplate.For), with ChatML as the fallback.
 	Chat planner.ChatTemplater
 
 	// Logger receives progress and warnings.

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/progress"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
@@ -82,7 +82,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	chat := cfg.Chat
 	if chat == nil {
 		var native bool
-		chat, native = inference.Templater(m)
+		chat, native = chattemplate.For(m)
 		if !native {
 			logger.Warn().Msg("llama.cpp does not support this model's chat template; training with ChatML")
 		}

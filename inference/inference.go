@@ -15,29 +15,6 @@ import (
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
-// ModelTemplater renders chat messages with a llama.Model's own template.
-type ModelTemplater struct{ Model *llama.Model }
-
-// ApplyTemplate implements planner.ChatTemplater.
-func (t ModelTemplater) ApplyTemplate(msgs []planner.Message, addAssistant bool) (string, error) {
-	cm := make([]llama.ChatMessage, len(msgs))
-	for i, m := range msgs {
-		cm[i] = llama.ChatMessage{Role: m.Role, Content: m.Content}
-	}
-	return t.Model.ApplyTemplate(cm, addAssistant)
-}
-
-// Templater returns the model's chat template, or ChatML when llama.cpp
-// does not support the model's template (a clear warning is the caller's
-// job: Supported tells).
-func Templater(m *llama.Model) (planner.ChatTemplater, bool) {
-	t := ModelTemplater{Model: m}
-	if _, err := t.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: "x"}}, true); err != nil {
-		return planner.ChatML{}, false
-	}
-	return t, true
-}
-
 // Settings are the generation limits and sampling of a Runner.
 type Settings struct {
 	MaxPlanTokens int                  // limit of the plan phase (default 256)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
@@ -17,7 +18,7 @@ var model *llama.Model
 func TestMain(m *testing.M) { testmodel.Main(m, &model) }
 
 func TestRequestPhases(t *testing.T) {
-	chat, ok := inference.Templater(model)
+	chat, ok := chattemplate.For(model)
 	if !ok {
 		t.Fatal("tiny model's template not supported")
 	}
@@ -62,7 +63,7 @@ func TestRunnerAnswersInEveryMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	chat, _ := inference.Templater(model)
+	chat, _ := chattemplate.For(model)
 	for _, mode := range planner.Modes() {
 		r := inference.Runner{Engine: e, Prompter: planner.Prompter{Mode: mode, Format: planner.Prompted, Chat: chat},
 			Settings: inference.Settings{MaxPlanTokens: 12, MaxTokens: 10}}

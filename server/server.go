@@ -52,7 +52,7 @@ type Config struct {
 	// Engine generates every answer. Its queue should hold at least
 	// Parallel+Queue requests; otherwise admitted requests wait for room.
 	Engine *engine.Engine
-	// Chat renders conversations (inference.Templater(model) in the command).
+	// Chat renders conversations (chattemplate.For(model) in the command).
 	Chat planner.ChatTemplater
 	// ModelID is the model name in responses and /v1/models.
 	ModelID string
@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Engine is nil")
 	}
 	if cfg.Chat == nil {
-		return nil, errors.New("server: Config.Chat is nil (use inference.Templater(model) or planner.ChatML{})")
+		return nil, errors.New("server: Config.Chat is nil (use chattemplate.For(model) or planner.ChatML{})")
 	}
 	if strings.TrimSpace(cfg.ModelID) == "" {
 		return nil, errors.New("server: Config.ModelID is empty")

@@ -117,11 +117,7 @@ func runChat(c *cli.Context) error {
 		return err
 	}
 	defer l.Close()
-	tmpl, native := inference.Templater(l.model)
-	if !native {
-		log.Warn().Str("model", filepath.Base(l.path)).Msg("llama.cpp does not support this model's chat template; using ChatML, which may not match how the model was trained")
-	}
-	set.prompter.Chat = tmpl
+	set.prompter.Chat = chatTemplater(l.model)
 	// One sequence: a chat answers one message at a time, and the whole
 	// context of a sequence is the history's room.
 	eng, err := engine.New(l.ctx, engine.Options{Parallel: 1, SlotContext: l.ctx.ContextSize() / max(1, l.ctx.Sequences())})

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/generate"
 	"github.com/codeplan-dev/codeplan/inference"
@@ -44,9 +46,9 @@ func prompterFrom(c *cli.Context, l *loaded) (planner.Prompter, error) {
 // chatTemplater is the model's chat template, or ChatML with a warning
 // when llama.cpp does not support the model's own.
 func chatTemplater(m *llama.Model) planner.ChatTemplater {
-	chat, ok := inference.Templater(m)
+	chat, ok := chattemplate.For(m)
 	if !ok {
-		log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
+		log.Warn().Str("model", filepath.Base(m.Path())).Msg("llama.cpp does not support this model's chat template; using ChatML, which may not match how the model was trained")
 	}
 	return chat
 }

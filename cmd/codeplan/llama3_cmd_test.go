@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -71,7 +71,7 @@ func TestLlama3ExtractStopsAtEOT(t *testing.T) {
 func TestLlama3Finetune(t *testing.T) {
 	model := testmodel.Llama3Model(t, false)
 	m := testmodel.LoadFile(t, model)
-	chat, ok := inference.Templater(m)
+	chat, ok := chattemplate.For(m)
 	if !ok {
 		t.Fatal("Llama-3 template not recognised")
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -138,11 +137,7 @@ func perplexityAction(c *cli.Context) (err error) {
 	}
 	var prompter planner.Prompter
 	if pair {
-		chat, ok := inference.Templater(l.model)
-		if !ok {
-			log.Warn().Msg("llama.cpp does not support this model's chat template; using ChatML")
-		}
-		prompter = planner.Prompter{Mode: planner.Direct, Format: planner.Trained, Chat: chat, System: c.String("system")}
+		prompter = planner.Prompter{Mode: planner.Direct, Format: planner.Trained, Chat: chatTemplater(l.model), System: c.String("system")}
 	}
 
 	var sum perplexitySummary

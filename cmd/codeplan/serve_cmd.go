@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/server"
 )
@@ -96,10 +95,7 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer eng.Close()
-	chat, supported := inference.Templater(l.model)
-	if !supported {
-		log.Warn().Msg("llama.cpp does not support this model's chat template: using ChatML")
-	}
+	chat := chatTemplater(l.model)
 	id := c.String("alias")
 	if id == "" {
 		id = strings.TrimSuffix(filepath.Base(l.path), filepath.Ext(l.path))

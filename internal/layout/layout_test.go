@@ -20,7 +20,7 @@ var layers = map[string]int{
 	// 1
 	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "evaluate/bench": 1, "internal/progress": 1,
 	// 2
-	"llama/randmodel": 2, "loglik": 2, "internal/version": 2, "evaluate/synth": 2, "internal/pipeline": 2, "chat": 2,
+	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "evaluate/synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
 	"engine": 3, "internal/testmodel": 3,
 	// 4

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
@@ -254,7 +254,7 @@ func TestMistralTokenizer(t *testing.T) {
 // model's own template, as every codeplan command does.
 func TestLlama3ChatTemplate(t *testing.T) {
 	m, _ := writeWithTokenizer(t, "llama3")
-	chat, ok := inference.Templater(m)
+	chat, ok := chattemplate.For(m)
 	if !ok {
 		t.Fatal("llama.cpp does not recognise the Llama-3 chat template")
 	}
