@@ -153,10 +153,10 @@ func New(b Backend, r Renderer, o Options) (*Session, error) {
 		return nil, errors.New("chat: the prompter has no chat template")
 	}
 	if o.Settings.MaxPlanTokens <= 0 {
-		o.Settings.MaxPlanTokens = 256
+		o.Settings.MaxPlanTokens = planner.DefaultMaxPlanTokens
 	}
 	if o.Settings.MaxTokens <= 0 {
-		o.Settings.MaxTokens = 512
+		o.Settings.MaxTokens = planner.DefaultMaxTokens
 	}
 	return &Session{backend: b, render: r, prompter: o.Prompter, settings: o.Settings, showPlan: !o.HidePlan}, nil
 }

@@ -88,7 +88,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 		}
 		maxPlan := cfg.Settings.MaxPlanTokens
 		if maxPlan <= 0 {
-			maxPlan = 256
+			maxPlan = planner.DefaultMaxPlanTokens
 		}
 		res, err := gen.Generate(ctx, engine.Request{ID: row.ID, Sampling: cfg.Settings.Sampling,
 			Phases: []engine.Phase{{Prefix: ph.Text, MaxTokens: maxPlan, Stop: ph.Stop}}})

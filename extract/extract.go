@@ -157,7 +157,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 		cfg.Filter = planner.NewFilter(planner.FilterConfig{})
 	}
 	if cfg.MaxPlanTokens <= 0 {
-		cfg.MaxPlanTokens = 256
+		cfg.MaxPlanTokens = planner.DefaultExtractPlanTokens
 	}
 	soft, hard, gen, halted := watchHalt(soft, hard, gen)
 	hash := cfg.Template.Hash()

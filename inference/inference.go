@@ -24,10 +24,10 @@ type Settings struct {
 
 func (s Settings) withDefaults() Settings {
 	if s.MaxPlanTokens <= 0 {
-		s.MaxPlanTokens = 256
+		s.MaxPlanTokens = planner.DefaultMaxPlanTokens
 	}
 	if s.MaxTokens <= 0 {
-		s.MaxTokens = 512
+		s.MaxTokens = planner.DefaultMaxTokens
 	}
 	return s
 }

@@ -168,3 +168,16 @@ func ParseFormat(s string) (Format, error) {
 	}
 	return f, nil
 }
+
+// Token limits every command uses unless told otherwise, defined once.
+const (
+	// DefaultMaxPlanTokens bounds a plan when answering (chat, generate,
+	// serve, eval).
+	DefaultMaxPlanTokens = 256
+	// DefaultMaxTokens bounds an answer.
+	DefaultMaxTokens = 512
+	// DefaultExtractPlanTokens bounds an extracted plan. It is larger than
+	// DefaultMaxPlanTokens on purpose: a plan cut by the limit is rejected
+	// as not terminated, and the paper's template allows 200 words.
+	DefaultExtractPlanTokens = 384
+)

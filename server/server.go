@@ -39,8 +39,8 @@ import (
 
 // Defaults of the Config fields.
 const (
-	DefaultMaxPlanTokens = 256
-	DefaultMaxTokens     = 512
+	DefaultMaxPlanTokens = planner.DefaultMaxPlanTokens
+	DefaultMaxTokens     = planner.DefaultMaxTokens
 	DefaultMaxBody       = 1 << 20
 	DefaultTimeout       = 5 * time.Minute
 	DefaultHeaderTimeout = 10 * time.Second

@@ -31,11 +31,11 @@ func chatCommand() *cli.Command {
 		&cli.StringFlag{Name: "mode", Value: string(planner.CodePlan), Usage: "how to answer: direct, nlplan, codeplan, or auto (the mode the adapter or model was fine-tuned in); change it in the chat with /mode"},
 		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message `TEXT`"},
-		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "at most `N` tokens of plan"},
-		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "at most `N` tokens of answer"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: planner.DefaultMaxPlanTokens, Usage: "at most `N` tokens of plan"},
+		&cli.IntFlag{Name: "max-tokens", Value: planner.DefaultMaxTokens, Usage: "at most `N` tokens of answer"},
 		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature `T` (0 = greedy)"},
 		&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling: keep the most likely tokens up to probability `P` (0 or 1 = off)"},
-		&cli.UintFlag{Name: "seed", DefaultText: "random", Usage: "sampling seed `S`, for reproducible chats"},
+		&cli.UintFlag{Name: "seed", DefaultText: "random", Usage: "sampling seed `S`, for reproducible chats (random by default, unlike the batch commands' 0, so that a sampled chat differs between sessions; greedy decoding ignores it)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object per turn instead of text (for scripts)"},
 	)
 	return &cli.Command{

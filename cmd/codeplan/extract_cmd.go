@@ -110,7 +110,7 @@ func extractCommand() *cli.Command {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
 		&cli.StringFlag{Name: "rejects", Usage: "rejected rows with their reason, JSONL `PATH` (default: OUTPUT with .rejects.jsonl)"},
 		&cli.StringFlag{Name: "template", Usage: "extraction prompt: paper (default: the CodePlan paper's, verbatim), structured, or a `FILE` with {{prompt}} and {{response}}"},
-		&cli.IntFlag{Name: "max-plan-tokens", Value: 384, Usage: "token limit of a plan; plans that hit it did not terminate and are rejected"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: planner.DefaultExtractPlanTokens, Usage: "token limit of a plan; plans that hit it did not terminate and are rejected (384, above the 256 of answering commands, because the paper's plans run to 200 words and a cut plan is lost)"},
 		&cli.IntFlag{Name: "max-words", Value: 200, Usage: "reject plans longer than this many words (the paper asks for less than 200)"},
 		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},

@@ -25,8 +25,8 @@ func answerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first), codeplan (code-form plan first) or auto (the mode the adapter or model was fine-tuned in)"},
 		&cli.StringFlag{Name: "format", Value: Auto, Usage: formatUsage},
 		&cli.StringFlag{Name: "system", Usage: "system message"},
-		&cli.IntFlag{Name: "max-plan-tokens", Value: 256, Usage: "token limit of the plan"},
-		&cli.IntFlag{Name: "max-tokens", Value: 512, Usage: "token limit of the answer"},
+		&cli.IntFlag{Name: "max-plan-tokens", Value: planner.DefaultMaxPlanTokens, Usage: "token limit of the plan"},
+		&cli.IntFlag{Name: "max-tokens", Value: planner.DefaultMaxTokens, Usage: "token limit of the answer"},
 	}
 }
 
