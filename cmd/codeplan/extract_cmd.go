@@ -435,6 +435,10 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	}
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
+	if p := s.Predicted; p != nil {
+		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
+			p.RowsPerSecond, p.Parallel, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
+	}
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {
 		fmt.Fprintf(w, "  rejects           %s\n", cfg.Rejects)

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/codeplan-dev/codeplan/extract"
 )
 
 // TestExtractSummaryPrediction checks that a local extract run records what
@@ -67,5 +70,23 @@ func TestExtractSummaryPrediction(t *testing.T) {
 		if d := p.Ratio - p.Achieved/p.Rows; d > 1e-9 || d < -1e-9 {
 			t.Errorf("ratio %g is not achieved/predicted = %g", p.Ratio, p.Achieved/p.Rows)
 		}
+	}
+}
+
+// TestExtractSummaryPrintsPrediction checks that the printed summary shows
+// the prediction and the achieved ratio (a merge once dropped the line while
+// the JSON kept it).
+func TestExtractSummaryPrintsPrediction(t *testing.T) {
+	var b strings.Builder
+	sum := extract.Summary{Predicted: &extract.Prediction{Parallel: 8, PromptTokens: 700, GenTokens: 64,
+		RowsPerSecond: 2.5, AchievedRowsSec: 2.0, AchievedPerPredicted: 0.8, PromptTokPerSec: 1400, GenTokPerSec: 450}}
+	printExtractSummary(&b, sum, extract.Config{Output: "plans.jsonl"})
+	if !strings.Contains(b.String(), "bench predicts    2.50 rows/s at --parallel 8") || !strings.Contains(b.String(), "achieved 0.80x") {
+		t.Errorf("summary without the prediction:\n%s", b.String())
+	}
+	b.Reset()
+	printExtractSummary(&b, extract.Summary{}, extract.Config{Output: "plans.jsonl"})
+	if strings.Contains(b.String(), "bench predicts") {
+		t.Errorf("a prediction line without a prediction:\n%s", b.String())
 	}
 }
