@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -115,4 +116,32 @@ func excerptText(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// FewShotSeedOffset moves the seed of a synthetic benchmark's few-shot
+// examples away from the benchmark's own: the examples are a separate
+// "train split" of the same families and step counts, so no example is an
+// evaluated item (an equal question is skipped besides).
+const FewShotSeedOffset = 1_000_003
+
+// SynthExamples draws few-shot examples for a synthetic benchmark: one item
+// per family and step count from the seed src.Seed + FewShotSeedOffset,
+// with the code plan, natural-language plan and worked response that
+// `codeplan synth` writes for it.
+func SynthExamples(src Source) ([]Example, error) {
+	src.Seed += FewShotSeedOffset
+	src.PerCell, src.Shuffle = 1, false
+	loaded, err := LoadItems(src)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Example, 0, len(loaded.Items))
+	for _, it := range loaded.Items {
+		w, err := synth.Work(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Example{Question: UserMessage(it), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
+	}
+	return out, nil
 }

@@ -104,3 +104,31 @@ func TestLoadExamplesErrors(t *testing.T) {
 		t.Errorf("an example without nl_plan should do for direct and codeplan: %v", err)
 	}
 }
+
+// TestSynthExamples checks that a synthetic benchmark's own few-shot
+// examples come with both plans and a marked response, and are not the
+// benchmark's items.
+func TestSynthExamples(t *testing.T) {
+	src := Source{Bench: "synth-arith", Steps: []int{1, 2}, PerCell: 3}
+	examples, err := SynthExamples(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) != 2 {
+		t.Fatalf("%d examples, want one per step count", len(examples))
+	}
+	loaded, err := LoadItems(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range examples {
+		if !strings.Contains(ex.Plan, "def ") || ex.NLPlan == "" || !strings.Contains(ex.Response, "The answer is") {
+			t.Errorf("example %+v", ex)
+		}
+		for _, it := range loaded.Items {
+			if strings.TrimSpace(UserMessage(it)) == strings.TrimSpace(ex.Question) {
+				t.Errorf("example %q is an item of the benchmark", ex.Question)
+			}
+		}
+	}
+}

@@ -56,7 +56,7 @@ func evalCommand() *cli.Command {
 		&cli.StringFlag{Name: "mc-scoring", Value: evaluate.ScoringGenerate, Usage: "multiple-choice items: generate (the model writes its answer, the letter is extracted) or loglik (the option whose text is most likely after the question, as lm-evaluation-harness: acc by total log-likelihood, acc_norm per byte; plan modes write the plan first)"},
 		&cli.BoolFlag{Name: "report-only", Usage: "only rebuild the report from DIR/results.jsonl (no model needed)"},
 		&cli.IntFlag{Name: "fewshot", Usage: "put `N` worked examples from --fewshot-file before each question, as earlier turns in each mode's own format"},
-		&cli.StringFlag{Name: "fewshot-file", Usage: "few-shot examples: JSONL `FILE` with question (or prompt), response, plan (codeplan) and nl_plan (nlplan), e.g. from codeplan synth with another seed or the benchmark's train split"},
+		&cli.StringFlag{Name: "fewshot-file", Usage: "few-shot examples: JSONL `FILE` with question (or prompt), response, plan (codeplan) and nl_plan (nlplan), e.g. the benchmark's train split or codeplan synth with another seed; synthetic benchmarks draw their own from another seed when it is not given"},
 		&cli.BoolFlag{Name: "log-samples", Usage: "record each item's rendered prompt (chat template and few-shot turns included) in results.jsonl"},
 	)
 	return &cli.Command{
@@ -177,20 +177,32 @@ func runEval(c *cli.Context) error {
 	key["format"], key["system"] = string(format), textKey(c.String("system"))
 	var examples []evaluate.Example
 	if n := c.Int("fewshot"); n != 0 {
-		if n < 0 || c.String("fewshot-file") == "" {
-			return usagef("eval: --fewshot N needs N > 0 and --fewshot-file FILE")
-		}
-		if examples, err = evaluate.LoadExamples(c.String("fewshot-file"), modes); err != nil {
-			return usagef("eval: --fewshot-file: %v", err)
+		file := c.String("fewshot-file")
+		switch {
+		case n < 0:
+			return usagef("eval: --fewshot must be positive")
+		case file != "":
+			if examples, err = evaluate.LoadExamples(file, modes); err != nil {
+				return usagef("eval: --fewshot-file: %v", err)
+			}
+			sum, err := fileHash(file)
+			if err != nil {
+				return usagef("eval: --fewshot-file: %v", err)
+			}
+			key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(file) + "@" + sum
+		case evaluate.IsSynth(benchName):
+			// The synthetic benchmarks have a train split of their own:
+			// the same families and step counts from another seed.
+			if examples, err = evaluate.SynthExamples(src); err != nil {
+				return usagef("eval: --fewshot: %v", err)
+			}
+			key["fewshot"] = strconv.Itoa(n) + "@synth-seed+" + strconv.Itoa(evaluate.FewShotSeedOffset)
+		default:
+			return usagef("eval: --fewshot N on a benchmark file needs --fewshot-file FILE (e.g. the benchmark's train split)")
 		}
 		if len(examples) < n {
-			return usagef("eval: --fewshot %d, but %s has %d examples", n, c.String("fewshot-file"), len(examples))
+			return usagef("eval: --fewshot %d, but only %d examples are available", n, len(examples))
 		}
-		sum, err := fileHash(c.String("fewshot-file"))
-		if err != nil {
-			return usagef("eval: --fewshot-file: %v", err)
-		}
-		key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(c.String("fewshot-file")) + "@" + sum
 	}
 	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
 	addSampling(key, settings.Sampling)

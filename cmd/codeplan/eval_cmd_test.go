@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // evalArgs runs eval on the tiny model with small limits: its answers are
@@ -235,5 +237,51 @@ func TestEvalLoglikScoring(t *testing.T) {
 	}
 	if code := run(evalArgs(t.TempDir(), "--bench", bench, "--mc-scoring", "vote")); code != exitUsage {
 		t.Errorf("--mc-scoring vote: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestEvalFewShotAndLogSamples runs eval with the synthetic benchmark's own
+// few-shot examples and --log-samples: every row records its prompt, which
+// holds two worked examples in the row's mode (a code plan in codeplan
+// mode, none in direct), and summary.json records the run's settings.
+func TestEvalFewShotAndLogSamples(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ev")
+	code, _, stderr := runCLI(t, "-q", "eval", "tiny", "--bench", "synth-arith", "--steps", "1,2", "--n", "1",
+		"--modes", "direct,codeplan", "--fewshot", "2", "--log-samples", "--max-plan-tokens", "4", "--max-tokens", "4",
+		"--threads", "1", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "results.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 2 items × 2 modes", len(rows))
+	}
+	for _, r := range rows {
+		prompt := gjson.Get(r, "prompt").String()
+		mode := gjson.Get(r, "mode").String()
+		if n := strings.Count(prompt, "The answer is"); n < 2 {
+			t.Errorf("%s row: %d worked responses in the prompt, want 2:\n%s", mode, n, prompt)
+		}
+		if hasPlan := strings.Contains(prompt, "def solve"); hasPlan != (mode == "codeplan") {
+			t.Errorf("%s row: code plan in the examples = %v", mode, hasPlan)
+		}
+		if gjson.Get(r, "run.fewshot").String() == "" {
+			t.Errorf("the run key does not record the few-shot setting: %s", r)
+		}
+	}
+	sum, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gjson.GetBytes(sum, "meta.codeplan").Exists() || gjson.GetBytes(sum, "meta.runs.0.model_fingerprint").String() == "" ||
+		gjson.GetBytes(sum, "meta.llama_cpp").String() != "ec98e2002" {
+		t.Errorf("summary.json meta: %s", gjson.GetBytes(sum, "meta").Raw)
+	}
+	if code, _, stderr := runCLI(t, "-q", "eval", "tiny", "--bench", filepath.Join(out, "results.jsonl"), "--fewshot", "1", "--out", out+"2"); code != exitUsage || !strings.Contains(stderr, "--fewshot-file") {
+		t.Errorf("--fewshot on a file without --fewshot-file: exit %d\n%s", code, stderr)
 	}
 }
