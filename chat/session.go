@@ -303,7 +303,7 @@ func (s *Session) fit(user string) (int, error) {
 		if !fits {
 			room := budget - 1 - n
 			if room < min(gen, minReplyTokens) {
-				return 0, fmt.Errorf("%w: it needs %d prompt tokens and the context holds %d (shorten it, or raise --ctx)", ErrTooLong, n, budget)
+				return 0, fmt.Errorf("%w: it needs %d prompt tokens and the context holds %d (shorten it, or start the chat with a larger context)", ErrTooLong, n, budget)
 			}
 			s.render.Message(Note, fmt.Sprintf("only %d tokens are left for the reply (limits: %d); it may be cut short", room, gen))
 		}

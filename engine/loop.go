@@ -120,7 +120,7 @@ func (e *Engine) admit(seq llama.SeqID, j *job) *slot {
 	limit := e.model.MaxTextBytes(e.opts.SlotContext)
 	for i, p := range j.req.Phases {
 		if len(p.Prefix) > limit {
-			e.reply(s, fmt.Errorf("%w: phase %d is %d bytes, more than the %d tokens each sequence holds can cover (raise --ctx or lower --parallel)", ErrPromptTooLong, i, len(p.Prefix), e.opts.SlotContext))
+			e.reply(s, fmt.Errorf("%w: phase %d is %d bytes, more than the %d tokens each sequence holds can cover", ErrPromptTooLong, i, len(p.Prefix), e.opts.SlotContext))
 			return nil
 		}
 		toks, err := e.model.Tokenize(p.Prefix, i == 0, true)
@@ -139,7 +139,7 @@ func (e *Engine) admit(seq llama.SeqID, j *job) *slot {
 		return nil
 	}
 	if n := len(s.prefixes[0]); n+1 > e.opts.SlotContext {
-		e.reply(s, fmt.Errorf("%w: %d prompt tokens, each sequence holds %d (raise --ctx or lower --parallel)", ErrPromptTooLong, n, e.opts.SlotContext))
+		e.reply(s, fmt.Errorf("%w: %d prompt tokens, each sequence holds %d", ErrPromptTooLong, n, e.opts.SlotContext))
 		return nil
 	}
 	smp, err := llama.NewSampler(e.model, j.req.Sampling)

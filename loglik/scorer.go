@@ -104,7 +104,7 @@ func (s *Scorer) Check(r Request) error {
 		return errors.New("loglik: empty continuation")
 	}
 	if n := len(r.Context) + len(r.Continuation) - 1; n > s.window {
-		return fmt.Errorf("%w: %d context + %d continuation tokens need %d positions, a sequence holds %d (raise --ctx or lower --parallel)",
+		return fmt.Errorf("%w: %d context + %d continuation tokens need %d positions, a sequence holds %d",
 			ErrTooLong, len(r.Context), len(r.Continuation), n, s.window)
 	}
 	return nil

@@ -31,7 +31,7 @@ func (s *Server) defaults() defaults {
 // decodeBody reads a JSON body of at most MaxBody bytes into v.
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
 	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Type: typeInvalidRequest, Code: "request_too_large",
-		Message: fmt.Sprintf("request body is larger than the server's limit of %d bytes (--max-body)", s.cfg.MaxBody)}
+		Message: fmt.Sprintf("request body is larger than the server's limit of %d bytes", s.cfg.MaxBody)}
 	if r.ContentLength > s.cfg.MaxBody {
 		return tooLarge
 	}
@@ -102,7 +102,7 @@ func (s *Server) ctxError(ctx context.Context, rl *requestLog) *apiError {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errTimedOut):
 		return &apiError{Status: http.StatusGatewayTimeout, Type: typeTimeout, Code: "timeout",
-			Message: fmt.Sprintf("the request did not finish within the server's timeout of %s (--timeout)", s.cfg.Timeout)}
+			Message: fmt.Sprintf("the request did not finish within the server's timeout of %s", s.cfg.Timeout)}
 	case errors.Is(cause, errShuttingDown):
 		return shuttingDown()
 	default:
@@ -128,7 +128,7 @@ func (s *Server) admit() *apiError {
 	if s.inflight.Add(1) > int64(s.capacity) {
 		s.inflight.Add(-1)
 		return &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimit, Code: "queue_full", RetryAfter: 1,
-			Message: fmt.Sprintf("the server is busy: %d requests are running and %d waiting, the most it accepts (--parallel, --queue); retry shortly",
+			Message: fmt.Sprintf("the server is busy: %d requests are running and %d waiting, the most it accepts; retry shortly",
 				s.parallel, s.capacity-s.parallel)}
 	}
 	return nil

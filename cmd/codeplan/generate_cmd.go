@@ -138,10 +138,21 @@ func runGenerate(c *cli.Context) error {
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 	cfg.Model, cfg.LoRA = l.names()
+	// Prompts too long for a sequence are written with an error (the
+	// library's words); the way out is in flags, so it is said here.
+	tooLong := 0
+	b.Observe(func(o pipeline.Outcome) {
+		if r, ok := o.Output.(generate.Row); ok && r.Error != "" {
+			tooLong++
+		}
+	})
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
 	printPipelineSummary("generate", st, cfg.Output)
+	if tooLong > 0 {
+		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel, then delete those rows and rerun")
+	}
 	if err == nil && st.Failed > 0 {
 		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
 	}

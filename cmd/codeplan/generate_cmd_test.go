@@ -76,3 +76,28 @@ func TestGenerateWithLoRAAndErrors(t *testing.T) {
 		t.Errorf("bad mode: exit %d", code)
 	}
 }
+
+// TestGenerateTooLongPromptHint checks that a prompt too long for a
+// sequence is written with the library's error (which names no flags) and
+// that the command itself says which flags help.
+func TestGenerateTooLongPromptHint(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "prompts.jsonl")
+	long := strings.Repeat("word ", 400)
+	if err := os.WriteFile(in, []byte(`{"prompt":"hi"}`+"\n"+`{"prompt":"`+long+`"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	code, _, stderr := runCLI(t, "--log-format", "json", "generate", "tiny", "--input", in, "--output", out, "--ctx", "256",
+		"--max-tokens", "4", "--max-plan-tokens", "4", "--threads", "1", "--format", "trained")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), `"error":"prompt does not fit in the context`) || strings.Contains(string(data), "--ctx") {
+		t.Errorf("rows: %s", data)
+	}
+	if !strings.Contains(stderr, "raise --ctx or lower --parallel") || !strings.Contains(stderr, `"rows":1`) {
+		t.Errorf("no hint naming the flags:\n%s", stderr)
+	}
+}
