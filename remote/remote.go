@@ -232,7 +232,7 @@ type chatResponse struct {
 // other than 429 is returned at once as an *APIError.
 func (c *Client) Chat(ctx context.Context, messages []Message, params Params) (Completion, error) {
 	if c.model == "" {
-		return Completion{}, errors.New("remote: no model name given (--model)")
+		return Completion{}, errors.New("remote: no model name given")
 	}
 	if len(messages) == 0 {
 		return Completion{}, errors.New("remote: chat request with no messages")
