@@ -204,18 +204,9 @@ func encode(t gguf.TensorType, v []float32, b []byte) {
 		}
 	default:
 		for i, x := range v {
-			le.PutUint16(b[2*i:], float32ToBF16(x))
+			le.PutUint16(b[2*i:], gguf.Float32ToBF16(x))
 		}
 	}
-}
-
-// float32ToBF16 rounds to the nearest BF16, ties to even (NaN stays NaN).
-func float32ToBF16(f float32) uint16 {
-	u := math.Float32bits(f)
-	if u&0x7fffffff > 0x7f800000 {
-		return uint16(u>>16) | 0x40
-	}
-	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
 }
 
 // sameFile reports whether a and b name the same existing file.

@@ -76,3 +76,14 @@ func F16ToFloat32(h uint16) float32 {
 func BF16ToFloat32(h uint16) float32 {
 	return math.Float32frombits(uint32(h) << 16)
 }
+
+// Float32ToBF16 rounds a float32 to the nearest bfloat16, ties to even; a
+// NaN stays a (quiet) NaN. It is the inverse of BF16ToFloat32 for every
+// value bfloat16 can hold.
+func Float32ToBF16(f float32) uint16 {
+	u := math.Float32bits(f)
+	if u&0x7fffffff > 0x7f800000 {
+		return uint16(u>>16) | 0x40
+	}
+	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
+}
