@@ -94,12 +94,7 @@ type adapterMeta struct {
 // writeAdapter writes tensors as a LoRA adapter GGUF that llama.cpp's
 // llama_adapter_lora_init loads, atomically.
 func writeAdapter(path string, meta adapterMeta, tensors []adapterTensor) error {
-	w := gguf.NewWriter()
-	w.SetString("general.type", "adapter")
-	w.SetString("general.architecture", meta.base.Architecture)
-	w.SetString("general.name", strings.TrimSuffix(meta.base.FileName(), ".gguf")+"-codeplan-lora")
-	w.SetString("adapter.type", "lora")
-	w.SetFloat32("adapter.lora.alpha", meta.alpha)
+	w := gguf.NewLoRAWriter(meta.base.Architecture, strings.TrimSuffix(meta.base.FileName(), ".gguf")+"-codeplan-lora", meta.alpha)
 	w.SetString(KeyBaseFile, meta.base.FileName())
 	w.SetString(KeyBaseFingerprint, meta.base.Fingerprint)
 	w.SetUint32(KeyRank, uint32(meta.rank))

@@ -92,11 +92,7 @@ func TestInfoJSON(t *testing.T) {
 // TestInfoAdapter checks that info reads an adapter's training record.
 func TestInfoAdapter(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a.gguf")
-	w := gguf.NewWriter()
-	w.SetString("general.type", "adapter")
-	w.SetString("general.architecture", "llama")
-	w.SetString("adapter.type", "lora")
-	w.SetFloat32("adapter.lora.alpha", 32)
+	w := gguf.NewLoRAWriter("llama", "test-lora", 32)
 	w.SetUint32(finetune.KeyRank, 16)
 	w.SetStrings(finetune.KeyTargets, []string{"attn_q", "attn_v"})
 	w.SetString(finetune.KeyBaseFile, "base.gguf")

@@ -26,13 +26,9 @@ func writeTrainedAdapter(t *testing.T, dir, mode, format string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w := gguf.NewWriter()
-	for _, k := range []string{"general.type", "general.architecture", "adapter.type"} {
-		v, _ := f.String(k)
-		w.SetString(k, v)
-	}
-	alpha, _ := f.Float32("adapter.lora.alpha")
-	w.SetFloat32("adapter.lora.alpha", alpha)
+	arch, _ := f.String("general.architecture")
+	alpha, _ := f.Float32(gguf.KeyAdapterAlpha)
+	w := gguf.NewLoRAWriter(arch, "trained-adapter", alpha)
 	w.SetString(finetune.KeyMode, mode)
 	w.SetString(finetune.KeyFormat, format)
 	for _, ti := range f.Tensors() {

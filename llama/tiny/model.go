@@ -287,12 +287,7 @@ func WriteLoRA(path string, cfg Config, opts LoRAOptions) error {
 		arch = "llama"
 	}
 
-	w := gguf.NewWriter()
-	w.SetString("general.type", "adapter")
-	w.SetString("general.architecture", arch)
-	w.SetString("general.name", modelName+"-lora")
-	w.SetString("adapter.type", "lora")
-	w.SetFloat32("adapter.lora.alpha", opts.Alpha)
+	w := gguf.NewLoRAWriter(arch, modelName+"-lora", opts.Alpha)
 
 	rank := uint64(opts.Rank)
 	for l := 0; l < cfg.Layers; l++ {
