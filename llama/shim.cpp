@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "shim.h"
+#include "guard.hpp"
 #include "ggml.h"
 #include "llama-context.h"
 #include "llama-model.h"
@@ -40,12 +41,7 @@ static void logSink(enum ggml_log_level level, const char *text, void *) {
     goLog((int)level, (char *)text);
 }
 
-static void setErr(char *err, size_t len, const char *msg) {
-    if (err == nullptr || len == 0) {
-        return;
-    }
-    std::snprintf(err, len, "%s", msg);
-}
+static void setErr(char *err, size_t len, const char *msg) { cp_set_err(err, len, msg); }
 
 static void setErrFromLog(char *err, size_t len, const char *fallback) {
     setErr(err, len, lastError.empty() ? fallback : lastError.c_str());
@@ -97,107 +93,72 @@ struct llama_model *cp_load_model(const char *path, struct llama_model_params pa
         params.progress_callback = progressTrampoline;
         params.progress_callback_user_data = (void *)progress_handle;
     }
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception while loading the model", static_cast<struct llama_model *>(nullptr), [&]() {
         struct llama_model *m = llama_model_load_from_file(path, params);
         if (m == nullptr) {
             setErrFromLog(err, err_len, "llama.cpp could not load the model");
         }
         return m;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception while loading the model");
-    }
-    return nullptr;
+    });
 }
 
 struct llama_context *cp_new_context(struct llama_model *model, struct llama_context_params params, char *err, size_t err_len) {
     lastError.clear();
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception while creating the context", static_cast<struct llama_context *>(nullptr), [&]() {
         struct llama_context *c = llama_init_from_model(model, params);
         if (c == nullptr) {
             setErrFromLog(err, err_len, "llama.cpp could not create the context");
         }
         return c;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception while creating the context");
-    }
-    return nullptr;
+    });
 }
 
 int32_t cp_decode(struct llama_context *ctx, struct llama_batch batch, char *err, size_t err_len) {
     lastError.clear();
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception in llama_decode", (int32_t)-100, [&]() {
         int32_t rc = llama_decode(ctx, batch);
         if (rc != 0) {
             setErrFromLog(err, err_len, "llama_decode failed");
         }
         return rc;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception in llama_decode");
-    }
-    return -100;
+    });
 }
 
 int32_t cp_sample(struct llama_sampler *smpl, struct llama_context *ctx, int32_t idx, llama_token *out, char *err, size_t err_len) {
     lastError.clear();
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception while sampling", (int32_t)-1, [&]() {
         *out = llama_sampler_sample(smpl, ctx, idx);
         return 0;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception while sampling");
-    }
-    return -1;
+    });
 }
 
 int32_t cp_accept(struct llama_sampler *smpl, llama_token tok, char *err, size_t err_len) {
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception in sampler accept", (int32_t)-1, [&]() {
         llama_sampler_accept(smpl, tok);
         return 0;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception in sampler accept");
-    }
-    return -1;
+    });
 }
 
 struct llama_sampler *cp_grammar(const struct llama_vocab *vocab, const char *grammar, const char *root, char *err, size_t err_len) {
     lastError.clear();
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception while parsing the grammar", static_cast<struct llama_sampler *>(nullptr), [&]() {
         struct llama_sampler *s = llama_sampler_init_grammar(vocab, grammar, root);
         if (s == nullptr) {
             setErrFromLog(err, err_len, "invalid grammar");
         }
         return s;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception while parsing the grammar");
-    }
-    return nullptr;
+    });
 }
 
 struct llama_adapter_lora *cp_load_adapter(struct llama_model *model, const char *path, char *err, size_t err_len) {
     lastError.clear();
-    try {
+    return cp_guarded(err, err_len, "unknown C++ exception while loading the adapter", static_cast<struct llama_adapter_lora *>(nullptr), [&]() {
         struct llama_adapter_lora *a = llama_adapter_lora_init(model, path);
         if (a == nullptr) {
             setErrFromLog(err, err_len, "llama.cpp could not load the LoRA adapter");
         }
         return a;
-    } catch (const std::exception &e) {
-        setErr(err, err_len, e.what());
-    } catch (...) {
-        setErr(err, err_len, "unknown C++ exception while loading the adapter");
-    }
-    return nullptr;
+    });
 }
 
 // llama.cpp's BPE pre-tokenizers for most models (Qwen2, StarCoder, DeepSeek,

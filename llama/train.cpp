@@ -56,6 +56,7 @@
 #include "llama-context.h"
 #include "llama-graph.h"
 #include "llama-model.h"
+#include "guard.hpp"
 
 namespace {
 
@@ -100,9 +101,7 @@ std::string fmt(const char * f, ...) {
 }
 
 void set_err(char * err, size_t len, const std::string & msg) {
-    if (err != nullptr && len > 0) {
-        snprintf(err, len, "%s", msg.c_str());
-    }
+    cp_set_err(err, len, msg.c_str());
 }
 
 // Architectures whose inference graph (src/models/<arch>.cpp) is the dense
@@ -992,18 +991,14 @@ ggml_tensor * kind_tensor(const trainable & p, int32_t kind) {
     throw train_error(fmt("unknown tensor kind %d", kind));
 }
 
-// guarded runs f, turning exceptions into an error message and -1.
+// guarded runs f, turning exceptions into an error message and -1 (the
+// one way of guard.hpp, for trainer calls that return nothing).
 template <typename F>
 int32_t guarded(char * err, size_t len, F f) {
-    try {
+    return cp_guarded(err, len, "unknown C++ exception in the trainer", (int32_t) -1, [&]() {
         f();
-        return 0;
-    } catch (const std::exception & e) {
-        set_err(err, len, e.what());
-    } catch (...) {
-        set_err(err, len, "unknown C++ exception in the trainer");
-    }
-    return -1;
+        return (int32_t) 0;
+    });
 }
 
 // new_trainer is cp_train_new and cp_train_new_full: adapter null means
