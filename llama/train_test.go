@@ -509,7 +509,9 @@ func TestTrainOtherArchitectures(t *testing.T) {
 			defer tr.Close()
 			toks := tokens(t, m, "The quick brown fox jumps over the lazy dog.")
 			var b llama.TrainBatch
-			b.Add(toks, 5)
+			if _, err := b.Add(toks, 5); err != nil {
+				t.Fatal(err)
+			}
 			got, err := tr.Evaluate(&b)
 			if err != nil {
 				t.Fatal(err)

@@ -3,8 +3,8 @@
 // eval and finetune, and the parsing and filtering of extracted plans.
 //
 // It is pure Go and knows nothing about llama.cpp: where a model's chat
-// template is needed it takes a ChatTemplater (llama.Model implements it;
-// ChatML is a pure-Go fallback).
+// template is needed it takes a ChatTemplater (chattemplate.Model adapts a
+// llama.Model to it; ChatML is a pure-Go fallback).
 //
 // # Modes and formats
 //

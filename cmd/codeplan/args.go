@@ -8,7 +8,8 @@ import (
 
 // interspersed rewrites args so that a command's positional arguments may
 // come before its flags ("codeplan extract MODEL --input x"): urfave/cli v2
-// stops parsing flags at the first positional argument, but CLI.md makes
+// stops parsing flags at the first positional argument, but the project's
+// flag vocabulary (README, "Command-line conventions") makes
 // MODEL the first argument of every command. Positionals are moved after
 // the flags; everything after "--" is left alone. Global flags (-q,
 // --log-level, --log-format) may also follow the command name: they are

@@ -18,8 +18,8 @@ import (
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
-// answerFlags are the mode and generation-limit flags of chat, generate,
-// serve and eval.
+// answerFlags are generate's mode, format and generation-limit flags (chat,
+// serve and eval define their own, with help worded for each).
 func answerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "direct, nlplan (natural-language plan first), codeplan (code-form plan first) or auto (the mode the adapter or model was fine-tuned in)"},

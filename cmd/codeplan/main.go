@@ -26,7 +26,7 @@ var log = zerolog.Nop()
 // that (bad global flags) are printed plainly.
 var logReady bool
 
-// Exit codes, as documented in CLI.md.
+// Exit codes, as documented in the README ("Command-line conventions").
 const (
 	exitRuntime = 1
 	exitUsage   = 2

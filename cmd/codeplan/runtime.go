@@ -17,7 +17,8 @@ import (
 // tinyModelName is the MODEL value that selects the built-in random model.
 const tinyModelName = "tiny"
 
-// modelFlags are the flags of every command that runs a model (CLI.md).
+// modelFlags are the flags of every command that runs a model (README,
+// "Command-line conventions").
 func modelFlags(defaultParallel int) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH` (or the first argument; \"tiny\" = built-in test model)"},
