@@ -32,10 +32,15 @@ func deadURL(t *testing.T) string {
 	return u
 }
 
+// fleetClient makes a client of the servers at urls (the first as BaseURL,
+// the rest as BaseURLs), with model "m" unless opts names one and a 1 ms
+// backoff unless opts sets one.
 func fleetClient(t *testing.T, urls []string, opts Options) *Client {
 	t.Helper()
 	opts.BaseURL, opts.BaseURLs = urls[0], urls[1:]
-	opts.Model = "m"
+	if opts.Model == "" {
+		opts.Model = "m"
+	}
 	if opts.Backoff == 0 {
 		opts.Backoff = time.Millisecond
 	}

@@ -24,18 +24,7 @@ var userMsg = []Message{{Role: "user", Content: "extract the plan"}}
 // newClient returns a client for srv with fast retries.
 func newClient(t *testing.T, srv *httptest.Server, opts Options) *Client {
 	t.Helper()
-	opts.BaseURL = srv.URL
-	if opts.Model == "" {
-		opts.Model = "m"
-	}
-	if opts.Backoff == 0 {
-		opts.Backoff = time.Millisecond
-	}
-	c, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return fleetClient(t, []string{srv.URL}, opts)
 }
 
 func TestChatSuccess(t *testing.T) {
