@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+	"github.com/tidwall/gjson"
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
@@ -57,6 +58,14 @@ type Config struct {
 	Gain    GainScorer
 	MinGain *float64
 
+	// ReferenceField, when set, is the gjson path of a reference plan in
+	// each input row (e.g. "plan" in rows that `codeplan synth` wrote, or a
+	// teacher model's extracted plan). Every accepted row then records
+	// whether its plan equals the reference (after planner.CleanPlan), and
+	// the summary counts the matches: how far an extractor reproduces the
+	// plans it should. It does not change what is accepted.
+	ReferenceField string
+
 	// Provenance copied into every output row.
 	Model    string
 	Sampling map[string]any
@@ -86,6 +95,9 @@ type OutputRow struct {
 	PlanTokens   int            `json:"plan_tokens"`
 	*Gain
 	GainError string `json:"gain_error,omitempty"`
+	// MatchesReference is set with Config.ReferenceField on rows that
+	// have a reference plan.
+	MatchesReference *bool `json:"matches_reference,omitempty"`
 }
 
 // RejectRow is one rejected row with the reason it failed.
@@ -102,6 +114,8 @@ type RejectRow struct {
 	PlanTokens   int    `json:"plan_tokens"`
 	*Gain
 	GainError string `json:"gain_error,omitempty"`
+
+	hadReference bool // the row had a reference plan (counted in Summary)
 }
 
 // Summary reports a run.
@@ -115,6 +129,11 @@ type Summary struct {
 	// over the accepted rows and over every scored row.
 	GainAccepted *GainStats `json:"gain_accepted,omitempty"`
 	GainAll      *GainStats `json:"gain_all,omitempty"`
+	// ReferenceRows counts the rows of this run that had a reference plan
+	// (Config.ReferenceField), and ReferenceMatches the accepted ones among
+	// them whose plan equals it.
+	ReferenceRows    int64 `json:"reference_rows,omitempty"`
+	ReferenceMatches int64 `json:"reference_matches,omitempty"`
 	// Predicted is set by the caller (see Predict) for local runs.
 	Predicted *Prediction `json:"bench_prediction,omitempty"`
 }
@@ -126,8 +145,12 @@ const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 // Job is the pipeline job of cfg: open it with pipeline.Open before loading
 // the model, so that bad files cost nothing, and pass the batch to RunOn.
 func (cfg Config) Job() pipeline.Job {
+	read := cfg.Read
+	if cfg.ReferenceField != "" {
+		read.KeepRaw = true
+	}
 	return pipeline.Job{
-		Name: "extract", Input: cfg.Input, Read: cfg.Read, Output: cfg.Output, Rejects: cfg.Rejects,
+		Name: "extract", Input: cfg.Input, Read: read, Output: cfg.Output, Rejects: cfg.Rejects,
 		Shard: cfg.Shard, Limit: cfg.Limit, Workers: cfg.Workers, Settings: cfg.Key,
 		Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
@@ -167,6 +190,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}
+		reference, hasReference := referencePlan(row, cfg.ReferenceField)
 		g, err := gen.Generate(ctx, row.ID, []planner.Message{{Role: planner.RoleUser, Content: prompt}}, cfg.MaxPlanTokens)
 		var gain *Gain
 		var gainErr string
@@ -174,7 +198,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Reject: RejectRow{
 				ID: row.ID, Index: row.Index, Reason: string(reason), Detail: detail, Output: g.Text,
 				Prompt: row.Prompt, Response: row.Response, Source: row.Source, TemplateHash: hash, PlanTokens: g.Tokens,
-				Gain: gain, GainError: gainErr,
+				Gain: gain, GainError: gainErr, hadReference: hasReference,
 			}}
 		}
 		if engine.Permanent(err) {
@@ -207,16 +231,27 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 				return reject(ReasonLowGain, fmt.Sprintf("gain %.4f nats per response token is below --min-gain %g", gain.Nats, *cfg.MinGain))
 			}
 		}
-		return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Output: OutputRow{
+		out := OutputRow{
 			ID: row.ID, Index: row.Index, Prompt: row.Prompt, Plan: plan, Response: row.Response,
 			Source: row.Source, Model: cfg.Model, TemplateHash: hash, Sampling: cfg.Sampling,
 			PromptTokens: g.PromptTokens, PlanTokens: g.Tokens, Gain: gain, GainError: gainErr,
-		}}
+		}
+		if hasReference {
+			match := planner.CleanPlan(plan) == reference
+			out.MatchesReference = &match
+		}
+		return pipeline.Outcome{Tokens: g.Tokens, PromptTokens: g.PromptTokens, Output: out}
 	}
 	var gainsAccepted, gainsAll []float64
 	observe := func(o pipeline.Outcome) {
 		switch v := o.Output.(type) {
 		case OutputRow:
+			if v.MatchesReference != nil {
+				sum.ReferenceRows++
+				if *v.MatchesReference {
+					sum.ReferenceMatches++
+				}
+			}
 			words.prompt += int64(planner.WordCount(v.Prompt))
 			words.plan += int64(planner.WordCount(v.Plan))
 			words.response += int64(planner.WordCount(v.Response))
@@ -227,6 +262,9 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 		}
 		if r, ok := o.Reject.(RejectRow); ok {
 			sum.Reasons[r.Reason]++
+			if r.hadReference {
+				sum.ReferenceRows++
+			}
 			if r.Gain != nil {
 				gainsAll = append(gainsAll, r.Gain.Nats)
 			}
@@ -248,4 +286,17 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 		sum.ResponseWord = float64(words.response) / n
 	}
 	return sum, err
+}
+
+// referencePlan returns the cleaned reference plan of row at the gjson path
+// field, and whether the row has a non-empty one.
+func referencePlan(row dataset.Row, field string) (string, bool) {
+	if field == "" {
+		return "", false
+	}
+	v := gjson.GetBytes(row.Raw, field)
+	if v.Type != gjson.String || strings.TrimSpace(v.String()) == "" {
+		return "", false
+	}
+	return planner.CleanPlan(v.String()), true
 }

@@ -22,10 +22,17 @@ const (
 	KeyData            = "codeplan.train.data"
 	KeyMode            = "codeplan.train.mode"
 	KeyFormat          = "codeplan.train.format"
-	KeySeed            = "codeplan.train.seed"
-	KeyTrainLoss       = "codeplan.train.loss"
-	KeyEvalLoss        = "codeplan.train.eval_loss"
+	// KeyTask is TaskExtract in extractors (Config.Extraction) and absent
+	// in planners; KeyTemplate is then the extraction template's hash.
+	KeyTask      = "codeplan.train.task"
+	KeyTemplate  = "codeplan.train.template_hash"
+	KeySeed      = "codeplan.train.seed"
+	KeyTrainLoss = "codeplan.train.loss"
+	KeyEvalLoss  = "codeplan.train.eval_loss"
 )
+
+// TaskExtract is the KeyTask value of a plan extractor.
+const TaskExtract = "extract"
 
 // AdapterInfo is what an adapter file says about itself. Fields other tools
 // do not write stay zero (and are left out of JSON).
@@ -38,6 +45,7 @@ type AdapterInfo struct {
 	BaseFingerprint string   `json:"base_fingerprint,omitempty"`
 	Mode            string   `json:"mode,omitempty"`   // the answer mode it was trained in (planner.Mode)
 	Format          string   `json:"format,omitempty"` // the format it was trained in (planner.Format)
+	Task            string   `json:"task,omitempty"`   // TaskExtract for a plan extractor, else empty
 	Steps           int      `json:"steps,omitempty"`
 	Epochs          int      `json:"epochs,omitempty"`
 	Tokens          uint64   `json:"tokens,omitempty"` // training tokens seen
@@ -138,6 +146,7 @@ func ReadAdapterInfo(path string) (AdapterInfo, error) {
 	a.Tokens, _ = f.Uint64(KeyTokens)
 	a.Mode, _ = f.String(KeyMode)
 	a.Format, _ = f.String(KeyFormat)
+	a.Task, _ = f.String(KeyTask)
 	a.Data, _ = f.String(KeyData)
 	if v, ok := f.Float64(KeyTrainLoss); ok {
 		a.TrainLoss = v

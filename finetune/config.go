@@ -69,6 +69,13 @@ type Config struct {
 	Mode   planner.Mode
 	Format planner.Format
 	System string
+	// Extraction, when set, trains a plan extractor instead of a planner:
+	// each row's prompt and response are rendered with this template as the
+	// user message, exactly as `codeplan extract` renders them, and the
+	// row's plan is the whole target. Mode must then be direct (the target
+	// has no plan phase of its own). A small extractor can so be distilled
+	// from a large model's extracted plans.
+	Extraction *planner.Template
 	// Chat is the model's chat template; nil means the model's own
 	// (chattemplate.For), with ChatML as the fallback.
 	Chat planner.ChatTemplater
@@ -164,6 +171,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--mode %q, want direct, nlplan or codeplan", c.Mode)
 	case c.Format != planner.Trained && c.Format != planner.Prompted:
 		return fmt.Errorf("--format %q, want trained or prompted", c.Format)
+	case c.Extraction != nil && c.Mode != planner.Direct:
+		return fmt.Errorf("an extractor is trained in direct mode (its target is the plan), not %s", c.Mode)
 	}
 	if _, err := ParseSchedule(string(c.Schedule)); err != nil {
 		return err

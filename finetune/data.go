@@ -51,6 +51,10 @@ type DataOptions struct {
 	PlanField string
 	// Prompter renders rows (Mode, Format, the model's chat template).
 	Prompter planner.Prompter
+	// Extraction, when set, makes extractor examples: the user message is
+	// the template rendered with the row's prompt and response, and the
+	// target is the row's plan (PlanField; Prompter.Mode must be direct).
+	Extraction *planner.Template
 	// Tokenizer is the model's tokenizer.
 	Tokenizer Tokenizer
 	// Ctx is the most tokens one example may have; longer rows lose the end
@@ -130,14 +134,29 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 				plan = nl.String()
 			}
 		}
-		if opts.Prompter.Mode.HasPlan() && strings.TrimSpace(plan) == "" {
-			skip(row, "no plan", fmt.Sprintf("no %q field (or it is empty), which %s mode needs", planField, opts.Prompter.Mode))
+		needPlan := opts.Prompter.Mode.HasPlan() || opts.Extraction != nil
+		if needPlan && strings.TrimSpace(plan) == "" {
+			what := fmt.Sprintf("%s mode", opts.Prompter.Mode)
+			if opts.Extraction != nil {
+				what = "an extractor"
+			}
+			skip(row, "no plan", fmt.Sprintf("no %q field (or it is empty), which %s needs", planField, what))
 			continue
+		}
+		user, plan, response := row.Prompt, plan, row.Response
+		if opts.Extraction != nil {
+			// The extractor reads what `codeplan extract` will show it and
+			// learns to write the plan as its whole answer.
+			if user, err = opts.Extraction.Render(row.Prompt, row.Response); err != nil {
+				skip(row, "format", err.Error())
+				continue
+			}
+			plan, response = "", planner.CleanPlan(plan)
 		}
 		if !opts.Prompter.Mode.HasPlan() {
 			plan = ""
 		}
-		prefix, target, err := opts.Prompter.TrainingExample(row.Prompt, plan, row.Response)
+		prefix, target, err := opts.Prompter.TrainingExample(user, plan, response)
 		if err != nil {
 			skip(row, "format", err.Error())
 			continue

@@ -89,7 +89,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	}
 	warned := 0
 	examples, stats, err := LoadExamples(cfg.Data, DataOptions{
-		Read: cfg.Read, PlanField: cfg.PlanField, Tokenizer: m, Ctx: cfg.Ctx,
+		Read: cfg.Read, PlanField: cfg.PlanField, Tokenizer: m, Ctx: cfg.Ctx, Extraction: cfg.Extraction,
 		Prompter: planner.Prompter{Mode: cfg.Mode, Format: cfg.Format, Chat: chat, System: cfg.System},
 		Warn: func(msg string) {
 			warned++
@@ -323,6 +323,10 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 		w.SetString(KeyData, filepath.Base(cfg.Data))
 		w.SetString(KeyMode, string(cfg.Mode))
 		w.SetString(KeyFormat, string(cfg.Format))
+		if cfg.Extraction != nil {
+			w.SetString(KeyTask, TaskExtract)
+			w.SetString(KeyTemplate, cfg.Extraction.Hash())
+		}
 		w.SetUint64(KeySeed, cfg.Seed)
 		if !math.IsNaN(res.FinalLoss) {
 			w.SetFloat64(KeyTrainLoss, res.FinalLoss)

@@ -121,6 +121,7 @@ func extractCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "per-request timeout for --backend openai"},
 		&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries with backoff for --backend openai"},
 		&cli.StringFlag{Name: "summary", Usage: "also write the run summary as JSON to `PATH`"},
+		&cli.StringFlag{Name: "reference-field", Usage: "gjson `PATH` of a reference plan in each input row (e.g. plan): each accepted row records whether its plan equals it, and the summary counts exact matches"},
 		&cli.BoolFlag{Name: "score-gain", Usage: "score every plan's information gain (beyond the paper): mean log-likelihood per response token with and without the plan, by prompt processing only; adds loglik_with_plan, loglik_without_plan, gain_nats to the rows"},
 		&cli.StringFlag{Name: "score-model", Usage: "GGUF `PATH` of the model that scores the gain (default: the extraction model; needed with --backend openai)"},
 		&cli.Float64Flag{Name: "min-gain", Usage: "reject rows whose gain_nats is below `X` as low_gain (implies --score-gain)"},
@@ -280,7 +281,7 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 	sampling := samplingFrom(c)
 	return extract.Config{
 		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
-		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"),
+		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"), ReferenceField: c.String("reference-field"),
 		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
 		Logger: log, Progress: true,
 		Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
@@ -419,6 +420,10 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
+	}
+	if s.ReferenceRows > 0 {
+		fmt.Fprintf(w, "  reference plans   %d of %d rows (%.1f%%) accepted with exactly the reference plan (--reference-field %s)\n",
+			s.ReferenceMatches, s.ReferenceRows, 100*float64(s.ReferenceMatches)/float64(s.ReferenceRows), cfg.ReferenceField)
 	}
 	if s.Written > 0 {
 		fmt.Fprintf(w, "  mean words        prompt %.1f, plan %.1f, response %.1f  (paper: %.1f / %.1f / %.1f)\n",

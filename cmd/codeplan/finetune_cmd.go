@@ -51,12 +51,19 @@ matrices get a one-time F32 copy (2x their memory), quantized ones are used as
 they are. On a GPU (--gpu) every non-F32 matrix gets an F32 copy on the device.
 --merge needs an F32/F16/BF16 base.
 
+--task extract trains a plan extractor instead: each row's prompt and response
+are put into the extraction template (--template, as in 'codeplan extract') and
+the row's plan is the target, so a small model learns to do what 'codeplan
+extract' asks of a large one (e.g. distil the plans a large model extracted).
+It trains in direct mode; use the result as the MODEL of 'codeplan extract'.
+
 Examples:
    codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --data plans.jsonl --out codeplan-lora.gguf --gpu
    codeplan finetune tiny --data plans.jsonl --out /tmp/a.gguf --epochs 3 --lr 1e-3
    codeplan finetune model.gguf --data plans.jsonl --out a.gguf --resume
    codeplan model init --out init.gguf --layers 4 --embd 256 --heads 4 --ff 768
-   codeplan finetune init.gguf --full --data rows.jsonl --out trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1`,
+   codeplan finetune init.gguf --full --data rows.jsonl --out trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1
+   codeplan finetune init.gguf --full --task extract --data plans.jsonl --out extractor.gguf --ctx 1536 --batch 1536`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF `PATH` (or the first argument; \"tiny\" = built-in test model)"},
 			&cli.StringFlag{Name: "data", Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
@@ -83,6 +90,8 @@ Examples:
 			&cli.StringFlag{Name: "merge", Usage: "also write the base with the adapter merged in to `PATH` (F32/F16/BF16 bases)"},
 			&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "what the model learns to write before the answer: codeplan, nlplan or direct"},
 			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
+			&cli.StringFlag{Name: "task", Value: "answer", Usage: "answer (learn to plan and answer prompts) or extract (learn to write a row's plan from the extraction prompt; direct mode)"},
+			&cli.StringFlag{Name: "template", Usage: "with --task extract: the extraction prompt: paper (default), structured, or a `FILE` with {{prompt}} and {{response}}"},
 			&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
 			&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
 			&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
@@ -138,6 +147,23 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--format: %w", err)
 	}
+	var extraction *planner.Template
+	switch c.String("task") {
+	case "answer":
+		if c.IsSet("template") {
+			return cfg, fmt.Errorf("--template applies to --task extract")
+		}
+	case "extract":
+		if c.IsSet("mode") && mode != planner.Direct {
+			return cfg, fmt.Errorf("--task extract trains in direct mode (the plan is the whole target), not --mode %s", mode)
+		}
+		mode = planner.Direct
+		if extraction, err = planner.TemplateFromFlag(c.String("template")); err != nil {
+			return cfg, fmt.Errorf("--template: %w", err)
+		}
+	default:
+		return cfg, fmt.Errorf("--task %q, want answer or extract", c.String("task"))
+	}
 	// Explicit zeros mean "off" here, while finetune.Config treats zero as
 	// "default"; a tiny negative value carries "off" through.
 	maxNorm := c.Float64("max-grad-norm")
@@ -155,7 +181,7 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 		Seed: c.Uint64("seed"), MaxGradNorm: maxNorm, WeightDecay: c.Float64("weight-decay"), Threads: c.Int("threads"),
 		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Resume: c.Bool("resume"),
 		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"), Full: full,
-		Logger: log, Progress: true,
+		Extraction: extraction, Logger: log, Progress: true,
 	}
 	for _, name := range []string{"lora-rank", "epochs", "ctx", "batch", "grad-accum", "lr", "lora-alpha", "seed"} {
 		if c.IsSet(name) && isZeroFlag(c, name) {
