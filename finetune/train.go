@@ -57,9 +57,12 @@ type Result struct {
 // (with cfg.Full: trains every weight and writes the model). Every check
 // that can fail on the inputs (settings, architecture, weight types, data
 // without usable rows, a checkpoint from another base or with other
-// settings) runs before the first training step. The errors are described
-// in errors.go; a cancelled ctx stops after the step in progress with an
-// *InterruptedError.
+// settings) runs before the first training step: a bad setting is a
+// *ConfigError, the checkpoint conditions are ErrCheckpointExists,
+// ErrNoCheckpoint, ErrNothingToResume and ErrCheckpoint, data without
+// usable rows is ErrNoRows. A non-finite gradient stops the run with a
+// *DivergedError; a cancelled ctx stops it after the step in progress,
+// with a checkpoint and an *InterruptedError.
 func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
 	base, err := InspectBase(m.Path())
@@ -461,18 +464,17 @@ func (r *run) finish(m *llama.Model, res *Result) error {
 	return nil
 }
 
-// writeOutput writes the trained model (Full) or adapter to Config.Out,
-// with the run's facts in its header.
-func (r *run) writeOutput(res *Result) error {
-	cfg := r.cfg
-	facts := func(w *gguf.Writer) {
+// facts writes the run's facts (steps, data, mode, losses) into the header
+// of the trained model or adapter.
+func (r *run) facts(res *Result) func(*gguf.Writer) {
+	return func(w *gguf.Writer) {
 		w.SetUint32(KeySteps, uint32(len(r.steps)))
-		w.SetUint32(KeyEpochs, uint32(cfg.Epochs))
+		w.SetUint32(KeyEpochs, uint32(r.cfg.Epochs))
 		w.SetUint64(KeyTokens, uint64(r.tokens))
-		w.SetString(KeyData, filepath.Base(cfg.Data))
-		w.SetString(KeyMode, string(cfg.Mode))
-		w.SetString(KeyFormat, string(cfg.Format))
-		w.SetUint64(KeySeed, cfg.Seed)
+		w.SetString(KeyData, filepath.Base(r.cfg.Data))
+		w.SetString(KeyMode, string(r.cfg.Mode))
+		w.SetString(KeyFormat, string(r.cfg.Format))
+		w.SetUint64(KeySeed, r.cfg.Seed)
 		if !math.IsNaN(res.FinalLoss) {
 			w.SetFloat64(KeyTrainLoss, res.FinalLoss)
 		}
@@ -480,6 +482,13 @@ func (r *run) writeOutput(res *Result) error {
 			w.SetFloat64(KeyEvalLoss, res.EvalLoss)
 		}
 	}
+}
+
+// writeOutput writes the trained model (Full) or adapter to Config.Out,
+// with the run's facts in its header.
+func (r *run) writeOutput(res *Result) error {
+	cfg := r.cfg
+	facts := r.facts(res)
 	what := "adapter written"
 	var err error
 	if cfg.Full {
