@@ -172,3 +172,46 @@ func TestSharedPrefixWithModelTemplate(t *testing.T) {
 		t.Error("rendered prompt does not start with the shared prefix")
 	}
 }
+
+// TestRunReferenceField checks the exact-match count against reference
+// plans: the same plan up to layout matches, another plan does not, a
+// rejected row counts as a row with a reference but never as a match, and
+// a row without a reference counts for neither.
+func TestRunReferenceField(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	same := "def solve(q):  \n    values = read_numbers(q)\n    total = add(values)\n    return total\n\n"
+	rows := []string{
+		fmt.Sprintf(`{"id":"good1","prompt":"What is 2 plus 3?","response":"5","plan":%q}`, same),
+		`{"id":"good2","prompt":"What is 2 plus 4?","response":"6","plan":"def solve(q):\n    return 6"}`,
+		`{"id":"prose1","prompt":"What is 2 plus 5?","response":"7","plan":"def solve(q):\n    return 7"}`,
+		`{"id":"good3","prompt":"What is 2 plus 6?","response":"8"}`,
+	}
+	os.WriteFile(in, []byte(strings.Join(rows, "\n")+"\n"), 0o644)
+	cfg := Config{Input: in, Output: filepath.Join(dir, "out.jsonl"), Rejects: filepath.Join(dir, "rej.jsonl"),
+		Workers: 2, ReferenceField: "plan", Logger: zerolog.Nop()}
+	sum, err := Run(context.Background(), context.Background(), &fakeGen{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ReferenceRows != 3 || sum.ReferenceMatches != 1 {
+		t.Errorf("reference rows %d, matches %d; want 3 and 1", sum.ReferenceRows, sum.ReferenceMatches)
+	}
+	for _, row := range lines(t, cfg.Output) {
+		got, has := row["matches_reference"]
+		switch row["id"] {
+		case "good1":
+			if got != true {
+				t.Errorf("good1 matches_reference = %v, want true", got)
+			}
+		case "good2":
+			if got != false {
+				t.Errorf("good2 matches_reference = %v, want false", got)
+			}
+		case "good3":
+			if has {
+				t.Errorf("good3 has no reference but matches_reference = %v", got)
+			}
+		}
+	}
+}

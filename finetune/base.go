@@ -105,18 +105,28 @@ func (b *Base) Tensor(name string) (gguf.TensorInfo, bool) {
 // targetName is the GGUF name of target t in layer l.
 func targetName(l int, t string) string { return fmt.Sprintf("blk.%d.%s.weight", l, t) }
 
-// CheckTrainable refuses, before any work, a base the trainer cannot use:
-// another architecture, a missing target matrix, or a weight type the
-// backward pass cannot read. merge adds the stricter types --merge needs.
-func (b *Base) CheckTrainable(targets []string, merge bool) error {
+// checkArchitecture refuses a model the trainer has no graph for: another
+// architecture, no layers, or a mixture of experts. LoRA and full training
+// share it.
+func (b *Base) checkArchitecture() error {
 	if !trainableArchs[b.Architecture] {
-		return fmt.Errorf("%s: architecture %q cannot be fine-tuned here; supported: llama, qwen2, qwen3 (dense models)", b.Path, b.Architecture)
+		return fmt.Errorf("%s: architecture %q cannot be trained here; supported: llama, qwen2, qwen3 (dense models)", b.Path, b.Architecture)
 	}
 	if b.Layers <= 0 {
 		return fmt.Errorf("%s: %s.block_count missing", b.Path, b.Architecture)
 	}
 	if _, ok := b.tensors["blk.0.ffn_gate_inp.weight"]; ok {
-		return fmt.Errorf("%s: mixture-of-experts models cannot be fine-tuned here", b.Path)
+		return fmt.Errorf("%s: mixture-of-experts models cannot be trained here", b.Path)
+	}
+	return nil
+}
+
+// CheckTrainable refuses, before any work, a base the trainer cannot use:
+// another architecture, a missing target matrix, or a weight type the
+// backward pass cannot read. merge adds the stricter types merging needs.
+func (b *Base) CheckTrainable(targets []string, merge bool) error {
+	if err := b.checkArchitecture(); err != nil {
+		return err
 	}
 	if len(targets) == 0 {
 		return fmt.Errorf("no LoRA targets given")
@@ -144,7 +154,7 @@ func (b *Base) CheckTrainable(targets []string, merge bool) error {
 				return fmt.Errorf("%s: tensor %s has shape %v, want a matrix", b.Path, ti.Name, ti.Shape)
 			}
 			if merge && !mergeTypes[ti.Type] {
-				return fmt.Errorf("%s: --merge needs F32, F16 or BF16 target matrices, but %s is %s; merge into the unquantized model and quantize the result", b.Path, ti.Name, ti.Type)
+				return fmt.Errorf("%s: merging needs F32, F16 or BF16 target matrices, but %s is %s; merge into the unquantized model and quantize the result", b.Path, ti.Name, ti.Type)
 			}
 		}
 	}

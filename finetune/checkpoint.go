@@ -34,6 +34,7 @@ type checkpoint struct {
 	seconds  float64
 	settings string // settings.String() of the run that wrote it
 	base     string // base fingerprint
+	baseFile string // base file name, for messages
 	values   map[string][]float32
 	m, v     map[string][]float32
 }
@@ -89,6 +90,7 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 	c.step = int(step)
 	c.settings, _ = f.String(keyCkptSettings)
 	c.base, _ = f.String(KeyBaseFingerprint)
+	c.baseFile, _ = f.String(KeyBaseFile)
 	tokens, _ := f.Uint64(keyCkptTokens)
 	c.tokens = int64(tokens)
 	c.seconds, _ = f.Float64(keyCkptSeconds)
@@ -111,13 +113,23 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 
 // check refuses a checkpoint from another base or with other settings.
 func (c *checkpoint) check(path string, base *Base, set settings) error {
-	if c.base != base.Fingerprint {
-		return fmt.Errorf("%s: %w: checkpoint was made with another base model (fingerprint %s), not %s (fingerprint %s)",
-			path, ErrCheckpoint, c.base, base.FileName(), base.Fingerprint)
+	if err := checkCheckpointBase(path, c.baseFile, c.base, base); err != nil {
+		return err
 	}
 	if c.settings != set.String() {
-		return fmt.Errorf("%s: %w: checkpoint was made with other settings (%s); resume needs the same data and training flags",
+		return fmt.Errorf("%s: %w: checkpoint was made with other settings (%s); resume needs the same data and settings",
 			path, ErrCheckpoint, settingsDiff(c.settings, set.String()))
+	}
+	return nil
+}
+
+// checkCheckpointBase refuses the checkpoint at path, made with the base
+// file and fingerprint given, for another base than b. Preflight reads the
+// two from the header; Run from the loaded checkpoint.
+func checkCheckpointBase(path, file, fingerprint string, b *Base) error {
+	if fingerprint != b.Fingerprint {
+		return fmt.Errorf("%s: %w: checkpoint was made with another base model (%s, fingerprint %s), not %s (fingerprint %s)",
+			path, ErrCheckpoint, file, fingerprint, b.FileName(), b.Fingerprint)
 	}
 	return nil
 }
@@ -155,10 +167,6 @@ func settingsDiff(was, now string) string {
 	return strings.Join(diffs, ", ")
 }
 
-// ErrCheckpoint means the checkpoint cannot be resumed with this base or
-// these settings.
-var ErrCheckpoint = errors.New("checkpoint does not match")
-
 // restore puts the checkpoint's values and moments into the trainer.
 func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
 	for i, tt := range tr.Tensors() {
@@ -193,78 +201,100 @@ func fileExists(path string) bool {
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
 
-// noCheckpoint explains a --resume without a checkpoint: after a finished
-// run (the adapter is there and the checkpoint was removed) there is
-// nothing left to resume.
-func (c Config) noCheckpoint() error {
-	ck := c.CheckpointPath()
-	if fileExists(c.Out) {
-		return fmt.Errorf("--resume: the run that writes %s has already finished (the adapter is there and no checkpoint %s is left), so there is nothing to resume; delete %s to train again, or choose another --out", c.Out, ck, c.Out)
-	}
-	return fmt.Errorf("--resume: no checkpoint at %s: start the run without --resume", ck)
-}
-
-// Preflight checks, before the model is loaded (which can take minutes),
-// what can be checked from files alone: the base can be trained with cfg,
-// the data file exists, and the checkpoint is there when resuming (and
-// belongs to this base) and absent otherwise. Run repeats these checks and
-// adds those that need the tokenizer.
-func Preflight(cfg Config, b *Base) error {
-	cfg = cfg.withDefaults()
+// checkStart makes the checks that Preflight and Run share: the settings
+// are valid, the base can be trained with them, no output is the base
+// itself, and a checkpoint is there exactly when resuming.
+func checkStart(cfg Config, b *Base) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if err := checkBase(cfg, b); err != nil {
 		return err
 	}
-	if st, err := os.Stat(cfg.Data); err != nil {
-		return fmt.Errorf("--data: %w", err)
+	if sameFile(cfg.Out, b.Path) {
+		return &ConfigError{Field: "Out", Value: cfg.Out, Err: fmt.Errorf("%s is the model being trained", cfg.Out)}
+	}
+	if cfg.Merge != "" && sameFile(cfg.Merge, b.Path) {
+		return &ConfigError{Field: "Merge", Value: cfg.Merge, Err: fmt.Errorf("%s is the base model itself", cfg.Merge)}
+	}
+	return cfg.checkCheckpointPresence()
+}
+
+// checkCheckpointPresence refuses to start over the checkpoint of an
+// earlier run (ErrCheckpointExists), and to resume without one: after a
+// finished run (the output is there and the checkpoint was removed) that is
+// ErrNothingToResume, else ErrNoCheckpoint.
+func (c Config) checkCheckpointPresence() error {
+	ck := c.CheckpointPath()
+	switch {
+	case !c.Resume && fileExists(ck):
+		return fmt.Errorf("%w at %s", ErrCheckpointExists, ck)
+	case c.Resume && !fileExists(ck) && fileExists(c.Out):
+		return fmt.Errorf("%w: %s is written and no checkpoint %s is left", ErrNothingToResume, c.Out, ck)
+	case c.Resume && !fileExists(ck):
+		return fmt.Errorf("%w at %s", ErrNoCheckpoint, ck)
+	}
+	return nil
+}
+
+// checkFiles checks the files the run reads and writes: the data file
+// exists and decodes with the fields asked for, and every output can be
+// written where it goes.
+func (c Config) checkFiles() error {
+	dataErr := func(err error) error { return &ConfigError{Field: "Data", Value: c.Data, Err: err} }
+	if st, err := os.Stat(c.Data); err != nil {
+		return dataErr(err)
 	} else if st.IsDir() {
-		return fmt.Errorf("--data %s is a directory", cfg.Data)
+		return dataErr(fmt.Errorf("%s is a directory", c.Data))
 	}
 	// The rows are read only after the model loads: check now that the
 	// file decodes and has the fields asked for (a truncated gzip, a corrupt
-	// Parquet file or a wrong --prompt-field cost nothing here).
-	if _, err := dataset.Check(cfg.Data, cfg.Read); err != nil {
-		return fmt.Errorf("--data: %w", err)
+	// Parquet file or a wrong prompt field cost nothing here).
+	if _, err := dataset.Check(c.Data, c.Read); err != nil {
+		return dataErr(err)
 	}
 	// Everything the run writes is renamed into place at the end, hours
-	// later: refuse a device or folder there now, not then.
-	for _, p := range []string{cfg.Out, cfg.Merge, cfg.LogPath(), cfg.PlotPath(), cfg.CheckpointPath()} {
-		if p != "" {
-			if err := dataset.CheckTarget(p); err != nil {
-				return err
+	// later: refuse a device or folder there now, not then. The log, plot
+	// and checkpoint paths derive from Out.
+	for _, p := range []struct{ field, path string }{
+		{"Out", c.Out}, {"Merge", c.Merge}, {"Out", c.LogPath()}, {"Out", c.PlotPath()}, {"Out", c.CheckpointPath()},
+	} {
+		if p.path != "" {
+			if err := dataset.CheckTarget(p.path); err != nil {
+				return &ConfigError{Field: p.field, Value: p.path, Err: err}
 			}
 		}
 	}
-	if st, err := os.Stat(filepath.Dir(cfg.Out)); err != nil || !st.IsDir() {
-		return fmt.Errorf("--out %s: directory %s does not exist", cfg.Out, filepath.Dir(cfg.Out))
+	if st, err := os.Stat(filepath.Dir(c.Out)); err != nil || !st.IsDir() {
+		return &ConfigError{Field: "Out", Value: c.Out, Err: fmt.Errorf("directory %s does not exist", filepath.Dir(c.Out))}
 	}
-	if sameFile(cfg.Out, b.Path) {
-		return fmt.Errorf("--out %s is the model being trained", cfg.Out)
+	return nil
+}
+
+// Preflight checks, before the model is loaded (which can take minutes),
+// what can be checked from files alone: the settings, that the base can be
+// trained with them, the data file, the output paths, and the checkpoint:
+// there when resuming (and made with this base) and absent otherwise. Run
+// repeats the checks that do not read the data (checkStart) and adds those
+// that need the tokenizer.
+func Preflight(cfg Config, b *Base) error {
+	cfg = cfg.withDefaults()
+	if err := checkStart(cfg, b); err != nil {
+		return err
 	}
-	if cfg.Merge != "" && sameFile(cfg.Merge, b.Path) {
-		return fmt.Errorf("--merge %s is the base model itself", cfg.Merge)
+	if err := cfg.checkFiles(); err != nil {
+		return err
 	}
-	ck := cfg.CheckpointPath()
 	if !cfg.Resume {
-		if fileExists(ck) {
-			return fmt.Errorf("a checkpoint of an earlier run exists at %s: pass --resume to continue it, or delete it to start over", ck)
-		}
 		return nil
 	}
-	if !fileExists(ck) {
-		return cfg.noCheckpoint()
-	}
+	ck := cfg.CheckpointPath()
 	f, err := gguf.Open(ck)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if fp, _ := f.String(KeyBaseFingerprint); fp != b.Fingerprint {
-		file, _ := f.String(KeyBaseFile)
-		return fmt.Errorf("%s: %w: checkpoint was made with another base model (%s, fingerprint %s), not %s (fingerprint %s)",
-			ck, ErrCheckpoint, file, fp, b.FileName(), b.Fingerprint)
-	}
-	return nil
+	fp, _ := f.String(KeyBaseFingerprint)
+	file, _ := f.String(KeyBaseFile)
+	return checkCheckpointBase(ck, file, fp, b)
 }

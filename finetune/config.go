@@ -134,52 +134,57 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first bad setting.
+// Validate reports the first bad setting as a *ConfigError.
 func (c Config) Validate() error {
+	bad := func(field string, value any, want string) error {
+		return &ConfigError{Field: field, Value: value, Want: want}
+	}
 	switch {
 	case c.Data == "":
-		return fmt.Errorf("no training data (--data)")
+		return bad("Data", c.Data, "the rows file to train on")
 	case c.Out == "":
-		return fmt.Errorf("no output path (--out)")
+		return bad("Out", c.Out, "the path to write")
 	case c.Full && c.Merge != "":
-		return fmt.Errorf("--merge applies to LoRA adapters; --full already writes the whole model")
+		return bad("Merge", c.Merge, "none with Full: merging applies to LoRA adapters, and a full run writes the whole model")
 	case c.Rank < 1 || c.Rank > 4096:
-		return fmt.Errorf("--lora-rank %d, want 1..4096", c.Rank)
+		return bad("Rank", c.Rank, "1..4096")
 	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
-		return fmt.Errorf("--lora-alpha %g, want > 0", c.Alpha)
+		return bad("Alpha", c.Alpha, "> 0")
 	case c.Epochs < 1:
-		return fmt.Errorf("--epochs %d, want >= 1", c.Epochs)
+		return bad("Epochs", c.Epochs, ">= 1")
 	case !(c.LR > 0) || c.LR > 1:
-		return fmt.Errorf("--lr %g, want 0 < lr <= 1", c.LR)
+		return bad("LR", c.LR, "0 < lr <= 1")
 	case !(c.Warmup >= 0) || math.IsInf(c.Warmup, 0):
-		return fmt.Errorf("--warmup %g, want >= 0 (a fraction of the steps, or a step count)", c.Warmup)
+		return bad("Warmup", c.Warmup, ">= 0 (a fraction of the steps, or a step count)")
 	case c.Ctx < 8:
-		return fmt.Errorf("--ctx %d, want >= 8", c.Ctx)
+		return bad("Ctx", c.Ctx, ">= 8")
 	case c.Batch < c.Ctx:
-		return fmt.Errorf("--batch %d is smaller than --ctx %d: a batch must hold the longest row", c.Batch, c.Ctx)
+		return bad("Batch", c.Batch, fmt.Sprintf(">= %d, the most tokens per row: a batch must hold the longest row", c.Ctx))
 	case c.GradAccum < 1:
-		return fmt.Errorf("--grad-accum %d, want >= 1", c.GradAccum)
+		return bad("GradAccum", c.GradAccum, ">= 1")
 	case c.ValSplit < 0 || c.ValSplit >= 1 || math.IsNaN(c.ValSplit):
-		return fmt.Errorf("--val-split %g, want 0 <= split < 1", c.ValSplit)
+		return bad("ValSplit", c.ValSplit, "0 <= split < 1")
 	case math.IsNaN(c.MaxGradNorm) || math.IsInf(c.MaxGradNorm, 0):
-		return fmt.Errorf("--max-grad-norm %g, want a finite number (0 = off)", c.MaxGradNorm)
+		return bad("MaxGradNorm", c.MaxGradNorm, "a finite number (negative = no clipping)")
 	case !(c.WeightDecay >= 0 && c.WeightDecay <= 1):
-		return fmt.Errorf("--weight-decay %g, want 0..1", c.WeightDecay)
-	case c.CheckpointEvery < 0 || c.EvalEvery < 0:
-		return fmt.Errorf("--checkpoint-every and --eval-every must be >= 0")
+		return bad("WeightDecay", c.WeightDecay, "0..1")
+	case c.CheckpointEvery < 0:
+		return bad("CheckpointEvery", c.CheckpointEvery, ">= 0 (0 = only when interrupted)")
+	case c.EvalEvery < 0:
+		return bad("EvalEvery", c.EvalEvery, ">= 0 (0 = about ten times per run)")
 	case !c.Mode.Valid():
-		return fmt.Errorf("--mode %q, want direct, nlplan or codeplan", c.Mode)
+		return bad("Mode", c.Mode, "direct, nlplan or codeplan")
 	case c.Format != planner.Trained && c.Format != planner.Prompted:
-		return fmt.Errorf("--format %q, want trained or prompted", c.Format)
+		return bad("Format", c.Format, "trained or prompted")
 	case c.Extraction != nil && c.Mode != planner.Direct:
-		return fmt.Errorf("an extractor is trained in direct mode (its target is the plan), not %s", c.Mode)
+		return bad("Mode", c.Mode, "direct with Extraction: an extractor's target is the plan alone")
 	}
 	if _, err := ParseSchedule(string(c.Schedule)); err != nil {
-		return err
+		return bad("Schedule", c.Schedule, "cosine, linear or constant")
 	}
 	for _, t := range c.Targets {
 		if !isTarget(t) {
-			return fmt.Errorf("unknown LoRA target %q (want some of %s)", t, strings.Join(Targets, ","))
+			return bad("Targets", t, "some of "+strings.Join(Targets, ","))
 		}
 	}
 	return nil

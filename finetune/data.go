@@ -182,13 +182,13 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			continue
 		}
 		if len(pt) >= opts.Ctx {
-			skip(row, "prompt too long", fmt.Sprintf("prompt alone is %d tokens, --ctx is %d", len(pt), opts.Ctx))
+			skip(row, "prompt too long", fmt.Sprintf("prompt alone is %d tokens, a row may have %d", len(pt), opts.Ctx))
 			continue
 		}
 		ex := Example{ID: row.ID, Source: row.Source, Prefix: len(pt)}
 		ex.Tokens = append(append(make([]llama.Token, 0, len(pt)+len(tt)), pt...), tt...)
 		if len(ex.Tokens) > opts.Ctx {
-			warn(fmt.Sprintf("%s: row %s truncated: %d tokens (prompt %d, target %d) cut to --ctx %d, losing the last %d target tokens",
+			warn(fmt.Sprintf("%s: row %s truncated: %d tokens (prompt %d, target %d) cut to the %d a row may have, losing the last %d target tokens",
 				row.Source, row.ID, len(ex.Tokens), len(pt), len(tt), opts.Ctx, len(ex.Tokens)-opts.Ctx))
 			ex.Tokens = ex.Tokens[:opts.Ctx]
 			ex.Truncated = true

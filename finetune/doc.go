@@ -21,4 +21,10 @@
 //   - with Full, the trained model instead of the adapter (the base's
 //     metadata and tensor order, every weight as trained, codeplan.train.*
 //     keys), and a checkpoint with every weight and its moments.
+//
+// Errors speak in Config's terms, never in a command line's: a bad setting
+// or path is a *ConfigError naming its field; the checkpoint conditions,
+// a diverged run and an interruption have sentinels (ErrCheckpointExists,
+// ErrNoCheckpoint, ErrNothingToResume, ErrCheckpoint, ErrDiverged,
+// ErrInterrupted) so that a caller can say what to do in its own terms.
 package finetune

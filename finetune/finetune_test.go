@@ -288,3 +288,51 @@ func TestLoadExamplesPlanFieldByMode(t *testing.T) {
 		t.Errorf("codeplan target: %q", got)
 	}
 }
+
+// TestLoadExamplesExtraction checks that an extractor example is what
+// `codeplan extract` shows the model (the template rendered with the row's
+// prompt and response, in the chat template) followed by the plan alone,
+// that rows without a plan are skipped, and that Validate wants direct mode.
+func TestLoadExamplesExtraction(t *testing.T) {
+	m := loadModel(t, tinyPath)
+	path := filepath.Join(t.TempDir(), "rows.jsonl")
+	rows := `{"id":"a","prompt":"Add 2 and 3.","plan":"def solve():\n    return 2 + 3\n\n","response":"2 + 3 = 5.\nThe answer is 5."}
+{"id":"b","prompt":"Add 4 and 4.","response":"The answer is 8."}
+`
+	if err := os.WriteFile(path, []byte(rows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := planner.DefaultTemplate()
+	chat := planner.ChatML{}
+	p := planner.Prompter{Mode: planner.Direct, Format: planner.Trained, Chat: chat}
+	ex, st, err := LoadExamples(path, DataOptions{Prompter: p, Tokenizer: m, Ctx: 1024, Extraction: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex) != 1 || st.SkipReasons["no plan"] != 1 {
+		t.Fatalf("%d examples, stats %+v", len(ex), st)
+	}
+	user, _ := tmpl.Render("Add 2 and 3.", "2 + 3 = 5.\nThe answer is 5.")
+	wantPrefix, err := chat.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: user}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, _ := m.Detokenize(ex[0].Tokens[:ex[0].Prefix], false, true)
+	target, _ := m.Detokenize(ex[0].Tokens[ex[0].Prefix:], false, true)
+	if prefix != wantPrefix {
+		t.Errorf("prefix %q, want the extraction prompt %q", prefix, wantPrefix)
+	}
+	if !strings.HasPrefix(target, "def solve():\n    return 2 + 3<|im_end|>") {
+		t.Errorf("target %q, want the cleaned plan and the end of turn", target)
+	}
+
+	cfg := Config{Data: path, Out: "x.gguf", Extraction: tmpl, Mode: planner.CodePlan}.withDefaults()
+	var ce *ConfigError
+	if err := cfg.Validate(); !errors.As(err, &ce) || ce.Field != "Mode" {
+		t.Errorf("extraction in codeplan mode: %v, want a ConfigError on Mode", err)
+	}
+	cfg.Mode = planner.Direct
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("extraction in direct mode: %v", err)
+	}
+}

@@ -16,21 +16,15 @@ const KeyMethod = "codeplan.train.method"
 // is not F32 (the trainer updates F32 master weights in place; `codeplan
 // model init` writes F32 models).
 func (b *Base) CheckFullTrainable() error {
-	if !trainableArchs[b.Architecture] {
-		return fmt.Errorf("%s: architecture %q cannot be trained here; supported: llama, qwen2, qwen3 (dense models)", b.Path, b.Architecture)
-	}
-	if b.Layers <= 0 {
-		return fmt.Errorf("%s: %s.block_count missing", b.Path, b.Architecture)
-	}
-	if _, ok := b.tensors["blk.0.ffn_gate_inp.weight"]; ok {
-		return fmt.Errorf("%s: mixture-of-experts models cannot be trained here", b.Path)
+	if err := b.checkArchitecture(); err != nil {
+		return err
 	}
 	for name, ti := range b.tensors {
 		if strings.HasPrefix(name, "rope_freqs") {
 			continue // fixed RoPE factors, not trained
 		}
 		if ti.Type != gguf.TensorF32 {
-			return fmt.Errorf("%s: --full trains F32 weights only, but %s is %s (start from an F32 model, e.g. one 'codeplan model init' writes)", b.Path, name, ti.Type)
+			return fmt.Errorf("%s: full training needs F32 weights, but %s is %s (start from an F32 model, e.g. one 'codeplan model init' writes)", b.Path, name, ti.Type)
 		}
 	}
 	return nil

@@ -233,7 +233,8 @@ func TestFullRefusals(t *testing.T) {
 		t.Errorf("F16 base: %v", err)
 	}
 	cfg.Merge = filepath.Join(t.TempDir(), "m.gguf")
-	if err := cfg.withDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "--merge") {
-		t.Errorf("--full with --merge: %v", err)
+	var ce *ConfigError
+	if err := cfg.withDefaults().Validate(); !errors.As(err, &ce) || ce.Field != "Merge" {
+		t.Errorf("Full with Merge: %v", err)
 	}
 }

@@ -218,19 +218,23 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	if !errors.Is(err, ErrInterrupted) || part.StepsDone != stopAt || !fileExists(cfg2.CheckpointPath()) {
 		t.Fatalf("interrupted run: %v, %d steps done, checkpoint %v", err, part.StepsDone, fileExists(cfg2.CheckpointPath()))
 	}
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || ie.Step != stopAt || ie.Steps != full.Steps || ie.Checkpoint != cfg2.CheckpointPath() || part.Checkpoint != ie.Checkpoint {
+		t.Errorf("interrupted run's error %#v, result checkpoint %q", ie, part.Checkpoint)
+	}
 	if fileExists(cfg2.Out) {
 		t.Error("an interrupted run wrote the final adapter")
 	}
 
 	// a fresh run refuses to overwrite the checkpoint; changed settings are refused
 	cfg2.OnStep = nil
-	if _, err := Run(context.Background(), m, cfg2); err == nil || !strings.Contains(err.Error(), "--resume") {
+	if _, err := Run(context.Background(), m, cfg2); !errors.Is(err, ErrCheckpointExists) || !strings.Contains(err.Error(), cfg2.CheckpointPath()) {
 		t.Errorf("fresh run over a checkpoint: %v", err)
 	}
 	bad := cfg2
 	bad.Resume, bad.LR = true, cfg2.LR*2
-	if _, err := Run(context.Background(), m, bad); err == nil || !strings.Contains(err.Error(), "other settings") || !strings.Contains(err.Error(), "lr 0.01 -> 0.02") {
-		t.Errorf("resume with another --lr: %v", err)
+	if _, err := Run(context.Background(), m, bad); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "other settings") || !strings.Contains(err.Error(), "lr 0.01 -> 0.02") {
+		t.Errorf("resume with another LR: %v", err)
 	}
 
 	cfg2.Resume = true
@@ -240,6 +244,25 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	}
 	if rest.StartedAt != stopAt || rest.StepsDone != full.Steps {
 		t.Errorf("resumed at %d, finished %d of %d", rest.StartedAt, rest.StepsDone, full.Steps)
+	}
+	// the finished run has nothing left to resume; another output has no checkpoint
+	base, err := InspectBase(tinyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Preflight(cfg2, base); !errors.Is(err, ErrNothingToResume) {
+		t.Errorf("Preflight resuming a finished run: %v", err)
+	}
+	if _, err := Run(context.Background(), m, cfg2); !errors.Is(err, ErrNothingToResume) {
+		t.Errorf("resuming a finished run: %v", err)
+	}
+	none := cfg2
+	none.Out = filepath.Join(t.TempDir(), "never.gguf")
+	if err := Preflight(none, base); !errors.Is(err, ErrNoCheckpoint) {
+		t.Errorf("Preflight resuming a run that never started: %v", err)
+	}
+	if _, err := Run(context.Background(), m, none); !errors.Is(err, ErrNoCheckpoint) {
+		t.Errorf("resuming a run that never started: %v", err)
 	}
 	if math.Abs(rest.FinalLoss-full.FinalLoss) > 1e-6 || math.Abs(rest.EvalLoss-full.EvalLoss) > 1e-6 {
 		t.Errorf("final loss %.8f / eval %.8f after resume, %.8f / %.8f uninterrupted", rest.FinalLoss, rest.EvalLoss, full.FinalLoss, full.EvalLoss)
@@ -316,7 +339,7 @@ func TestRefusesOtherBase(t *testing.T) {
 	cfg.Resume = true
 	mo := loadModel(t, otherPath)
 	_, err = Run(context.Background(), mo, cfg)
-	if err == nil || !strings.Contains(err.Error(), "another base") {
+	if !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "another base") {
 		t.Errorf("resume on another base: %v", err)
 	}
 
@@ -375,7 +398,7 @@ func TestRefusesUnusableInputs(t *testing.T) {
 	if err := qb.CheckTrainable(Targets, false); err != nil {
 		t.Errorf("Q8_0 base refused for training: %v", err)
 	}
-	if err := qb.CheckTrainable(Targets, true); err == nil || !strings.Contains(err.Error(), "--merge") {
-		t.Errorf("Q8_0 base accepted for --merge: %v", err)
+	if err := qb.CheckTrainable(Targets, true); err == nil || !strings.Contains(err.Error(), "merging needs F32, F16 or BF16") {
+		t.Errorf("Q8_0 base accepted for merging: %v", err)
 	}
 }

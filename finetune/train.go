@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/progress"
@@ -17,11 +18,6 @@ import (
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/planner"
 )
-
-// ErrInterrupted is returned when the context was cancelled: the step in
-// progress was finished and a checkpoint written, and Config.Resume
-// continues from it.
-var ErrInterrupted = errors.New("fine-tuning interrupted")
 
 // AdamW constants; only the learning rate and weight decay are flags.
 const (
@@ -57,316 +53,394 @@ type Result struct {
 	StartedAt int     // step the run resumed after (0 for a fresh run)
 }
 
-// Run fine-tunes a LoRA adapter for m on cfg.Data and writes it to cfg.Out.
-// Every check that can fail on the inputs (architecture, weight types, data
+// Run fine-tunes a LoRA adapter for m on cfg.Data and writes it to cfg.Out
+// (with cfg.Full: trains every weight and writes the model). Every check
+// that can fail on the inputs (settings, architecture, weight types, data
 // without usable rows, a checkpoint from another base or with other
-// settings) runs before the first training step.
+// settings) runs before the first training step: a bad setting is a
+// *ConfigError, the checkpoint conditions are ErrCheckpointExists,
+// ErrNoCheckpoint, ErrNothingToResume and ErrCheckpoint, data without
+// usable rows is ErrNoRows. A non-finite gradient stops the run with a
+// *DivergedError; a cancelled ctx stops it after the step in progress,
+// with a checkpoint and an *InterruptedError.
 func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	logger := cfg.Logger
-	res := &Result{Log: cfg.LogPath(), EvalLoss0: math.NaN(), EvalLoss: math.NaN(), FirstLoss: math.NaN(), FinalLoss: math.NaN()}
-
 	base, err := InspectBase(m.Path())
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBase(cfg, base); err != nil {
+	if err := checkStart(cfg, base); err != nil {
 		return nil, err
 	}
-	if sameFile(cfg.Out, base.Path) {
-		return nil, fmt.Errorf("--out %s is the model being trained", cfg.Out)
-	}
-	chat := cfg.Chat
-	if chat == nil {
-		var native bool
-		chat, native = chattemplate.For(m)
-		if !native {
-			logger.Warn().Msg("llama.cpp does not support this model's chat template; training with ChatML")
-		}
-	}
-	warned := 0
-	examples, stats, err := LoadExamples(cfg.Data, DataOptions{
-		Read: cfg.Read, PlanField: cfg.PlanField, Tokenizer: m, Ctx: cfg.Ctx, Extraction: cfg.Extraction,
-		Prompter: planner.Prompter{Mode: cfg.Mode, Format: cfg.Format, Chat: chat, System: cfg.System},
-		Warn: func(msg string) {
-			warned++
-			if warned <= 20 {
-				logger.Warn().Msg(msg)
-			} else if warned == 21 {
-				logger.Warn().Msg("more rows were truncated or skipped; see the totals below")
-			}
-		},
-	})
-	res.Data = stats
+	res := &Result{Log: cfg.LogPath(), EvalLoss0: math.NaN(), EvalLoss: math.NaN(), FirstLoss: math.NaN(), FinalLoss: math.NaN()}
+	j, err := prepare(m, cfg, base, res)
 	if err != nil {
 		return res, err
 	}
+	r, err := buildTrainer(m, j, res)
+	if err != nil {
+		return res, err
+	}
+	defer r.close()
+	if err := r.train(ctx, res); err != nil {
+		return res, err
+	}
+	return res, r.finish(m, res)
+}
+
+// job is a run laid out before any trainer exists: the rows, every
+// optimizer step, and the checkpoint it resumes from.
+type job struct {
+	cfg         Config
+	base        *Base
+	examples    []Example
+	steps       []step
+	evalBatches []microBatch // the held-out rows
+	evalEvery   int          // steps between held-out losses
+	warmup      int          // warm-up steps
+	set         settings     // what a resumed run must share with this one
+	ck          *checkpoint  // nil for a fresh run
+}
+
+// prepare reads and tokenizes the rows, splits off the held-out ones, lays
+// out every step and, when resuming, loads the checkpoint and checks that
+// it was made by this run.
+func prepare(m *llama.Model, cfg Config, base *Base, res *Result) (*job, error) {
+	logger := cfg.Logger
+	examples, stats, err := LoadExamples(cfg.Data, DataOptions{
+		Read: cfg.Read, PlanField: cfg.PlanField, Tokenizer: m, Ctx: cfg.Ctx, Extraction: cfg.Extraction,
+		Prompter: planner.Prompter{Mode: cfg.Mode, Format: cfg.Format, Chat: chatTemplate(m, cfg), System: cfg.System},
+		Warn:     firstWarnings(logger, 20, "more rows were truncated or skipped; see the totals below"),
+	})
+	res.Data = stats
+	if err != nil {
+		return nil, err
+	}
 	train, val := splitValidation(examples, cfg.ValSplit, cfg.Seed)
 	res.TrainRows, res.EvalRows = len(train), len(val)
-	steps := planSteps(examples, train, cfg.Epochs, cfg.Seed, cfg.Batch, cfg.GradAccum)
-	res.Steps = len(steps)
-	evalBatches := pack(examples, val, cfg.Batch)
+	j := &job{cfg: cfg, base: base, examples: examples, set: runSettings(cfg, examples),
+		steps: planSteps(examples, train, cfg.Epochs, cfg.Seed, cfg.Batch, cfg.GradAccum), evalBatches: pack(examples, val, cfg.Batch)}
+	res.Steps = len(j.steps)
+	j.evalEvery = cfg.EvalEvery
+	if j.evalEvery == 0 {
+		j.evalEvery = max(1, len(j.steps)/10)
+	}
+	j.warmup = warmupSteps(cfg.Warmup, len(j.steps))
 	logger.Info().Int("rows", stats.Rows).Int("used", stats.Used).Int("train", len(train)).Int("held_out", len(val)).
 		Int("truncated", stats.Truncated).Int("skipped", stats.Skipped).Int64("tokens", stats.Tokens).
-		Int64("scored_tokens", stats.ScoredTokens).Int("steps", len(steps)).Msg("training data")
+		Int64("scored_tokens", stats.ScoredTokens).Int("steps", len(j.steps)).Msg("training data")
 	if stats.Skipped > 0 {
 		logger.Warn().Msg(stats.skipSummary())
 	}
+	if !cfg.Resume {
+		return j, nil
+	}
+	// checkStart found the checkpoint; now that the data's hash is known
+	// it can be checked to belong to this very run.
+	path := cfg.CheckpointPath()
+	if j.ck, err = loadCheckpoint(path); err != nil {
+		return nil, err
+	}
+	if err := j.ck.check(path, base, j.set); err != nil {
+		return nil, err
+	}
+	if j.ck.step > len(j.steps) {
+		return nil, fmt.Errorf("%s: checkpoint is at step %d, but the run has only %d steps", path, j.ck.step, len(j.steps))
+	}
+	return j, nil
+}
 
+// chatTemplate is cfg.Chat, else the model's own template, else ChatML.
+func chatTemplate(m *llama.Model, cfg Config) planner.ChatTemplater {
+	if cfg.Chat != nil {
+		return cfg.Chat
+	}
+	chat, native := chattemplate.For(m)
+	if !native {
+		cfg.Logger.Warn().Msg("llama.cpp does not support this model's chat template; training with ChatML")
+	}
+	return chat
+}
+
+// firstWarnings logs the first n warnings and then, once, more.
+func firstWarnings(logger zerolog.Logger, n int, more string) func(string) {
+	warned := 0
+	return func(msg string) {
+		warned++
+		if warned <= n {
+			logger.Warn().Msg(msg)
+		} else if warned == n+1 {
+			logger.Warn().Msg(more)
+		}
+	}
+}
+
+// runSettings are cfg's settings that a resumed run must share, with a
+// hash of the tokenized rows standing for the data.
+func runSettings(cfg Config, examples []Example) settings {
 	sys := sha256.Sum256([]byte(cfg.System))
-	set := settings{
+	return settings{
 		data: dataHash(examples), rank: cfg.Rank, alpha: cfg.Alpha, targets: cfg.Targets, epochs: cfg.Epochs,
 		lr: cfg.LR, warmup: cfg.Warmup, schedule: cfg.Schedule, ctx: cfg.Ctx, batch: cfg.Batch, gradAccum: cfg.GradAccum,
 		valSplit: cfg.ValSplit, seed: cfg.Seed, maxGradNorm: cfg.MaxGradNorm, weightDecay: cfg.WeightDecay,
 		mode: string(cfg.Mode), format: string(cfg.Format), systemHash: hex.EncodeToString(sys[:8]), full: cfg.Full,
 	}
-	ckptPath := cfg.CheckpointPath()
-	var ck *checkpoint
-	switch {
-	case cfg.Resume:
-		if !fileExists(ckptPath) {
-			return res, cfg.noCheckpoint()
-		}
-		if ck, err = loadCheckpoint(ckptPath); err != nil {
-			return res, err
-		}
-		if err := ck.check(ckptPath, base, set); err != nil {
-			return res, err
-		}
-		if ck.step > len(steps) {
-			return res, fmt.Errorf("%s: checkpoint is at step %d, but the run has only %d steps", ckptPath, ck.step, len(steps))
-		}
-	case fileExists(ckptPath):
-		return res, fmt.Errorf("a checkpoint of an earlier run exists at %s: pass --resume to continue it, or delete it to start over", ckptPath)
-	}
+}
 
-	meta := adapterMeta{base: base, alpha: float32(cfg.Alpha), rank: cfg.Rank, targets: cfg.Targets}
-	tr, closeTrainer, err := newTrainer(m, cfg, base, meta)
-	if err != nil {
-		return res, err
+// run is a job being trained: the trainer and what the step loop carries
+// from step to step (and into a checkpoint).
+type run struct {
+	*job
+	tr           *llama.Trainer
+	closeTrainer func()
+	meta         adapterMeta
+	log          *stepLog
+	bar          *progress.Reporter // nil without Config.Progress
+	start        int                // the step resumed after (0 for a fresh run)
+	tokens       int64              // trained on so far, resumed runs included
+	seconds      float64            // spent in training steps so far
+	batch        llama.TrainBatch   // reused by every pass
+}
+
+// buildTrainer makes the trainer j asks for (LoRA or full), restores the
+// checkpoint into it when resuming, and opens the step log.
+func buildTrainer(m *llama.Model, j *job, res *Result) (*run, error) {
+	cfg, logger := j.cfg, j.cfg.Logger
+	r := &run{job: j, meta: adapterMeta{base: j.base, alpha: float32(cfg.Alpha), rank: cfg.Rank, targets: cfg.Targets}}
+	var err error
+	if r.tr, r.closeTrainer, err = newTrainer(m, cfg, j.base, r.meta); err != nil {
+		return nil, err
 	}
-	defer closeTrainer()
-	res.Params = tr.Params()
-	res.UpcastMB = float64(tr.UpcastBytes()) / (1 << 20)
-	res.StateMB = float64(tr.StateBytes()) / (1 << 20)
+	res.Params = r.tr.Params()
+	res.UpcastMB = float64(r.tr.UpcastBytes()) / (1 << 20)
+	res.StateMB = float64(r.tr.StateBytes()) / (1 << 20)
 	if cfg.Full {
 		logger.Info().Int("params", res.Params).Float64("state_mib", round2(res.StateMB)).Msg("full trainer ready (every weight trainable)")
 	} else {
 		logger.Info().Int("params", res.Params).Float64("state_mib", round2(res.StateMB)).Float64("f32_copies_mib", round2(res.UpcastMB)).
 			Int("rank", cfg.Rank).Float64("alpha", cfg.Alpha).Strs("targets", cfg.Targets).Msg("LoRA trainer ready")
 	}
+	if j.ck != nil {
+		if err := j.ck.restore(cfg.CheckpointPath(), r.tr); err != nil {
+			r.closeTrainer()
+			return nil, err
+		}
+		r.start, r.tokens, r.seconds = j.ck.step, j.ck.tokens, j.ck.seconds
+		res.StartedAt = r.start
+		logger.Info().Int("step", r.start).Int("steps", len(j.steps)).Msg("resuming from checkpoint")
+	}
+	if r.log, err = openStepLog(cfg.LogPath(), r.start); err != nil {
+		r.closeTrainer()
+		return nil, err
+	}
+	return r, nil
+}
 
-	start := 0
-	var tokens int64
-	var seconds float64
-	if ck != nil {
-		if err := ck.restore(ckptPath, tr); err != nil {
-			return res, err
-		}
-		start, tokens, seconds = ck.step, ck.tokens, ck.seconds
-		res.StartedAt = start
-		logger.Info().Int("step", start).Int("steps", len(steps)).Msg("resuming from checkpoint")
+// close ends the progress bar, the step log and the trainer, in that order.
+func (r *run) close() {
+	if r.bar != nil {
+		r.bar.Finish()
 	}
-	slog, err := openStepLog(cfg.LogPath(), start)
-	if err != nil {
-		return res, err
-	}
-	defer slog.Close()
+	r.log.Close()
+	r.closeTrainer()
+}
 
-	evaluate := func() (float64, int, error) {
-		if len(evalBatches) == 0 {
-			return math.NaN(), 0, nil
-		}
-		var b llama.TrainBatch
-		var total llama.BatchLoss
-		for _, mb := range evalBatches {
-			if err := batchOf(&b, examples, mb); err != nil {
-				return 0, 0, err
-			}
-			l, err := tr.Evaluate(&b)
-			if err != nil {
-				return 0, 0, err
-			}
-			total = total.Add(l)
-		}
-		return total.Mean(), total.Scored, nil
-	}
-	if start == 0 && len(evalBatches) > 0 {
-		l, n, err := evaluate()
-		if err != nil {
-			return res, err
-		}
-		res.EvalLoss0 = l
-		logger.Info().Float64("eval_loss", round4(l)).Int("scored_tokens", n).Msg("held-out loss before training")
-		if err := slog.add(StepStats{Step: 0, Epoch: 0, LR: math.NaN(), Loss: math.NaN(), Accuracy: math.NaN(),
-			GradNorm: math.NaN(), TokensPS: math.NaN(), EvalLoss: l, EvalScore: n}); err != nil {
-			return res, err
+// train makes the steps after r.start, measuring the held-out loss first on
+// a fresh run. It stops early when ctx is cancelled, with a checkpoint and
+// an *InterruptedError.
+func (r *run) train(ctx context.Context, res *Result) error {
+	if r.start == 0 && len(r.evalBatches) > 0 {
+		if err := r.evalBefore(res); err != nil {
+			return err
 		}
 	}
-
-	var bar *progress.Reporter
-	if cfg.Progress {
-		lg := logger
-		bar = progress.New(progress.Options{Out: cfg.ProgressOut, Total: int64(len(steps)), Unit: "steps",
+	if r.cfg.Progress {
+		lg := r.cfg.Logger
+		r.bar = progress.New(progress.Options{Out: r.cfg.ProgressOut, Total: int64(len(r.steps)), Unit: "steps",
 			RateCounter: "tok", Message: "finetune", Logger: &lg})
-		bar.Advance(int64(start))
-		defer bar.Finish()
+		r.bar.Advance(int64(r.start))
 	}
-	gauge := func(name string, v float64) {
-		if bar != nil && !math.IsNaN(v) {
-			bar.Set(name, v)
-		}
-	}
-
-	evalEvery := cfg.EvalEvery
-	if evalEvery == 0 {
-		evalEvery = max(1, len(steps)/10)
-	}
-	warm := warmupSteps(cfg.Warmup, len(steps))
-	var b llama.TrainBatch
-	for s := start + 1; s <= len(steps); s++ {
-		st := steps[s-1]
-		t0 := time.Now()
-		if err := tr.ZeroGrad(); err != nil {
-			return res, err
-		}
-		var loss llama.BatchLoss
-		weight := 1 / float32(st.scored)
-		for _, mb := range st.micro {
-			if err := batchOf(&b, examples, mb); err != nil {
-				return res, err
-			}
-			l, err := tr.Accumulate(&b, weight)
-			if err != nil {
-				return res, err
-			}
-			loss = loss.Add(l)
-		}
-		norm, err := tr.GradNorm()
+	for s := r.start + 1; s <= len(r.steps); s++ {
+		stats, err := r.step(s)
 		if err != nil {
-			return res, err
+			return err
 		}
-		if math.IsNaN(norm) || math.IsInf(norm, 0) {
-			return res, fmt.Errorf("step %d: gradient norm is %g (loss %g); lower --lr", s, norm, loss.Mean())
+		if s%r.evalEvery == 0 || s == len(r.steps) {
+			if err := r.evalAfter(&stats, res); err != nil {
+				return err
+			}
 		}
-		scale := 1.0
-		if cfg.MaxGradNorm > 0 && norm > cfg.MaxGradNorm {
-			scale = cfg.MaxGradNorm / norm
+		if err := r.record(stats, res); err != nil {
+			return err
 		}
-		lr := learningRate(cfg.LR, cfg.Schedule, s, len(steps), warm)
-		if err := tr.Update(llama.AdamW{LR: float32(lr), Beta1: adamBeta1, Beta2: adamBeta2, Eps: adamEps,
-			WeightDecay: float32(cfg.WeightDecay), GradScale: float32(scale), Step: int64(s)}); err != nil {
-			return res, err
+		if err := r.checkpoint(ctx, s, res); err != nil {
+			return err
 		}
-		seconds += time.Since(t0).Seconds()
-		tokens += int64(st.tokens)
+	}
+	res.StepsDone = len(r.steps)
+	res.Tokens, res.TokensPS = r.tokens, r.tokensPerSecond()
+	return nil
+}
 
-		stats := StepStats{Step: s, Steps: len(steps), Epoch: st.epoch + 1, LR: lr, Loss: loss.Mean(),
-			Accuracy: float64(loss.Correct) / float64(max(1, loss.Scored)), Scored: loss.Scored, Tokens: st.tokens,
-			GradNorm: norm, TokensPS: float64(tokens) / math.Max(seconds, 1e-9), Elapsed: seconds, EvalLoss: math.NaN()}
-		if s%evalEvery == 0 || s == len(steps) {
-			if stats.EvalLoss, stats.EvalScore, err = evaluate(); err != nil {
-				return res, err
-			}
-			ev := logger.Info().Int("step", s).Int("steps", len(steps)).Int("epoch", stats.Epoch).Float64("loss", round4(stats.Loss)).
-				Float64("lr", lr).Float64("grad_norm", round4(norm)).Float64("tok_per_s", round2(stats.TokensPS))
-			if !math.IsNaN(stats.EvalLoss) {
-				res.EvalLoss = stats.EvalLoss
-				ev = ev.Float64("eval_loss", round4(stats.EvalLoss))
-			}
-			ev.Msg("finetune")
-		}
-		if s == start+1 {
-			res.ComputeMB = float64(tr.ComputeBytes()) / (1 << 20)
-			logger.Info().Float64("compute_mib", round2(res.ComputeMB)).Int("batch_tokens", cfg.Batch).Msg("memory for activations")
-		}
-		if math.IsNaN(res.FirstLoss) {
-			res.FirstLoss = stats.Loss
-		}
-		res.FinalLoss = stats.Loss
-		res.StepsDone = s
-		if err := slog.add(stats); err != nil {
-			return res, err
-		}
-		if bar != nil {
-			gauge("loss", stats.Loss)
-			gauge("eval", stats.EvalLoss)
-			bar.Add("tok", int64(st.tokens))
-			bar.Advance(1)
-		}
-		if cfg.OnStep != nil {
-			cfg.OnStep(stats)
-		}
-		interrupted := ctx.Err() != nil && s < len(steps)
-		if interrupted || (cfg.CheckpointEvery > 0 && s%cfg.CheckpointEvery == 0 && s < len(steps)) {
-			if err := saveCheckpoint(ckptPath, tr, base, set, s, tokens, seconds); err != nil {
-				return res, fmt.Errorf("checkpoint: %w", err)
-			}
-			logger.Info().Int("step", s).Str("path", ckptPath).Msg("checkpoint saved")
-		}
-		if interrupted {
-			res.Checkpoint = ckptPath
-			res.Tokens, res.TokensPS = tokens, float64(tokens)/math.Max(seconds, 1e-9)
-			return res, fmt.Errorf("%w after step %d of %d; checkpoint %s (rerun with --resume)", ErrInterrupted, s, len(steps), ckptPath)
-		}
+// step makes optimizer step s (1-based): the summed gradient of its
+// micro-batches, clipped to MaxGradNorm, then one AdamW update.
+func (r *run) step(s int) (StepStats, error) {
+	st := r.steps[s-1]
+	t0 := time.Now()
+	if err := r.tr.ZeroGrad(); err != nil {
+		return StepStats{}, err
 	}
-	res.StepsDone = len(steps)
-	res.Tokens, res.TokensPS = tokens, float64(tokens)/math.Max(seconds, 1e-9)
-
-	extra := func(w *gguf.Writer) {
-		w.SetUint32(KeySteps, uint32(len(steps)))
-		w.SetUint32(KeyEpochs, uint32(cfg.Epochs))
-		w.SetUint64(KeyTokens, uint64(tokens))
-		w.SetString(KeyData, filepath.Base(cfg.Data))
-		w.SetString(KeyMode, string(cfg.Mode))
-		w.SetString(KeyFormat, string(cfg.Format))
-		if cfg.Extraction != nil {
-			w.SetString(KeyTask, TaskExtract)
-			w.SetString(KeyTemplate, cfg.Extraction.Hash())
+	var loss llama.BatchLoss
+	weight := 1 / float32(st.scored)
+	for _, mb := range st.micro {
+		if err := batchOf(&r.batch, r.examples, mb); err != nil {
+			return StepStats{}, err
 		}
-		w.SetUint64(KeySeed, cfg.Seed)
-		if !math.IsNaN(res.FinalLoss) {
-			w.SetFloat64(KeyTrainLoss, res.FinalLoss)
+		l, err := r.tr.Accumulate(&r.batch, weight)
+		if err != nil {
+			return StepStats{}, err
 		}
-		if !math.IsNaN(res.EvalLoss) {
-			w.SetFloat64(KeyEvalLoss, res.EvalLoss)
-		}
+		loss = loss.Add(l)
 	}
-	what := "adapter written"
-	if cfg.Full {
-		what = "model written"
-		err = writeFullModel(cfg.Out, base, tr, func(w *gguf.Writer) {
-			w.SetString(KeyMethod, "full")
-			w.SetString(KeyBaseFile, base.FileName())
-			w.SetString(KeyBaseFingerprint, base.Fingerprint)
-			extra(w)
-		})
-	} else {
-		var final []adapterTensor
-		if final, err = trainedTensors(tr); err == nil {
-			meta.extra = extra
-			err = writeAdapter(cfg.Out, meta, final)
-		}
-	}
+	norm, err := r.tr.GradNorm()
 	if err != nil {
-		return res, err
+		return StepStats{}, err
 	}
-	if cfg.Full {
-		res.Model = cfg.Out
-	} else {
-		res.Adapter = cfg.Out
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return StepStats{}, &DivergedError{Step: s, GradNorm: norm, Loss: loss.Mean()}
 	}
-	ev := logger.Info().Str("path", cfg.Out).Int("steps", len(steps)).Float64("loss", round4(res.FinalLoss)).
-		Float64("tok_per_s", round2(res.TokensPS))
-	if !math.IsNaN(res.EvalLoss) {
-		ev = ev.Float64("eval_loss", round4(res.EvalLoss))
+	scale := 1.0
+	if r.cfg.MaxGradNorm > 0 && norm > r.cfg.MaxGradNorm {
+		scale = r.cfg.MaxGradNorm / norm
 	}
-	ev.Msg(what)
-	if fileExists(ckptPath) {
-		if err := os.Remove(ckptPath); err != nil {
+	lr := learningRate(r.cfg.LR, r.cfg.Schedule, s, len(r.steps), r.warmup)
+	if err := r.tr.Update(llama.AdamW{LR: float32(lr), Beta1: adamBeta1, Beta2: adamBeta2, Eps: adamEps,
+		WeightDecay: float32(r.cfg.WeightDecay), GradScale: float32(scale), Step: int64(s)}); err != nil {
+		return StepStats{}, err
+	}
+	r.seconds += time.Since(t0).Seconds()
+	r.tokens += int64(st.tokens)
+	return StepStats{Step: s, Steps: len(r.steps), Epoch: st.epoch + 1, LR: lr, Loss: loss.Mean(),
+		Accuracy: float64(loss.Correct) / float64(max(1, loss.Scored)), Scored: loss.Scored, Tokens: st.tokens,
+		GradNorm: norm, TokensPS: r.tokensPerSecond(), Elapsed: r.seconds, EvalLoss: math.NaN()}, nil
+}
+
+func (r *run) tokensPerSecond() float64 { return float64(r.tokens) / math.Max(r.seconds, 1e-9) }
+
+// evaluate is the mean loss over the held-out rows (NaN when there are
+// none) and the number of tokens it scored.
+func (r *run) evaluate() (float64, int, error) {
+	if len(r.evalBatches) == 0 {
+		return math.NaN(), 0, nil
+	}
+	var total llama.BatchLoss
+	for _, mb := range r.evalBatches {
+		if err := batchOf(&r.batch, r.examples, mb); err != nil {
+			return 0, 0, err
+		}
+		l, err := r.tr.Evaluate(&r.batch)
+		if err != nil {
+			return 0, 0, err
+		}
+		total = total.Add(l)
+	}
+	return total.Mean(), total.Scored, nil
+}
+
+// evalBefore measures and logs the held-out loss of the untrained model
+// (step 0 of the log).
+func (r *run) evalBefore(res *Result) error {
+	l, n, err := r.evaluate()
+	if err != nil {
+		return err
+	}
+	res.EvalLoss0 = l
+	r.cfg.Logger.Info().Float64("eval_loss", round4(l)).Int("scored_tokens", n).Msg("held-out loss before training")
+	return r.log.add(StepStats{Step: 0, Epoch: 0, LR: math.NaN(), Loss: math.NaN(), Accuracy: math.NaN(),
+		GradNorm: math.NaN(), TokensPS: math.NaN(), EvalLoss: l, EvalScore: n})
+}
+
+// evalAfter adds the held-out loss to a step's stats and logs the step.
+func (r *run) evalAfter(stats *StepStats, res *Result) error {
+	var err error
+	if stats.EvalLoss, stats.EvalScore, err = r.evaluate(); err != nil {
+		return err
+	}
+	ev := r.cfg.Logger.Info().Int("step", stats.Step).Int("steps", len(r.steps)).Int("epoch", stats.Epoch).Float64("loss", round4(stats.Loss)).
+		Float64("lr", stats.LR).Float64("grad_norm", round4(stats.GradNorm)).Float64("tok_per_s", round2(stats.TokensPS))
+	if !math.IsNaN(stats.EvalLoss) {
+		res.EvalLoss = stats.EvalLoss
+		ev = ev.Float64("eval_loss", round4(stats.EvalLoss))
+	}
+	ev.Msg("finetune")
+	return nil
+}
+
+// record puts a finished step into the result, the step log, the progress
+// bar and Config.OnStep.
+func (r *run) record(stats StepStats, res *Result) error {
+	if stats.Step == r.start+1 {
+		res.ComputeMB = float64(r.tr.ComputeBytes()) / (1 << 20)
+		r.cfg.Logger.Info().Float64("compute_mib", round2(res.ComputeMB)).Int("batch_tokens", r.cfg.Batch).Msg("memory for activations")
+	}
+	if math.IsNaN(res.FirstLoss) {
+		res.FirstLoss = stats.Loss
+	}
+	res.FinalLoss = stats.Loss
+	res.StepsDone = stats.Step
+	if err := r.log.add(stats); err != nil {
+		return err
+	}
+	if r.bar != nil {
+		for _, g := range []struct {
+			name string
+			v    float64
+		}{{"loss", stats.Loss}, {"eval", stats.EvalLoss}} {
+			if !math.IsNaN(g.v) {
+				r.bar.Set(g.name, g.v)
+			}
+		}
+		r.bar.Add("tok", int64(stats.Tokens))
+		r.bar.Advance(1)
+	}
+	if r.cfg.OnStep != nil {
+		r.cfg.OnStep(stats)
+	}
+	return nil
+}
+
+// checkpoint saves the state after step s when ctx is cancelled (and
+// returns an *InterruptedError) or every Config.CheckpointEvery steps. The
+// last step saves none: the output is written instead.
+func (r *run) checkpoint(ctx context.Context, s int, res *Result) error {
+	last := s == len(r.steps)
+	interrupted := ctx.Err() != nil && !last
+	every := r.cfg.CheckpointEvery > 0 && s%r.cfg.CheckpointEvery == 0 && !last
+	if !interrupted && !every {
+		return nil
+	}
+	path := r.cfg.CheckpointPath()
+	if err := saveCheckpoint(path, r.tr, r.base, r.set, s, r.tokens, r.seconds); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	r.cfg.Logger.Info().Int("step", s).Str("path", path).Msg("checkpoint saved")
+	if !interrupted {
+		return nil
+	}
+	res.Checkpoint = path
+	res.Tokens, res.TokensPS = r.tokens, r.tokensPerSecond()
+	return &InterruptedError{Step: s, Steps: len(r.steps), Checkpoint: path}
+}
+
+// finish writes what a finished run leaves: the model or adapter, then,
+// with the checkpoint removed, the loss plot and the merged model.
+func (r *run) finish(m *llama.Model, res *Result) error {
+	cfg, logger := r.cfg, r.cfg.Logger
+	if err := r.writeOutput(res); err != nil {
+		return err
+	}
+	if path := cfg.CheckpointPath(); fileExists(path) {
+		if err := os.Remove(path); err != nil {
 			logger.Warn().Err(err).Msg("could not remove the checkpoint of the finished run")
 		}
 	}
@@ -374,7 +448,7 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	if cfg.Full {
 		method = "full"
 	}
-	if err := plotLoss(cfg.PlotPath(), slog.points, fmt.Sprintf("%s · %s · %s", base.FileName(), method, filepath.Base(cfg.Data))); err != nil {
+	if err := plotLoss(cfg.PlotPath(), r.log.points, fmt.Sprintf("%s · %s · %s", r.base.FileName(), method, filepath.Base(cfg.Data))); err != nil {
 		logger.Warn().Err(err).Msg("loss plot not written")
 	} else {
 		res.Plot = cfg.PlotPath()
@@ -382,12 +456,76 @@ func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
 	if cfg.Merge != "" {
 		ms, err := Merge(m.Path(), cfg.Out, cfg.Merge, 1)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Merged = cfg.Merge
 		logger.Info().Str("path", cfg.Merge).Int("tensors", ms.Tensors).Msg("merged model written")
 	}
-	return res, nil
+	return nil
+}
+
+// facts writes the run's facts (steps, data, mode, losses) into the header
+// of the trained model or adapter.
+func (r *run) facts(res *Result) func(*gguf.Writer) {
+	return func(w *gguf.Writer) {
+		w.SetUint32(KeySteps, uint32(len(r.steps)))
+		w.SetUint32(KeyEpochs, uint32(r.cfg.Epochs))
+		w.SetUint64(KeyTokens, uint64(r.tokens))
+		w.SetString(KeyData, filepath.Base(r.cfg.Data))
+		w.SetString(KeyMode, string(r.cfg.Mode))
+		w.SetString(KeyFormat, string(r.cfg.Format))
+		if r.cfg.Extraction != nil {
+			w.SetString(KeyTask, TaskExtract)
+			w.SetString(KeyTemplate, r.cfg.Extraction.Hash())
+		}
+		w.SetUint64(KeySeed, r.cfg.Seed)
+		if !math.IsNaN(res.FinalLoss) {
+			w.SetFloat64(KeyTrainLoss, res.FinalLoss)
+		}
+		if !math.IsNaN(res.EvalLoss) {
+			w.SetFloat64(KeyEvalLoss, res.EvalLoss)
+		}
+	}
+}
+
+// writeOutput writes the trained model (Full) or adapter to Config.Out,
+// with the run's facts in its header.
+func (r *run) writeOutput(res *Result) error {
+	cfg := r.cfg
+	facts := r.facts(res)
+	what := "adapter written"
+	var err error
+	if cfg.Full {
+		what = "model written"
+		err = writeFullModel(cfg.Out, r.base, r.tr, func(w *gguf.Writer) {
+			w.SetString(KeyMethod, "full")
+			w.SetString(KeyBaseFile, r.base.FileName())
+			w.SetString(KeyBaseFingerprint, r.base.Fingerprint)
+			facts(w)
+		})
+	} else {
+		var final []adapterTensor
+		if final, err = trainedTensors(r.tr); err == nil {
+			meta := r.meta
+			meta.extra = facts
+			err = writeAdapter(cfg.Out, meta, final)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Full {
+		res.Model = cfg.Out
+	} else {
+		res.Adapter = cfg.Out
+	}
+	ev := cfg.Logger.Info().Str("path", cfg.Out).Int("steps", len(r.steps)).Float64("loss", round4(res.FinalLoss)).
+		Float64("tok_per_s", round2(res.TokensPS))
+	if !math.IsNaN(res.EvalLoss) {
+		ev = ev.Float64("eval_loss", round4(res.EvalLoss))
+	}
+	ev.Msg(what)
+	return nil
 }
 
 // newTrainer makes the trainer cfg asks for and returns it with the function

@@ -217,7 +217,7 @@ func runFinetune(c *cli.Context) error {
 		return usageError{err}
 	}
 	if err := finetune.Preflight(cfg, base); err != nil {
-		return usageError{err}
+		return usageError{finetuneMessage(err, cfg)}
 	}
 	ngl := c.Int("ngl")
 	if c.Bool("gpu") {
@@ -265,10 +265,10 @@ func runFinetune(c *cli.Context) error {
 	}()
 	res, err := finetune.Run(ctx, m, cfg)
 	if err != nil {
-		if errors.Is(err, finetune.ErrNoRows) || errors.Is(err, finetune.ErrCheckpoint) {
-			return usageError{err}
+		if isFinetuneUsage(err) {
+			return usageError{finetuneMessage(err, cfg)}
 		}
-		return err
+		return finetuneMessage(err, cfg)
 	}
 	if cfg.Full {
 		fmt.Fprintf(c.App.Writer, "model      %s (%d trained values, every weight)\n", res.Model, res.Params)
@@ -290,3 +290,63 @@ func runFinetune(c *cli.Context) error {
 	}
 	return nil
 }
+
+// finetuneFlags names the flag that sets each finetune.Config field, so
+// that a *finetune.ConfigError reads in the command's terms.
+var finetuneFlags = map[string]string{
+	"Data": "data", "Out": "out", "Merge": "merge", "Full": "full", "PlanField": "plan-field",
+	"Rank": "lora-rank", "Alpha": "lora-alpha", "Targets": "lora-targets",
+	"Epochs": "epochs", "LR": "lr", "Warmup": "warmup", "Schedule": "schedule", "Ctx": "ctx", "Batch": "batch",
+	"GradAccum": "grad-accum", "ValSplit": "val-split", "Seed": "seed", "MaxGradNorm": "max-grad-norm",
+	"WeightDecay": "weight-decay", "Threads": "threads", "CheckpointEvery": "checkpoint-every", "EvalEvery": "eval-every",
+	"Resume": "resume", "Mode": "mode", "Format": "format", "System": "system", "Extraction": "template",
+}
+
+// finetuneMessage says a finetune error in the command's terms: the flag at
+// fault, and what to do about a checkpoint, a diverged run or an
+// interrupted one. errors.Is and errors.As still see the library's error.
+func finetuneMessage(err error, cfg finetune.Config) error {
+	var ce *finetune.ConfigError
+	switch {
+	case errors.As(err, &ce) && ce.Field == "Batch" && cfg.Batch < cfg.Ctx:
+		// the one setting refused for another one's sake: name both flags
+		return reworded{fmt.Sprintf("--batch %d is smaller than --ctx %d: a batch must hold the longest row", cfg.Batch, cfg.Ctx), err}
+	case errors.As(err, &ce):
+		name := ce.Field
+		if flag, ok := finetuneFlags[ce.Field]; ok {
+			name = "--" + flag
+		}
+		return reworded{ce.Message(name), err}
+	case errors.Is(err, finetune.ErrCheckpointExists):
+		return fmt.Errorf("%w: pass --resume to continue it, or delete it to start over", err)
+	case errors.Is(err, finetune.ErrNothingToResume):
+		return fmt.Errorf("--resume: %w; delete %s to train again, or choose another --out", err, cfg.Out)
+	case errors.Is(err, finetune.ErrNoCheckpoint):
+		return fmt.Errorf("--resume: %w: start the run without --resume", err)
+	case errors.Is(err, finetune.ErrCheckpoint):
+		return fmt.Errorf("%w; resume with the model, --data and flags of the run that wrote it, or delete %s to start over", err, cfg.CheckpointPath())
+	case errors.Is(err, finetune.ErrDiverged):
+		return fmt.Errorf("%w; lower --lr", err)
+	case errors.Is(err, finetune.ErrInterrupted):
+		return fmt.Errorf("%w (rerun with --resume)", err)
+	}
+	return err
+}
+
+// isFinetuneUsage reports whether a finetune.Run error is the input's
+// fault (exit 2): a setting, no usable rows, or a checkpoint that does not
+// fit the command.
+func isFinetuneUsage(err error) bool {
+	var ce *finetune.ConfigError
+	return errors.As(err, &ce) || errors.Is(err, finetune.ErrNoRows) || errors.Is(err, finetune.ErrCheckpoint) ||
+		errors.Is(err, finetune.ErrCheckpointExists) || errors.Is(err, finetune.ErrNoCheckpoint) || errors.Is(err, finetune.ErrNothingToResume)
+}
+
+// reworded is err with another text.
+type reworded struct {
+	text string
+	err  error
+}
+
+func (r reworded) Error() string { return r.text }
+func (r reworded) Unwrap() error { return r.err }
