@@ -63,6 +63,11 @@ THREADS=${THREADS:-1}
 # of 1 in our measurement.
 JOBS=${JOBS:-3}
 MODES=${MODES:-direct nlplan codeplan}
+# The plan extractor (section 5 below): 1 trains and judges it, 0 skips it.
+EXTRACTOR=${EXTRACTOR:-1}
+EXTRACTOR_EVERY=${EXTRACTOR_EVERY:-3}
+EXTRACTOR_CTX=${EXTRACTOR_CTX:-1536}
+EXTRACTOR_EPOCHS=${EXTRACTOR_EPOCHS:-$EPOCHS}
 
 case "$EVAL_SPLIT" in val | test) ;; *)
   echo "mini-replication: EVAL_SPLIT=$EVAL_SPLIT: want val or test" >&2
@@ -102,16 +107,22 @@ MAX_PLAN_TOKENS=$MAX_PLAN_TOKENS
 MAX_TOKENS=$MAX_TOKENS
 EOF
 }
-if [ -f "$OUT/recipe.env" ]; then
-  if ! diff <(recipe) "$OUT/recipe.env" >/dev/null; then
-    echo "mini-replication: $OUT was made with other settings:" >&2
-    diff <(recipe) "$OUT/recipe.env" >&2 || true
-    echo "use another folder, or the settings in $OUT/recipe.env" >&2
-    exit 2
+# check_recipe FILE FUNC: records FUNC's settings in FILE, or refuses a run
+# whose settings differ from the ones recorded there.
+check_recipe() {
+  local file=$1 fn=$2
+  if [ -f "$file" ]; then
+    if ! diff <("$fn") "$file" >/dev/null; then
+      echo "mini-replication: $OUT was made with other settings:" >&2
+      diff <("$fn") "$file" >&2 || true
+      echo "use another folder, or the settings in $file" >&2
+      exit 2
+    fi
+  else
+    "$fn" >"$file"
   fi
-else
-  recipe >"$OUT/recipe.env"
-fi
+}
+check_recipe "$OUT/recipe.env" recipe
 
 say() { echo "[mini $(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
 
@@ -197,7 +208,52 @@ evaluate() {
 }
 each "eval-$EVAL_SPLIT" evaluate
 
-# 5. The comparison (always rebuilt: it is cheap and reads every result).
+# 5. Section 4 of the issue: a plan extractor trained with the same recipe
+# from the same init (a longer context: the paper's extraction prompt holds
+# the row's prompt and response). Its rows are every EXTRACTOR_EVERY-th
+# training row (so every family and k), shown as `codeplan extract` shows
+# them; its target is the row's code plan. It is judged on the held-out split
+# like the three models: how many plans pass extract's filters, and how many
+# equal the reference plan exactly (extractor-<split>.txt and .json).
+if [ "$EXTRACTOR" = 1 ]; then
+  extractor_recipe() {
+    cat <<EOF
+EXTRACTOR_EVERY=$EXTRACTOR_EVERY
+EXTRACTOR_CTX=$EXTRACTOR_CTX
+EXTRACTOR_EPOCHS=$EXTRACTOR_EPOCHS
+EOF
+  }
+  check_recipe "$OUT/extractor.env" extractor_recipe
+  stage data-extractor awk -v n="$EXTRACTOR_EVERY" -v out="$OUT/data/extractor-train.jsonl" \
+    'NR % n == 1 { print > out }' "$OUT/data/train.jsonl"
+  stage init-extractor "${cp[@]}" model init --out "$OUT/init-extractor.gguf" --force --layers "$LAYERS" --embd "$EMBD" \
+    --heads "$HEADS" --ff "$FF" --ctx "$EXTRACTOR_CTX" --seed "$INIT_SEED"
+  train_extractor() {
+    local resume=()
+    if [ -f "$OUT/models/extractor.ckpt.gguf" ]; then
+      resume=(--resume)
+    fi
+    "${cp[@]}" finetune "$OUT/init-extractor.gguf" --full --task extract --template paper \
+      --data "$OUT/data/extractor-train.jsonl" --out "$OUT/models/extractor.gguf" \
+      --epochs "$EXTRACTOR_EPOCHS" --lr "$LR" --warmup "$WARMUP" --weight-decay "$WEIGHT_DECAY" \
+      --ctx "$EXTRACTOR_CTX" --batch "$EXTRACTOR_CTX" --seed "$TRAIN_SEED" --threads "$THREADS" \
+      --checkpoint-every 50 "${resume[@]}"
+  }
+  stage train-extractor train_extractor
+  # Judged afresh each time (it is quick): the summary covers every row.
+  eval_extractor() {
+    rm -rf "$OUT/eval-$EVAL_SPLIT-extractor"
+    "${cp[@]}" extract "$OUT/models/extractor.gguf" --input "$OUT/data/$EVAL_SPLIT.jsonl" --template paper \
+      --reference-field plan --max-plan-tokens "$MAX_PLAN_TOKENS" --parallel "$PARALLEL" \
+      --ctx $((PARALLEL * EXTRACTOR_CTX)) --threads "$THREADS" \
+      --output "$OUT/eval-$EVAL_SPLIT-extractor/plans.jsonl" --summary "$OUT/extractor-$EVAL_SPLIT.json" \
+      >"$OUT/extractor-$EVAL_SPLIT.txt"
+  }
+  stage "eval-$EVAL_SPLIT-extractor" eval_extractor
+  tee -a "$LOG" <"$OUT/extractor-$EVAL_SPLIT.txt"
+fi
+
+# 6. The comparison (always rebuilt: it is cheap and reads every result).
 dirs=()
 for mode in $MODES; do
   dirs+=("$OUT/eval-$EVAL_SPLIT-$mode")

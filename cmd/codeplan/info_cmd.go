@@ -171,6 +171,7 @@ func printAdapterInfo(path string, asJSON bool) error {
 		{"targets", orUnknown(strings.Join(a.Targets, ", "))},
 		{"trained mode", orUnknown(a.Mode)},
 		{"trained format", orUnknown(a.Format)},
+		{"task", taskName(a.Task)},
 		{"steps", fmt.Sprintf("%d (%d epochs, %d tokens)", a.Steps, a.Epochs, a.Tokens)},
 		{"data", orUnknown(a.Data)},
 		{"loss", fmt.Sprintf("train %.4f, eval %.4f", a.TrainLoss, a.EvalLoss)},
@@ -179,6 +180,14 @@ func printAdapterInfo(path string, asJSON bool) error {
 		fmt.Printf("%-17s %s\n", r[0]+":", r[1])
 	}
 	return nil
+}
+
+// taskName says what a model or adapter was trained to do.
+func taskName(task string) string {
+	if task == finetune.TaskExtract {
+		return "plan extractor (use it with codeplan extract)"
+	}
+	return "answering (plan, then answer)"
 }
 
 func humanCount(n uint64) string {

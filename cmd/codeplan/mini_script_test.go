@@ -29,6 +29,7 @@ func TestMiniReplicationScript(t *testing.T) {
 		"KINDS=truth,arith", "STEPS=1-2", "N_TRAIN=3", "N_VAL=2", "N_TEST=2",
 		"LAYERS=1", "EMBD=32", "HEADS=2", "FF=64", "CTX=512", "EPOCHS=1", "BATCH=1024",
 		"MAX_PLAN_TOKENS=8", "MAX_TOKENS=8", "PARALLEL=4", "THREADS=1",
+		"EXTRACTOR_EVERY=2", "EXTRACTOR_CTX=1536",
 	)
 	run := func(extra ...string) (string, error) {
 		cmd := exec.Command("bash", "../../scripts/mini-replication.sh", out)
@@ -50,7 +51,8 @@ func TestMiniReplicationScript(t *testing.T) {
 		t.Fatalf("script failed: %v\n%s", err, log)
 	}
 	stages := []string{"data-train", "data-val", "data-test", "init",
-		"train-direct", "train-nlplan", "train-codeplan", "eval-test-direct", "eval-test-nlplan", "eval-test-codeplan"}
+		"train-direct", "train-nlplan", "train-codeplan", "eval-test-direct", "eval-test-nlplan", "eval-test-codeplan",
+		"data-extractor", "init-extractor", "train-extractor", "eval-test-extractor"}
 	for _, s := range stages {
 		if _, err := os.Stat(filepath.Join(out, ".done-"+s)); err != nil {
 			t.Errorf("stage %s did not finish: %v", s, err)
@@ -60,7 +62,8 @@ func TestMiniReplicationScript(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"init.gguf", "models/direct.gguf", "models/nlplan.gguf", "models/codeplan.gguf",
-		"report-test/report.md", "report-test/accuracy_by_k.png", "report-test/summary.json", "recipe.env", "times.tsv"} {
+		"report-test/report.md", "report-test/accuracy_by_k.png", "report-test/summary.json", "recipe.env", "times.tsv",
+		"models/extractor.gguf", "extractor.env", "extractor-test.txt", "extractor-test.json"} {
 		st, err := os.Stat(filepath.Join(out, f))
 		if err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)
@@ -96,6 +99,17 @@ func TestMiniReplicationScript(t *testing.T) {
 		t.Error("direct and codeplan models are identical (or missing)")
 	}
 
+	// The extractor was judged on every test row, each with its reference plan.
+	var xs struct {
+		Processed     int64 `json:"processed"`
+		ReferenceRows int64 `json:"reference_rows"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "extractor-test.json")); err != nil || json.Unmarshal(b, &xs) != nil {
+		t.Errorf("extractor summary: %v %s", err, b)
+	} else if xs.Processed != 8 || xs.ReferenceRows != 8 {
+		t.Errorf("extractor summary: %d rows processed, %d with a reference; want 8 and 8", xs.Processed, xs.ReferenceRows)
+	}
+
 	// A rerun skips every stage.
 	log, err = run()
 	if err != nil {
@@ -107,8 +121,10 @@ func TestMiniReplicationScript(t *testing.T) {
 		}
 	}
 	// Other settings in the same folder are refused, exit status 2.
-	log, err = run("LR=0.5")
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(log, "other settings") {
-		t.Errorf("changed recipe: err %v, output:\n%s", err, log)
+	for _, changed := range []string{"LR=0.5", "EXTRACTOR_EPOCHS=3"} {
+		log, err = run(changed)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(log, "other settings") {
+			t.Errorf("changed recipe (%s): err %v, output:\n%s", changed, err, log)
+		}
 	}
 }
