@@ -55,7 +55,7 @@ func TestFinetuneTaskExtract(t *testing.T) {
 	}{
 		{[]string{"--task", "extract", "--mode", "codeplan"}, "--task extract trains in direct mode"},
 		{[]string{"--template", "paper"}, "--template applies to --task extract"},
-		{[]string{"--task", "summarise"}, `--task "summarise", want answer or extract`},
+		{[]string{"--task", "summarise"}, "want answer or extract"},
 	} {
 		args := append([]string{"finetune", "tiny", "--data", rows, "--out", filepath.Join(dir, "y.gguf")}, c.args...)
 		code, _, stderr := runCLI(t, args...)
