@@ -28,9 +28,9 @@ OUT=${1:-${MINI_OUT:-mini-run}}
 CODEPLAN=${CODEPLAN:-./codeplan}
 
 # Task: families and step counts, rows per (family, k) per split, seeds.
-KINDS=${KINDS:-truth,arith}
+KINDS=${KINDS:-arith,string,truth}
 STEPS=${STEPS:-1-3}
-N_TRAIN=${N_TRAIN:-100}
+N_TRAIN=${N_TRAIN:-400}
 N_VAL=${N_VAL:-30}
 N_TEST=${N_TEST:-100}
 SEED_TRAIN=${SEED_TRAIN:-1001}
@@ -38,34 +38,34 @@ SEED_VAL=${SEED_VAL:-2002}
 SEED_TEST=${SEED_TEST:-3003}
 EVAL_SPLIT=${EVAL_SPLIT:-test}
 # Model shape and initialisation.
-LAYERS=${LAYERS:-2}
-EMBD=${EMBD:-64}
-HEADS=${HEADS:-2}
-FF=${FF:-192}
+LAYERS=${LAYERS:-4}
+EMBD=${EMBD:-128}
+HEADS=${HEADS:-4}
+FF=${FF:-384}
 CTX=${CTX:-1024}
 INIT_SEED=${INIT_SEED:-1}
 # Training schedule (the same for the three modes).
-EPOCHS=${EPOCHS:-1}
+EPOCHS=${EPOCHS:-2}
 LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.05}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
-BATCH=${BATCH:-2048}
+BATCH=${BATCH:-1024}
 TRAIN_SEED=${TRAIN_SEED:-42}
 # Decoding.
 MAX_PLAN_TOKENS=${MAX_PLAN_TOKENS:-320}
 MAX_TOKENS=${MAX_TOKENS:-256}
 PARALLEL=${PARALLEL:-32}
 THREADS=${THREADS:-1}
-# Trainings and evals of the three modes run this many at a time. They are
-# independent (same init, own output), so running them side by side changes
-# no result, only the wall time. One thread each: on a busy machine ggml's
-# worker threads wait on each other, and 2 threads trained at half the speed
-# of 1 in our measurement.
-JOBS=${JOBS:-3}
+# Trainings (the three models and the extractor) and evals run this many at
+# a time. They are independent (same init, own output), so running them side
+# by side changes no result, only the wall time. One thread each: on a busy
+# machine ggml's worker threads wait on each other, and 2 threads trained at
+# half the speed of 1 in our measurement.
+JOBS=${JOBS:-4}
 MODES=${MODES:-direct nlplan codeplan}
 # The plan extractor (section 5 below): 1 trains and judges it, 0 skips it.
 EXTRACTOR=${EXTRACTOR:-1}
-EXTRACTOR_EVERY=${EXTRACTOR_EVERY:-3}
+EXTRACTOR_EVERY=${EXTRACTOR_EVERY:-4}
 EXTRACTOR_CTX=${EXTRACTOR_CTX:-1536}
 EXTRACTOR_EPOCHS=${EXTRACTOR_EPOCHS:-$EPOCHS}
 
@@ -166,9 +166,56 @@ fi
 stage init "${cp[@]}" model init --out "$OUT/init.gguf" --force --layers "$LAYERS" --embd "$EMBD" --heads "$HEADS" \
   --ff "$FF" --ctx "$CTX" --seed "$INIT_SEED"
 
+# 2b. Section 4 of the issue: a plan extractor trained with the same recipe
+# from the same init (a longer context: the paper's extraction prompt holds
+# the row's prompt and response). Its rows are every EXTRACTOR_EVERY-th
+# training row (so every family and k), shown as `codeplan extract` shows
+# them; its target is the row's code plan. It trains beside the three models
+# and is judged on the held-out split like them: how many plans pass
+# extract's filters, and how many equal the reference plan exactly
+# (extractor-<split>.txt and .json).
+if [ "$EXTRACTOR" = 1 ]; then
+  extractor_recipe() {
+    cat <<EOF
+EXTRACTOR_EVERY=$EXTRACTOR_EVERY
+EXTRACTOR_CTX=$EXTRACTOR_CTX
+EXTRACTOR_EPOCHS=$EXTRACTOR_EPOCHS
+EOF
+  }
+  check_recipe "$OUT/extractor.env" extractor_recipe
+  stage data-extractor awk -v n="$EXTRACTOR_EVERY" -v out="$OUT/data/extractor-train.jsonl" \
+    'NR % n == 1 { print > out }' "$OUT/data/train.jsonl"
+  stage init-extractor "${cp[@]}" model init --out "$OUT/init-extractor.gguf" --force --layers "$LAYERS" --embd "$EMBD" \
+    --heads "$HEADS" --ff "$FF" --ctx "$EXTRACTOR_CTX" --seed "$INIT_SEED"
+fi
+train_extractor() {
+  local resume=()
+  if [ -f "$OUT/models/extractor.ckpt.gguf" ]; then
+    resume=(--resume)
+  fi
+  "${cp[@]}" finetune "$OUT/init-extractor.gguf" --full --task extract --template paper \
+    --data "$OUT/data/extractor-train.jsonl" --out "$OUT/models/extractor.gguf" \
+    --epochs "$EXTRACTOR_EPOCHS" --lr "$LR" --warmup "$WARMUP" --weight-decay "$WEIGHT_DECAY" \
+    --ctx "$EXTRACTOR_CTX" --batch "$EXTRACTOR_CTX" --seed "$TRAIN_SEED" --threads "$THREADS" \
+    --checkpoint-every 50 "${resume[@]}"
+}
+# Judged afresh when the stage runs: the summary covers every row.
+eval_extractor() {
+  rm -rf "$OUT/eval-$EVAL_SPLIT-extractor"
+  "${cp[@]}" extract "$OUT/models/extractor.gguf" --input "$OUT/data/$EVAL_SPLIT.jsonl" --template paper \
+    --reference-field plan --max-plan-tokens "$MAX_PLAN_TOKENS" --parallel "$PARALLEL" \
+    --ctx $((PARALLEL * EXTRACTOR_CTX)) --threads "$THREADS" \
+    --output "$OUT/eval-$EVAL_SPLIT-extractor/plans.jsonl" --summary "$OUT/extractor-$EVAL_SPLIT.json" \
+    >"$OUT/extractor-$EVAL_SPLIT.txt"
+}
+
 # 3. Three trainings from that init: same rows, schedule and seed.
 train() {
   local mode=$1 resume=()
+  if [ "$mode" = extractor ]; then
+    train_extractor
+    return
+  fi
   if [ -f "$OUT/models/$mode.ckpt.gguf" ]; then
     resume=(--resume)
   fi
@@ -177,11 +224,12 @@ train() {
     --weight-decay "$WEIGHT_DECAY" --ctx "$CTX" --batch "$BATCH" --seed "$TRAIN_SEED" --threads "$THREADS" \
     --checkpoint-every 50 "${resume[@]}"
 }
-# each NAME FUNC: runs stage NAME-mode for every mode, JOBS at a time, and
-# fails if any failed.
+# each NAME FUNC ITEM...: runs stage NAME-ITEM (FUNC ITEM) for every item,
+# JOBS at a time, and fails if any failed.
 each() {
   local name=$1 fn=$2 pids=() failed=0
-  for mode in $MODES; do
+  shift 2
+  for mode in "$@"; do
     stage "$name-$mode" "$fn" "$mode" &
     pids+=($!)
     if [ ${#pids[@]} -ge "$JOBS" ]; then
@@ -197,7 +245,11 @@ each() {
     exit 1
   fi
 }
-each train train
+trainees=($MODES)
+if [ "$EXTRACTOR" = 1 ]; then
+  trainees+=(extractor)
+fi
+each train train "${trainees[@]}"
 
 # 4. Each model in its own mode on the held-out split (eval resumes by itself).
 evaluate() {
@@ -206,54 +258,13 @@ evaluate() {
     --temperature 0 --max-plan-tokens "$MAX_PLAN_TOKENS" --max-tokens "$MAX_TOKENS" --parallel "$PARALLEL" \
     --ctx $((PARALLEL * CTX)) --threads "$THREADS" --out "$OUT/eval-$EVAL_SPLIT-$mode"
 }
-each "eval-$EVAL_SPLIT" evaluate
-
-# 5. Section 4 of the issue: a plan extractor trained with the same recipe
-# from the same init (a longer context: the paper's extraction prompt holds
-# the row's prompt and response). Its rows are every EXTRACTOR_EVERY-th
-# training row (so every family and k), shown as `codeplan extract` shows
-# them; its target is the row's code plan. It is judged on the held-out split
-# like the three models: how many plans pass extract's filters, and how many
-# equal the reference plan exactly (extractor-<split>.txt and .json).
+each "eval-$EVAL_SPLIT" evaluate $MODES
 if [ "$EXTRACTOR" = 1 ]; then
-  extractor_recipe() {
-    cat <<EOF
-EXTRACTOR_EVERY=$EXTRACTOR_EVERY
-EXTRACTOR_CTX=$EXTRACTOR_CTX
-EXTRACTOR_EPOCHS=$EXTRACTOR_EPOCHS
-EOF
-  }
-  check_recipe "$OUT/extractor.env" extractor_recipe
-  stage data-extractor awk -v n="$EXTRACTOR_EVERY" -v out="$OUT/data/extractor-train.jsonl" \
-    'NR % n == 1 { print > out }' "$OUT/data/train.jsonl"
-  stage init-extractor "${cp[@]}" model init --out "$OUT/init-extractor.gguf" --force --layers "$LAYERS" --embd "$EMBD" \
-    --heads "$HEADS" --ff "$FF" --ctx "$EXTRACTOR_CTX" --seed "$INIT_SEED"
-  train_extractor() {
-    local resume=()
-    if [ -f "$OUT/models/extractor.ckpt.gguf" ]; then
-      resume=(--resume)
-    fi
-    "${cp[@]}" finetune "$OUT/init-extractor.gguf" --full --task extract --template paper \
-      --data "$OUT/data/extractor-train.jsonl" --out "$OUT/models/extractor.gguf" \
-      --epochs "$EXTRACTOR_EPOCHS" --lr "$LR" --warmup "$WARMUP" --weight-decay "$WEIGHT_DECAY" \
-      --ctx "$EXTRACTOR_CTX" --batch "$EXTRACTOR_CTX" --seed "$TRAIN_SEED" --threads "$THREADS" \
-      --checkpoint-every 50 "${resume[@]}"
-  }
-  stage train-extractor train_extractor
-  # Judged afresh each time (it is quick): the summary covers every row.
-  eval_extractor() {
-    rm -rf "$OUT/eval-$EVAL_SPLIT-extractor"
-    "${cp[@]}" extract "$OUT/models/extractor.gguf" --input "$OUT/data/$EVAL_SPLIT.jsonl" --template paper \
-      --reference-field plan --max-plan-tokens "$MAX_PLAN_TOKENS" --parallel "$PARALLEL" \
-      --ctx $((PARALLEL * EXTRACTOR_CTX)) --threads "$THREADS" \
-      --output "$OUT/eval-$EVAL_SPLIT-extractor/plans.jsonl" --summary "$OUT/extractor-$EVAL_SPLIT.json" \
-      >"$OUT/extractor-$EVAL_SPLIT.txt"
-  }
   stage "eval-$EVAL_SPLIT-extractor" eval_extractor
   tee -a "$LOG" <"$OUT/extractor-$EVAL_SPLIT.txt"
 fi
 
-# 6. The comparison (always rebuilt: it is cheap and reads every result).
+# 5. The comparison (always rebuilt: it is cheap and reads every result).
 dirs=()
 for mode in $MODES; do
   dirs+=("$OUT/eval-$EVAL_SPLIT-$mode")
