@@ -2,7 +2,6 @@ package evaluate
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -106,7 +105,7 @@ func fewShotHistory(examples []Example, n int, mode planner.Mode, question strin
 			planner.Message{Role: planner.RoleAssistant, Content: asst})
 	}
 	if len(msgs) < 2*n {
-		return nil, errors.New("evaluate: fewer few-shot examples than --fewshot asks for")
+		return nil, fmt.Errorf("evaluate: %d few-shot examples usable, %d asked for", len(msgs)/2, n)
 	}
 	return msgs, nil
 }

@@ -228,7 +228,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			case gain == nil:
 				return reject(ReasonLowGain, "gain could not be scored: "+gainErr)
 			case gain.Nats < *cfg.MinGain:
-				return reject(ReasonLowGain, fmt.Sprintf("gain %.4f nats per response token is below --min-gain %g", gain.Nats, *cfg.MinGain))
+				return reject(ReasonLowGain, fmt.Sprintf("gain %.4f nats per response token is below the minimum %g", gain.Nats, *cfg.MinGain))
 			}
 		}
 		out := OutputRow{
