@@ -19,12 +19,7 @@ import (
 // command, then uses it with generate; bad inputs get exit code 2.
 func TestFinetuneCLI(t *testing.T) {
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join("..", "..", "finetune", "testdata", "rows.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := filepath.Join(dir, "rows.jsonl")
-	os.WriteFile(rows, data, 0o644)
+	rows := copyTrainingRows(t, dir)
 	out := filepath.Join(dir, "adapter.gguf")
 	args := []string{"codeplan", "-q", "finetune", "tiny", "--data", rows, "--out", out, "--epochs", "1",
 		"--lr", "1e-3", "--lora-rank", "4", "--ctx", "256", "--batch", "512", "--threads", "1", "--val-split", "0"}
@@ -66,12 +61,7 @@ func TestFinetuneCLI(t *testing.T) {
 // apply to LoRA, and non-F32 models, are usage errors.
 func TestFinetuneFullCLI(t *testing.T) {
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join("..", "..", "finetune", "testdata", "rows.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := filepath.Join(dir, "rows.jsonl")
-	os.WriteFile(rows, data, 0o644)
+	rows := copyTrainingRows(t, dir)
 	init := filepath.Join(dir, "init.gguf")
 	if code := run([]string{"codeplan", "-q", "model", "init", "--out", init, "--layers", "2", "--embd", "64", "--heads", "4", "--ff", "128", "--ctx", "512"}); code != 0 {
 		t.Fatalf("model init: exit %d", code)
@@ -213,4 +203,18 @@ func TestFinetuneFlagMessages(t *testing.T) {
 			t.Errorf("%v: wrapping lost or usage %v", tt.err, isFinetuneUsage(tt.err))
 		}
 	}
+}
+
+// copyTrainingRows copies finetune's test rows into dir and returns the copy's path.
+func copyTrainingRows(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "finetune", "testdata", "rows.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := filepath.Join(dir, "rows.jsonl")
+	if err := os.WriteFile(rows, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
