@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
-	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
@@ -24,21 +23,6 @@ func initModel(t testing.TB, opts tiny.InitOptions) string {
 	return p
 }
 
-// loadWritable loads a model for full training (weights in memory).
-func loadWritable(t testing.TB, path string) *llama.Model {
-	t.Helper()
-	m, err := llama.LoadModel(path, llama.ModelOptions{NoMmap: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
-}
-
 // fullConfig trains a fresh model fully on the six test rows.
 func fullConfig(t testing.TB, dir string) Config {
 	cfg := quickConfig(t, dir)
@@ -52,7 +36,7 @@ func fullConfig(t testing.TB, dir string) Config {
 // rank 4 trained on the same rows for the same steps.
 func TestFullRunWritesTheTrainedModel(t *testing.T) {
 	base := initModel(t, tiny.InitOptions{})
-	m := loadWritable(t, base)
+	m := testmodel.LoadWritable(t, base)
 	dir := t.TempDir()
 	cfg := fullConfig(t, dir)
 	res, err := Run(context.Background(), m, cfg)
@@ -123,7 +107,7 @@ func TestFullResumeEqualsUninterrupted(t *testing.T) {
 	base := initModel(t, tiny.InitOptions{})
 	cfg := fullConfig(t, t.TempDir())
 	cfg.Epochs = 4
-	whole, err := Run(context.Background(), loadWritable(t, base), cfg)
+	whole, err := Run(context.Background(), testmodel.LoadWritable(t, base), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +121,7 @@ func TestFullResumeEqualsUninterrupted(t *testing.T) {
 			cancel()
 		}
 	}
-	part, err := Run(ctx, loadWritable(t, base), cfg2)
+	part, err := Run(ctx, testmodel.LoadWritable(t, base), cfg2)
 	if !errors.Is(err, ErrInterrupted) || part.StepsDone != stopAt || !fileExists(cfg2.CheckpointPath()) || fileExists(cfg2.Out) {
 		t.Fatalf("interrupted run: %v, %d steps done, checkpoint %v, model written %v", err, part.StepsDone, fileExists(cfg2.CheckpointPath()), fileExists(cfg2.Out))
 	}
@@ -149,7 +133,7 @@ func TestFullResumeEqualsUninterrupted(t *testing.T) {
 	}
 
 	cfg2.Resume, cfg2.OnStep = true, nil
-	rest, err := Run(context.Background(), loadWritable(t, base), cfg2)
+	rest, err := Run(context.Background(), testmodel.LoadWritable(t, base), cfg2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +178,7 @@ func readModelTensors(t testing.TB, path string) map[string][]float32 {
 // sees the update, and the written model stays tied.
 func TestFullTiedOutput(t *testing.T) {
 	base := initModel(t, tiny.InitOptions{Tied: true})
-	m := loadWritable(t, base)
+	m := testmodel.LoadWritable(t, base)
 	cfg := fullConfig(t, t.TempDir())
 	cfg.Epochs = 4
 	res, err := Run(context.Background(), m, cfg)

@@ -7,26 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
-
-// loadTinyWritable loads the tiny model with its weights in memory, as full
-// training needs (mapped weights are read-only).
-func loadTinyWritable(t testing.TB, path string) *llama.Model {
-	t.Helper()
-	m, err := llama.LoadModel(path, llama.ModelOptions{NoMmap: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
-}
 
 func newFullTrainer(t testing.TB, m *llama.Model, maxTokens int) *llama.Trainer {
 	t.Helper()
@@ -59,7 +44,7 @@ func TestFullTrainGradientMatchesFiniteDifference(t *testing.T) {
 }
 
 func checkFullGradients(t *testing.T, path string) {
-	m := loadTinyWritable(t, path)
+	m := testmodel.LoadWritable(t, path)
 	tr := newFullTrainer(t, m, 128)
 	if !tr.Full() || tr.Adapter() != nil {
 		t.Fatal("full trainer reports an adapter")
@@ -93,7 +78,7 @@ func checkFullGradients(t *testing.T, path string) {
 // inference context of the same model scores text exactly as the trainer
 // does, so the steps changed the model's own weights.
 func TestFullTrainUpdatesTheModel(t *testing.T) {
-	m := loadTinyWritable(t, tinyPath)
+	m := testmodel.LoadWritable(t, tinyPath)
 	tr := newFullTrainer(t, m, 256)
 	text := tokens(t, m, "Plan: add(2, 3) then print. Answer: 5")
 	var b llama.TrainBatch
@@ -131,7 +116,7 @@ func TestFullTrainUpdatesTheModel(t *testing.T) {
 // is pure decay, w *= 1 - lr*wd, which must shrink every matrix and leave
 // norm weights exactly as they were.
 func TestFullTrainWeightDecayMatricesOnly(t *testing.T) {
-	m := loadTinyWritable(t, tinyPath)
+	m := testmodel.LoadWritable(t, tinyPath)
 	tr := newFullTrainer(t, m, 64)
 	before := map[int][]float32{}
 	for i := range tr.Tensors() {
@@ -174,7 +159,7 @@ func TestFullTrainRefusesMappedWeights(t *testing.T) {
 	if !errors.Is(err, llama.ErrTrain) || !strings.Contains(err.Error(), "without mmap") {
 		t.Fatalf("mapped model: %v", err)
 	}
-	q := loadTinyWritable(t, writeTinyAs(t, gguf.TensorF16))
+	q := testmodel.LoadWritable(t, writeTinyAs(t, gguf.TensorF16))
 	_, err = q.NewFullTrainer(llama.TrainerOptions{Threads: 1, MaxTokens: 64})
 	if !errors.Is(err, llama.ErrTrain) || !strings.Contains(err.Error(), "F32") {
 		t.Fatalf("F16 model: %v", err)

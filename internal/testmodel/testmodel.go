@@ -36,16 +36,15 @@ func Load(t testing.TB) *llama.Model {
 // ends (for variants of the tiny model written by the test).
 func LoadFile(t testing.TB, path string) *llama.Model {
 	t.Helper()
-	m, err := llama.LoadModel(path, llama.ModelOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
+	return load(t, path, llama.ModelOptions{})
+}
+
+// LoadWritable loads the model at path with its weights in memory, as full
+// training needs (mapped weights are read-only), and closes it when the test
+// ends.
+func LoadWritable(t testing.TB, path string) *llama.Model {
+	t.Helper()
+	return load(t, path, llama.ModelOptions{NoMmap: true})
 }
 
 // Main is a TestMain body: it loads the tiny model into *model, runs the
@@ -196,4 +195,19 @@ func Llama3Model(t testing.TB, stopAtEOT bool) string {
 	}
 	set("output.weight", []uint64{Llama3EOT * e}, 50)
 	return path
+}
+
+// load loads the model at path with opts and closes it when the test ends.
+func load(t testing.TB, path string, opts llama.ModelOptions) *llama.Model {
+	t.Helper()
+	m, err := llama.LoadModel(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
 }
