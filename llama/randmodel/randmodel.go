@@ -196,20 +196,11 @@ func Write(path string, s Shape, opts Options) error {
 	if !ok {
 		return fmt.Errorf("randmodel: matrices of type %s are not supported (want F16, Q8_0 or Q4_0)", opts.Type)
 	}
-	w := gguf.NewWriter()
-	w.SetString("general.architecture", "llama")
-	w.SetString("general.name", "codeplan-random-"+s.Name)
-	w.SetUint32("general.file_type", ftype)
-	w.SetUint32(gguf.AlignmentKey, gguf.DefaultAlignment)
-	w.SetUint32("llama.context_length", uint32(s.ContextLength))
-	w.SetUint32("llama.embedding_length", uint32(s.Embedding))
-	w.SetUint32("llama.block_count", uint32(s.Layers))
-	w.SetUint32("llama.feed_forward_length", uint32(s.FeedForward))
-	w.SetUint32("llama.attention.head_count", uint32(s.Heads))
-	w.SetUint32("llama.attention.head_count_kv", uint32(s.KVHeads))
-	w.SetUint32("llama.rope.dimension_count", uint32(s.Embedding/s.Heads))
-	w.SetFloat32("llama.rope.freq_base", s.RopeFreqBase)
-	w.SetFloat32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+	w := gguf.NewLlamaWriter(gguf.LlamaHeader{
+		Name: "codeplan-random-" + s.Name, FileType: ftype, ContextLength: s.ContextLength, Embedding: s.Embedding,
+		Layers: s.Layers, FeedForward: s.FeedForward, Heads: s.Heads, KVHeads: s.KVHeads,
+		RopeFreqBase: s.RopeFreqBase, RMSEpsilon: 1e-5,
+	})
 
 	nv, err := applyVocab(w, s, opts.Vocab)
 	if err != nil {

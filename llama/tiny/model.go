@@ -82,22 +82,11 @@ func build(cfg Config, typ gguf.TensorType) (*gguf.Writer, error) {
 // newModelWriter starts a GGUF with the metadata of a model of shape cfg:
 // llama architecture, the byte-level vocabulary and the ChatML template.
 func newModelWriter(cfg Config, name string, ftype uint32) *gguf.Writer {
-	w := gguf.NewWriter()
-	w.SetString("general.architecture", "llama")
-	w.SetString("general.name", name)
-	w.SetUint32("general.file_type", ftype)
-	w.SetUint32(gguf.AlignmentKey, gguf.DefaultAlignment)
-
-	// llama.cpp reads these integers strictly as u32 and the floats as f32.
-	w.SetUint32("llama.context_length", uint32(cfg.ContextLength))
-	w.SetUint32("llama.embedding_length", uint32(cfg.Embedding))
-	w.SetUint32("llama.block_count", uint32(cfg.Layers))
-	w.SetUint32("llama.feed_forward_length", uint32(cfg.FeedForward))
-	w.SetUint32("llama.attention.head_count", uint32(cfg.Heads))
-	w.SetUint32("llama.attention.head_count_kv", uint32(cfg.KVHeads))
-	w.SetUint32("llama.rope.dimension_count", uint32(cfg.HeadDim()))
-	w.SetFloat32("llama.rope.freq_base", ropeFreqBase)
-	w.SetFloat32("llama.attention.layer_norm_rms_epsilon", rmsEpsilon)
+	w := gguf.NewLlamaWriter(gguf.LlamaHeader{
+		Name: name, FileType: ftype, ContextLength: cfg.ContextLength, Embedding: cfg.Embedding,
+		Layers: cfg.Layers, FeedForward: cfg.FeedForward, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
+		RopeFreqBase: ropeFreqBase, RMSEpsilon: rmsEpsilon,
+	})
 	w.SetUint32("llama.vocab_size", VocabSize)
 
 	w.SetString("tokenizer.ggml.model", "gpt2")
