@@ -27,19 +27,7 @@ func extractArgs(in, out string, extra ...string) []string {
 // checkExactlyOnce asserts that output+rejects hold every input id once.
 func checkExactlyOnce(t *testing.T, n int, out string) {
 	t.Helper()
-	ids := readIDs(t, out, rejectsPath(out))
-	seen := map[string]int{}
-	for _, id := range ids {
-		seen[id]++
-	}
-	for id, c := range seen {
-		if c != 1 {
-			t.Errorf("id %s appears %d times", id, c)
-		}
-	}
-	if len(seen) != n {
-		t.Errorf("%d distinct ids in the results, want %d", len(seen), n)
-	}
+	checkIDsOnce(t, n, out, rejectsPath(out))
 }
 
 func rejectsPath(out string) string {

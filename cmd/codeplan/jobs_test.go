@@ -42,9 +42,9 @@ func mergeShards(t *testing.T, dir string, plans, rejects []string) (string, str
 	return merged, mergedRej
 }
 
-// checkMergedOnce asserts that the merged files hold every one of n input
-// ids exactly once.
-func checkMergedOnce(t *testing.T, n int, files ...string) {
+// checkIDsOnce asserts that files (outputs and rejects, or merged ones)
+// hold every one of n input ids exactly once.
+func checkIDsOnce(t *testing.T, n int, files ...string) {
 	t.Helper()
 	seen := map[string]int{}
 	for _, id := range readIDs(t, files...) {
@@ -56,7 +56,7 @@ func checkMergedOnce(t *testing.T, n int, files ...string) {
 		}
 	}
 	if len(seen) != n {
-		t.Errorf("%d distinct ids merged, want %d", len(seen), n)
+		t.Errorf("%d distinct ids in %v, want %d", len(seen), files, n)
 	}
 }
 
@@ -134,7 +134,7 @@ func TestSlurmArrayScript(t *testing.T) {
 		rejects = append(rejects, filepath.Join(out, fmt.Sprintf("rejects-%d-of-3.jsonl", k)))
 	}
 	merged, mergedRej := mergeShards(t, dir, plans, rejects)
-	checkMergedOnce(t, n, merged, mergedRej)
+	checkIDsOnce(t, n, merged, mergedRej)
 }
 
 // scriptArgs runs a job's command with "echo" standing in for codeplan and
@@ -286,7 +286,7 @@ func TestK8sJobShards(t *testing.T) {
 		plans, rejects = append(plans, flags["--output"]), append(rejects, flags["--rejects"])
 	}
 	merged, mergedRej := mergeShards(t, dir, plans, rejects)
-	checkMergedOnce(t, rows, merged, mergedRej)
+	checkIDsOnce(t, rows, merged, mergedRej)
 }
 
 // TestK8sJobKubectlDryRun has kubectl read the Job as `kubectl create
