@@ -143,7 +143,7 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			skip(row, "no plan", fmt.Sprintf("no %q field (or it is empty), which %s needs", planField, what))
 			continue
 		}
-		user, plan, response := row.Prompt, plan, row.Response
+		user, response := row.Prompt, row.Response
 		if opts.Extraction != nil {
 			// The extractor reads what `codeplan extract` will show it and
 			// learns to write the plan as its whole answer.

@@ -112,16 +112,8 @@ func TestFullResumeEqualsUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg2 := cfg
-	cfg2.Out = filepath.Join(t.TempDir(), "model.gguf")
-	ctx, cancel := context.WithCancel(context.Background())
 	stopAt := whole.Steps / 2
-	cfg2.OnStep = func(s StepStats) {
-		if s.Step == stopAt {
-			cancel()
-		}
-	}
-	part, err := Run(ctx, testmodel.LoadWritable(t, base), cfg2)
+	cfg2, part, err := runInterrupted(t, testmodel.LoadWritable(t, base), cfg, "model.gguf", stopAt)
 	if !errors.Is(err, ErrInterrupted) || part.StepsDone != stopAt || !fileExists(cfg2.CheckpointPath()) || fileExists(cfg2.Out) {
 		t.Fatalf("interrupted run: %v, %d steps done, checkpoint %v, model written %v", err, part.StepsDone, fileExists(cfg2.CheckpointPath()), fileExists(cfg2.Out))
 	}

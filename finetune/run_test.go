@@ -205,16 +205,8 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg2 := cfg
-	cfg2.Out = filepath.Join(t.TempDir(), "adapter.gguf")
-	ctx, cancel := context.WithCancel(context.Background())
 	stopAt := full.Steps / 2
-	cfg2.OnStep = func(s StepStats) {
-		if s.Step == stopAt {
-			cancel() // what Ctrl-C does
-		}
-	}
-	part, err := Run(ctx, m, cfg2)
+	cfg2, part, err := runInterrupted(t, m, cfg, "adapter.gguf", stopAt)
 	if !errors.Is(err, ErrInterrupted) || part.StepsDone != stopAt || !fileExists(cfg2.CheckpointPath()) {
 		t.Fatalf("interrupted run: %v, %d steps done, checkpoint %v", err, part.StepsDone, fileExists(cfg2.CheckpointPath()))
 	}
@@ -401,4 +393,20 @@ func TestRefusesUnusableInputs(t *testing.T) {
 	if err := qb.CheckTrainable(Targets, true); err == nil || !strings.Contains(err.Error(), "merging needs F32, F16 or BF16") {
 		t.Errorf("Q8_0 base accepted for merging: %v", err)
 	}
+}
+
+// runInterrupted runs cfg again with its output in a fresh folder (file name
+// out) and cancels the run's context after step stopAt, as Ctrl-C does. It
+// returns the config it ran, for the resume that follows.
+func runInterrupted(t testing.TB, m *llama.Model, cfg Config, out string, stopAt int) (Config, *Result, error) {
+	cfg.Out = filepath.Join(t.TempDir(), out)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.OnStep = func(s StepStats) {
+		if s.Step == stopAt {
+			cancel()
+		}
+	}
+	res, err := Run(ctx, m, cfg)
+	return cfg, res, err
 }
