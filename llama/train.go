@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -25,6 +26,19 @@ type TrainerOptions struct {
 	// MaxTokens is the most tokens one Accumulate or Evaluate call may pass
 	// (the physical batch); memory for activations grows with it.
 	MaxTokens int
+	// GraphOnly builds the trainer's graphs without allocating gradients,
+	// moments or F32 copies (their sizes are still reported): for Graph and
+	// the memory estimate on models loaded with ModelOptions.NoAlloc. Such a
+	// trainer refuses to train.
+	GraphOnly bool
+	// AsGPU builds the graphs a GPU backend would be given, on any machine:
+	// without the CPU-only rewrites, and with F32 copies of every base weight
+	// that is not F32 (CUDA's OUT_PROD takes F32 only). With GraphOnly it lets
+	// the CPU check GPU training against CheckCUDA.
+	AsGPU bool
+	// rawBackward keeps ggml's backward graph without the rewrites that
+	// make it legal for CUDA, so a test can show they are needed.
+	rawBackward bool
 }
 
 // Trainer trains the A and B matrices of one LoRA adapter while the model's
@@ -133,7 +147,8 @@ func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOpt
 	}
 	eb := newErrBuf()
 	defer eb.free()
-	cfg := C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens)}
+	cfg := C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens),
+		graph_only: C.bool(opts.GraphOnly), as_gpu: C.bool(opts.AsGPU), raw_backward: C.bool(opts.rawBackward)}
 	var c *C.cp_trainer
 	if a != nil {
 		c = C.cp_train_new(mc, a.c, cfg, eb.p, errBufLen)
@@ -158,7 +173,43 @@ func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOpt
 	m.mu.Lock()
 	m.contexts++
 	m.mu.Unlock()
+	if err := t.checkGPU(); err != nil {
+		t.Close()
+		return nil, err
+	}
 	return t, nil
+}
+
+// GPU is the name of the GPU backend the trainer computes on ("" when it
+// runs on the CPU only).
+func (t *Trainer) GPU() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return ""
+	}
+	return C.GoString(C.cp_train_gpu(t.c))
+}
+
+// checkGPU refuses, before the first step, training graphs that the CUDA
+// backend would abort on or compute wrongly (CheckCUDA): an error now
+// instead of a crashed process later. Graphs are checked at the largest
+// batch the trainer takes.
+func (t *Trainer) checkGPU() error {
+	gpu := t.GPU()
+	if !strings.HasPrefix(gpu, "CUDA") {
+		return nil
+	}
+	for _, kind := range []GraphKind{GraphStep, GraphAdamW, GraphGradNorm} {
+		g, err := t.Graph(kind, t.max, 1)
+		if err != nil {
+			return err
+		}
+		if r := CheckCUDA(g); !r.OK() {
+			return fmt.Errorf("%w: the training graph would fail on %s: %s", ErrTrain, gpu, r.Summary())
+		}
+	}
+	return nil
 }
 
 // Close frees the trainer's buffers. The adapter keeps its trained values.
