@@ -157,6 +157,11 @@ struct cp_trainer {
     // F32 copies of base weights the backward pass cannot read in their own
     // type (see plan_upcasts)
     std::unordered_map<const ggml_tensor *, ggml_tensor *> upcast;
+    // base weights the backward pass reads through a copy to F32 made
+    // inside each step's graph (cast_out_prod_weights) instead of a
+    // persistent copy: the copy lives in the compute buffer only while its
+    // OUT_PROD runs
+    std::unordered_map<const ggml_tensor *, bool> cast_in_graph;
     std::vector<std::unique_ptr<owned_buffer>>             upcast_bufs;
     int64_t                                                upcast_bytes = 0;
     int64_t                                                state_bytes  = 0;
@@ -749,6 +754,54 @@ ggml_cgraph * out_prods_as_mul_mats(cp_trainer & t, ggml_context * ctx, ggml_cgr
     return g;
 }
 
+// can_cast_to_f32 reports whether w's own device copies it to F32 (a CPY
+// node), so that the backward pass can convert it step by step instead of
+// keeping an F32 copy. As a GPU: the type pairs CUDA's CPY implements
+// (ggml-cuda.cu:4720-4775). Never for weights on the CPU: there the forward
+// pass would then multiply by the F16 matrix itself, whose CPU kernel rounds
+// the activations to F16 (as inference does), and CPU training results would
+// change; host memory is the cheaper kind, so CPU keeps the F32 copies.
+bool can_cast_to_f32(const cp_trainer & t, ggml_tensor * w) {
+    if (t.as_gpu) {
+        switch (w->type) {
+            case GGML_TYPE_F16: case GGML_TYPE_BF16: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0:
+            case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+                return true;
+            default:
+                return false;
+        }
+    }
+    ggml_backend_dev_t dev = tensor_device(w);
+    if (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+        return false;
+    }
+    // a metadata-only context for the one probe node
+    ggml_context * probe = meta_ctx(1);
+    const bool     ok    = ggml_backend_dev_supports_op(dev, ggml_cast(probe, w, GGML_TYPE_F32));
+    ggml_free(probe);
+    return ok;
+}
+
+// cast_out_prod_weights returns gb with every OUT_PROD that reads a weight
+// of cast_in_graph reading an F32 copy of it made just before (ggml_cast).
+// ggml differentiates y = W·x with respect to x as OUT_PROD(W, dy), and
+// CUDA's OUT_PROD takes F32 only; a copy per use costs one pass over W per
+// step, where persistent F32 copies of an 8B model's matrices cost 30 GB.
+// The graph allocator frees each copy once its OUT_PROD has run.
+ggml_cgraph * cast_out_prod_weights(cp_trainer & t, ggml_context * ctx, ggml_cgraph * gb) {
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    for (int i = 0; i < ggml_graph_n_nodes(gb); ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        if (node->op == GGML_OP_OUT_PROD && t.cast_in_graph.count(node->src[0])) {
+            ggml_tensor * c = ggml_cast(ctx, node->src[0], GGML_TYPE_F32);
+            ggml_format_name(c, "%s (f32 for the backward pass)", node->src[0]->name);
+            node->src[0] = c;
+        }
+        ggml_build_forward_expand(g, node);
+    }
+    return g;
+}
+
 // contiguous_acc_sources returns gb with a contiguous copy of the second
 // source of every GGML_OP_ACC that has a non-contiguous one. ggml
 // differentiates a view (llama.cpp's attention takes one of Q, llama-graph.cpp
@@ -886,6 +939,9 @@ void build_step(cp_trainer & t, built & b, const llama_token * tokens, const lla
         }
     }
     ggml_build_backward_expand(b.ctx, gb, grad_accs.data());
+    if (!t.cast_in_graph.empty()) {
+        gb = cast_out_prod_weights(t, b.ctx, gb);
+    }
     if (!t.raw_backward) {
         gb = contiguous_acc_sources(t, b.ctx, gb);
     }
@@ -980,6 +1036,10 @@ void plan_upcasts(cp_trainer & t) {
             continue;
         }
         seen[w] = true;
+        if (can_cast_to_f32(t, w)) {
+            t.cast_in_graph[w] = true;
+            continue;
+        }
         if (ggml_get_type_traits(w->type)->to_float == nullptr) {
             throw train_error(fmt("base tensor %s has type %s, which cannot be converted for the backward pass", w->name, ggml_type_name(w->type)));
         }
@@ -1033,6 +1093,33 @@ void plan_upcasts(cp_trainer & t) {
                                   node->src[0] ? ggml_type_name(node->src[0]->type) : "-"));
         }
     }
+}
+
+// build_synthetic_step builds the step graph of a batch of n_seqs rows of
+// (nearly) equal length and n_tokens tokens in all, every next token scored
+// but each row's last; token ids are arbitrary. For checking and sizing.
+void build_synthetic_step(cp_trainer & t, built & b, int32_t n_tokens, int32_t n_seqs) {
+    if (n_seqs < 1 || n_tokens < n_seqs) {
+        throw train_error(fmt("a batch of %d tokens cannot hold %d sequences", n_tokens, n_seqs));
+    }
+    const int32_t             nv = (int32_t) t.model->vocab.n_tokens();
+    std::vector<llama_token>  tok(n_tokens), lab(n_tokens);
+    std::vector<llama_pos>    pos(n_tokens);
+    std::vector<llama_seq_id> seq(n_tokens);
+    const int32_t             per = n_tokens / n_seqs;
+    for (int32_t i = 0; i < n_tokens; ++i) {
+        const int32_t s = std::min(i / per, n_seqs - 1);
+        seq[i]          = s;
+        pos[i]          = i - s * per;
+        tok[i]          = (i * 7 + 3) % nv;
+        lab[i]          = -1;
+    }
+    for (int32_t i = 0; i + 1 < n_tokens; ++i) {
+        if (seq[i + 1] == seq[i]) {
+            lab[i] = tok[i + 1];
+        }
+    }
+    build_step(t, b, tok.data(), pos.data(), seq.data(), lab.data(), n_tokens, true);
 }
 
 // check_trainable refuses work that needs data from a graph-only trainer.
@@ -1257,35 +1344,28 @@ int32_t cp_train_batch(cp_trainer * t, const llama_token * tokens, const llama_p
     });
 }
 
+int32_t cp_train_plan_compute(cp_trainer * t, int32_t n_tokens, int32_t n_seqs, int64_t * bytes, char * err, size_t err_len) {
+    return guarded(err, err_len, [&]() {
+        built b;
+        build_synthetic_step(*t, b, n_tokens, n_seqs);
+        std::vector<size_t> sizes(t->backends.size(), 0);
+        ggml_backend_sched_reserve_size(t->sched, b.graph, sizes.data());
+        ggml_backend_sched_reset(t->sched);
+        int64_t total = 0;
+        for (size_t s : sizes) {
+            total += (int64_t) s;
+        }
+        *bytes = total;
+    });
+}
+
 int32_t cp_train_graph(cp_trainer * t, int32_t kind, int32_t n_tokens, int32_t n_seqs, cp_graph_tensor * out, int32_t cap,
                        int32_t * n_out, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
         cp_graph_collector c;
         if (kind == CP_GRAPH_STEP) {
-            if (n_seqs < 1 || n_tokens < n_seqs) {
-                throw train_error(fmt("a batch of %d tokens cannot hold %d sequences", n_tokens, n_seqs));
-            }
-            // n_seqs rows of (nearly) equal length, every next token scored
-            // but each row's last; token ids are arbitrary
-            const int32_t             nv = (int32_t) t->model->vocab.n_tokens();
-            std::vector<llama_token>  tok(n_tokens), lab(n_tokens);
-            std::vector<llama_pos>    pos(n_tokens);
-            std::vector<llama_seq_id> seq(n_tokens);
-            const int32_t             per = n_tokens / n_seqs;
-            for (int32_t i = 0; i < n_tokens; ++i) {
-                const int32_t s = std::min(i / per, n_seqs - 1);
-                seq[i]          = s;
-                pos[i]          = i - s * per;
-                tok[i]          = (i * 7 + 3) % nv;
-                lab[i]          = -1;
-            }
-            for (int32_t i = 0; i + 1 < n_tokens; ++i) {
-                if (seq[i + 1] == seq[i]) {
-                    lab[i] = tok[i + 1];
-                }
-            }
             built b;
-            build_step(*t, b, tok.data(), pos.data(), seq.data(), lab.data(), n_tokens, true);
+            build_synthetic_step(*t, b, n_tokens, n_seqs);
             c.add_graph(b.graph);
         } else if (kind == CP_GRAPH_ADAMW || kind == CP_GRAPH_GRAD_NORM) {
             ggml_context * ctx = step_ctx(*t);

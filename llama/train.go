@@ -265,6 +265,55 @@ func (t *Trainer) UpcastBytes() int64 {
 	return int64(C.cp_train_upcast_bytes(t.c))
 }
 
+// MemoryPlan is what a training step needs in memory, in bytes, by kind.
+type MemoryPlan struct {
+	Weights int64 // the model's weights as loaded
+	Upcast  int64 // persistent F32 copies of base weights (types the device cannot convert per step)
+	Adapter int64 // the LoRA adapter's values (0 for full training: they are the weights)
+	State   int64 // gradients and AdamW moments of every trainable value
+	Compute int64 // one step's compute buffers: activations, their gradients, per-step F32 copies
+}
+
+// Total is the sum of the parts.
+func (p MemoryPlan) Total() int64 { return p.Weights + p.Upcast + p.Adapter + p.State + p.Compute }
+
+// PlanMemory sizes one step of tokens tokens in seqs sequences without
+// computing or allocating it: with GraphOnly (and AsGPU) on a model loaded
+// with ModelOptions.NoAlloc, it tells what a machine needs before it is
+// tried.
+func (t *Trainer) PlanMemory(tokens, seqs int) (MemoryPlan, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %w", ErrClosed)
+	}
+	if tokens < 1 || tokens > t.max || seqs < 1 || seqs > tokens {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %d tokens in %d sequences; this trainer takes 1 to %d tokens", tokens, seqs, t.max)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	var compute C.int64_t
+	if C.cp_train_plan_compute(t.c, C.int32_t(tokens), C.int32_t(seqs), &compute, eb.p, errBufLen) != 0 {
+		return MemoryPlan{}, fmt.Errorf("%w: plan memory: %s", ErrTrain, eb)
+	}
+	mc, err := t.model.ptr()
+	if err != nil {
+		return MemoryPlan{}, err
+	}
+	p := MemoryPlan{
+		Weights: int64(C.llama_model_size(mc)),
+		Upcast:  int64(C.cp_train_upcast_bytes(t.c)),
+		State:   int64(C.cp_train_state_bytes(t.c)),
+		Compute: int64(compute),
+	}
+	if t.adapter != nil {
+		for _, tt := range t.tensors {
+			p.Adapter += int64(tt.Elements()) * 4
+		}
+	}
+	return p, nil
+}
+
 // StateBytes is the memory taken by gradients and AdamW moments.
 func (t *Trainer) StateBytes() int64 {
 	t.mu.Lock()

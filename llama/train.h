@@ -107,6 +107,11 @@ enum cp_train_graph_kind {
 int32_t cp_train_graph(cp_trainer *t, int32_t kind, int32_t n_tokens, int32_t n_seqs, struct cp_graph_tensor *out, int32_t cap,
                        int32_t *n_out, char *err, size_t err_len);
 
+// cp_train_plan_compute sets *bytes to the compute buffers (activations,
+// their gradients, in-graph F32 copies) one step of n_seqs sequences and
+// n_tokens tokens needs, on all backends together, without allocating them.
+int32_t cp_train_plan_compute(cp_trainer *t, int32_t n_tokens, int32_t n_seqs, int64_t *bytes, char *err, size_t err_len);
+
 int32_t cp_train_zero_grad(cp_trainer *t, char *err, size_t err_len);
 int32_t cp_train_grad_norm(cp_trainer *t, double *norm, char *err, size_t err_len);
 int32_t cp_train_adamw(cp_trainer *t, cp_adamw p, char *err, size_t err_len);
