@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Every command that writes a file goes through this file: the result
@@ -28,7 +29,8 @@ import (
 //     the temporaries of dead writers on the next run.
 
 // StaleNotice, when set, is told about every stale temporary file removed
-// (the CLI logs it); nil keeps quiet.
+// (the CLI logs it); nil keeps quiet. pid is 0 for a temporary named by an
+// older codeplan (no pid in its name), removed once an hour old.
 var StaleNotice func(path string, pid int, size int64)
 
 // Lock is a held output lock (see LockOutput).
@@ -120,20 +122,42 @@ func removeStaleTemps(path string) {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
 		pidText, _, ok := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
+		switch {
+		case ok && err == nil && pid > 0:
+			if pid == os.Getpid() || processAlive(pid) {
+				continue
+			}
+		case isDigits(rest) && time.Since(info.ModTime()) > legacyTempAge:
+			// Named by an older codeplan, without its pid: one untouched
+			// for this long is not being written.
+			pid = 0
+		default:
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		var size int64
-		if info, err := e.Info(); err == nil {
-			size = info.Size()
-		}
 		if os.Remove(p) == nil && StaleNotice != nil {
-			StaleNotice(p, pid, size)
+			StaleNotice(p, pid, info.Size())
 		}
 	}
+}
+
+// legacyTempAge is how old a temporary without a pid in its name must be
+// to count as stale.
+const legacyTempAge = time.Hour
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // processAlive reports whether pid names a running process (one we may not

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMergeRespectsRunningWriter is the campaign's repro: a merge onto the
@@ -127,11 +128,15 @@ func TestStaleTempsRemoved(t *testing.T) {
 	dead := filepath.Join(dir, ".merged.jsonl.tmp-"+strconv.Itoa(deadPID(t))+"-123")
 	live := filepath.Join(dir, ".merged.jsonl.tmp-"+strconv.Itoa(os.Getppid())+"-456")
 	other := filepath.Join(dir, ".other.jsonl.tmp-"+strconv.Itoa(deadPID(t))+"-789")
-	for _, p := range []string{dead, live, other} {
+	legacyOld := filepath.Join(dir, ".merged.jsonl.tmp-1553969537") // older codeplan: no pid
+	legacyNew := filepath.Join(dir, ".merged.jsonl.tmp-2553969537")
+	for _, p := range []string{dead, live, other, legacyOld, legacyNew} {
 		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(legacyOld, old, old)
 	var told []string
 	StaleNotice = func(p string, pid int, size int64) { told = append(told, p) }
 	defer func() { StaleNotice = nil }()
@@ -139,16 +144,18 @@ func TestStaleTempsRemoved(t *testing.T) {
 	if _, err := Merge([]string{shard}, out, MergeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("stale temporary of a dead pid kept: %v", err)
+	for _, p := range []string{dead, legacyOld} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("stale temporary %s kept: %v", p, err)
+		}
 	}
-	for _, p := range []string{live, other} {
+	for _, p := range []string{live, other, legacyNew} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
 	}
-	if len(told) != 1 || told[0] != dead {
-		t.Errorf("notices %v, want one for %s", told, dead)
+	if len(told) != 2 {
+		t.Errorf("notices %v, want two", told)
 	}
 	// A row writer cleans up too.
 	if err := os.WriteFile(dead, nil, 0o600); err != nil {

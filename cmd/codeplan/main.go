@@ -193,6 +193,10 @@ func setupProcess() {
 	setupOnce.Do(func() {
 		exitOnSignal()
 		dataset.StaleNotice = func(path string, pid int, size int64) {
+			if pid == 0 {
+				log.Warn().Str("file", path).Int64("bytes", size).Msg("removed a temporary file left by a killed run of an older codeplan (untouched for over an hour)")
+				return
+			}
 			log.Warn().Str("file", path).Int("pid", pid).Int64("bytes", size).Msg("removed a temporary file left by a run that was killed (its pid is no longer running)")
 		}
 	})
