@@ -44,7 +44,8 @@ func SaveFile(path string, exs []Exchange) error {
 	o, err := dataset.CreateOutput(path)
 	if err != nil {
 		if errors.Is(err, dataset.ErrBadOutput) {
-			return fmt.Errorf("save %s: not a regular file; refusing to write over it", path)
+			// still an ErrBadOutput: a script's exit status says bad input (2)
+			return dataset.BadOutputf("save %s: not a regular file; refusing to write over it", path)
 		}
 		return fmt.Errorf("save: %w", err)
 	}

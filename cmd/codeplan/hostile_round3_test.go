@@ -188,7 +188,7 @@ func TestHostileRound3(t *testing.T) {
 		{name: "model init --out FIFO", args: append(initArgs, fifo), code: 2, want: "is a named pipe", same: devs},
 		{name: "model random --out /dev/null", args: []string{"model", "random", "--shape", "1b", "--out", null}, code: 2, want: "--out: /dev/null is a device", same: devs},
 		{name: "model tiny --out symlink to a device", args: []string{"model", "tiny", "--out", link}, code: 2, want: "is a device", same: devs},
-		{name: "chat /save onto a symlink to /dev/full", args: append([]string{"chat", "tiny"}, small...), stdin: "/save full.md\n", code: 1, want: "not a regular file", same: append([]string{fullMD}, devs...)},
+		{name: "chat /save onto a symlink to /dev/full", args: append([]string{"chat", "tiny"}, small...), stdin: "/save full.md\n", code: 2, want: "not a regular file", same: append([]string{fullMD}, devs...)},
 		{name: "report onto a symlink to /dev/full", args: []string{"report", "--out", "rep", "ev"}, code: 2, want: "rep/report.md is a device",
 			same: devs, setup: func(t *testing.T) func() {
 				if code, _, stderr := runCLI(t, "-q", "eval", "tiny", "--bench", "synth-arith", "--steps", "1", "--n", "1", "--modes", "direct",
