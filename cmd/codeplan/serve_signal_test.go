@@ -55,8 +55,9 @@ func TestServeSecondSignalStopsAtOnce(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	// Requests that keep the server busy well past the test's patience.
-	for i := 0; i < 4; i++ {
+	// Requests that keep the server busy well past the test's patience: a
+	// random model may end a reply early, so many of them, queued.
+	for i := 0; i < 48; i++ {
 		go http.Post(url+"/chat/completions", "application/json",
 			strings.NewReader(`{"model":"tiny","max_tokens":2000,"messages":[{"role":"user","content":"count"}]}`))
 	}
@@ -78,6 +79,9 @@ func TestServeSecondSignalStopsAtOnce(t *testing.T) {
 	defer mu.Unlock()
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || took > 10*time.Second {
 		t.Errorf("second SIGINT: exit %d after %v, want %d within seconds:\n%s", code, took, exitInterrupted, logs.String())
+	}
+	if strings.Contains(logs.String(), `"in_flight":0`) || !strings.Contains(logs.String(), `"in_flight"`) {
+		t.Errorf("no requests in flight at the first SIGINT; the test needs some:\n%s", logs.String())
 	}
 	if strings.Contains(logs.String(), "panic:") || strings.Contains(logs.String(), "goroutine ") {
 		t.Errorf("crash trace:\n%s", logs.String())
