@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,6 +103,7 @@ Examples:
 			&cli.BoolFlag{Name: "gpu", Usage: "offload all layers to the GPU backend (needs make cuda, or Metal)"},
 			&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
 			&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the memory one training step needs (weights, F32 copies, adapter, gradients and AdamW moments, activations at --batch) and stop; reads only the model's shapes, so it is quick at any size; with --gpu/--ngl, as the GPU would need it"},
 		},
 		Action: runFinetune,
 	}
@@ -218,6 +220,9 @@ func runFinetune(c *cli.Context) error {
 	}
 	if err := finetune.Preflight(cfg, base); err != nil {
 		return usageError{finetuneMessage(err, cfg)}
+	}
+	if c.Bool("dry-run") {
+		return printMemoryPlan(c, cfg, base)
 	}
 	// The run's outputs (adapter or model, its checkpoint, log and plot,
 	// the merged model) are held under the output lock of --out and
@@ -374,3 +379,36 @@ type reworded struct {
 
 func (r reworded) Error() string { return r.text }
 func (r reworded) Unwrap() error { return r.err }
+
+// printMemoryPlan is finetune --dry-run: the memory plan of one step, on
+// stdout.
+func printMemoryPlan(c *cli.Context, cfg finetune.Config, base *finetune.Base) error {
+	gpu := c.Bool("gpu") || c.Int("ngl") != 0
+	plan, err := finetune.PlanMemory(cfg, base, gpu)
+	if err != nil {
+		return err
+	}
+	where := "on the CPU"
+	if gpu {
+		where = "on a CUDA GPU (F32 operands for its OUT_PROD: per-step conversions, or copies for types it cannot convert)"
+	}
+	what := fmt.Sprintf("LoRA rank %d on %s", cfg.Rank, strings.Join(cfg.Targets, ","))
+	if cfg.Full {
+		what = "full training"
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "memory for one training step of %s: %s, --batch %d, %s\n", base.FileName(), what, cfg.Batch, where)
+	for _, row := range []struct {
+		name string
+		n    int64
+	}{
+		{"weights", plan.Weights}, {"F32 copies of base weights", plan.Upcast}, {"adapter", plan.Adapter},
+		{"gradients and AdamW moments", plan.State}, {"compute buffers (activations, gradients)", plan.Compute},
+		{"total", plan.Total()},
+	} {
+		if _, err := fmt.Fprintf(w, "  %-42s %10.2f GiB\n", row.name, float64(row.n)/(1<<30)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
