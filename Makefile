@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle
+.PHONY: all build test bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle fuzz
 
 all: build
 
@@ -41,6 +41,17 @@ build: headers
 test: headers
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+# The fuzz targets that build without cgo instrumentation of llama.cpp,
+# each for FUZZTIME (CI runs this after the tests). The cgo ones
+# (llama: FuzzLoadModel, FuzzLoadAdapter, FuzzGrammar; engine:
+# FuzzHostilePrompt) run their seeds in every `go test`; fuzz them with
+#   go test -run '^$$' -fuzz=FuzzHostilePrompt -fuzztime=60s ./engine/
+FUZZTIME ?= 10s
+fuzz: headers
+	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(FUZZTIME) ./dataset/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./llama/gguf/
+	$(GO) test -run '^$$' -fuzz=FuzzFindCode -fuzztime=$(FUZZTIME) ./planner/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/

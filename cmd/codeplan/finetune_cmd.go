@@ -224,6 +224,20 @@ func runFinetune(c *cli.Context) error {
 	if c.Bool("dry-run") {
 		return printMemoryPlan(c, cfg, base)
 	}
+	// The run's outputs (adapter or model, its checkpoint, log and plot,
+	// the merged model) are held under the output lock of --out and
+	// --merge until the run ends: a second finetune onto the same --out
+	// would overwrite the first one's checkpoint.
+	for _, o := range []struct{ flag, path string }{{"out", cfg.Out}, {"merge", cfg.Merge}} {
+		if o.path == "" {
+			continue
+		}
+		lock, err := lockOutputFlag(o.flag, o.path)
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+	}
 	ngl := c.Int("ngl")
 	if c.Bool("gpu") {
 		ngl = -1
@@ -249,6 +263,7 @@ func runFinetune(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	handleSignals()
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -265,7 +280,7 @@ func runFinetune(c *cli.Context) error {
 			// Checkpoints are written atomically, so quitting now leaves
 			// the last one intact.
 			log.Warn().Msg("quitting without saving; --resume continues from the last checkpoint, if any")
-			os.Exit(exitRuntime)
+			os.Exit(exitInterrupted)
 		}
 	}()
 	res, err := finetune.Run(ctx, m, cfg)
@@ -333,9 +348,18 @@ func finetuneMessage(err error, cfg finetune.Config) error {
 	case errors.Is(err, finetune.ErrDiverged):
 		return fmt.Errorf("%w; lower --lr", err)
 	case errors.Is(err, finetune.ErrInterrupted):
-		return fmt.Errorf("%w (rerun with --resume)", err)
+		return interruptedFinetune{err}
 	}
 	return err
+}
+
+// interruptedFinetune is a finetune stopped by a signal: exit
+// exitInterrupted, with --resume as the way on.
+type interruptedFinetune struct{ err error }
+
+func (e interruptedFinetune) Error() string { return e.err.Error() + " (rerun with --resume)" }
+func (e interruptedFinetune) Unwrap() []error {
+	return []error{e.err, interruptedError{"finetune"}}
 }
 
 // isFinetuneUsage reports whether a finetune.Run error is the input's

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -60,11 +59,11 @@ Example:
 				opts.Vocab = v
 			}
 			out := c.String("out")
-			if dir := filepath.Dir(out); dir != "" {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return err
-				}
+			lock, err := lockOutputFlag("out", out)
+			if err != nil {
+				return fmt.Errorf("model random: %w", err)
 			}
+			defer lock.Unlock()
 			start := time.Now()
 			if err := randmodel.Write(out, shape, opts); err != nil {
 				return err
@@ -73,7 +72,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			fmt.Println(out)
+			fmt.Fprintln(stdout, out)
 			log.Info().Str("shape", shape.Name).Str("type", typ.String()).Int64("bytes", st.Size()).
 				Dur("took", time.Since(start).Round(time.Millisecond)).Msg("random model written")
 			return nil

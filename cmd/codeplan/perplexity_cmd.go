@@ -141,9 +141,14 @@ func perplexityAction(c *cli.Context) (err error) {
 	}
 
 	var sum perplexitySummary
-	out, summaryOut := io.Writer(os.Stdout), io.Writer(os.Stderr)
+	out, summaryOut := io.Writer(stdout), io.Writer(os.Stderr)
 	var file *os.File
 	if p := c.String("output"); p != "" && p != "-" {
+		lock, lerr := lockOutputFlag("output", p)
+		if lerr != nil {
+			return lerr
+		}
+		defer lock.Unlock() // deferred first, so released after the file is closed
 		if file, err = os.Create(p); err != nil {
 			return usageError{err}
 		}
@@ -153,7 +158,7 @@ func perplexityAction(c *cli.Context) (err error) {
 				os.Remove(p) // a run that scored nothing leaves no empty file behind
 			}
 		}()
-		out, summaryOut = file, os.Stdout
+		out, summaryOut = file, stdout
 	}
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)

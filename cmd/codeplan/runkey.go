@@ -30,7 +30,10 @@ func modelKey(c *cli.Context) (dataset.Settings, string, error) {
 	if err != nil {
 		return nil, "", usageError{err}
 	}
-	key := dataset.Settings{"model": base.FileName(), "model_fingerprint": base.Fingerprint}
+	// The content fingerprint samples every tensor, and names its method,
+	// so a file of rows keyed by an older fingerprint is never compared
+	// with it as if the model had changed (see dataset.SettingsMismatchError).
+	key := dataset.Settings{"model": base.FileName(), "model_fingerprint": base.ContentFingerprint}
 	if hasFlag(c, "lora") {
 		key["lora"], key["lora_scale"] = "", ""
 		if p := c.String("lora"); p != "" {

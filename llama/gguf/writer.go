@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // Writer collects metadata and tensors in memory and encodes them as one
@@ -306,7 +307,9 @@ func (w *Writer) WriteFile(path string) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// The pid in the name lets the next run of a writer tell a temporary
+	// left by a killed process from one being written.
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return fmt.Errorf("gguf: %s: %w", path, err)
 	}
