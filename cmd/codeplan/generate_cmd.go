@@ -60,6 +60,7 @@ func generateCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "prompts: .jsonl[.gz], .json, .parquet or - for stdin (field \"prompt\", \"question\", \"instruction\", chat \"messages\", or --prompt-field)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "answers, JSONL `PATH` (appended to; a rerun resumes)"},
+		drainFlag(),
 		&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt in each row"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash of the prompt)"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
@@ -121,6 +122,11 @@ func runGenerate(c *cli.Context) error {
 		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
 		Settings: settings, Key: key, Logger: log, Progress: true,
 	}
+	// Every row is read once before the model loads: a malformed row
+	// deep in the file is found now, not after hours of generation.
+	if err := dataset.Validate(cfg.Input, cfg.Read); err != nil {
+		return err
+	}
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return err
@@ -137,6 +143,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
 	cfg.Model, cfg.LoRA = l.names()
 	// Prompts too long for a sequence are written with an error (the
 	// library's words); the way out is in flags, so it is said here.
@@ -146,7 +153,7 @@ func runGenerate(c *cli.Context) error {
 			tooLong++
 		}
 	})
-	soft, hard, stop := interruptContexts()
+	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
 	printPipelineSummary("generate", st, cfg.Output)

@@ -96,6 +96,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	app.Action = unknownCommand(func() []*cli.Command { return app.Commands }, "")
 	guardCommands(app.Commands)
 	return app
 }

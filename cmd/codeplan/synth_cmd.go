@@ -32,15 +32,15 @@ field flags.
 Rows depend only on the flags (and the --exclude files). For separate splits use
 different seeds and --exclude the earlier splits, so that no prompt is shared:
 
-   codeplan synth --seed 1 --n 200 --out train.jsonl
-   codeplan synth --seed 2 --n 50 --exclude train.jsonl --out val.jsonl
-   codeplan synth --seed 3 --n 100 --exclude train.jsonl --exclude val.jsonl --out test.jsonl`,
+   codeplan synth --seed 1 --n 200 --output train.jsonl
+   codeplan synth --seed 2 --n 50 --exclude train.jsonl --output val.jsonl
+   codeplan synth --seed 3 --n 100 --exclude train.jsonl --exclude val.jsonl --output test.jsonl`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "kinds", Value: "arith,list,string,order,truth", Usage: "problem families, comma-separated (\"text\" = string)"},
 			&cli.StringFlag{Name: "steps", Value: "1-6", Usage: "step counts, e.g. 1-6 or 1,2,4"},
 			&cli.IntFlag{Name: "n", Value: 100, Usage: "rows per family and step count"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output JSONL `PATH` (\"-\" = stdout)", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "output JSONL `PATH` (\"-\" = stdout)", Required: true},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "JSONL `FILE` of rows whose prompts must not appear (repeatable)"},
 		},
 		Action: runSynth,
@@ -96,7 +96,7 @@ func runSynth(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.String("out")
+	out := c.String("output")
 	if out == "-" {
 		return writeSynthRows(os.Stdout, rows)
 	}

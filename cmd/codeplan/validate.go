@@ -141,8 +141,9 @@ func kvUsageError(c *cli.Context, err error) error {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// guardCommands makes checkFlags run before every command and subcommand
-// (after any Before hook the command has of its own).
+// guardCommands makes checkPositional and checkFlags run before every
+// command and subcommand (after any Before hook the command has of its
+// own), and makes a mistyped subcommand a usage error (unknownCommand).
 func guardCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		own := cmd.Before
@@ -152,7 +153,16 @@ func guardCommands(cmds []*cli.Command) {
 					return err
 				}
 			}
-			return checkFlags(c)
+			if err := checkPositional(c); err != nil {
+				return err
+			}
+			if err := checkFlags(c); err != nil {
+				return err
+			}
+			return checkModelFiles(c)
+		}
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = unknownCommand(func() []*cli.Command { return cmd.Subcommands }, cmd.Name)
 		}
 		guardCommands(cmd.Subcommands)
 	}
