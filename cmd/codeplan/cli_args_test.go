@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/codeplan-dev/codeplan/finetune"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
@@ -267,4 +269,34 @@ func TestFinetuneContinuesAdapter(t *testing.T) {
 		"is the adapter being continued")
 	checkUsage(t, append([]string{"finetune", "tiny", "--lora", filepath.Join(dir, "none.gguf"), "--input", rows, "--output", filepath.Join(dir, "y.gguf")}, common...),
 		"none.gguf: no such file")
+}
+
+// TestDrainTimeoutBoundsTheWait checks interruptContexts: the first
+// SIGTERM cancels the soft context at once and, with a drain bound, the
+// hard one when it is over (generate once waited 237 s for its rows in
+// flight past a `timeout 120`); without one only a second signal does.
+func TestDrainTimeoutBoundsTheWait(t *testing.T) {
+	for _, drain := range []time.Duration{200 * time.Millisecond, 0} {
+		soft, hard, stop := interruptContexts(drain)
+		start := time.Now()
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		select {
+		case <-soft.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("drain %v: SIGTERM did not stop the feeding", drain)
+		}
+		select {
+		case <-hard.Done():
+			if drain == 0 {
+				t.Error("without --drain-timeout the rows in flight were stopped")
+			} else if waited := time.Since(start); waited < drain {
+				t.Errorf("stopped after %v, before the %v drain", waited, drain)
+			}
+		case <-time.After(drain + 2*time.Second):
+			if drain > 0 {
+				t.Errorf("drain %v: the rows in flight were never stopped", drain)
+			}
+		}
+		stop()
+	}
 }

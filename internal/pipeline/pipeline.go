@@ -279,7 +279,7 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			Counters: []string{"ok", "rej", "fail"}, RateCounter: "tok", Logger: &lg, Message: job.Name})
 		defer bar.Finish()
 		if b.liveTokens != nil {
-			stopLive := countLive(bar, b.liveTokens)
+			stopLive := countLive(func(n int64) { bar.Add("tok", n) }, b.liveTokens)
 			defer stopLive()
 		}
 	}
@@ -521,14 +521,14 @@ func (s *sliceReader) Close() error           { return nil }
 // liveTokenPeriod is how often CountTokensLive's counter is read.
 const liveTokenPeriod = 250 * time.Millisecond
 
-// countLive adds to bar's "tok" counter what generated() grew by since the
-// run started, every liveTokenPeriod and once more when stopped.
-func countLive(bar *progress.Reporter, generated func() int64) (stop func()) {
+// countLive passes to add what generated() grew by since the run started,
+// every liveTokenPeriod and once more when stopped.
+func countLive(add func(int64), generated func() int64) (stop func()) {
 	last := generated()
 	sync := func() {
 		now := generated()
 		if now > last {
-			bar.Add("tok", now-last)
+			add(now - last)
 			last = now
 		}
 	}
