@@ -40,6 +40,11 @@ OUT.loss.png. Ctrl-C finishes the current step and saves OUT.ckpt.gguf
 continue exactly as if never stopped. --checkpoint-every N also saves every N
 steps.
 
+--lora PATH continues training that adapter (as --lora PATH names an adapter
+in every other command): its values are the start, its rank, alpha and
+targets are kept, AdamW and the schedule start afresh; --output must be
+another file. Without a path, a new adapter is trained (the default).
+
 --full trains every weight instead (F32 master weights, AdamW with weight
 decay on matrices only; everything else as above) and writes the whole model
 to --output, e.g. to train a model made by 'codeplan model init' from scratch.
@@ -62,6 +67,7 @@ Examples:
    codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --input plans.jsonl --output codeplan-lora.gguf --gpu
    codeplan finetune tiny --input plans.jsonl --output /tmp/a.gguf --epochs 3 --lr 1e-3
    codeplan finetune model.gguf --input plans.jsonl --output a.gguf --resume
+   codeplan finetune model.gguf --lora a.gguf --input more.jsonl --output a2.gguf
    codeplan model init --output init.gguf --layers 4 --embd 256 --heads 4 --ff 768
    codeplan finetune init.gguf --full --input rows.jsonl --output trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1
    codeplan finetune init.gguf --full --task extract --input plans.jsonl --output extractor.gguf --ctx 1536 --batch 1536`,
