@@ -124,8 +124,10 @@ func runGenerate(c *cli.Context) error {
 	}
 	// Every row is read once before the model loads: a malformed row
 	// deep in the file is found now, not after hours of generation.
-	if err := dataset.Validate(cfg.Input, cfg.Read); err != nil {
-		return err
+	if job := cfg.Job(); job.Rows == nil {
+		if err := dataset.Validate(job.Input, job.Read); err != nil {
+			return err
+		}
 	}
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
