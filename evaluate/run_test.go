@@ -292,8 +292,13 @@ func TestRunFailuresAndErrors(t *testing.T) {
 		t.Fatalf("rerun %+v, %v", st, err)
 	}
 	rep, err := BuildReport(cfg.Dir, "x")
-	if err != nil || rep.Errors != 1 || rep.Summary.Modes[0].Correct != 3 {
+	if err != nil || rep.Errors != 1 || rep.Summary.Modes[0].Correct != 3 || rep.Summary.Modes[0].Errors != 1 {
 		t.Fatalf("report %+v, %v", rep, err)
+	}
+	// The report names the mode the item could not run in.
+	md, _ := os.ReadFile(filepath.Join(cfg.Dir, ReportFile))
+	if !strings.Contains(string(md), "1 could not run (prompt too long: direct 1)") {
+		t.Errorf("report header does not name the mode of the item that could not run:\n%s", md)
 	}
 }
 

@@ -67,6 +67,12 @@ func TestMistypedCommand(t *testing.T) {
 	checkUsage(t, []string{"extrct", "tiny"}, `unknown command "extrct": did you mean "extract"?`)
 	checkUsage(t, []string{"fientune"}, `did you mean "finetune"?`)
 	checkUsage(t, []string{"model", "tni"}, `unknown command "model tni": did you mean "model tiny"?`)
+	checkUsage(t, []string{"help", "extrct"}, `unknown command "extrct": did you mean "extract"?`)
+	for _, args := range [][]string{{"extract", "help"}, {"help", "extract"}, {"model", "help"}} {
+		if code, stdout, stderr := runCLI(t, args...); code != 0 || !strings.Contains(stdout, "USAGE") {
+			t.Errorf("%v: exit %d, want the help:\n%s%s", args, code, stdout, stderr)
+		}
+	}
 	stderr := checkUsage(t, []string{"qqqqqqqq"}, `unknown command "qqqqqqqq"`)
 	if strings.Contains(stderr, "did you mean") {
 		t.Errorf("a suggestion for a name close to nothing:\n%s", stderr)

@@ -112,6 +112,11 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	if topic, ok := strings.CutPrefix(err.Error(), "No help topic for '"); ok {
+		// "codeplan help extrct": urfave/cli's exit 3, made a usage error
+		// that suggests the nearest command, as for "codeplan extrct".
+		err = unknownCommandError(app.Commands, "", strings.TrimSuffix(topic, "'"))
+	}
 	code := exitRuntime
 	var ue usageError
 	var re *dataset.RowError

@@ -116,19 +116,25 @@ func unknownCommand(cmds func() []*cli.Command, prefix string) cli.ActionFunc {
 			}
 			return cli.ShowSubcommandHelp(c)
 		}
-		name := c.Args().First()
-		var names []string
-		for _, cmd := range cmds() {
-			if !cmd.Hidden {
-				names = append(names, cmd.Names()...)
-			}
-		}
-		msg := fmt.Sprintf("unknown command %q", strings.TrimSpace(prefix+" "+name))
-		if s := nearest(name, names); s != "" {
-			msg += fmt.Sprintf(": did you mean %q?", strings.TrimSpace(prefix+" "+s))
-		}
-		return usagef("%s (%q lists the commands)", msg, strings.Join(strings.Fields("codeplan "+prefix+" --help"), " "))
+		return unknownCommandError(cmds(), prefix, c.Args().First())
 	}
+}
+
+// unknownCommandError is the usage error for a command name that is none
+// of cmds (under the parent command prefix, "" at the top), with the
+// nearest name as a suggestion when one is close.
+func unknownCommandError(cmds []*cli.Command, prefix, name string) error {
+	var names []string
+	for _, cmd := range cmds {
+		if !cmd.Hidden {
+			names = append(names, cmd.Names()...)
+		}
+	}
+	msg := fmt.Sprintf("unknown command %q", strings.TrimSpace(prefix+" "+name))
+	if s := nearest(name, names); s != "" {
+		msg += fmt.Sprintf(": did you mean %q?", strings.TrimSpace(prefix+" "+s))
+	}
+	return usagef("%s (%q lists the commands)", msg, strings.Join(strings.Fields("codeplan "+prefix+" --help"), " "))
 }
 
 // nearest returns the name closest to s by edit distance, or "" when none

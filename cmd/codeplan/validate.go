@@ -153,6 +153,9 @@ func guardCommands(cmds []*cli.Command) {
 					return err
 				}
 			}
+			if a := c.Args().First(); (a == "help" || a == "h") && c.Args().Len() <= 2 {
+				return nil // "codeplan extract help": urfave/cli shows the help next
+			}
 			if err := checkPositional(c); err != nil {
 				return err
 			}
