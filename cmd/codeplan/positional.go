@@ -38,7 +38,7 @@ func maxPositional(cmd *cli.Command) int {
 // checkPositional refuses what a command would otherwise silently ignore:
 // positional arguments beyond those it takes ("extract tiny extra"), and
 // a MODEL argument that differs from --model. Commands with subcommands
-// are checked by the subcommand (or by unknownSubcommand).
+// are checked by the subcommand (or by unknownCommand).
 func checkPositional(c *cli.Context) error {
 	cmd := c.Command
 	if cmd == nil || hasSubcommands(cmd) {

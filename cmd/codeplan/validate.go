@@ -141,9 +141,10 @@ func kvUsageError(c *cli.Context, err error) error {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// guardCommands makes checkPositional and checkFlags run before every
-// command and subcommand (after any Before hook the command has of its
-// own), and makes a mistyped subcommand a usage error (unknownCommand).
+// guardCommands makes checkPositional, checkFlags and checkModelFiles run
+// before every command and subcommand (after any Before hook the command
+// has of its own), and makes a mistyped subcommand a usage error
+// (unknownCommand).
 func guardCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		own := cmd.Before
