@@ -289,9 +289,20 @@ func runExtract(c *cli.Context) error {
 		}
 	}
 	if err == nil && sum.Failed > 0 {
-		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
+		err = unfinishedRows(sum.Failed, sum.Interrupted)
 	}
 	return err
+}
+
+// unfinishedRows is the error of a run whose rows did not all finish:
+// failed ones (warned about each), or, after an interruption, rows in
+// flight that the second signal or --drain-timeout stopped (not warned
+// about: they are not failures). Either way a rerun redoes them.
+func unfinishedRows(n int64, interrupted bool) error {
+	if interrupted {
+		return fmt.Errorf("interrupted: %d rows did not finish (stopped in flight, or failed as warned above); rerun the same command to redo them", n)
+	}
+	return fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", n)
 }
 
 // extractConfig reads the file, template, filter and sampling flags.

@@ -163,7 +163,7 @@ func runGenerate(c *cli.Context) error {
 		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel, then delete those rows and rerun")
 	}
 	if err == nil && st.Failed > 0 {
-		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
+		err = unfinishedRows(st.Failed, st.Interrupted)
 	}
 	return err
 }
