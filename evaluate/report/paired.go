@@ -149,10 +149,10 @@ func comparePaired(mode, baseMode string, strict bool, bv, mv []verdict, exclude
 // 2×2 table of pairs: a both right, b only the first right, c only the
 // second right, d neither. p1 = (a+b)/n is the mode's accuracy and
 // p2 = (a+c)/n the baseline's. Each accuracy gets its Wilson interval;
-// the two are combined with the phi correlation of the pairs, so the
-// interval is defined for every table with n > 0, stays within [−1, 1],
-// and is not degenerate when there are no discordant pairs (a bootstrap
-// would give [0, 0] there).
+// the two are combined with the phi correlation of the pairs (corrected
+// as Newcombe recommends), so the interval is defined for every table with
+// n > 0, stays within [−1, 1], and is not degenerate when there are no
+// discordant pairs (a bootstrap would give [0, 0] there).
 func NewcombePaired(a, b, c, d int) Interval {
 	n := a + b + c + d
 	if n == 0 {
@@ -163,9 +163,17 @@ func NewcombePaired(a, b, c, d int) Interval {
 	p2 := float64(a+c) / nf
 	w1 := Wilson(a+b, n, Z95)
 	w2 := Wilson(a+c, n, Z95)
+	// phi, the correlation of the pairs, with Newcombe's correction: a
+	// positive cross-product difference is reduced by n/2 (not below 0),
+	// so that a few concordant pairs do not narrow the interval (as in
+	// Altman et al., "Statistics with Confidence", and R's MKinfer).
 	phi := 0.0
 	if den := float64(a+b) * float64(c+d) * float64(a+c) * float64(b+d); den > 0 {
-		phi = (float64(a)*float64(d) - float64(b)*float64(c)) / math.Sqrt(den)
+		cross := float64(a)*float64(d) - float64(b)*float64(c)
+		if cross > 0 {
+			cross = math.Max(cross-nf/2, 0)
+		}
+		phi = cross / math.Sqrt(den)
 	}
 	dl1, du1 := p1-w1.Low, w1.High-p1
 	dl2, du2 := p2-w2.Low, w2.High-p2

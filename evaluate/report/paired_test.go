@@ -93,6 +93,17 @@ func TestNewcombePaired(t *testing.T) {
 			t.Errorf("table %v: interval %+v for difference %v", tc, iv, theta)
 		}
 	}
+	// A table of 44 pairs (12 both right, 9 only the mode, 2 only the
+	// baseline, 21 neither), computed independently with the formula of R's
+	// MKinfer::binomDiffCI(paired = TRUE) (corrected phi): [0.01124, 0.29537].
+	if iv := NewcombePaired(12, 9, 2, 21); math.Abs(iv.Low-0.011243) > 1e-5 || math.Abs(iv.High-0.295372) > 1e-5 {
+		t.Errorf("12/9/2/21: %+v, want [0.011243, 0.295372]", iv)
+	}
+	// 3 discordant pairs, all for the mode, among 8: McNemar's exact p is
+	// 0.25, and the interval, with phi corrected, includes 0 as well.
+	if iv := NewcombePaired(4, 3, 0, 1); !(iv.Low < 0 && iv.High > 0.375) {
+		t.Errorf("4/3/0/1: %+v, want it to include 0", iv)
+	}
 	if iv := NewcombePaired(0, 0, 0, 0); !math.IsNaN(iv.Low) {
 		t.Errorf("no pairs: %+v, want NaN", iv)
 	}
