@@ -18,6 +18,12 @@ HEADERS     := third_party/llama.cpp/include/llama.h third_party/ggml/include/gg
 BIN         := bin/codeplan
 TEST_FLAGS  ?= -timeout 45m
 CUDA_BUILD  ?= build/cuda
+# --version and eval reports name the build: `git describe` (with -dirty when
+# the tree has uncommitted changes) and the commit, stamped at link time.
+VERSION_PKG := github.com/codeplan-dev/codeplan/internal/version
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+COMMIT      ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS     := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT)
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
@@ -36,7 +42,7 @@ $(HEADERS): go.mod
 	@touch $(HEADERS) 2>/dev/null || true
 
 build: headers
-	$(GO) build -o $(BIN) ./cmd/codeplan
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/codeplan
 
 test: headers
 	$(GO) vet ./...
@@ -112,7 +118,7 @@ GPU_CPU_FLAGS ?= -O3 -march=x86-64-v3
 GPU_BUNDLE_MAX_BYTES := 60000000
 gpu-bundle: headers
 	@rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/scripts $(GPU_BUNDLE)/ollama/ml/backend/ggml
-	CGO_CFLAGS="$(GPU_CPU_FLAGS)" CGO_CXXFLAGS="$(GPU_CPU_FLAGS)" $(GO) build -ldflags "-s -w" -o $(GPU_BUNDLE)/bin/codeplan ./cmd/codeplan
+	CGO_CFLAGS="$(GPU_CPU_FLAGS)" CGO_CXXFLAGS="$(GPU_CPU_FLAGS)" $(GO) build -ldflags "-s -w $(LDFLAGS)" -o $(GPU_BUNDLE)/bin/codeplan ./cmd/codeplan
 	@dir=$$($(GO) list -m -f '{{.Dir}}' $(OLLAMA_MOD)) && \
 	  cp "$$dir/CMakeLists.txt" $(GPU_BUNDLE)/ollama/ && \
 	  cp -r "$$dir/ml/backend/ggml/ggml" $(GPU_BUNDLE)/ollama/ml/backend/ggml/ && chmod -R u+w $(GPU_BUNDLE)/ollama && \

@@ -73,7 +73,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 	var history []planner.Message
 	if cfg.FewShotN > 0 {
 		// The worked examples are earlier turns, as in generation scoring.
-		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, Hint(it.Kind))
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -20,6 +23,10 @@ type Example struct {
 	Plan     string // code-form plan (codeplan mode)
 	NLPlan   string // numbered natural-language plan (nlplan mode)
 	Response string // worked answer ending in the marked final answer
+	// Hint is the answer-format line of the example's own answer kind
+	// (from "answer_kind" in a file row, or the synthetic item's kind);
+	// empty when unknown, when the item's own hint is used.
+	Hint string
 }
 
 // LoadExamples reads few-shot examples from a JSONL file. Each row has the
@@ -55,6 +62,9 @@ func LoadExamples(path string, modes []planner.Mode) ([]Example, error) {
 		}
 		ex := Example{Question: first("question", "prompt"), Response: first("response", "solution", "answer"),
 			Plan: first("plan"), NLPlan: first("nl_plan")}
+		if k, err := answer.ParseKind(first("answer_kind")); err == nil {
+			ex.Hint = Hint(k)
+		}
 		if ex.Question == "" || ex.Response == "" {
 			return nil, fmt.Errorf("%s:%d: a few-shot example needs a question (\"question\" or \"prompt\") and a response (\"response\")", path, line)
 		}
@@ -84,14 +94,27 @@ func planField(m planner.Mode) string {
 // fewShotHistory renders up to n examples as earlier conversation turns in
 // mode's own format (the assistant turns written exactly as the model is
 // asked to answer), skipping an example whose question is the item's own.
-func fewShotHistory(examples []Example, n int, mode planner.Mode, question string) ([]planner.Message, error) {
+// Each example's user turn carries the answer-format line just as the
+// item's question does (UserMessage): the example's own kind's line when
+// known, else the item's (hint), so the examples show the model the same
+// request it then gets.
+func fewShotHistory(examples []Example, n int, mode planner.Mode, question, hint string) ([]planner.Message, error) {
 	var msgs []planner.Message
 	for _, ex := range examples {
 		if len(msgs) == 2*n {
 			break
 		}
-		if strings.TrimSpace(ex.Question) == strings.TrimSpace(question) {
+		q := strings.TrimSpace(ex.Question)
+		h := ex.Hint
+		if h == "" {
+			h = hint
+		}
+		q = strings.TrimSpace(strings.TrimSuffix(q, h))
+		if q == strings.TrimSpace(question) {
 			continue
+		}
+		if h != "" {
+			q += "\n\n" + h
 		}
 		plan := ex.Plan
 		if mode == planner.NLPlan {
@@ -101,11 +124,11 @@ func fewShotHistory(examples []Example, n int, mode planner.Mode, question strin
 		if err != nil {
 			return nil, fmt.Errorf("few-shot example %q: %w", excerptText(ex.Question), err)
 		}
-		msgs = append(msgs, planner.Message{Role: planner.RoleUser, Content: strings.TrimSpace(ex.Question)},
+		msgs = append(msgs, planner.Message{Role: planner.RoleUser, Content: q},
 			planner.Message{Role: planner.RoleAssistant, Content: asst})
 	}
 	if len(msgs) < 2*n {
-		return nil, fmt.Errorf("evaluate: %d few-shot examples usable, %d asked for", len(msgs)/2, n)
+		return nil, fmt.Errorf("only %d few-shot examples usable for this item (one equal to it is skipped), %d asked for: give more with --fewshot-file", len(msgs)/2, n)
 	}
 	return msgs, nil
 }
@@ -123,24 +146,52 @@ func excerptText(s string) string {
 // evaluated item (an equal question is skipped besides).
 const FewShotSeedOffset = 1_000_003
 
-// SynthExamples draws few-shot examples for a synthetic benchmark: one item
-// per family and step count from the seed src.Seed + FewShotSeedOffset,
-// with the code plan, natural-language plan and worked response that
-// `codeplan synth` writes for it.
-func SynthExamples(src Source) ([]Example, error) {
+// SynthExamples draws at least n+1 few-shot examples for a synthetic
+// benchmark (n for the prompt, one more in case an example equals the
+// item and is skipped): the same number of items per family and step
+// count from the seed src.Seed + FewShotSeedOffset, with the code plan,
+// natural-language plan and worked response that `codeplan synth` writes
+// for each. The pool is ordered so that consecutive examples cycle through
+// the families and step counts: the first n are as varied as the
+// benchmark allows.
+func SynthExamples(src Source, n int) ([]Example, error) {
 	src.Seed += FewShotSeedOffset
-	src.PerCell, src.Shuffle = 1, false
+	src.Shuffle = false
+	src.PerCell = 1
 	loaded, err := LoadItems(src)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Example, 0, len(loaded.Items))
-	for _, it := range loaded.Items {
-		w, err := synth.Work(it)
-		if err != nil {
+	if cells := len(loaded.Items); cells > 0 && cells < n+1 {
+		src.PerCell = (n + 1 + cells - 1) / cells
+		if loaded, err = LoadItems(src); err != nil {
 			return nil, err
 		}
-		out = append(out, Example{Question: UserMessage(it), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
+	}
+	// Take the items round-robin across (family, steps) cells, so that the
+	// first examples cover as many cells as there are.
+	var cells []string
+	byCell := map[string][]bench.Item{}
+	for _, it := range loaded.Items {
+		c := Task(it) + "/" + strconv.Itoa(it.Steps)
+		if byCell[c] == nil {
+			cells = append(cells, c)
+		}
+		byCell[c] = append(byCell[c], it)
+	}
+	out := make([]Example, 0, len(loaded.Items))
+	for round := 0; len(out) < len(loaded.Items); round++ {
+		for _, c := range cells {
+			if round >= len(byCell[c]) {
+				continue
+			}
+			it := byCell[c][round]
+			w, err := synth.Work(it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Example{Question: it.Question, Hint: Hint(it.Kind), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
+		}
 	}
 	return out, nil
 }

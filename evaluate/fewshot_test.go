@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -76,15 +77,24 @@ func TestFewShotSkipsTheItemItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := fewShotHistory(examples, 2, planner.Direct, "What is 2 plus 2?")
+	hint := Hint(answer.Number)
+	msgs, err := fewShotHistory(examples, 2, planner.Direct, "What is 2 plus 2?", hint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(msgs) != 4 || strings.Contains(msgs[0].Content, "2 plus 2") || msgs[1].Content != "3 * 3 = 9. The answer is 9." {
 		t.Errorf("history %+v", msgs)
 	}
-	if _, err := fewShotHistory(examples, 3, planner.Direct, "What is 2 plus 2?"); err == nil {
-		t.Error("3 examples asked, 2 usable: no error")
+	// Every example's user turn ends with the same answer-format line as
+	// the item's own question (UserMessage), exactly once.
+	for _, m := range []planner.Message{msgs[0], msgs[2]} {
+		if !strings.HasSuffix(m.Content, "\n\n"+hint) || strings.Count(m.Content, hint) != 1 {
+			t.Errorf("example turn %q lacks the answer-format line %q", m.Content, hint)
+		}
+	}
+	_, err = fewShotHistory(examples, 3, planner.Direct, "What is 2 plus 2?", hint)
+	if err == nil || !strings.Contains(err.Error(), "--fewshot-file") {
+		t.Errorf("3 examples asked, 2 usable: error %v, want one pointing to --fewshot-file", err)
 	}
 }
 
@@ -110,12 +120,33 @@ func TestLoadExamplesErrors(t *testing.T) {
 // benchmark's items.
 func TestSynthExamples(t *testing.T) {
 	src := Source{Bench: "synth-arith", Steps: []int{1, 2}, PerCell: 3}
-	examples, err := SynthExamples(src)
+	examples, err := SynthExamples(src, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(examples) != 2 {
 		t.Fatalf("%d examples, want one per step count", len(examples))
+	}
+	// The pool grows with what is asked: 5 examples (+1 in case one is
+	// the item) from a benchmark of 2 cells, alternating the cells.
+	more, err := SynthExamples(Source{Bench: "synth-arith", Steps: []int{1, 2}, PerCell: 3}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(more) < 6 || more[0].Question != examples[0].Question || more[1].Question != examples[1].Question {
+		t.Fatalf("%d examples (want >= 6, starting with the 2 of the smaller pool)", len(more))
+	}
+	seen := map[string]bool{}
+	for _, ex := range more {
+		if seen[ex.Question] {
+			t.Errorf("example %q twice", ex.Question)
+		}
+		seen[ex.Question] = true
+	}
+	// Even on a single cell, --fewshot 2 can be served.
+	one, err := SynthExamples(Source{Bench: "synth-arith", Steps: []int{3}, PerCell: 1}, 2)
+	if err != nil || len(one) < 3 {
+		t.Fatalf("one cell, 2 asked: %d examples, %v", len(one), err)
 	}
 	loaded, err := LoadItems(src)
 	if err != nil {
@@ -125,8 +156,11 @@ func TestSynthExamples(t *testing.T) {
 		if !strings.Contains(ex.Plan, "def ") || ex.NLPlan == "" || !strings.Contains(ex.Response, "The answer is") {
 			t.Errorf("example %+v", ex)
 		}
+		if ex.Hint != Hint(answer.Number) {
+			t.Errorf("example hint %q", ex.Hint)
+		}
 		for _, it := range loaded.Items {
-			if strings.TrimSpace(UserMessage(it)) == strings.TrimSpace(ex.Question) {
+			if strings.TrimSpace(it.Question) == strings.TrimSpace(ex.Question) {
 				t.Errorf("example %q is an item of the benchmark", ex.Question)
 			}
 		}

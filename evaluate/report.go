@@ -122,7 +122,7 @@ func NewReport(bench string, rows []Row) Report {
 	tallies := map[string]map[string]*TaskTally{}
 	for i, r := range rows {
 		results[i] = report.Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
-			Strict: r.StrictCorrect, F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds}
+			Strict: r.StrictCorrect, F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds, Error: r.Error != ""}
 		items[r.ItemID] = true
 		if r.Error != "" {
 			rep.Errors++
@@ -212,10 +212,17 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	fmt.Fprintf(&b, "- codeplan: %s\n", version.String())
 	fmt.Fprintf(&b, "- rows: %d (%d items × %d modes)", r.Rows, r.Items, len(r.Summary.Modes))
 	if r.Errors > 0 {
-		fmt.Fprintf(&b, "; %d could not run (prompt too long) and count as wrong", r.Errors)
+		var per []string
+		for _, m := range r.Summary.Modes {
+			if m.Errors > 0 {
+				per = append(per, fmt.Sprintf("%s %d", m.Mode, m.Errors))
+			}
+		}
+		fmt.Fprintf(&b, "; %d could not run (prompt too long: %s), counted as wrong and left out of the paired comparisons",
+			r.Errors, strings.Join(per, ", "))
 	}
 	b.WriteString("\n\n")
-	b.WriteString("Gain is the relative accuracy gain over direct answering, (acc − acc_direct) / acc_direct.\n\n")
+	b.WriteString("Gain is the relative accuracy gain over direct answering, (acc − acc_direct) / acc_direct; difference is acc − acc_direct in percentage points.\n\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
@@ -291,9 +298,13 @@ type summaryJSON struct {
 	Modes   []modeJSON `json:"modes"`
 	// Unequal is true when modes answered different items; paired figures
 	// then cover the intersection only.
-	Meta    metaJSON     `json:"meta"`
-	Unequal bool         `json:"unequal_items"`
-	Paired  []pairedJSON `json:"paired_vs_direct"`
+	Meta    metaJSON `json:"meta"`
+	Unequal bool     `json:"unequal_items"`
+	// Paired holds the paired comparisons under flexible accuracy (every
+	// mode vs direct, then codeplan vs nlplan); StrictPaired the same
+	// under strict accuracy.
+	Paired       []pairedJSON `json:"paired"`
+	StrictPaired []pairedJSON `json:"paired_strict"`
 }
 
 // metaJSON records what produced the numbers: the codeplan build, when the
@@ -305,17 +316,39 @@ type metaJSON struct {
 	Runs      []dataset.Settings `json:"runs"`
 }
 
+// pairedJSON is one paired comparison. Null gain bounds with
+// gain_ci_undefined_resamples > 0 mean the relative interval is undefined
+// (the baseline had no correct item in that many resamples); the absolute
+// difference and its interval are always given when n > 0.
 type pairedJSON struct {
-	Mode        string   `json:"mode"`
-	N           int      `json:"n"`
-	BaseCorrect int      `json:"direct_correct"`
-	Correct     int      `json:"correct"`
-	OnlyBase    int      `json:"only_direct_right"`
-	OnlyMode    int      `json:"only_mode_right"`
-	Gain        *float64 `json:"gain"`
-	GainLow     *float64 `json:"gain_ci95_low"`
-	GainHigh    *float64 `json:"gain_ci95_high"`
-	PValue      float64  `json:"mcnemar_p"`
+	Mode          string   `json:"mode"`
+	Base          string   `json:"base"`
+	N             int      `json:"n"`
+	Excluded      int      `json:"excluded_could_not_run"`
+	BaseCorrect   int      `json:"base_correct"`
+	Correct       int      `json:"correct"`
+	OnlyBase      int      `json:"only_base_right"`
+	OnlyMode      int      `json:"only_mode_right"`
+	Diff          *float64 `json:"difference"`
+	DiffLow       *float64 `json:"difference_ci95_low"`
+	DiffHigh      *float64 `json:"difference_ci95_high"`
+	Gain          *float64 `json:"gain"`
+	GainLow       *float64 `json:"gain_ci95_low"`
+	GainHigh      *float64 `json:"gain_ci95_high"`
+	GainUndefined int      `json:"gain_ci_undefined_resamples"`
+	PValue        float64  `json:"mcnemar_p"`
+}
+
+func pairedToJSON(ps []report.Paired) []pairedJSON {
+	out := []pairedJSON{}
+	for _, p := range ps {
+		out = append(out, pairedJSON{Mode: p.Mode, Base: p.Base, N: p.N, Excluded: p.Excluded, BaseCorrect: p.BaseCorrect,
+			Correct: p.Correct, OnlyBase: p.OnlyBase, OnlyMode: p.OnlyMode,
+			Diff: finitePtr(p.Diff), DiffLow: finitePtr(p.DiffCI.Low), DiffHigh: finitePtr(p.DiffCI.High),
+			Gain: finitePtr(p.Gain), GainLow: finitePtr(p.GainCI.Low), GainHigh: finitePtr(p.GainCI.High),
+			GainUndefined: p.GainUndefined, PValue: p.PValue})
+	}
+	return out
 }
 
 type modeJSON struct {
@@ -329,7 +362,9 @@ type modeJSON struct {
 	StrictAcc   float64    `json:"strict_accuracy"`
 	StrictLow   float64    `json:"strict_ci95_low"`
 	StrictHigh  float64    `json:"strict_ci95_high"`
+	Errors      int        `json:"could_not_run"`
 	Gain        *float64   `json:"gain_vs_direct"`
+	Diff        *float64   `json:"difference_vs_direct"`
 	MeanF1      float64    `json:"mean_f1"`
 	MeanTokens  float64    `json:"mean_tokens"`
 	MeanSeconds float64    `json:"mean_seconds"`
@@ -356,18 +391,14 @@ type taskJSON struct {
 // MarshalJSON renders the report as summary.json.
 func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
-		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{},
+		Modes: []modeJSON{}, Unequal: r.Summary.Unequal,
+		Paired: pairedToJSON(r.Summary.Paired), StrictPaired: pairedToJSON(r.Summary.StrictPaired),
 		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: llama.LlamaCppCommit, Generated: time.Now().UTC().Format(time.RFC3339),
 			Runs: append([]dataset.Settings{}, r.Runs...)}}
-	for _, p := range r.Summary.Paired {
-		s.Paired = append(s.Paired, pairedJSON{Mode: p.Mode, N: p.N, BaseCorrect: p.BaseCorrect, Correct: p.Correct,
-			OnlyBase: p.OnlyBase, OnlyMode: p.OnlyMode, Gain: finitePtr(p.Gain), GainLow: finitePtr(p.GainCI.Low),
-			GainHigh: finitePtr(p.GainCI.High), PValue: p.PValue})
-	}
 	for _, m := range r.Summary.Modes {
 		mj := modeJSON{Mode: m.Mode, N: m.N, Correct: m.Correct, Accuracy: finite(m.Accuracy), CILow: m.CI.Low, CIHigh: m.CI.High,
 			Strict: m.StrictCorrect, StrictAcc: finite(m.StrictAccuracy), StrictLow: m.StrictCI.Low, StrictHigh: m.StrictCI.High,
-			MeanF1: finite(m.MeanF1), MeanTokens: finite(m.MeanTokens), MeanSeconds: finite(m.MeanSeconds),
+			Errors: m.Errors, Diff: finitePtr(m.Diff), MeanF1: finite(m.MeanF1), MeanTokens: finite(m.MeanTokens), MeanSeconds: finite(m.MeanSeconds),
 			ByStep: []stepJSON{}, ByTask: []taskJSON{}}
 		if !math.IsNaN(m.Gain) && !math.IsInf(m.Gain, 0) {
 			g := m.Gain
@@ -415,6 +446,9 @@ func BuildReport(dir, bench string) (Report, error) {
 	if len(rows) == 0 {
 		return Report{}, fmt.Errorf("%s: no results to report yet", path)
 	}
+	if bench == "" {
+		bench = benchOf(dir, rows)
+	}
 	rep := NewReport(bench, rows)
 	var md bytes.Buffer
 	if err := rep.WriteMarkdown(&md, ChartFile); err != nil {
@@ -438,6 +472,24 @@ func BuildReport(dir, bench string) (Report, error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// benchOf names the benchmark of a results folder when the caller does not
+// know it (eval --report-only without --bench): the name recorded in the
+// rows, else in an earlier summary.json (rows written before rows carried
+// it), else the folder's name.
+func benchOf(dir string, rows []Row) string {
+	for _, r := range rows {
+		if r.Bench != "" {
+			return r.Bench
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, SummaryFile)); err == nil {
+		if name := gjson.GetBytes(b, "bench").String(); name != "" && name != filepath.Base(dir) {
+			return name
+		}
+	}
+	return filepath.Base(filepath.Clean(dir))
 }
 
 // writeFile writes one report file whole, through the one writer of every

@@ -59,6 +59,9 @@ type Row struct {
 	// which modes a run asked for (dataset.Merge sorts by it).
 	Index int64       `json:"index"`
 	Kind  answer.Kind `json:"kind"`
+	// Bench is the benchmark's name as given to eval (--bench), so that a
+	// report rebuilt from the rows alone is titled with it.
+	Bench string `json:"bench,omitempty"`
 	// Task groups items in the report: the problem family of a synthetic
 	// item (arith, list, text, order, truth), else the answer kind.
 	Task      string `json:"task"`
@@ -127,6 +130,8 @@ type Config struct {
 	Workers int
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
+	// Bench is recorded in every row (Row.Bench): the report's title.
+	Bench string
 	// FewShot worked examples go before each question, FewShotN of them
 	// (0 = zero-shot), as earlier turns in the mode's own format.
 	FewShot  []Example
@@ -292,7 +297,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
-		Question: it.Question, Gold: it.Gold, Format: cfg.Prompter.Format, Model: cfg.Model, LoRA: cfg.LoRA,
+		Question: it.Question, Gold: it.Gold, Format: cfg.Prompter.Format, Model: cfg.Model, LoRA: cfg.LoRA, Bench: cfg.Bench,
 	}
 	if cfg.scoresChoices(it) {
 		return cfg.answerByLoglik(ctx, gen, t, row)
@@ -301,7 +306,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	p.Mode = t.mode
 	var history []planner.Message
 	if cfg.FewShotN > 0 {
-		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question)
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, Hint(it.Kind))
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}

@@ -292,8 +292,13 @@ func TestRunFailuresAndErrors(t *testing.T) {
 		t.Fatalf("rerun %+v, %v", st, err)
 	}
 	rep, err := BuildReport(cfg.Dir, "x")
-	if err != nil || rep.Errors != 1 || rep.Summary.Modes[0].Correct != 3 {
+	if err != nil || rep.Errors != 1 || rep.Summary.Modes[0].Correct != 3 || rep.Summary.Modes[0].Errors != 1 {
 		t.Fatalf("report %+v, %v", rep, err)
+	}
+	// The report names the mode the item could not run in.
+	md, _ := os.ReadFile(filepath.Join(cfg.Dir, ReportFile))
+	if !strings.Contains(string(md), "1 could not run (prompt too long: direct 1)") {
+		t.Errorf("report header does not name the mode of the item that could not run:\n%s", md)
 	}
 }
 
@@ -352,5 +357,57 @@ func TestReadRows(t *testing.T) {
 	}
 	if _, err := BuildReport(t.TempDir(), "x"); err == nil {
 		t.Error("a report without results")
+	}
+}
+
+// TestReportTitleFromRows checks that a report rebuilt without the
+// benchmark's name (eval --report-only --out DIR) is titled with the
+// benchmark recorded in the rows, else in an earlier summary.json, and
+// only then with the folder's name.
+func TestReportTitleFromRows(t *testing.T) {
+	write := func(dir, bench string) {
+		t.Helper()
+		os.MkdirAll(dir, 0o755)
+		var b strings.Builder
+		for i, mode := range []string{"direct", "codeplan"} {
+			row := map[string]any{"id": "q1|" + mode, "item_id": "q1", "mode": mode, "index": i, "correct": i == 1}
+			if bench != "" {
+				row["bench"] = bench
+			}
+			line, _ := json.Marshal(row)
+			b.Write(append(line, '\n'))
+		}
+		if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	title := func(dir string) string {
+		t.Helper()
+		rep, err := BuildReport(dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, _ := os.ReadFile(filepath.Join(dir, ReportFile))
+		if first, _, _ := strings.Cut(string(md), "\n"); first != "# codeplan eval: "+rep.Bench {
+			t.Errorf("report.md starts %q, want the title %q", first, rep.Bench)
+		}
+		return rep.Bench
+	}
+	root := t.TempDir()
+	withBench := filepath.Join(root, "my-folder")
+	write(withBench, "gsm8k_test.jsonl")
+	if got := title(withBench); got != "gsm8k_test.jsonl" {
+		t.Errorf("title %q, want the benchmark recorded in the rows", got)
+	}
+	// Rows from before rows carried it: the summary.json just written
+	// still names it.
+	write(withBench, "")
+	if got := title(withBench); got != "gsm8k_test.jsonl" {
+		t.Errorf("title %q, want the benchmark of the earlier summary.json", got)
+	}
+	bare := filepath.Join(root, "eval-old")
+	write(bare, "")
+	if got := title(bare); got != "eval-old" {
+		t.Errorf("title %q, want the folder's name as the last resort", got)
 	}
 }

@@ -176,6 +176,103 @@ func CheckAdapter(path string, b *Base) (AdapterInfo, error) {
 	return a, nil
 }
 
+// withFrom applies Config.From: the adapter must be readable and made for
+// base b, and its rank, alpha and targets become the run's (a different
+// explicit value is a *ConfigError). Without From, c is returned as is.
+func (c Config) withFrom(b *Base) (Config, error) {
+	if c.From == "" {
+		return c, nil
+	}
+	fromErr := func(err error) error { return &ConfigError{Field: "From", Value: c.From, Err: err} }
+	if c.Full {
+		return c, c.Validate()
+	}
+	if sameFile(c.Out, c.From) {
+		return c, &ConfigError{Field: "Out", Value: c.Out, Err: fmt.Errorf("%s is the adapter being continued: write the continued adapter to another file", c.Out)}
+	}
+	info, err := CheckAdapter(c.From, b)
+	if err != nil {
+		return c, fromErr(err)
+	}
+	tensors, err := readAdapterTensors(c.From)
+	if err != nil {
+		return c, fromErr(err)
+	}
+	rank, targets := info.Rank, info.Targets
+	if rank == 0 || len(targets) == 0 {
+		rank, targets = adapterShape(tensors)
+	}
+	if rank == 0 || len(targets) == 0 {
+		return c, fromErr(fmt.Errorf("no LoRA tensors for any of %s", strings.Join(Targets, ",")))
+	}
+	if c.Rank != 0 && c.Rank != rank {
+		return c, &ConfigError{Field: "Rank", Value: c.Rank, Want: fmt.Sprintf("%d, the rank of the adapter being continued (or leave it unset)", rank)}
+	}
+	if c.Alpha != 0 && float32(c.Alpha) != info.Alpha {
+		return c, &ConfigError{Field: "Alpha", Value: c.Alpha, Want: fmt.Sprintf("%g, the alpha of the adapter being continued (or leave it unset)", info.Alpha)}
+	}
+	if len(c.Targets) > 0 && strings.Join(c.Targets, ",") != strings.Join(targets, ",") {
+		return c, &ConfigError{Field: "Targets", Value: strings.Join(c.Targets, ","), Want: strings.Join(targets, ",") + ", the targets of the adapter being continued (or leave it unset)"}
+	}
+	c.Rank, c.Alpha, c.Targets = rank, float64(info.Alpha), targets
+	return c, nil
+}
+
+// adapterShape infers the rank and the adapted matrices from the tensors
+// of an adapter that does not record them (one made by another tool).
+func adapterShape(tensors []adapterTensor) (int, []string) {
+	rank := 0
+	seen := map[string]bool{}
+	for _, t := range tensors {
+		name, ok := strings.CutSuffix(t.Name, ".weight.lora_a")
+		if !ok || len(t.Shape) != 2 {
+			continue
+		}
+		rank = int(t.Shape[1])
+		if i := strings.Index(name, "."); i >= 0 && strings.HasPrefix(name, "blk.") {
+			if j := strings.Index(name[i+1:], "."); j >= 0 {
+				seen[name[i+1+j+1:]] = true
+			}
+		}
+	}
+	var targets []string
+	for _, t := range Targets {
+		if seen[t] {
+			targets = append(targets, t)
+		}
+	}
+	return rank, targets
+}
+
+// continuedAdapter is the starting point of a run with Config.From: the
+// tensors a fresh adapter of the same rank and targets would have, with the
+// values read from the file (every tensor must be there, shaped alike).
+func continuedAdapter(b *Base, cfg Config) ([]adapterTensor, error) {
+	fresh, err := initialAdapter(b, cfg.Rank, cfg.Targets, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	file, err := readAdapterTensors(cfg.From)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]adapterTensor, len(file))
+	for _, t := range file {
+		byName[t.Name] = t
+	}
+	for i, t := range fresh {
+		got, ok := byName[t.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: adapter has no tensor %s", cfg.From, t.Name)
+		}
+		if fmt.Sprint(got.Shape) != fmt.Sprint(t.Shape) {
+			return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", cfg.From, t.Name, got.Shape, t.Shape)
+		}
+		fresh[i].Values = got.Values
+	}
+	return fresh, nil
+}
+
 // readAdapterTensors reads the LoRA tensors of an adapter file.
 func readAdapterTensors(path string) ([]adapterTensor, error) {
 	f, err := gguf.Open(path)

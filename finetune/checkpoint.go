@@ -334,6 +334,10 @@ func (c Config) checkFiles() error {
 // repeats the checks that do not read the data (checkStart) and adds those
 // that need the tokenizer.
 func Preflight(cfg Config, b *Base) error {
+	cfg, err := cfg.withFrom(b)
+	if err != nil {
+		return err
+	}
 	cfg = cfg.withDefaults()
 	if err := checkStart(cfg, b); err != nil {
 		return err

@@ -35,6 +35,15 @@ type Config struct {
 	// trained weights (load the file again to start over).
 	Full bool
 
+	// From continues training the LoRA adapter at this path: its A and B
+	// matrices are the starting point instead of a fresh initialisation,
+	// and its rank, alpha and targets replace Rank, Alpha and Targets
+	// (which must then be left zero or equal). It must have been trained on
+	// this base (its recorded fingerprint). The AdamW moments, the step
+	// count and the schedule start afresh; Out receives the continued
+	// adapter and must be another file. Not with Full.
+	From string
+
 	Rank    int      // LoRA rank (8)
 	Alpha   float64  // LoRA alpha (16); the update is scaled by Alpha/Rank
 	Targets []string // matrices to adapt (all of Targets)
@@ -144,6 +153,8 @@ func (c Config) Validate() error {
 		return bad("Data", c.Data, "the rows file to train on")
 	case c.Out == "":
 		return bad("Out", c.Out, "the path to write")
+	case c.Full && c.From != "":
+		return bad("From", c.From, "none with Full: it continues a LoRA adapter, and a full run trains the model's own weights")
 	case c.Full && c.Merge != "":
 		return bad("Merge", c.Merge, "none with Full: merging applies to LoRA adapters, and a full run writes the whole model")
 	case c.Rank < 1 || c.Rank > 4096:
@@ -217,12 +228,22 @@ type settings struct {
 	maxGradNorm, weightDecay float64
 	mode, format, systemHash string
 	full                     bool
+	from                     string // content hash of Config.From; "" for a fresh adapter
 }
 
 func (s settings) String() string {
 	return fmt.Sprintf("data=%s rank=%d alpha=%g targets=%s epochs=%d lr=%g warmup=%g schedule=%s ctx=%d batch=%d grad_accum=%d val_split=%g seed=%d max_grad_norm=%g weight_decay=%g mode=%s format=%s system=%s",
 		s.data, s.rank, s.alpha, strings.Join(s.targets, ","), s.epochs, s.lr, s.warmup, s.schedule, s.ctx, s.batch, s.gradAccum,
-		s.valSplit, s.seed, s.maxGradNorm, s.weightDecay, s.mode, s.format, s.systemHash) + s.method()
+		s.valSplit, s.seed, s.maxGradNorm, s.weightDecay, s.mode, s.format, s.systemHash) + s.method() + s.fromText()
+}
+
+// fromText is empty for a fresh adapter, so that checkpoints written
+// before Config.From existed still resume.
+func (s settings) fromText() string {
+	if s.from == "" {
+		return ""
+	}
+	return " from=" + s.from
 }
 
 // method is empty for LoRA, so that checkpoints of LoRA runs written before

@@ -147,6 +147,7 @@ func (l *stepLog) Close() error {
 func plotLoss(path string, points []logPoint, title string) error {
 	p := plot.New()
 	p.Title.Text = title
+	p.Title.Padding = vg.Points(8) // off the image's top edge
 	p.X.Label.Text = "optimizer step"
 	p.Y.Label.Text = "loss per scored token (nats)"
 	var train, eval plotter.XYs
@@ -215,8 +216,10 @@ type wholeTicks struct{}
 func (wholeTicks) Ticks(lo, hi float64) []plot.Tick {
 	step := math.Max(1, niceStep((hi-lo)/6))
 	var ticks []plot.Tick
-	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
-		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	// No tick below step 0 (the axis is padded to the left of the first
+	// step), and never a "-0": Ceil(-0.5) is negative zero.
+	for v := math.Max(0, math.Ceil(lo/step)*step); v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v+0, 'f', 0, 64)})
 	}
 	return ticks
 }
@@ -234,6 +237,9 @@ func (decimalTicks) Ticks(lo, hi float64) []plot.Tick {
 	decimals := max(0, int(-math.Floor(math.Log10(step))))
 	var ticks []plot.Tick
 	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		if math.Abs(v) < step*1e-9 {
+			v = 0 // not "-0" nor "-0.000"
+		}
 		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
 	}
 	return ticks

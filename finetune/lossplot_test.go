@@ -17,8 +17,21 @@ func TestLossChartTicks(t *testing.T) {
 		t.Errorf("x ticks for 3 steps: %+v", xs)
 	}
 	for _, tk := range (wholeTicks{}).Ticks(-10, 2010) {
-		if tk.Value != math.Trunc(tk.Value) {
-			t.Errorf("fractional step tick %v", tk.Value)
+		if tk.Value != math.Trunc(tk.Value) || tk.Value < 0 {
+			t.Errorf("fractional or negative step tick %v", tk.Value)
+		}
+	}
+	// An axis padded to the left of step 0 ticks 0, never "-0".
+	for _, r := range [][2]float64{{-0.5, 4.5}, {-0.2, 0.8}} {
+		for _, tk := range (wholeTicks{}).Ticks(r[0], r[1]) {
+			if tk.Label == "-0" || math.Signbit(tk.Value) {
+				t.Errorf("range %v: tick %q (%v)", r, tk.Label, tk.Value)
+			}
+		}
+	}
+	for _, tk := range (decimalTicks{}).Ticks(-0.03, 0.1) {
+		if tk.Label == "-0" || tk.Label == "-0.00" || tk.Label == "-0.0" {
+			t.Errorf("y tick %q", tk.Label)
 		}
 	}
 	for _, r := range [][2]float64{{8.2791, 8.2803}, {0.04, 8.3}, {2.5, 2.5000004}, {100, 4000}} {
@@ -58,5 +71,14 @@ func TestLossChartFewSteps(t *testing.T) {
 	}
 	if dir := os.Getenv("CODEPLAN_CHART_DIR"); dir != "" {
 		plotLoss(filepath.Join(dir, "loss-3.png"), pts, "3 steps")
+		var long []logPoint
+		for i := 1; i <= 3000; i++ {
+			ev := math.NaN()
+			if i%300 == 0 {
+				ev = 2 + 6/math.Sqrt(float64(i))
+			}
+			long = append(long, logPoint{step: i, loss: 1.8 + 6/math.Sqrt(float64(i)), evalLoss: ev})
+		}
+		plotLoss(filepath.Join(dir, "loss-3000.png"), long, "3000 steps")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -64,11 +65,16 @@ type Result struct {
 // *DivergedError; a cancelled ctx stops it after the step in progress,
 // with a checkpoint and an *InterruptedError.
 func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
-	cfg = cfg.withDefaults()
 	base, err := InspectBase(m.Path())
 	if err != nil {
 		return nil, err
 	}
+	// The adapter being continued sets rank, alpha and targets before the
+	// defaults would.
+	if cfg, err = cfg.withFrom(base); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
 	if err := checkStart(cfg, base); err != nil {
 		return nil, err
 	}
@@ -184,7 +190,26 @@ func runSettings(cfg Config, examples []Example) settings {
 		lr: cfg.LR, warmup: cfg.Warmup, schedule: cfg.Schedule, ctx: cfg.Ctx, batch: cfg.Batch, gradAccum: cfg.GradAccum,
 		valSplit: cfg.ValSplit, seed: cfg.Seed, maxGradNorm: cfg.MaxGradNorm, weightDecay: cfg.WeightDecay,
 		mode: string(cfg.Mode), format: string(cfg.Format), systemHash: hex.EncodeToString(sys[:8]), full: cfg.Full,
+		from: fileHash(cfg.From),
 	}
+}
+
+// fileHash is a short content hash of the file at path ("" for no path or
+// an unreadable file, which withFrom has refused already).
+func fileHash(path string) string {
+	if path == "" {
+		return ""
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // run is a job being trained: the trainer and what the step loop carries
@@ -541,6 +566,9 @@ func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta, topts 
 	// The adapter starts as a file so that llama.cpp allocates its tensors
 	// exactly as for inference (same buffer types as the base weights).
 	init, err := initialAdapter(base, cfg.Rank, cfg.Targets, cfg.Seed)
+	if cfg.From != "" {
+		init, err = continuedAdapter(base, cfg)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,7 +14,7 @@ import (
 // continuation does not fit in the window one sequence of the scoring
 // context holds. Scoring never truncates silently: a truncated context
 // would score a different question.
-var ErrTooLong = errors.New("loglik: text longer than the context window")
+var ErrTooLong = errors.New("text longer than the context window")
 
 // Request is one continuation to score after a context.
 type Request struct {
@@ -72,7 +72,7 @@ type Scorer struct {
 // safe bound in both layouts).
 func NewScorer(ctx *llama.Context) (*Scorer, error) {
 	if ctx == nil {
-		return nil, errors.New("loglik: nil context")
+		return nil, errors.New("nil context")
 	}
 	b, err := llama.NewBatch(ctx.BatchSize(), 1)
 	if err != nil {
@@ -99,9 +99,9 @@ func (s *Scorer) Close() {
 func (s *Scorer) Check(r Request) error {
 	switch {
 	case len(r.Context) == 0:
-		return errors.New("loglik: empty context (a text scored from its start needs at least a BOS token before it)")
+		return errors.New("empty context (a text scored from its start needs at least a BOS token before it)")
 	case len(r.Continuation) == 0:
-		return errors.New("loglik: empty continuation")
+		return errors.New("empty continuation")
 	}
 	if n := len(r.Context) + len(r.Continuation) - 1; n > s.window {
 		return fmt.Errorf("%w: %d context + %d continuation tokens need %d positions, a sequence holds %d",
@@ -115,7 +115,7 @@ func (s *Scorer) Check(r Request) error {
 // are requested in the same decode calls, so scoring costs one prompt pass.
 func (s *Scorer) Score(reqs []Request) ([]Result, error) {
 	if s.batch == nil {
-		return nil, fmt.Errorf("loglik: scorer %w", llama.ErrClosed)
+		return nil, fmt.Errorf("scorer %w", llama.ErrClosed)
 	}
 	for i, r := range reqs {
 		if err := s.Check(r); err != nil {
@@ -151,7 +151,7 @@ func (s *Scorer) group(reqs []Request, out []Result) error {
 			return nil
 		}
 		if err := s.ctx.Decode(s.batch); err != nil {
-			return fmt.Errorf("loglik: %w", err)
+			return fmt.Errorf("%w", err)
 		}
 		if err := s.readScores(slots, reqs, out); err != nil {
 			return err
@@ -174,7 +174,7 @@ func (s *Scorer) group(reqs []Request, out []Result) error {
 			}
 			scored := p >= len(r.Context)-1
 			if _, err := s.batch.Add(tok, llama.Pos(p), seq, scored); err != nil {
-				return fmt.Errorf("loglik: %w", err)
+				return fmt.Errorf("%w", err)
 			}
 			sl := slot{req: -1}
 			if scored {
@@ -267,7 +267,7 @@ func (s *Scorer) readScores(slots []slot, reqs []Request, out []Result) error {
 		}
 		var err error
 		if s.bufs[len(pending)], err = s.ctx.Logits(bi, s.bufs[len(pending)]); err != nil {
-			return fmt.Errorf("loglik: %w", err)
+			return fmt.Errorf("%w", err)
 		}
 		pending = append(pending, sl)
 		if len(pending) == block {

@@ -65,7 +65,7 @@ func (t *Text) Whole(text string) (Request, error) {
 		return Request{}, err
 	}
 	if len(toks) < 2 {
-		return Request{}, errors.New("loglik: text has fewer than 2 tokens: nothing to score")
+		return Request{}, errors.New("text has fewer than 2 tokens: nothing to score")
 	}
 	r := Request{Context: toks[:1], Continuation: toks[1:]}
 	return r, t.scorer.Check(r)
@@ -78,7 +78,7 @@ func (t *Text) Whole(text string) (Request, error) {
 // n/2 tokens before it). A text with fewer than n tokens gives no chunks.
 func (t *Text) Chunks(text string, n int) ([]Request, error) {
 	if n < 4 {
-		return nil, fmt.Errorf("loglik: chunk size %d is too small (want at least 4)", n)
+		return nil, fmt.Errorf("chunk size %d is too small (want at least 4)", n)
 	}
 	if n > t.scorer.Window()+1 {
 		return nil, fmt.Errorf("%w: chunks of %d tokens, a sequence holds %d", ErrTooLong, n, t.scorer.Window())

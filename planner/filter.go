@@ -30,8 +30,8 @@ var reasonText = map[Reason]string{
 	NoCode:               "no code block or code-like lines found in the output",
 	Unbalanced:           "unbalanced brackets or unterminated string: the code looks truncated",
 	DegenerateRepetition: "the same line or word sequence is repeated many times",
-	TooLong:              "plan has more words than FilterConfig.MaxWords",
-	TooShort:             "plan has fewer words than FilterConfig.MinWords",
+	TooLong:              "plan has more words than the limit (extract --max-words, 200 by default)",
+	TooShort:             "plan has fewer words than the minimum (extract --min-words, 5 by default)",
 	CopiesResponse:       "plan largely copies the response text instead of abstracting it",
 }
 

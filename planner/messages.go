@@ -45,7 +45,7 @@ func (ChatML) ApplyTemplate(msgs []Message, addAssistant bool) (string, error) {
 	var b strings.Builder
 	for i, m := range msgs {
 		if err := checkRole(m.Role); err != nil {
-			return "", fmt.Errorf("planner: chatml: message %d: %w", i, err)
+			return "", fmt.Errorf("chatml: message %d: %w", i, err)
 		}
 		b.WriteString(ChatMLStart)
 		b.WriteString(m.Role)

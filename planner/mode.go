@@ -65,7 +65,7 @@ func (m Mode) AnswerOpener() string {
 // MarshalText implements encoding.TextMarshaler so modes read naturally in JSON.
 func (m Mode) MarshalText() ([]byte, error) {
 	if !m.Valid() {
-		return nil, fmt.Errorf("planner: invalid mode %q", string(m))
+		return nil, fmt.Errorf("invalid mode %q", string(m))
 	}
 	return []byte(m), nil
 }
@@ -84,7 +84,7 @@ func (m *Mode) UnmarshalText(b []byte) error {
 func ParseMode(s string) (Mode, error) {
 	m := Mode(strings.ToLower(strings.TrimSpace(s)))
 	if !m.Valid() {
-		return "", fmt.Errorf("planner: unknown mode %q (want direct, nlplan or codeplan)", s)
+		return "", fmt.Errorf("unknown mode %q (want direct, nlplan or codeplan)", s)
 	}
 	return m, nil
 }
@@ -94,7 +94,7 @@ func ParseMode(s string) (Mode, error) {
 // are errors because they are almost always typos on a command line.
 func ParseModes(s string) ([]Mode, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("planner: empty mode list (want e.g. direct,codeplan)")
+		return nil, fmt.Errorf("empty mode list (want e.g. direct,codeplan)")
 	}
 	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		return Modes(), nil
@@ -103,14 +103,14 @@ func ParseModes(s string) ([]Mode, error) {
 	seen := map[Mode]bool{}
 	for i, part := range strings.Split(s, ",") {
 		if strings.TrimSpace(part) == "" {
-			return nil, fmt.Errorf("planner: mode list %q: entry %d is empty", s, i+1)
+			return nil, fmt.Errorf("mode list %q: entry %d is empty", s, i+1)
 		}
 		m, err := ParseMode(part)
 		if err != nil {
-			return nil, fmt.Errorf("planner: mode list %q: entry %d: %w", s, i+1, err)
+			return nil, fmt.Errorf("mode list %q: entry %d: %w", s, i+1, err)
 		}
 		if seen[m] {
-			return nil, fmt.Errorf("planner: mode list %q: %s given twice", s, m)
+			return nil, fmt.Errorf("mode list %q: %s given twice", s, m)
 		}
 		seen[m] = true
 		out = append(out, m)
@@ -145,7 +145,7 @@ func (f Format) Valid() bool { return f == Trained || f == Prompted }
 // MarshalText implements encoding.TextMarshaler.
 func (f Format) MarshalText() ([]byte, error) {
 	if !f.Valid() {
-		return nil, fmt.Errorf("planner: invalid format %q", string(f))
+		return nil, fmt.Errorf("invalid format %q", string(f))
 	}
 	return []byte(f), nil
 }
@@ -164,7 +164,7 @@ func (f *Format) UnmarshalText(b []byte) error {
 func ParseFormat(s string) (Format, error) {
 	f := Format(strings.ToLower(strings.TrimSpace(s)))
 	if !f.Valid() {
-		return "", fmt.Errorf("planner: unknown format %q (want trained or prompted)", s)
+		return "", fmt.Errorf("unknown format %q (want trained or prompted)", s)
 	}
 	return f, nil
 }

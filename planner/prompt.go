@@ -40,7 +40,7 @@ const NLPlanInstruction = "Before answering, write a plan for your answer as a s
 	planHeader + "1. <first step>\n2. <second step>\n...\n" + answerHeader + "<your answer>"
 
 // ErrNoPlanPhase is returned by PlanPrompt in direct mode, which has no plan.
-var ErrNoPlanPhase = errors.New("planner: direct mode has no plan phase")
+var ErrNoPlanPhase = errors.New("direct mode has no plan phase")
 
 // Phase is the input for one generation call.
 type Phase struct {
@@ -92,7 +92,7 @@ func (p Prompter) AnswerPrompt(history []Message, user, plan string) (Phase, err
 		return Phase{}, err
 	}
 	if !p.Mode.HasPlan() && strings.TrimSpace(plan) != "" {
-		return Phase{}, fmt.Errorf("planner: direct mode takes no plan, got %d bytes", len(plan))
+		return Phase{}, fmt.Errorf("direct mode takes no plan, got %d bytes", len(plan))
 	}
 	head, err := p.render(history, user)
 	if err != nil {
@@ -141,15 +141,15 @@ func (p Prompter) TrainingExample(prompt, plan, response string) (prefix, target
 	msgs := p.messages(nil, prompt)
 	prefix, err = p.Chat.ApplyTemplate(msgs, true)
 	if err != nil {
-		return "", "", fmt.Errorf("planner: chat template (generation prompt): %w", err)
+		return "", "", fmt.Errorf("chat template (generation prompt): %w", err)
 	}
 	full, err := p.Chat.ApplyTemplate(append(msgs, Message{Role: RoleAssistant, Content: asst}), false)
 	if err != nil {
-		return "", "", fmt.Errorf("planner: chat template (full conversation): %w", err)
+		return "", "", fmt.Errorf("chat template (full conversation): %w", err)
 	}
 	if !strings.HasPrefix(full, prefix) {
 		i := commonPrefixLen(prefix, full)
-		return "", "", fmt.Errorf("planner: chat template renders the generation prompt as %q but the "+
+		return "", "", fmt.Errorf("chat template renders the generation prompt as %q but the "+
 			"conversation with the assistant turn as %q at byte %d: the prompt is not a prefix, so "+
 			"prompt and target cannot be split", excerpt(prefix, i), excerpt(full, i), i)
 	}
@@ -167,7 +167,7 @@ func (p Prompter) TrainingExample(prompt, plan, response string) (prefix, target
 // error, because the text could then not be split back unambiguously.
 func AssistantText(mode Mode, plan, response string) (string, error) {
 	if !mode.Valid() {
-		return "", fmt.Errorf("planner: invalid mode %q", string(mode))
+		return "", fmt.Errorf("invalid mode %q", string(mode))
 	}
 	response = strings.TrimSpace(response)
 	if !mode.HasPlan() {
@@ -175,7 +175,7 @@ func AssistantText(mode Mode, plan, response string) (string, error) {
 	}
 	plan = CleanPlan(plan)
 	if plan == "" {
-		return "", fmt.Errorf("planner: %s example has an empty plan", mode)
+		return "", fmt.Errorf("%s example has an empty plan", mode)
 	}
 	if err := checkPlanDelimiters(mode, plan); err != nil {
 		return "", err
@@ -306,11 +306,11 @@ func planStops(m Mode) []string {
 func checkPlanDelimiters(mode Mode, plan string) error {
 	for n, l := range strings.Split(plan, "\n") {
 		if mode == CodePlan && isFenceLine(l) {
-			return fmt.Errorf("planner: plan line %d is a code fence (%q), which would end the plan early", n+1, l)
+			return fmt.Errorf("plan line %d is a code fence (%q), which would end the plan early", n+1, l)
 		}
 		if mode == NLPlan {
 			if _, isHdr := headerLine(l, answerWord); isHdr {
-				return fmt.Errorf("planner: plan line %d is a response header (%q), which would end the plan early", n+1, l)
+				return fmt.Errorf("plan line %d is a response header (%q), which would end the plan early", n+1, l)
 			}
 		}
 	}
@@ -320,13 +320,13 @@ func checkPlanDelimiters(mode Mode, plan string) error {
 // check validates the Prompter's fields.
 func (p Prompter) check() error {
 	if p.Chat == nil {
-		return errors.New("planner: Prompter.Chat is nil (use the model or planner.ChatML{})")
+		return errors.New("Prompter.Chat is nil (use the model or planner.ChatML{})")
 	}
 	if !p.Mode.Valid() {
-		return fmt.Errorf("planner: Prompter.Mode %q is not direct, nlplan or codeplan", string(p.Mode))
+		return fmt.Errorf("Prompter.Mode %q is not direct, nlplan or codeplan", string(p.Mode))
 	}
 	if !p.Format.Valid() {
-		return fmt.Errorf("planner: Prompter.Format %q is not trained or prompted", string(p.Format))
+		return fmt.Errorf("Prompter.Format %q is not trained or prompted", string(p.Format))
 	}
 	return nil
 }
@@ -354,12 +354,12 @@ func (p Prompter) messages(history []Message, user string) []Message {
 func (p Prompter) render(history []Message, user string) (string, error) {
 	for i, m := range history {
 		if err := checkRole(m.Role); err != nil {
-			return "", fmt.Errorf("planner: history message %d: %w", i, err)
+			return "", fmt.Errorf("history message %d: %w", i, err)
 		}
 	}
 	s, err := p.Chat.ApplyTemplate(p.messages(history, user), true)
 	if err != nil {
-		return "", fmt.Errorf("planner: chat template: %w", err)
+		return "", fmt.Errorf("chat template: %w", err)
 	}
 	return s, nil
 }

@@ -114,7 +114,7 @@ func TemplateFromFlag(v string) (*Template, error) {
 func LoadTemplate(path string) (*Template, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("planner: extraction template: %w", err)
+		return nil, fmt.Errorf("extraction template: %w", err)
 	}
 	defer f.Close()
 	// A device (/dev/zero) or a pipe that never ends would be read without
@@ -141,21 +141,21 @@ func ParseTemplate(source, text string) (*Template, error) {
 	text = strings.ReplaceAll(text, "\r\n", "\n")
 	text = strings.TrimRight(text, " \t\n")
 	if strings.TrimSpace(text) == "" {
-		return nil, fmt.Errorf("planner: extraction template %s is empty", source)
+		return nil, fmt.Errorf("extraction template %s is empty", source)
 	}
 	seen := map[string]bool{}
 	for _, loc := range placeholderRE.FindAllStringSubmatchIndex(text, -1) {
 		name := strings.ToLower(text[loc[2]:loc[3]])
 		if name != "prompt" && name != "response" {
 			line := 1 + strings.Count(text[:loc[0]], "\n")
-			return nil, fmt.Errorf("planner: extraction template %s:%d: unknown placeholder %s (want {{prompt}} or {{response}})",
+			return nil, fmt.Errorf("extraction template %s:%d: unknown placeholder %s (want {{prompt}} or {{response}})",
 				source, line, text[loc[0]:loc[1]])
 		}
 		seen[name] = true
 	}
 	for _, name := range []string{"prompt", "response"} {
 		if !seen[name] {
-			return nil, fmt.Errorf("planner: extraction template %s: missing placeholder {{%s}}", source, name)
+			return nil, fmt.Errorf("extraction template %s: missing placeholder {{%s}}", source, name)
 		}
 	}
 	return &Template{source: source, text: text}, nil
@@ -181,7 +181,7 @@ func (t *Template) Hash() string {
 // appear in a Template not made by ParseTemplate).
 func (t *Template) Render(prompt, response string) (string, error) {
 	if t == nil || t.text == "" {
-		return "", fmt.Errorf("planner: extraction template is empty (use DefaultTemplate or LoadTemplate)")
+		return "", fmt.Errorf("extraction template is empty (use DefaultTemplate or LoadTemplate)")
 	}
 	var bad string
 	out := placeholderRE.ReplaceAllStringFunc(t.text, func(m string) string {
@@ -197,7 +197,7 @@ func (t *Template) Render(prompt, response string) (string, error) {
 		return m
 	})
 	if bad != "" {
-		return "", fmt.Errorf("planner: extraction template %s: unknown placeholder %s", t.source, bad)
+		return "", fmt.Errorf("extraction template %s: unknown placeholder %s", t.source, bad)
 	}
 	return out, nil
 }

@@ -53,6 +53,10 @@ func interspersed(app *cli.App, args []string) []string {
 			positional = append(positional, args[i:]...)
 			break
 		}
+		if bareOptionalFlag(cmd, a) && (i+1 == len(args) || (strings.HasPrefix(args[i+1], "-") && args[i+1] != "-")) {
+			flags = append(flags, a+"=true")
+			continue
+		}
 		if strings.HasPrefix(a, "-") && a != "-" {
 			dst, set := &flags, cmd.Flags
 			if !definesFlag(cmd.Flags, a) && definesFlag(app.Flags, a) {
@@ -70,6 +74,13 @@ func interspersed(app *cli.App, args []string) []string {
 	out = append(out, names...)
 	out = append(out, flags...)
 	return append(out, positional...)
+}
+
+// bareOptionalFlag reports whether arg is finetune's --lora, which takes a
+// PATH (the adapter to continue) but may also stand alone, as the switch it
+// used to be ("train a new adapter"): alone, it is passed on as --lora=true.
+func bareOptionalFlag(cmd *cli.Command, arg string) bool {
+	return cmd.Name == "finetune" && (arg == "--lora" || arg == "-lora")
 }
 
 // definesFlag reports whether arg ("--log-level", "-q=true") names one of flags.

@@ -35,6 +35,9 @@ func chatCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-tokens", Value: planner.DefaultMaxTokens, Usage: "at most `N` tokens of answer"},
 		&cli.Float64Flag{Name: "temperature", Usage: "sampling temperature `T` (0 = greedy)"},
 		&cli.Float64Flag{Name: "top-p", Usage: "nucleus sampling: keep the most likely tokens up to probability `P` (0 or 1 = off)"},
+		&cli.IntFlag{Name: "top-k", Usage: "top-k sampling: keep the `K` most likely tokens (0 = off)"},
+		&cli.Float64Flag{Name: "min-p", Usage: "min-p sampling: drop tokens below `P` times the most likely one's probability (0 = off)"},
+		&cli.Float64Flag{Name: "repeat-penalty", Value: 1, Usage: "penalty for repeated tokens (1 = off)"},
 		&cli.UintFlag{Name: "seed", DefaultText: "random", Usage: "sampling seed `S`, for reproducible chats (random by default, unlike the batch commands' 0, so that a sampled chat differs between sessions; greedy decoding ignores it)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object per turn instead of text (for scripts)"},
 	)
@@ -101,7 +104,8 @@ func parseChatFlags(c *cli.Context) (chatSettings, error) {
 	if !c.IsSet("seed") {
 		seed = rand.Uint32()
 	}
-	s.sampling = llama.SamplerOptions{Seed: seed}
+	s.sampling = llama.SamplerOptions{Seed: seed, TopK: c.Int("top-k"), MinP: float32(c.Float64("min-p")),
+		RepeatPenalty: float32(c.Float64("repeat-penalty"))}
 	s.settings.Temperature, s.settings.TopP = temp, topP
 	s.json = c.Bool("json")
 	return s, nil

@@ -41,7 +41,8 @@ func evalCommand() *cli.Command {
 		&cli.IntFlag{Name: "max-plan-tokens", Value: planner.DefaultMaxPlanTokens, Usage: "token limit of the plan"},
 		&cli.IntFlag{Name: "max-tokens", Value: planner.DefaultMaxTokens, Usage: "token limit of the answer"},
 		&cli.IntFlag{Name: "limit", Usage: "evaluate only the first `N` items (of the shard, after --shuffle)"},
-		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "report `DIR`: results.jsonl (a rerun resumes), report.md, report.png, summary.json (default: eval-BENCH)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "report `DIR`: results.jsonl (a rerun resumes), report.md, report.png, summary.json (default: eval-BENCH)"},
+		drainFlag(),
 		&cli.StringFlag{Name: "shard", Usage: "evaluate only shard `K/N` of the items (1-based, stable by item id)"},
 		&cli.BoolFlag{Name: "shuffle", Usage: "put the items in a random order fixed by --seed (so that --limit takes a random subset)"},
 		&cli.StringFlag{Name: "steps", Value: joinInts(evaluate.DefaultSteps), Usage: "synthetic benchmarks: step counts, e.g. 1,2,3 or 1-5"},
@@ -83,9 +84,9 @@ controlled number of reasoning steps, --n items per family and step count.
 
 Examples:
    codeplan eval Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --bench synth --gpu --parallel 16
-   codeplan eval model.gguf --lora codeplan-lora.gguf --format trained --bench gsm8k_test.jsonl --out eval-gsm8k-lora
-   codeplan eval tiny --bench synth-arith --steps 1-3 --n 2 --max-tokens 32 --out /tmp/eval-demo
-   codeplan eval --report-only --out eval-synth`,
+   codeplan eval model.gguf --lora codeplan-lora.gguf --format trained --bench gsm8k_test.jsonl --output eval-gsm8k-lora
+   codeplan eval tiny --bench synth-arith --steps 1-3 --n 2 --max-tokens 32 --output /tmp/eval-demo
+   codeplan eval --report-only --output eval-synth`,
 		Flags:  flags,
 		Action: runEval,
 	}
@@ -118,17 +119,15 @@ func kindNames() string {
 
 func runEval(c *cli.Context) error {
 	benchName := c.String("bench")
-	out := c.String("out")
+	out := c.String("output")
 	if c.Bool("report-only") {
 		if out == "" {
 			if benchName == "" || modelArg(c) == "" {
-				return usagef("eval --report-only: --out DIR is required (or --bench with the MODEL and --lora of the run, which name the default folder)")
+				return usagef("eval --report-only: --output DIR is required (or --bench with the MODEL and --lora of the run, which name the default folder)")
 			}
 			out = evaluate.DefaultOut(benchName, modelArg(c), c.String("lora"))
 		}
-		if benchName == "" {
-			benchName = filepath.Base(out)
-		}
+		// Without --bench the title is the benchmark recorded in the rows.
 		return writeEvalReport(out, benchName, nil)
 	}
 	if benchName == "" {
@@ -193,7 +192,7 @@ func runEval(c *cli.Context) error {
 		case evaluate.IsSynth(benchName):
 			// The synthetic benchmarks have a train split of their own:
 			// the same families and step counts from another seed.
-			if examples, err = evaluate.SynthExamples(src); err != nil {
+			if examples, err = evaluate.SynthExamples(src, n); err != nil {
 				return usagef("eval: --fewshot: %v", err)
 			}
 			key["fewshot"] = strconv.Itoa(n) + "@synth-seed+" + strconv.Itoa(evaluate.FewShotSeedOffset)
@@ -201,7 +200,7 @@ func runEval(c *cli.Context) error {
 			return usagef("eval: --fewshot N on a benchmark file needs --fewshot-file FILE (e.g. the benchmark's train split)")
 		}
 		if len(examples) < n {
-			return usagef("eval: --fewshot %d, but only %d examples are available", n, len(examples))
+			return usagef("eval: --fewshot %d, but only %d examples are available: give more with --fewshot-file FILE", n, len(examples))
 		}
 	}
 	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
@@ -214,7 +213,7 @@ func runEval(c *cli.Context) error {
 		Modes:    modes,
 		Prompter: planner.Prompter{Format: format, System: c.String("system")},
 		Settings: settings,
-		FewShot:  examples, FewShotN: c.Int("fewshot"), LogSamples: c.Bool("log-samples"),
+		FewShot:  examples, FewShotN: c.Int("fewshot"), LogSamples: c.Bool("log-samples"), Bench: benchName,
 		Shard:    shard,
 		Limit:    c.Int("limit"),
 		Dir:      out,
@@ -241,6 +240,7 @@ func runEval(c *cli.Context) error {
 	// replaced within a decode step) and no item waits in the queue, so
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
+	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
 	cfg.Model, cfg.LoRA = l.names()
 	if mcScoring == evaluate.ScoringLoglik {
 		txt, closeScorer, err := openChoiceScorer(c, l)
@@ -250,7 +250,7 @@ func runEval(c *cli.Context) error {
 		defer closeScorer()
 		cfg.Choices = txt
 	}
-	soft, hard, stop := interruptContexts()
+	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
 	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)
 	if err != nil {

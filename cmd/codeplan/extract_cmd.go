@@ -75,10 +75,23 @@ func readOptions(c *cli.Context) dataset.ReadOptions {
 	}
 }
 
+// drainFlag bounds the wait for rows in flight after the first Ctrl-C or
+// SIGTERM (see interruptContexts).
+func drainFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "drain-timeout", Value: defaultDrain, Usage: "after the first Ctrl-C or SIGTERM, wait at most this long for the rows in flight, then stop them (a rerun redoes them; 0 = wait for them all)"}
+}
+
+// defaultDrain is --drain-timeout's default: long enough for a fast model's
+// rows to finish, short enough that a scheduler's grace period (a
+// `timeout`, Slurm, Kubernetes: often 30 s or more) is not overrun by much.
+const defaultDrain = 30 * time.Second
+
 // interruptContexts returns a soft context cancelled by the first Ctrl-C
-// (stop taking new work, finish what is running) and a hard one cancelled by
-// the second (drop running work; the next run redoes it).
-func interruptContexts() (soft, hard context.Context, stop func()) {
+// or SIGTERM (stop taking new work, finish what is running) and a hard one
+// cancelled by the second, or drain after the first when drain > 0 (drop
+// running work; the next run redoes it). A slow model's rows in flight
+// once kept generate running 237 s past a `timeout 120`.
+func interruptContexts(drain time.Duration) (soft, hard context.Context, stop func()) {
 	handleSignals()
 	soft, cancelSoft := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
@@ -89,7 +102,17 @@ func interruptContexts() (soft, hard context.Context, stop func()) {
 		for range ch {
 			n++
 			if n == 1 {
-				log.Warn().Msg("interrupted: finishing the rows in flight (Ctrl-C again to stop at once; a rerun resumes)")
+				if drain > 0 {
+					log.Warn().Float64("drain_timeout_s", drain.Seconds()).Msg("interrupted: finishing the rows in flight for at most --drain-timeout (Ctrl-C again to stop at once; a rerun resumes)")
+					time.AfterFunc(drain, func() {
+						if hard.Err() == nil {
+							log.Warn().Float64("drain_timeout_s", drain.Seconds()).Msg("--drain-timeout is over: stopping the rows still in flight; the next run redoes them")
+							cancelHard()
+						}
+					})
+				} else {
+					log.Warn().Msg("interrupted: finishing the rows in flight (Ctrl-C again to stop at once; a rerun resumes)")
+				}
 				cancelSoft()
 			} else {
 				log.Warn().Msg("stopping now; unfinished rows will be redone by the next run")
@@ -109,11 +132,12 @@ func extractCommand() *cli.Command {
 	flags = append(flags, samplingFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "accepted rows, JSONL `PATH` (appended to; a rerun resumes)"},
+		drainFlag(),
 		&cli.StringFlag{Name: "rejects", Usage: "rejected rows with their reason, JSONL `PATH` (default: OUTPUT with .rejects.jsonl)"},
 		&cli.StringFlag{Name: "template", Usage: "extraction prompt: paper (default: the CodePlan paper's, verbatim), structured, or a `FILE` with {{prompt}} and {{response}}"},
 		&cli.IntFlag{Name: "max-plan-tokens", Value: planner.DefaultExtractPlanTokens, Usage: "token limit of a plan; plans that hit it did not terminate and are rejected (384, above the 256 of answering commands, because the paper's plans run to 200 words and a cut plan is lost)"},
-		&cli.IntFlag{Name: "max-words", Value: 200, Usage: "reject plans longer than this many words (the paper asks for less than 200)"},
-		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than this many words"},
+		&cli.IntFlag{Name: "max-words", Value: 200, Usage: "reject plans longer than `N` words as too_long (the paper asks for less than 200); 0 (or -1) = no limit"},
+		&cli.IntFlag{Name: "min-words", Value: 5, Usage: "reject plans shorter than `N` words as too_short; 0 (or -1) = no minimum"},
 		&cli.StringFlag{Name: "backend", Value: "llama", Usage: "llama (local GGUF) or openai (an OpenAI-compatible server: vLLM, llama.cpp server, ollama, codeplan serve)"},
 		&cli.StringSliceFlag{Name: "base-url", Usage: "server `URL` for --backend openai, e.g. http://gpu-node:8000/v1; repeat it for several servers (round-robin; one that stops answering is skipped)"},
 		&cli.IntFlag{Name: "max-connection-failures", Value: remote.DefaultMaxConnFailures, Usage: "--backend openai: stop the run after `N` failed connections in a row to every server (done rows are kept; 0 = never)"},
@@ -125,7 +149,7 @@ func extractCommand() *cli.Command {
 		&cli.StringFlag{Name: "reference-field", Usage: "gjson `PATH` of a reference plan in each input row (e.g. plan): each accepted row records whether its plan equals it, and the summary counts exact matches"},
 		&cli.BoolFlag{Name: "score-gain", Usage: "score every plan's information gain (beyond the paper): mean log-likelihood per response token with and without the plan, by prompt processing only; adds loglik_with_plan, loglik_without_plan, gain_nats to the rows"},
 		&cli.StringFlag{Name: "score-model", Usage: "GGUF `PATH` of the model that scores the gain (default: the extraction model; needed with --backend openai)"},
-		&cli.Float64Flag{Name: "min-gain", Usage: "reject rows whose gain_nats is below `X` as low_gain (implies --score-gain)"},
+		&cli.Float64Flag{Name: "min-gain", DefaultText: "off: no row is rejected for its gain", Usage: "reject accepted rows whose gain_nats is below `X` nats per token as low_gain (implies --score-gain); any finite number, 0 included, turns the filter on"},
 		&cli.BoolFlag{Name: "predict", Value: true, Usage: "after a local run, time one batch at the run's mean token counts (what 'codeplan bench' predicts) and show the achieved ratio"},
 		&cli.BoolFlag{Name: "prefix-cache", Value: true, Usage: "compute the instruction part of the extraction prompt once and copy it into every row's sequence (uses one extra sequence of --ctx; --prefix-cache=false to turn off)"},
 	)
@@ -192,6 +216,14 @@ func runExtract(c *cli.Context) error {
 			return fmt.Errorf("--summary: %w", err)
 		}
 	}
+	// Every row is read once before the model loads (as eval loads its
+	// whole benchmark): a malformed row on line 2 used to surface only
+	// after row 1 had been generated, minutes later on a 1B model.
+	if job := cfg.Job(); job.Rows == nil {
+		if err := dataset.Validate(job.Input, job.Read); err != nil {
+			return err
+		}
+	}
 	var be extractBackend
 	switch c.String("backend") {
 	case "llama":
@@ -207,7 +239,11 @@ func runExtract(c *cli.Context) error {
 	cfg.Key = be.key
 	cfg.Key["template"] = cfg.Template.Hash()
 	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
-	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(c.Int("min-words")), strconv.Itoa(c.Int("max-words"))
+	minWords, maxWords, err := wordLimits(c)
+	if err != nil {
+		return err
+	}
+	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(minWords), strconv.Itoa(maxWords)
 	scoreGain, err := gainFlags(c, &cfg)
 	if err != nil {
 		return err
@@ -222,6 +258,9 @@ func runExtract(c *cli.Context) error {
 		return err
 	}
 	defer release()
+	if local, ok := gen.(extract.Local); ok && local.Engine != nil {
+		b.CountTokensLive(func() int64 { return local.Engine.Stats().GeneratedTokens })
+	}
 	if scoreGain {
 		var model *llama.Model
 		window := 0
@@ -235,7 +274,7 @@ func runExtract(c *cli.Context) error {
 		defer closeGain()
 		cfg.Gain = g
 	}
-	soft, hard, stop := interruptContexts()
+	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
 	if testRowHook != nil {
 		var n int64
@@ -257,13 +296,34 @@ func runExtract(c *cli.Context) error {
 		}
 	}
 	if err == nil && sum.Failed > 0 {
-		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
+		err = unfinishedRows(sum.Failed, sum.Interrupted)
 	}
 	if err == nil && sum.Interrupted {
 		err = interrupted("extract")
 	}
 	return err
 }
+
+// unfinishedRows is the error of a run whose rows did not all finish:
+// failed ones (warned about each), or, after an interruption, rows in
+// flight that the second signal or --drain-timeout stopped (not warned
+// about: they are not failures). Either way a rerun redoes them.
+func unfinishedRows(n int64, interrupted bool) error {
+	if interrupted {
+		return interruptedRows{n}
+	}
+	return fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", n)
+}
+
+// interruptedRows is unfinishedRows' error after a signal: it exits
+// exitInterrupted like every interrupted command, not as a runtime failure.
+type interruptedRows struct{ n int64 }
+
+func (e interruptedRows) Error() string {
+	return fmt.Sprintf("interrupted: %d rows did not finish (stopped in flight, or failed as warned above); rerun the same command to redo them", e.n)
+}
+
+func (e interruptedRows) Unwrap() error { return interruptedError{"rows"} }
 
 // extractConfig reads the file, template, filter and sampling flags.
 func extractConfig(c *cli.Context) (extract.Config, error) {
@@ -288,11 +348,15 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 	if err != nil {
 		return extract.Config{}, usageError{err}
 	}
+	minWords, maxWords, err := wordLimits(c)
+	if err != nil {
+		return extract.Config{}, err
+	}
 	sampling := samplingFrom(c)
 	return extract.Config{
 		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
 		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"), ReferenceField: c.String("reference-field"),
-		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
+		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: maxWords, MinWords: minWords}),
 		Logger: log, Progress: true,
 		Sampling: map[string]any{"temperature": sampling.Temperature, "top_p": sampling.TopP, "top_k": sampling.TopK, "seed": sampling.Seed, "max_plan_tokens": c.Int("max-plan-tokens")},
 	}, nil
@@ -467,6 +531,34 @@ func retriesOption(n int) int {
 		return -1
 	}
 	return n
+}
+
+// wordLimits reads --min-words and --max-words as planner.FilterConfig
+// wants them: 0 or -1 on the command line turns a check off, which the
+// filter spells -1 (its 0 means "the default", which the command line's 0
+// used to give silently). A minimum above the maximum would reject every
+// plan, so it is refused.
+func wordLimits(c *cli.Context) (minWords, maxWords int, err error) {
+	get := func(name string) (int, error) {
+		v := c.Int(name)
+		switch {
+		case v < -1:
+			return 0, usagef("extract: --%s %d: want a number of words, or 0 for no limit", name, v)
+		case v <= 0:
+			return -1, nil
+		}
+		return v, nil
+	}
+	if minWords, err = get("min-words"); err != nil {
+		return 0, 0, err
+	}
+	if maxWords, err = get("max-words"); err != nil {
+		return 0, 0, err
+	}
+	if minWords > 0 && maxWords > 0 && minWords > maxWords {
+		return 0, 0, usagef("extract: --min-words %d is more than --max-words %d: every plan would be rejected", minWords, maxWords)
+	}
+	return minWords, maxWords, nil
 }
 
 // gainFlags reads --score-gain, --score-model and --min-gain into cfg and

@@ -25,7 +25,7 @@ func finetuneCommand() *cli.Command {
 		Name:      "finetune",
 		Usage:     "train a LoRA adapter (or, with --full, every weight) on (prompt, plan, response) rows",
 		ArgsUsage: "MODEL.gguf",
-		Description: `Every row of --data (the JSONL that 'codeplan extract' writes: id, prompt, plan,
+		Description: `Every row of --input (the JSONL that 'codeplan extract' writes: id, prompt, plan,
 response) becomes one training sequence in the trained format: the conversation
 up to the assistant header is context, and only the assistant turn ("Plan:",
 the plan in a python fence, "Response:", the response, the end-of-turn marker) is
@@ -34,15 +34,20 @@ matrices are trained (AdamW, warm-up then cosine/linear/constant decay,
 gradient clipping). A share of the rows (--val-split) is held out to report an
 unbiased loss.
 
-Next to --out it writes OUT.log.csv (one row per optimizer step) and
+Next to --output it writes OUT.log.csv (one row per optimizer step) and
 OUT.loss.png. Ctrl-C finishes the current step and saves OUT.ckpt.gguf
 (adapter, AdamW moments, step); rerun the same command with --resume to
 continue exactly as if never stopped. --checkpoint-every N also saves every N
 steps.
 
+--lora PATH continues training that adapter (as --lora PATH names an adapter
+in every other command): its values are the start, its rank, alpha and
+targets are kept, AdamW and the schedule start afresh; --output must be
+another file. Without a path, a new adapter is trained (the default).
+
 --full trains every weight instead (F32 master weights, AdamW with weight
 decay on matrices only; everything else as above) and writes the whole model
-to --out, e.g. to train a model made by 'codeplan model init' from scratch.
+to --output, e.g. to train a model made by 'codeplan model init' from scratch.
 It needs an all-F32 model and three more copies of it in memory (gradients
 and two moments); the checkpoint holds all three.
 
@@ -59,18 +64,19 @@ extract' asks of a large one (e.g. distil the plans a large model extracted).
 It trains in direct mode; use the result as the MODEL of 'codeplan extract'.
 
 Examples:
-   codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --data plans.jsonl --out codeplan-lora.gguf --gpu
-   codeplan finetune tiny --data plans.jsonl --out /tmp/a.gguf --epochs 3 --lr 1e-3
-   codeplan finetune model.gguf --data plans.jsonl --out a.gguf --resume
-   codeplan model init --out init.gguf --layers 4 --embd 256 --heads 4 --ff 768
-   codeplan finetune init.gguf --full --data rows.jsonl --out trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1
-   codeplan finetune init.gguf --full --task extract --data plans.jsonl --out extractor.gguf --ctx 1536 --batch 1536`,
+   codeplan finetune Qwen2.5-1.5B-Instruct-f16.gguf --input plans.jsonl --output codeplan-lora.gguf --gpu
+   codeplan finetune tiny --input plans.jsonl --output /tmp/a.gguf --epochs 3 --lr 1e-3
+   codeplan finetune model.gguf --input plans.jsonl --output a.gguf --resume
+   codeplan finetune model.gguf --lora a.gguf --input more.jsonl --output a2.gguf
+   codeplan model init --output init.gguf --layers 4 --embd 256 --heads 4 --ff 768
+   codeplan finetune init.gguf --full --input rows.jsonl --output trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1
+   codeplan finetune init.gguf --full --task extract --input plans.jsonl --output extractor.gguf --ctx 1536 --batch 1536`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF `PATH` (or the first argument; \"tiny\" = built-in test model)"},
-			&cli.StringFlag{Name: "data", Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "adapter GGUF `PATH` to write (with --full: the trained model)"},
-			&cli.BoolFlag{Name: "lora", Value: true, Usage: "train a LoRA adapter (the default; the base stays frozen)"},
-			&cli.BoolFlag{Name: "full", Usage: "train every weight of an F32 model (e.g. from 'codeplan model init') and write the whole model to --out"},
+			&cli.StringFlag{Name: "input", Aliases: []string{"data", "i"}, Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "adapter GGUF `PATH` to write (with --full: the trained model)"},
+			&cli.StringFlag{Name: "lora", Usage: "continue training the LoRA adapter at `PATH` (its rank, alpha and targets; fresh AdamW state and schedule) and write the result to --output; without a path (or =true) train a new adapter, the default"},
+			&cli.BoolFlag{Name: "full", Usage: "train every weight of an F32 model (e.g. from 'codeplan model init') and write the whole model to --output"},
 			&cli.IntFlag{Name: "lora-rank", Value: 8, Usage: "LoRA rank `R`"},
 			&cli.Float64Flag{Name: "lora-alpha", Value: 16, Usage: "LoRA alpha; the update is scaled by alpha/rank"},
 			&cli.StringFlag{Name: "lora-targets", Value: "attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down", Usage: "matrices to adapt, comma-separated"},
@@ -87,7 +93,7 @@ Examples:
 			&cli.Float64Flag{Name: "weight-decay", Usage: "AdamW decoupled weight decay"},
 			&cli.IntFlag{Name: "eval-every", Usage: "evaluate on the held-out rows every `N` steps (0 = ten times per run)"},
 			&cli.IntFlag{Name: "checkpoint-every", Usage: "save a checkpoint every `N` optimizer steps (0 = only on Ctrl-C)"},
-			&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint next to --out"},
+			&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint next to --output"},
 			&cli.StringFlag{Name: "merge", Usage: "also write the base with the adapter merged in to `PATH` (F32/F16/BF16 bases)"},
 			&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "what the model learns to write before the answer: codeplan, nlplan or direct"},
 			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
@@ -114,11 +120,28 @@ Examples:
 func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 	var cfg finetune.Config
 	full := c.Bool("full")
-	if full && c.IsSet("lora") && c.Bool("lora") {
+	// --lora PATH continues an adapter, as --lora PATH names an adapter in
+	// every other command; a bare --lora (or =true) is the old on/off
+	// switch for "train a new adapter", which interspersed spells --lora=true.
+	lora, from := strings.TrimSpace(c.String("lora")), ""
+	switch strings.ToLower(lora) {
+	case "", "true":
+	case "false":
+		if !full {
+			return cfg, fmt.Errorf("finetune: --lora=false needs --full (train every weight instead of an adapter)")
+		}
+	default:
+		from = lora
+	}
+	if full && c.IsSet("lora") && strings.ToLower(lora) != "false" {
 		return cfg, fmt.Errorf("finetune: --full and --lora exclude each other")
 	}
-	if !full && !c.Bool("lora") {
-		return cfg, fmt.Errorf("finetune: --lora=false needs --full (train every weight instead of an adapter)")
+	if from != "" {
+		for _, name := range []string{"lora-rank", "lora-alpha", "lora-targets"} {
+			if c.IsSet(name) {
+				return cfg, fmt.Errorf("finetune: --%s does not apply with --lora %s: training continues with that adapter's rank, alpha and targets", name, from)
+			}
+		}
 	}
 	if full {
 		for _, name := range []string{"lora-rank", "lora-alpha", "lora-targets", "merge"} {
@@ -127,11 +150,11 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 			}
 		}
 	}
-	if c.String("data") == "" {
-		return cfg, fmt.Errorf("finetune: --data is required")
+	if c.String("input") == "" {
+		return cfg, fmt.Errorf("finetune: --input is required")
 	}
-	if c.String("out") == "" {
-		return cfg, fmt.Errorf("finetune: --out is required")
+	if c.String("output") == "" {
+		return cfg, fmt.Errorf("finetune: --output is required")
 	}
 	targets, err := finetune.ParseTargets(c.String("lora-targets"))
 	if err != nil {
@@ -174,7 +197,7 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 	}
 	valSplit := c.Float64("val-split")
 	cfg = finetune.Config{
-		Data: c.String("data"), Out: c.String("out"), PlanField: c.String("plan-field"),
+		Data: c.String("input"), Out: c.String("output"), PlanField: c.String("plan-field"),
 		Read: dataset.ReadOptions{PromptField: c.String("prompt-field"), ResponseField: c.String("response-field"),
 			IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
 		Rank: c.Int("lora-rank"), Alpha: c.Float64("lora-alpha"), Targets: targets,
@@ -183,7 +206,10 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 		Seed: c.Uint64("seed"), MaxGradNorm: maxNorm, WeightDecay: c.Float64("weight-decay"), Threads: c.Int("threads"),
 		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Resume: c.Bool("resume"),
 		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"), Full: full,
-		Extraction: extraction, Logger: log, Progress: true,
+		Extraction: extraction, Logger: log, Progress: true, From: from,
+	}
+	if from != "" {
+		cfg.Rank, cfg.Alpha, cfg.Targets = 0, 0, nil // the adapter's own
 	}
 	for _, name := range []string{"lora-rank", "epochs", "ctx", "batch", "grad-accum", "lr", "lora-alpha", "seed"} {
 		if c.IsSet(name) && isZeroFlag(c, name) {
@@ -225,10 +251,10 @@ func runFinetune(c *cli.Context) error {
 		return printMemoryPlan(c, cfg, base)
 	}
 	// The run's outputs (adapter or model, its checkpoint, log and plot,
-	// the merged model) are held under the output lock of --out and
-	// --merge until the run ends: a second finetune onto the same --out
+	// the merged model) are held under the output lock of --output and
+	// --merge until the run ends: a second finetune onto the same --output
 	// would overwrite the first one's checkpoint.
-	for _, o := range []struct{ flag, path string }{{"out", cfg.Out}, {"merge", cfg.Merge}} {
+	for _, o := range []struct{ flag, path string }{{"output", cfg.Out}, {"merge", cfg.Merge}} {
 		if o.path == "" {
 			continue
 		}
@@ -314,12 +340,12 @@ func runFinetune(c *cli.Context) error {
 // finetuneFlags names the flag that sets each finetune.Config field, so
 // that a *finetune.ConfigError reads in the command's terms.
 var finetuneFlags = map[string]string{
-	"Data": "data", "Out": "out", "Merge": "merge", "Full": "full", "PlanField": "plan-field",
+	"Data": "input", "Out": "output", "Merge": "merge", "Full": "full", "PlanField": "plan-field",
 	"Rank": "lora-rank", "Alpha": "lora-alpha", "Targets": "lora-targets",
 	"Epochs": "epochs", "LR": "lr", "Warmup": "warmup", "Schedule": "schedule", "Ctx": "ctx", "Batch": "batch",
 	"GradAccum": "grad-accum", "ValSplit": "val-split", "Seed": "seed", "MaxGradNorm": "max-grad-norm",
 	"WeightDecay": "weight-decay", "Threads": "threads", "CheckpointEvery": "checkpoint-every", "EvalEvery": "eval-every",
-	"Resume": "resume", "Mode": "mode", "Format": "format", "System": "system", "Extraction": "template",
+	"Resume": "resume", "From": "lora", "Mode": "mode", "Format": "format", "System": "system", "Extraction": "template",
 }
 
 // finetuneMessage says a finetune error in the command's terms: the flag at
@@ -340,11 +366,11 @@ func finetuneMessage(err error, cfg finetune.Config) error {
 	case errors.Is(err, finetune.ErrCheckpointExists):
 		return fmt.Errorf("%w: pass --resume to continue it, or delete it to start over", err)
 	case errors.Is(err, finetune.ErrNothingToResume):
-		return fmt.Errorf("--resume: %w; delete %s to train again, or choose another --out", err, cfg.Out)
+		return fmt.Errorf("--resume: %w; delete %s to train again, or choose another --output", err, cfg.Out)
 	case errors.Is(err, finetune.ErrNoCheckpoint):
 		return fmt.Errorf("--resume: %w: start the run without --resume", err)
 	case errors.Is(err, finetune.ErrCheckpoint):
-		return fmt.Errorf("%w; resume with the model, --data and flags of the run that wrote it, or delete %s to start over", err, cfg.CheckpointPath())
+		return fmt.Errorf("%w; resume with the model, --input and flags of the run that wrote it, or delete %s to start over", err, cfg.CheckpointPath())
 	case errors.Is(err, finetune.ErrDiverged):
 		return fmt.Errorf("%w; lower --lr", err)
 	case errors.Is(err, finetune.ErrInterrupted):

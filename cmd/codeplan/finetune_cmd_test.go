@@ -99,7 +99,7 @@ func TestFinetuneFullCLI(t *testing.T) {
 		t.Errorf("--full on a Q8_0 model: exit %d, want %d", code, exitUsage)
 	}
 	if code, msg := runHostileChild(t, dir, "", nil, "finetune", init, "--full", "--data", rows, "--out", init); code != exitUsage ||
-		!strings.Contains(msg, "--out: "+init+" is the model being trained") || crashTrace(msg) {
+		!strings.Contains(msg, "--output: "+init+" is the model being trained") || crashTrace(msg) {
 		t.Errorf("--out is the model: exit %d:\n%s", code, msg)
 	}
 	if code := run([]string{"codeplan", "-q", "finetune", init, "--lora=false", "--data", rows, "--out", filepath.Join(dir, "n.gguf")}); code != exitUsage {
@@ -122,8 +122,8 @@ func TestFinetuneFlagMessages(t *testing.T) {
 		field, flag string
 		edit        func(*finetune.Config)
 	}{
-		{"Data", "--data", func(c *finetune.Config) { c.Data = "" }},
-		{"Out", "--out", func(c *finetune.Config) { c.Out = "" }},
+		{"Data", "--input", func(c *finetune.Config) { c.Data = "" }},
+		{"Out", "--output", func(c *finetune.Config) { c.Out = "" }},
 		{"Merge", "--merge", func(c *finetune.Config) { c.Full, c.Merge = true, "m.gguf" }},
 		{"Rank", "--lora-rank 5000", func(c *finetune.Config) { c.Rank = 5000 }},
 		{"Alpha", "--lora-alpha -1", func(c *finetune.Config) { c.Alpha = -1 }},
@@ -188,8 +188,8 @@ func TestFinetuneFlagMessages(t *testing.T) {
 	}{
 		{fmt.Errorf("%w at /runs/a.ckpt.gguf", finetune.ErrCheckpointExists), true, []string{"exists at /runs/a.ckpt.gguf", "pass --resume", "delete it"}},
 		{fmt.Errorf("%w at /runs/a.ckpt.gguf", finetune.ErrNoCheckpoint), true, []string{"--resume: no checkpoint", "without --resume"}},
-		{fmt.Errorf("%w: x", finetune.ErrNothingToResume), true, []string{"--resume: ", "delete /runs/a.gguf", "another --out"}},
-		{fmt.Errorf("c: %w: other settings (lr 1 -> 2)", finetune.ErrCheckpoint), true, []string{"lr 1 -> 2", "--data and flags", "delete /runs/a.ckpt.gguf"}},
+		{fmt.Errorf("%w: x", finetune.ErrNothingToResume), true, []string{"--resume: ", "delete /runs/a.gguf", "another --output"}},
+		{fmt.Errorf("c: %w: other settings (lr 1 -> 2)", finetune.ErrCheckpoint), true, []string{"lr 1 -> 2", "--input and flags", "delete /runs/a.ckpt.gguf"}},
 		{&finetune.DivergedError{Step: 3, GradNorm: math.Inf(1), Loss: 9}, false, []string{"step 3", "lower --lr"}},
 		{&finetune.InterruptedError{Step: 2, Steps: 9, Checkpoint: "/runs/a.ckpt.gguf"}, false, []string{"after step 2 of 9", "/runs/a.ckpt.gguf", "rerun with --resume"}},
 	} {

@@ -59,6 +59,7 @@ func generateCommand() *cli.Command {
 	flags = append(flags,
 		&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "prompts: .jsonl[.gz], .json, .parquet or - for stdin (field \"prompt\", \"question\", \"instruction\", chat \"messages\", or --prompt-field)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "answers, JSONL `PATH` (appended to; a rerun resumes)"},
+		drainFlag(),
 		&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt in each row"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash of the prompt)"},
 		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
@@ -120,6 +121,13 @@ func runGenerate(c *cli.Context) error {
 		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
 		Settings: settings, Key: key, Logger: log, Progress: true,
 	}
+	// Every row is read once before the model loads: a malformed row
+	// deep in the file is found now, not after hours of generation.
+	if job := cfg.Job(); job.Rows == nil {
+		if err := dataset.Validate(job.Input, job.Read); err != nil {
+			return err
+		}
+	}
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return err
@@ -136,6 +144,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
 	cfg.Model, cfg.LoRA = l.names()
 	// Prompts too long for a sequence are written with an error (the
 	// library's words); the way out is in flags, so it is said here.
@@ -145,7 +154,7 @@ func runGenerate(c *cli.Context) error {
 			tooLong++
 		}
 	})
-	soft, hard, stop := interruptContexts()
+	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
 	printPipelineSummary("generate", st, cfg.Output)
@@ -153,7 +162,7 @@ func runGenerate(c *cli.Context) error {
 		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel, then delete those rows and rerun")
 	}
 	if err == nil && st.Failed > 0 {
-		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
+		err = unfinishedRows(st.Failed, st.Interrupted)
 	}
 	if err == nil && st.Interrupted {
 		err = interrupted("generate")

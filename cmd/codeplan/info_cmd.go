@@ -11,20 +11,25 @@ import (
 	"github.com/codeplan-dev/codeplan/finetune"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
 		Usage:     "print a GGUF model's or LoRA adapter's metadata",
-		ArgsUsage: "MODEL.gguf|ADAPTER.gguf",
+		ArgsUsage: "MODEL.gguf|ADAPTER.gguf ...",
 		Description: `For a model: architecture, size, context, vocabulary, chat template.
 For a LoRA adapter (general.type = adapter), such as one written by
 codeplan finetune: the base it was trained on (file and fingerprint),
 rank, alpha, target matrices, and the training mode, format, steps and loss.
 
+Several files are described one after the other (text blocks separated by a
+blank line, or one JSON object each with --json).
+
    codeplan info model.gguf --json
-   codeplan info plans-lora.gguf`,
+   codeplan info plans-lora.gguf
+   codeplan info base.gguf plans-lora.gguf`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "GGUF model `PATH`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of text"},
@@ -37,74 +42,98 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 			if c.Bool("system") && c.String("model") == "" && c.Args().Len() == 0 {
 				return printSystem(c)
 			}
-			path, err := modelPath(c)
-			if err != nil {
-				return err
-			}
-			if isAdapterFile(path) {
-				return printAdapterInfo(path, c.Bool("json"))
-			}
-			m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: false})
-			if err != nil {
-				return usageError{err}
-			}
-			defer m.Close()
-			info, err := m.Info()
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				if !c.Bool("all") {
-					info.Metadata = nil
+			paths := c.Args().Slice()
+			if len(paths) == 0 {
+				p, err := modelPath(c)
+				if err != nil {
+					return err
 				}
-				return enc.Encode(info)
+				paths = []string{p}
 			}
-			_, tmplErr := m.ApplyTemplate([]llama.ChatMessage{{Role: "user", Content: "x"}}, true)
-			tmpl := "supported by llama.cpp"
-			if tmplErr != nil {
-				tmpl = "NOT supported: " + tmplErr.Error()
-			}
-			rows := [][2]string{
-				{"file", info.Path},
-				{"architecture", info.Architecture},
-				{"name", info.Name},
-				{"description", info.Description},
-				{"parameters", humanCount(info.Params)},
-				{"size", humanBytes(info.SizeBytes)},
-				{"context length", fmt.Sprint(info.ContextLength)},
-				{"layers", fmt.Sprint(info.Layers)},
-				{"embedding", fmt.Sprint(info.EmbeddingLength)},
-				{"heads (kv)", fmt.Sprintf("%d (%d)", info.Heads, info.HeadsKV)},
-				{"vocabulary", fmt.Sprintf("%d tokens, %s", info.VocabSize, info.VocabType)},
-				{"BOS / EOS", fmt.Sprintf("%d / %d", m.BOS(), m.EOS())},
-				{"chat template", tmpl},
-			}
-			for _, r := range rows {
-				fmt.Fprintf(stdout, "%-15s %s\n", r[0]+":", r[1])
-			}
-			if c.Bool("all") {
-				keys := make([]string, 0, len(info.Metadata))
-				for k := range info.Metadata {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				fmt.Fprintln(stdout, "metadata:")
-				for _, k := range keys {
-					v := info.Metadata[k]
-					if len(v) > 120 {
-						v = v[:117] + "..."
+			for i, p := range paths {
+				if p == tinyModelName {
+					tp, err := tiny.DefaultPath()
+					if err != nil {
+						return err
 					}
-					fmt.Fprintf(stdout, "  %-45s %s\n", k, strings.ReplaceAll(v, "\n", `\n`))
+					p = tp
 				}
-			}
-			if c.Bool("system") {
-				fmt.Fprintf(stdout, "%-15s %s\n", "system:", llama.SystemInfo())
+				if i > 0 && !c.Bool("json") {
+					fmt.Fprintln(stdout)
+				}
+				if err := printInfo(c, p); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
 	}
+}
+
+// printInfo prints one model's or adapter's description.
+func printInfo(c *cli.Context, path string) error {
+	if isAdapterFile(path) {
+		return printAdapterInfo(path, c.Bool("json"))
+	}
+	m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: false})
+	if err != nil {
+		return usageError{err}
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if !c.Bool("all") {
+			info.Metadata = nil
+		}
+		return enc.Encode(info)
+	}
+	_, tmplErr := m.ApplyTemplate([]llama.ChatMessage{{Role: "user", Content: "x"}}, true)
+	tmpl := "supported by llama.cpp"
+	if tmplErr != nil {
+		tmpl = "NOT supported: " + tmplErr.Error()
+	}
+	rows := [][2]string{
+		{"file", info.Path},
+		{"architecture", info.Architecture},
+		{"name", info.Name},
+		{"description", info.Description},
+		{"parameters", humanCount(info.Params)},
+		{"size", humanBytes(info.SizeBytes)},
+		{"context length", fmt.Sprint(info.ContextLength)},
+		{"layers", fmt.Sprint(info.Layers)},
+		{"embedding", fmt.Sprint(info.EmbeddingLength)},
+		{"heads (kv)", fmt.Sprintf("%d (%d)", info.Heads, info.HeadsKV)},
+		{"vocabulary", fmt.Sprintf("%d tokens, %s", info.VocabSize, info.VocabType)},
+		{"BOS / EOS", fmt.Sprintf("%d / %d", m.BOS(), m.EOS())},
+		{"chat template", tmpl},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "%-15s %s\n", r[0]+":", r[1])
+	}
+	if c.Bool("all") {
+		keys := make([]string, 0, len(info.Metadata))
+		for k := range info.Metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintln(stdout, "metadata:")
+		for _, k := range keys {
+			v := info.Metadata[k]
+			if len(v) > 120 {
+				v = v[:117] + "..."
+			}
+			fmt.Fprintf(stdout, "  %-45s %s\n", k, strings.ReplaceAll(v, "\n", `\n`))
+		}
+	}
+	if c.Bool("system") {
+		fmt.Fprintf(stdout, "%-15s %s\n", "system:", llama.SystemInfo())
+	}
+	return nil
 }
 
 // printSystem prints llama.cpp's build and CPU features and the compute

@@ -178,6 +178,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}
+	app.Action = unknownCommand(func() []*cli.Command { return app.Commands }, "")
 	guardCommands(app.Commands)
 	return app
 }
@@ -216,6 +217,11 @@ func run(args []string) int {
 	}
 	if err == nil {
 		return 0
+	}
+	if topic, ok := strings.CutPrefix(err.Error(), "No help topic for '"); ok {
+		// "codeplan help extrct": urfave/cli's exit 3, made a usage error
+		// that suggests the nearest command, as for "codeplan extrct".
+		err = unknownCommandError(app.Commands, "", strings.TrimSuffix(topic, "'"))
 	}
 	code := exitRuntime
 	var ue usageError

@@ -22,7 +22,7 @@ vocabulary and deterministic random weights (~0.5 MB, written in milliseconds).
 Its output is gibberish; it exists so that every command, test and demo runs
 without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "out", Usage: "write the model to `PATH` instead of the user cache"},
+				&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Usage: "write the model to `PATH` instead of the user cache"},
 				&cli.BoolFlag{Name: "print-path", Usage: "print only the path (for scripts)"},
 				&cli.StringFlag{Name: "size", Value: "tiny", Usage: "tiny (0.5 MB, for tests) or small (104 MB: 8 layers of 512, a stand-in for timing batching with 'codeplan bench')"},
 			},
@@ -37,8 +37,8 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 				}
 				var path string
 				var err error
-				if out := c.String("out"); out != "" {
-					lock, lerr := lockOutputFlag("out", out)
+				if out := c.String("output"); out != "" {
+					lock, lerr := lockOutputFlag("output", out)
 					if lerr != nil {
 						return fmt.Errorf("model tiny: %w", lerr)
 					}
@@ -81,9 +81,9 @@ Same flags, same bytes. The output and input embeddings are separate unless
 --tied.
 
 Example:
-   codeplan model init --out fresh.gguf --layers 4 --embd 256 --heads 4 --ff 768 --ctx 1024 --seed 1`, tiny.InitStd, tiny.InitStd),
+   codeplan model init --output fresh.gguf --layers 4 --embd 256 --heads 4 --ff 768 --ctx 1024 --seed 1`, tiny.InitStd, tiny.InitStd),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "GGUF `PATH` to write (refused if it exists, unless --force)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "GGUF `PATH` to write (refused if it exists, unless --force)"},
 			&cli.IntFlag{Name: "layers", Usage: "transformer blocks `L`"},
 			&cli.IntFlag{Name: "embd", Usage: "hidden size `E` (a multiple of --heads; E/heads even)"},
 			&cli.IntFlag{Name: "heads", Usage: "attention heads `H`"},
@@ -92,7 +92,7 @@ Example:
 			&cli.IntFlag{Name: "ctx", Value: 2048, Usage: "context length `N` written to the model"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the initial weights"},
 			&cli.BoolFlag{Name: "tied", Usage: "tie the output matrix to the token embedding (no output.weight)"},
-			&cli.BoolFlag{Name: "force", Usage: "overwrite --out if it exists"},
+			&cli.BoolFlag{Name: "force", Usage: "overwrite --output if it exists"},
 		},
 		Action: runModelInit,
 	}
@@ -100,11 +100,11 @@ Example:
 
 func runModelInit(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return usagef("model init: unexpected argument %q (the output is --out)", c.Args().First())
+		return usagef("model init: unexpected argument %q (the output is --output)", c.Args().First())
 	}
-	out := c.String("out")
+	out := c.String("output")
 	if out == "" {
-		return usagef("model init: --out is required")
+		return usagef("model init: --output is required")
 	}
 	for _, name := range []string{"layers", "embd", "heads", "ff"} {
 		if !c.IsSet(name) {
@@ -117,7 +117,7 @@ func runModelInit(c *cli.Context) error {
 		cfg.KVHeads = cfg.Heads
 	}
 	opts := tiny.InitOptions{Tied: c.Bool("tied")}
-	lock, err := lockOutputFlag("out", out)
+	lock, err := lockOutputFlag("output", out)
 	if err != nil {
 		return fmt.Errorf("model init: %w", err)
 	}

@@ -31,12 +31,12 @@ tokenizer folder (see scripts/fetch-tokenizers.sh); without it the model gets
 a byte vocabulary padded with unused tokens to the shape's size.
 
 Example:
-   codeplan model random --shape llama3-8b --type q4_0 --out /tmp/l3-8b.gguf \
+   codeplan model random --shape llama3-8b --type q4_0 --output /tmp/l3-8b.gguf \
        --tokenizer .cache/tokenizers/llama3`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "shape", Required: true, Usage: "one of " + strings.Join(randmodel.Names(), ", ")},
 			&cli.StringFlag{Name: "type", Value: "q4_0", Usage: "matrix type: f16, q8_0 or q4_0"},
-			&cli.StringFlag{Name: "out", Required: true, Usage: "write the model to `PATH`"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out"}, Required: true, Usage: "write the model to `PATH`"},
 			&cli.StringFlag{Name: "tokenizer", Usage: "Hugging Face tokenizer `DIR` (tokenizer.json, tokenizer_config.json; or DIR/models/)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random weights"},
 			&cli.BoolFlag{Name: "zero", Usage: "all-zero matrices, left as holes in the file: a model of the real size in milliseconds and no disk space, for shape-only work (finetune --dry-run, graph checks); it computes nothing useful"},
@@ -58,8 +58,8 @@ Example:
 				}
 				opts.Vocab = v
 			}
-			out := c.String("out")
-			lock, err := lockOutputFlag("out", out)
+			out := c.String("output")
+			lock, err := lockOutputFlag("output", out)
 			if err != nil {
 				return fmt.Errorf("model random: %w", err)
 			}

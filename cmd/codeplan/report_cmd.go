@@ -20,16 +20,16 @@ func reportCommand() *cli.Command {
 		Usage:     "compare eval results of several models (one mode each) by number of steps and problem family",
 		ArgsUsage: "EVAL_DIR_OR_RESULTS.jsonl...",
 		Description: `Reads the results.jsonl of each 'codeplan eval' folder given (typically one
-model per mode, evaluated on the same items) and writes to --out:
+model per mode, evaluated on the same items) and writes to --output:
 report.md (accuracy by k per mode with 95% Wilson intervals; per family the
 accuracy of each mode, its relative gain over direct, and both at the largest
 k), accuracy_by_k.png (one line per mode with intervals) and summary.json.
 The tables are also printed on stdout.
 
 Example:
-   codeplan report --out mini/report mini/eval-direct mini/eval-nlplan mini/eval-codeplan`,
+   codeplan report --output mini/report mini/eval-direct mini/eval-nlplan mini/eval-codeplan`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "report `DIR`"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Required: true, Usage: "report `DIR`"},
 			&cli.StringFlag{Name: "title", Value: "Accuracy by number of reasoning steps", Usage: "chart title"},
 		},
 		Action: runReport,
@@ -65,9 +65,9 @@ func runReport(c *cli.Context) error {
 		return usagef("report: no result rows in %s", strings.Join(c.Args().Slice(), ", "))
 	}
 	s := replication.Summarize(rows)
-	out := c.String("out")
+	out := c.String("output")
 	if st, err := os.Stat(out); err == nil && !st.IsDir() {
-		return usagef("report: --out %s is not a folder", out)
+		return usagef("report: --output %s is not a folder", out)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err

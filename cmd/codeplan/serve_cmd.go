@@ -86,6 +86,16 @@ func serve(c *cli.Context) error {
 		return usagef("--body-timeout must be positive, got %s", c.Duration("body-timeout"))
 	}
 
+	// Listen before the model loads, so that a port in use is found in a
+	// second, not after minutes of loading; connections made meanwhile wait
+	// in the backlog.
+	addr := net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usagef("--host/--port: cannot listen on %s: %v", addr, err)
+	}
+	defer ln.Close()
+
 	l, err := openModel(c)
 	if err != nil {
 		return err
@@ -126,11 +136,6 @@ func serve(c *cli.Context) error {
 		return usageError{err}
 	}
 
-	addr := net.JoinHostPort(c.String("host"), strconv.Itoa(c.Int("port")))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return usagef("--host/--port: %v", err)
-	}
 	// The first SIGINT or SIGTERM drains: no new requests, those running
 	// get --grace to finish. A second one stops at once.
 	handleSignals()

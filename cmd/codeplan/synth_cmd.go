@@ -32,15 +32,15 @@ field flags.
 Rows depend only on the flags (and the --exclude files). For separate splits use
 different seeds and --exclude the earlier splits, so that no prompt is shared:
 
-   codeplan synth --seed 1 --n 200 --out train.jsonl
-   codeplan synth --seed 2 --n 50 --exclude train.jsonl --out val.jsonl
-   codeplan synth --seed 3 --n 100 --exclude train.jsonl --exclude val.jsonl --out test.jsonl`,
+   codeplan synth --seed 1 --n 200 --output train.jsonl
+   codeplan synth --seed 2 --n 50 --exclude train.jsonl --output val.jsonl
+   codeplan synth --seed 3 --n 100 --exclude train.jsonl --exclude val.jsonl --output test.jsonl`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "kinds", Value: "arith,list,string,order,truth", Usage: "problem families, comma-separated (\"text\" = string)"},
 			&cli.StringFlag{Name: "steps", Value: "1-6", Usage: "step counts, e.g. 1-6 or 1,2,4"},
 			&cli.IntFlag{Name: "n", Value: 100, Usage: "rows per family and step count"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed"},
-			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "output JSONL `PATH` (\"-\" = stdout)", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "output JSONL `PATH` (\"-\" = stdout)", Required: true},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "JSONL `FILE` of rows whose prompts must not appear (repeatable)"},
 		},
 		Action: runSynth,
@@ -96,16 +96,16 @@ func runSynth(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := c.String("out")
+	out := c.String("output")
 	if out == "-" {
 		return writeSynthRows(stdout, rows)
 	}
 	// Written beside the target and renamed, so an interrupted run never
 	// leaves a half file that a resumable script would take as finished;
-	// a device or FIFO as --out is refused (exit 2), and a file another
+	// a device or FIFO as --output is refused (exit 2), and a file another
 	// run is writing is left alone.
 	if err := dataset.WriteOutput(out, func(w io.Writer) error { return writeSynthRows(w, rows) }); err != nil {
-		return fmt.Errorf("synth: --out: %w", err)
+		return fmt.Errorf("synth: --output: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "synth: wrote %d rows (%d kinds x %d step counts x %d, seed %d, %d prompts excluded) to %s\n",
 		len(rows), len(kinds), len(steps), c.Int("n"), c.Int64("seed"), len(exclude), out)

@@ -145,8 +145,10 @@ func kvUsageError(c *cli.Context, err error) error {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-// guardCommands makes checkFlags run before every command and subcommand
-// (after any Before hook the command has of its own).
+// guardCommands makes checkPositional, checkFlags and checkModelFiles run
+// before every command and subcommand (after any Before hook the command
+// has of its own), and makes a mistyped subcommand a usage error
+// (unknownCommand).
 func guardCommands(cmds []*cli.Command) {
 	for _, cmd := range cmds {
 		own := cmd.Before
@@ -156,7 +158,19 @@ func guardCommands(cmds []*cli.Command) {
 					return err
 				}
 			}
-			return checkFlags(c)
+			if a := c.Args().First(); (a == "help" || a == "h") && c.Args().Len() <= 2 {
+				return nil // "codeplan extract help": urfave/cli shows the help next
+			}
+			if err := checkPositional(c); err != nil {
+				return err
+			}
+			if err := checkFlags(c); err != nil {
+				return err
+			}
+			return checkModelFiles(c)
+		}
+		if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+			cmd.Action = unknownCommand(func() []*cli.Command { return cmd.Subcommands }, cmd.Name)
 		}
 		// urfave/cli does not run a subcommand's Before (model init,
 		// model random): check its flags as its action starts.
@@ -204,10 +218,11 @@ var flagRanges = map[string]flagRange{
 	"min-gain":                {min: math.Inf(-1), max: noMax},
 	"seed":                    {any: true},
 	"temperature":             {any: true}, "top-p": {any: true}, "top-k": {any: true}, "min-p": {any: true}, "repeat-penalty": {any: true},
-	"lora-scale": {any: true},
-	// i21 owns the meaning of extract's word limits.
-	"min-words": {any: true}, "max-words": {any: true},
-	"fewshot": {min: 0, max: noMax}, "chunk": {min: 0, max: noMax, note: "0 = whole texts"},
+	"lora-scale":    {any: true},
+	"min-words":     {min: -1, max: noMax, note: "0 or -1 = no minimum"},
+	"max-words":     {min: -1, max: noMax, note: "0 or -1 = no limit"},
+	"drain-timeout": {min: 0, max: noMax, note: "0 = wait for every row in flight"},
+	"fewshot":       {min: 0, max: noMax}, "chunk": {min: 0, max: noMax, note: "0 = whole texts"},
 	"n":    {min: 1, max: noMax},
 	"port": {min: 0, max: 65535, note: "0 = any free port"}, "queue": {min: 0, max: noMax},
 	"timeout": {min: 0, max: noMax}, "grace": {min: 0, max: noMax}, "body-timeout": {min: 0, max: noMax},
@@ -284,18 +299,6 @@ func checkRanges(c *cli.Context) error {
 		}
 	}
 	return nil
-}
-
-// commandPath is the command's name below the app ("model init").
-func commandPath(c *cli.Context) string {
-	var names []string
-	for _, x := range c.Lineage() {
-		if x.Command == nil || x.Command.Name == "" || x.Command.Name == c.App.Name || (len(names) > 0 && names[0] == x.Command.Name) {
-			continue
-		}
-		names = append([]string{x.Command.Name}, names...)
-	}
-	return strings.Join(names, " ")
 }
 
 // describe says the range in words.

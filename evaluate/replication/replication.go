@@ -19,6 +19,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
@@ -273,30 +275,33 @@ func (s Summary) modePoints(mode string, dx float64) errBars {
 }
 
 // SaveChart writes accuracy against k, one line per mode with 95% Wilson
-// whiskers, as a small PNG (600×400).
+// whiskers, as a PNG (600×420): the title in a band of its own above the
+// plot, the legend in one below it, and an accuracy axis in percent that
+// runs from 0 to just above the highest interval (the data would otherwise
+// sit in the bottom quarter of a 0–100% axis), never past 100%.
 func (s Summary) SaveChart(path, title string) error {
 	if len(s.Modes) == 0 || len(s.Steps) == 0 {
 		return fmt.Errorf("replication: no results to chart")
 	}
 	p := plot.New()
-	p.Title.Text = title
 	p.X.Label.Text = "reasoning steps k"
 	p.Y.Label.Text = "accuracy (95% Wilson interval)"
-	p.Y.Min, p.Y.Max = 0, 1.2
 	p.X.Min, p.X.Max = float64(s.Steps[0])-0.5, float64(s.MaxK())+0.5
 	var ticks []plot.Tick
 	for _, k := range s.Steps {
 		ticks = append(ticks, plot.Tick{Value: float64(k), Label: fmt.Sprint(k)})
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	p.Y.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 0, Label: "0"}, {Value: 0.25, Label: "0.25"}, {Value: 0.5, Label: "0.5"}, {Value: 0.75, Label: "0.75"}, {Value: 1, Label: "1"}})
-	p.Legend.Top, p.Legend.Left = true, true
+	top := 0.0
 	p.Add(plotter.NewGrid())
 	for i, m := range s.Modes {
 		dx := (float64(i) - float64(len(s.Modes)-1)/2) * 0.08
 		eb := s.modePoints(m, dx)
 		if eb.Len() == 0 {
 			continue
+		}
+		for j := range eb.xys {
+			top = math.Max(top, eb.xys[j].Y+eb.high[j])
 		}
 		line, points, err := plotter.NewLinePoints(eb.xys)
 		if err != nil {
@@ -311,16 +316,55 @@ func (s Summary) SaveChart(path, title string) error {
 		}
 		bars.Color = plotutil.Color(i)
 		p.Add(line, points, bars)
-		p.Legend.Add(m, line, points)
 	}
-	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return err
+	p.Y.Min, p.Y.Max = 0, percentTop(top)
+	p.Y.Tick.Marker = percentTicks(p.Y.Max)
+
+	const (
+		width, height = 6 * vg.Inch, 4.2 * vg.Inch
+		titleBand     = 0.45 * vg.Inch
+		legendBand    = 0.35 * vg.Inch
+	)
+	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(100))
+	dc := draw.New(img)
+	if title != "" {
+		sty := plot.New().Title.TextStyle
+		sty.Font.Size = vg.Points(13)
+		sty.XAlign, sty.YAlign = draw.XCenter, draw.YCenter
+		dc.FillText(sty, vg.Point{X: width / 2, Y: height - titleBand/2}, title)
 	}
+	dc.Max.Y -= titleBand
+	report.DrawLegend(dc, legendBand/2, s.Modes)
+	dc.Min.Y += legendBand
+	dc.Max.X -= vg.Points(12)
+	p.Draw(dc)
 	// Through the one writer of every output: refuses a device or FIFO
 	// there, and leaves a file another run is writing alone.
 	return dataset.WriteOutput(path, func(w io.Writer) error {
-		_, err := wt.WriteTo(w)
+		_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w)
 		return err
 	})
+}
+
+// percentTop is the top of an accuracy axis whose highest drawn value is
+// top: the next multiple of 10% with a little room above it, at most 100%.
+func percentTop(top float64) float64 {
+	return math.Min(1, math.Max(0.1, math.Ceil((top+0.02)*10)/10))
+}
+
+// percentTicks labels an accuracy axis from 0 to max in percent, every 5%
+// up to 30%, 10% up to 60%, else 20%.
+func percentTicks(max float64) plot.ConstantTicks {
+	step := 0.2
+	switch {
+	case max <= 0.3+1e-9:
+		step = 0.05
+	case max <= 0.6+1e-9:
+		step = 0.1
+	}
+	var ticks []plot.Tick
+	for v := 0.0; v <= max+1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: fmt.Sprintf("%.0f%%", 100*v)})
+	}
+	return ticks
 }

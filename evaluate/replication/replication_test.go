@@ -101,4 +101,32 @@ func TestSummarizeAndGains(t *testing.T) {
 	if err := Summarize(nil).SaveChart(path, "empty"); err == nil {
 		t.Fatal("an empty summary charted without error")
 	}
+	if dir := os.Getenv("CODEPLAN_CHART_DIR"); dir != "" { // for looking at it
+		s.SaveChart(filepath.Join(dir, "accuracy_by_k.png"), "CodePlan miniature (test split): accuracy by steps")
+	}
+}
+
+// TestChartAxis checks the accuracy axis of accuracy_by_k.png: it runs to
+// just above the highest interval in percent (the data sat in the bottom
+// quarter of a 0–1.2 axis), never past 100%, with distinct round ticks.
+func TestChartAxis(t *testing.T) {
+	for _, tc := range []struct{ top, want float64 }{{0.29, 0.4}, {0.55, 0.6}, {0.98, 1}, {0, 0.1}, {1, 1}} {
+		if got := percentTop(tc.top); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("percentTop(%v) = %v, want %v", tc.top, got, tc.want)
+		}
+	}
+	for _, max := range []float64{0.1, 0.3, 0.4, 0.6, 1} {
+		ticks := percentTicks(max)
+		last := ticks[len(ticks)-1]
+		if ticks[0].Label != "0%" || math.Abs(last.Value-max) > 1e-9 || len(ticks) < 3 || len(ticks) > 11 {
+			t.Errorf("axis to %v: ticks %+v", max, ticks)
+		}
+		seen := map[string]bool{}
+		for _, tk := range ticks {
+			if seen[tk.Label] {
+				t.Errorf("axis to %v: tick %q twice", max, tk.Label)
+			}
+			seen[tk.Label] = true
+		}
+	}
 }

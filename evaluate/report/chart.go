@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"strconv"
 
@@ -17,11 +18,12 @@ import (
 )
 
 // Chart geometry: one panel is 5×4 inches at 100 dpi, plus a band at the
-// top for the figure's title.
+// top for the figure's title and one at the bottom for the legend.
 const (
 	panelWidth  = 5 * vg.Inch
 	chartHeight = 4.4 * vg.Inch
 	titleBand   = 0.4 * vg.Inch
+	legendBand  = 0.35 * vg.Inch
 	chartDPI    = 100
 )
 
@@ -43,11 +45,12 @@ type ChartOptions struct {
 
 // WriteChart draws the summary as a PNG: a title naming what was
 // evaluated, then panels side by side: accuracy per mode as bars labelled
-// with their value and 95% Wilson whiskers; accuracy against the number of
-// steps, one line per mode with its 95% band; and, when there are several
-// tasks, accuracy per task. Colours identify modes in every panel and the
-// first panel's axis names them, so no legend covers the data. Accuracy
-// axes run from 0 to 100%.
+// with their value and 95% Wilson whiskers; when the items have more than
+// one step count, accuracy against the number of steps, one line per mode
+// with its 95% band; and, when there are several tasks, accuracy per task.
+// A legend under the panels names each mode's colour and marker, so the
+// modes stay apart even where every bar is at 0 and lines coincide, and no
+// legend covers the data. Accuracy axes run from 0 to 100%.
 func WriteChart(w io.Writer, s Summary, opts ChartOptions) error {
 	if len(s.Modes) == 0 {
 		return errors.New("report: no results to chart")
@@ -58,11 +61,15 @@ func WriteChart(w io.Writer, s Summary, opts ChartOptions) error {
 		return err
 	}
 	panels = append(panels, bars)
-	lines, err := stepsPlot(s)
-	if err != nil {
-		return err
+	// A steps panel for a benchmark whose items all have one step count
+	// (GSM8K: steps = 1) would only repeat the bars as points.
+	if len(s.Steps) > 1 {
+		lines, err := stepsPlot(s)
+		if err != nil {
+			return err
+		}
+		panels = append(panels, lines)
 	}
-	panels = append(panels, lines)
 	if tasks := taskNames(opts.Tasks); len(tasks) > 1 {
 		tp, err := taskPlot(s, opts.Tasks, tasks)
 		if err != nil {
@@ -81,6 +88,12 @@ func WriteChart(w io.Writer, s Summary, opts ChartOptions) error {
 		dc.FillText(sty, vg.Point{X: width / 2, Y: chartHeight - titleBand/2}, opts.Title)
 		dc.Max.Y -= titleBand
 	}
+	names := make([]string, len(s.Modes))
+	for i, m := range s.Modes {
+		names[i] = m.Mode
+	}
+	DrawLegend(dc, legendBand/2, names)
+	dc.Min.Y += legendBand
 	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Centimeter, PadTop: vg.Millimeter * 2,
 		PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
 	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
@@ -104,6 +117,33 @@ func SaveChart(path string, s Summary, opts ChartOptions) error {
 		return err
 	}
 	return f.Close()
+}
+
+// DrawLegend draws one entry per mode name on one line centred on c at
+// height y: a short line in the mode's colour (plotutil.Color(i)) with its
+// marker (plotutil.Shape(i)), then the name. Charts put it in a band of
+// their own, outside every panel's data area.
+func DrawLegend(c draw.Canvas, y vg.Length, names []string) {
+	sty := plot.New().Legend.TextStyle
+	sty.Font.Size = vg.Points(11)
+	sty.XAlign = draw.XLeft
+	sty.YAlign = draw.YCenter
+	const swatch, gap, between = 22, 5, 18 // points
+	total := vg.Length(0)
+	for i, n := range names {
+		if i > 0 {
+			total += vg.Points(between)
+		}
+		total += vg.Points(swatch+gap) + sty.Width(n)
+	}
+	x := (c.Min.X+c.Max.X)/2 - total/2
+	for i, n := range names {
+		col := plotutil.Color(i)
+		c.StrokeLine2(draw.LineStyle{Color: col, Width: vg.Points(3)}, x, y, x+vg.Points(swatch), y)
+		c.DrawGlyph(draw.GlyphStyle{Color: col, Radius: vg.Points(3.5), Shape: plotutil.Shape(i)}, vg.Point{X: x + vg.Points(swatch)/2, Y: y})
+		c.FillText(sty, vg.Point{X: x + vg.Points(swatch+gap), Y: y}, n)
+		x += vg.Points(swatch+gap+between) + sty.Width(n)
+	}
 }
 
 // percentAxis makes an accuracy axis run from 0 to 100% with ticks every
@@ -175,7 +215,10 @@ func modePlot(s Summary) (*plot.Plot, error) {
 		}
 		bar.XMin = float64(i)
 		bar.Color = plotutil.Color(i)
-		bar.LineStyle.Width = 0
+		// An outline in the bar's colour: a 0% bar still shows as a line
+		// of its mode's colour on the axis.
+		bar.LineStyle.Color = plotutil.Color(i)
+		bar.LineStyle.Width = vg.Points(1.5)
 		p.Add(bar)
 	}
 	eb, err := plotter.NewYErrorBars(whiskers{s.Modes})
@@ -230,17 +273,22 @@ func stepsPlot(s Summary) (*plot.Plot, error) {
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Add(plotter.NewGrid())
+	// Each mode is shifted sideways a little (dodged), so that modes with
+	// equal accuracy, all at 0% for example, show side by side instead of
+	// one hiding the others.
+	span := float64(s.Steps[len(s.Steps)-1]-s.Steps[0]) + 1
 	for i, m := range s.Modes {
 		if len(m.ByStep) == 0 {
 			continue
 		}
+		dx := (float64(i) - float64(len(s.Modes)-1)/2) * 0.025 * span
 		xs := make([]float64, len(m.ByStep))
 		lo := make([]float64, len(m.ByStep))
 		hi := make([]float64, len(m.ByStep))
 		xys := make(plotter.XYs, len(m.ByStep))
 		for j, st := range m.ByStep {
-			xs[j], lo[j], hi[j] = float64(st.Steps), st.CI.Low, st.CI.High
-			xys[j] = plotter.XY{X: float64(st.Steps), Y: st.Accuracy}
+			xs[j], lo[j], hi[j] = float64(st.Steps)+dx, st.CI.Low, st.CI.High
+			xys[j] = plotter.XY{X: float64(st.Steps) + dx, Y: st.Accuracy}
 		}
 		if len(xs) > 1 {
 			poly, err := plotter.NewPolygon(band(xs, lo, hi))
@@ -306,35 +354,54 @@ func taskPlot(s Summary, results []TaskResult, tasks []string) (*plot.Plot, erro
 	width := vg.Points(min(24, 200/float64(len(s.Modes)*len(tasks))))
 	p.Add(plotter.NewGrid())
 	for i, m := range s.Modes {
-		vals := make(plotter.Values, len(tasks))
-		var xs []float64 // tasks this mode has results on: only those get a label
+		var xs []float64 // tasks this mode has results on: only those get a bar and a label
 		var measured plotter.Values
+		offset := vg.Length(float64(i)-float64(len(s.Modes)-1)/2) * width
 		for j, task := range tasks {
 			for _, r := range results {
 				if r.Mode == m.Mode && r.Task == task && r.N > 0 {
-					vals[j] = float64(r.Correct) / float64(r.N)
+					v := float64(r.Correct) / float64(r.N)
 					xs = append(xs, float64(j))
-					measured = append(measured, vals[j])
+					measured = append(measured, v)
+					bar, err := plotter.NewBarChart(plotter.Values{v}, width)
+					if err != nil {
+						return nil, fmt.Errorf("report: task bars for mode %q: %w", m.Mode, err)
+					}
+					bar.XMin = float64(j)
+					bar.Color = plotutil.Color(i)
+					// The outline keeps a 0% bar visible as a line in
+					// its mode's colour.
+					bar.LineStyle.Color = plotutil.Color(i)
+					bar.LineStyle.Width = vg.Points(1)
+					bar.Offset = offset
+					p.Add(bar)
+					break
 				}
 			}
 		}
-		bars, err := plotter.NewBarChart(vals, width)
-		if err != nil {
-			return nil, fmt.Errorf("report: task bars for mode %q: %w", m.Mode, err)
+		if len(xs) == 0 {
+			continue
 		}
-		bars.Color = plotutil.Color(i)
-		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(float64(i)-float64(len(s.Modes)-1)/2) * width
 		labels, err := plotter.NewLabels(plotter.XYLabels{XYs: barTops(xs, measured), Labels: percents(measured)})
 		if err != nil {
 			return nil, fmt.Errorf("report: task labels: %w", err)
 		}
+		// Labels run upwards from the top of their bar, one bar wide: side
+		// by side they never overlap, however narrow the bars ("50%50%").
+		// A bar too tall for its label above it gets it inside, downwards.
 		for k := range labels.TextStyle {
-			labels.TextStyle[k].XAlign = draw.XCenter
-			labels.TextStyle[k].Font.Size = vg.Points(7)
+			labels.TextStyle[k].Rotation = math.Pi / 2
+			labels.TextStyle[k].XAlign = draw.XLeft
+			labels.TextStyle[k].YAlign = draw.YCenter
+			labels.TextStyle[k].Font.Size = vg.Points(8)
+			labels.XYs[k].Y = measured[k]
+			if measured[k] > 0.85 {
+				labels.TextStyle[k].XAlign = draw.XRight
+				labels.XYs[k].Y = measured[k] - 0.03
+			}
 		}
-		labels.Offset = vg.Point{X: bars.Offset, Y: vg.Points(2)}
-		p.Add(bars, labels)
+		labels.Offset = vg.Point{X: offset, Y: vg.Points(3)}
+		p.Add(labels)
 	}
 	p.X.Min, p.X.Max = -0.5, float64(len(tasks))-0.5
 	p.NominalX(tasks...)

@@ -8,10 +8,12 @@ import (
 )
 
 // WriteMarkdown renders the summary as Markdown tables: accuracy per mode
-// (flexible and strict, with 95% Wilson intervals, gain over the baseline
-// on paired items, mean F1, tokens and seconds per item), the paired
-// comparison of each mode with the baseline (discordant pairs, bootstrap
-// interval of the gain, McNemar p), and accuracy per number of steps.
+// (flexible and strict, with 95% Wilson intervals, absolute difference and
+// relative gain over the baseline on paired items, mean F1, tokens and
+// seconds per item), the paired comparisons (each mode with the baseline,
+// code plan with NL plan; discordant pairs, the difference with its paired
+// interval, the relative gain with its bootstrap interval, McNemar p), the
+// same under strict accuracy, and accuracy per number of steps.
 func WriteMarkdown(w io.Writer, s Summary) error {
 	ew := &errWriter{w: w}
 	if len(s.Modes) == 0 {
@@ -19,30 +21,44 @@ func WriteMarkdown(w io.Writer, s Summary) error {
 		return ew.err
 	}
 	ew.printf("## Accuracy by mode\n\n")
-	ew.printf("| Mode | N | Correct | Accuracy | 95%% CI | Strict | Strict 95%% CI | Gain vs %s | Mean F1 | Mean tokens | Mean seconds |\n", Baseline)
-	ew.printf("|:-----|--:|--:|--:|:--|--:|:--|--:|--:|--:|--:|\n")
+	ew.printf("| Mode | N | Correct | Accuracy | 95%% CI | Strict | Strict 95%% CI | Difference vs %s | Gain vs %s | Mean F1 | Mean tokens | Mean seconds |\n", Baseline, Baseline)
+	ew.printf("|:-----|--:|--:|--:|:--|--:|:--|--:|--:|--:|--:|--:|\n")
 	for _, m := range s.Modes {
-		ew.printf("| %s | %d | %d | %s | [%s, %s] | %s | [%s, %s] | %s | %.3f | %.1f | %.2f |\n",
+		ew.printf("| %s | %d | %d | %s | [%s, %s] | %s | [%s, %s] | %s | %s | %.3f | %.1f | %.2f |\n",
 			cell(m.Mode), m.N, m.Correct, pct(m.Accuracy), pct(m.CI.Low), pct(m.CI.High),
 			pct(m.StrictAccuracy), pct(m.StrictCI.Low), pct(m.StrictCI.High),
-			gainText(m), m.MeanF1, m.MeanTokens, m.MeanSeconds)
+			diffText(m), gainText(m), m.MeanF1, m.MeanTokens, m.MeanSeconds)
 	}
 	ew.printf("\nAccuracy is flexible (the answer marker, else fallbacks such as the last number); ")
 	ew.printf("strict counts only answers given in the format the prompt asked for. ")
-	ew.printf("Gains are on the items answered in both modes.\n")
+	ew.printf("Difference is in percentage points (pp); gain is relative, (acc − acc_%s) / acc_%s. ", Baseline, Baseline)
+	ew.printf("Both are on the items answered and run in both modes.\n")
+	var cannot []string
+	for _, m := range s.Modes {
+		if m.Errors > 0 {
+			cannot = append(cannot, fmt.Sprintf("%s %d", m.Mode, m.Errors))
+		}
+	}
+	if len(cannot) > 0 {
+		ew.printf("\nItems that could not run (prompt longer than the context): %s. ", strings.Join(cannot, ", "))
+		ew.printf("They count as wrong in Accuracy and are left out of the paired comparisons.\n")
+	}
 	if !s.HasBaseline {
 		ew.printf("\nNo %q mode in the results, so gains are n/a.\n", Baseline)
 	}
 	if len(s.Paired) > 0 {
-		ew.printf("\n## Paired comparison with %s\n\n", Baseline)
+		ew.printf("\n## Paired comparisons\n\n")
 		if s.Unequal {
 			ew.printf("The modes did not all answer the same items: each row compares on the items both answered.\n\n")
 		}
-		ew.printf("| Mode | Paired items | %s correct | Mode correct | Only %s right | Only mode right | Gain | 95%% CI (paired bootstrap) | McNemar p |\n", Baseline, Baseline)
-		ew.printf("|:-----|--:|--:|--:|--:|--:|--:|:--|--:|\n")
-		for _, p := range s.Paired {
-			ew.printf("| %s | %d | %d | %d | %d | %d | %s | %s | %s |\n", cell(p.Mode), p.N, p.BaseCorrect, p.Correct,
-				p.OnlyBase, p.OnlyMode, signedPct(p.Gain), intervalText(p.GainCI), pValue(p.PValue))
+		writePairedTable(ew, s.Paired)
+		ew.printf("\nDifference: 95%% interval for paired proportions (Newcombe's method 10), defined for any counts. ")
+		ew.printf("Relative gain: 95%% paired-bootstrap percentile interval (%d resamples, fixed seed); a resample in which the baseline ", BootstrapRounds)
+		ew.printf("has no correct item has no finite gain and counts as unbounded (none is dropped), so when those reach the top 2.5%% ")
+		ew.printf("the interval is undefined. McNemar p is exact (two-sided).\n")
+		if len(s.StrictPaired) > 0 {
+			ew.printf("\n### Strict accuracy\n\n")
+			writePairedTable(ew, s.StrictPaired)
 		}
 	}
 	ew.printf("\n## Accuracy by number of steps\n\n")
@@ -71,6 +87,67 @@ func WriteMarkdown(w io.Writer, s Summary) error {
 		ew.printf("\n")
 	}
 	return ew.err
+}
+
+// writePairedTable renders one table of paired comparisons.
+func writePairedTable(ew *errWriter, ps []Paired) {
+	ew.printf("| Comparison | Paired items | Baseline correct | Mode correct | Only baseline right | Only mode right | Difference [95%% CI] | Relative gain [95%% CI] | McNemar p |\n")
+	ew.printf("|:-----|--:|--:|--:|--:|--:|:--|:--|--:|\n")
+	for _, p := range ps {
+		items := fmt.Sprint(p.N)
+		if p.Excluded > 0 {
+			items += fmt.Sprintf(" (%d could not run)", p.Excluded)
+		}
+		ew.printf("| %s vs %s | %s | %d | %d | %d | %d | %s | %s | %s |\n", cell(p.Mode), cell(p.Base), items, p.BaseCorrect, p.Correct,
+			p.OnlyBase, p.OnlyMode, diffWithCI(p), gainWithCI(p), pValue(p.PValue))
+	}
+}
+
+// diffWithCI renders a paired difference in percentage points with its
+// interval.
+func diffWithCI(p Paired) string {
+	if p.N == 0 || math.IsNaN(p.Diff) {
+		return "n/a (no paired items)"
+	}
+	return fmt.Sprintf("%s [%s, %s]", pp(p.Diff), pp(p.DiffCI.Low), pp(p.DiffCI.High))
+}
+
+// gainWithCI renders a relative gain with its bootstrap interval, or says
+// why either is undefined.
+func gainWithCI(p Paired) string {
+	switch {
+	case p.N == 0:
+		return "n/a (no paired items)"
+	case math.IsNaN(p.Gain):
+		return fmt.Sprintf("undefined (%s has no correct item)", p.Base)
+	case math.IsNaN(p.GainCI.Low) && p.GainUndefined > 0:
+		return fmt.Sprintf("%s [undefined: %s had no correct item in %d of %d resamples]", signedPct(p.Gain), p.Base, p.GainUndefined, BootstrapRounds)
+	}
+	return signedPct(p.Gain) + " " + intervalText(p.GainCI)
+}
+
+// pp renders an accuracy difference in signed percentage points.
+func pp(x float64) string {
+	if math.IsNaN(x) {
+		return "n/a"
+	}
+	v := 100 * x
+	if math.Abs(v) < 0.05 {
+		v = 0 // no "-0.0"
+	}
+	return fmt.Sprintf("%+.1f pp", v)
+}
+
+// diffText renders a mode's difference from the baseline: "—" for the
+// baseline itself, "n/a" where undefined.
+func diffText(m ModeSummary) string {
+	if m.Mode == Baseline {
+		return "—"
+	}
+	if math.IsNaN(m.Diff) {
+		return "n/a"
+	}
+	return pp(m.Diff)
 }
 
 // gainText renders a mode's gain: "—" for the baseline itself, "n/a"

@@ -29,6 +29,10 @@ type Result struct {
 	F1      float64
 	Tokens  int     // generated tokens
 	Seconds float64 // wall time spent on the item
+	// Error marks an item that could not run in this mode (its prompt does
+	// not fit the context): it counts as wrong in the accuracy, is counted
+	// per mode, and is left out of every paired comparison.
+	Error bool
 }
 
 // Interval is a confidence interval for a proportion, within [0, 1].
@@ -83,12 +87,18 @@ type ModeSummary struct {
 	StrictAccuracy float64
 	StrictCI       Interval
 	MeanF1         float64
+	// Errors counts the items that could not run in this mode
+	// (Result.Error); they are in N and count as wrong.
+	Errors int
 	// MeanTokens and MeanSeconds are averages per item.
 	MeanTokens, MeanSeconds float64
 	// Gain is RelativeGain over the Baseline mode on the items both
 	// answered (Paired.Gain); NaN for the baseline itself, when there is no
 	// baseline, or when its accuracy on those items is 0.
 	Gain float64
+	// Diff is the absolute accuracy difference from the Baseline on the
+	// same items (Paired.Diff); NaN for the baseline itself or without one.
+	Diff float64
 	// ByStep has one entry per step count (> 0) seen for this mode, in
 	// increasing order.
 	ByStep []StepSummary
@@ -103,17 +113,31 @@ type Summary struct {
 	// HasBaseline tells whether Baseline is among the modes.
 	HasBaseline bool
 	// Paired compares every other mode with the Baseline on the items both
-	// answered, in Modes order (empty without a baseline).
+	// answered and ran, in Modes order (empty without a baseline), then
+	// PlanMode with PlanBaseline when both are present; flexible accuracy.
 	Paired []Paired
+	// StrictPaired is Paired under strict accuracy (Result.Strict).
+	StrictPaired []Paired
 	// Unequal is true when the modes did not all answer the same items:
 	// Paired then covers fewer items than some modes' N.
 	Unequal bool
 }
 
-// PairedWith returns the paired comparison of mode with the baseline.
+// PairedWith returns the paired comparison (flexible accuracy) of mode
+// with the Baseline.
 func (s Summary) PairedWith(mode string) (Paired, bool) {
-	for _, p := range s.Paired {
-		if p.Mode == mode {
+	return s.Comparison(mode, Baseline, false)
+}
+
+// Comparison returns the paired comparison of mode with base, under strict
+// or flexible accuracy.
+func (s Summary) Comparison(mode, base string, strict bool) (Paired, bool) {
+	list := s.Paired
+	if strict {
+		list = s.StrictPaired
+	}
+	for _, p := range list {
+		if p.Mode == mode && p.Base == base {
 			return p, true
 		}
 	}
@@ -132,14 +156,14 @@ func Summarize(results []Result) Summary {
 	var order, itemOrder []string
 	byMode := map[string]*acc{}
 	stepSet := map[int]bool{}
-	verdicts := map[string]map[string]bool{} // mode -> item -> correct
+	verdicts := map[string]map[string]verdict{} // mode -> item -> verdict
 	seenItem := map[string]bool{}
 	for _, r := range results {
 		if verdicts[r.Mode] == nil {
-			verdicts[r.Mode] = map[string]bool{}
+			verdicts[r.Mode] = map[string]verdict{}
 		}
 		if _, seen := verdicts[r.Mode][r.ItemID]; !seen {
-			verdicts[r.Mode][r.ItemID] = r.Correct
+			verdicts[r.Mode][r.ItemID] = verdict{correct: r.Correct, strict: r.Strict, err: r.Error}
 		}
 		if !seenItem[r.ItemID] {
 			seenItem[r.ItemID] = true
@@ -152,6 +176,9 @@ func Summarize(results []Result) Summary {
 			order = append(order, r.Mode)
 		}
 		a.ms.N++
+		if r.Error {
+			a.ms.Errors++
+		}
 		if r.Strict {
 			a.ms.StrictCorrect++
 		}
@@ -193,13 +220,14 @@ func Summarize(results []Result) Summary {
 		ms.MeanF1 = a.f1 / n
 		ms.MeanTokens = a.tokens / n
 		ms.MeanSeconds = a.secs / n
-		ms.Gain = math.NaN()
+		ms.Gain, ms.Diff = math.NaN(), math.NaN()
 		if mode != Baseline && sum.HasBaseline {
-			b, m := pairs(verdicts[Baseline], verdicts[mode], itemOrder)
-			p := comparePaired(mode, b, m)
+			b, m, excluded := pairs(verdicts[Baseline], verdicts[mode], itemOrder)
+			p := comparePaired(mode, Baseline, false, b, m, excluded)
 			sum.Paired = append(sum.Paired, p)
-			ms.Gain = p.Gain
-			if p.N != ms.N || p.N != byMode[Baseline].ms.N {
+			sum.StrictPaired = append(sum.StrictPaired, comparePaired(mode, Baseline, true, b, m, excluded))
+			ms.Gain, ms.Diff = p.Gain, p.Diff
+			if p.N+p.Excluded != ms.N || p.N+p.Excluded != byMode[Baseline].ms.N {
 				sum.Unequal = true
 			}
 		}
@@ -210,6 +238,11 @@ func Summarize(results []Result) Summary {
 		}
 		slices.SortFunc(ms.ByStep, func(x, y StepSummary) int { return x.Steps - y.Steps })
 		sum.Modes = append(sum.Modes, ms)
+	}
+	if byMode[PlanBaseline] != nil && byMode[PlanMode] != nil {
+		b, m, excluded := pairs(verdicts[PlanBaseline], verdicts[PlanMode], itemOrder)
+		sum.Paired = append(sum.Paired, comparePaired(PlanMode, PlanBaseline, false, b, m, excluded))
+		sum.StrictPaired = append(sum.StrictPaired, comparePaired(PlanMode, PlanBaseline, true, b, m, excluded))
 	}
 	for k := range stepSet {
 		sum.Steps = append(sum.Steps, k)

@@ -5,12 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot/plotutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -137,7 +140,7 @@ func TestGainNotAvailable(t *testing.T) {
 	if err := WriteMarkdown(&buf, s); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | 0.0% | [0.0%, 79.3%] | n/a |") {
+	if !strings.Contains(buf.String(), "| code-plan | 1 | 1 | 100.0% | [20.7%, 100.0%] | 0.0% | [0.0%, 79.3%] | +100.0 pp | n/a |") {
 		t.Errorf("markdown:\n%s", buf.String())
 	}
 	if !strings.Contains(buf.String(), "_No items with a known number of steps._") {
@@ -191,27 +194,33 @@ func TestWriteErrorsPropagate(t *testing.T) {
 }
 
 func TestChartDecodes(t *testing.T) {
-	cases := map[string][]Result{
-		"with steps":    sample(),
-		"without steps": {{Mode: "direct", Correct: true}, {Mode: "code-plan"}},
-		"single mode":   {{Mode: "x|y", Steps: 3, Correct: true}},
+	// Width: 500 pixels per panel; the steps panel only when the items
+	// have more than one step count (not for GSM8K's steps = 1).
+	cases := map[string]struct {
+		rs    []Result
+		width int
+	}{
+		"with steps":    {sample(), 1000},
+		"without steps": {[]Result{{Mode: "direct", Correct: true}, {Mode: "code-plan"}}, 500},
+		"single mode":   {[]Result{{Mode: "x|y", Steps: 3, Correct: true}}, 500},
+		"all steps = 1": {[]Result{{Mode: "direct", Steps: 1, Correct: true}, {Mode: "code-plan", Steps: 1}}, 500},
 	}
-	for name, rs := range cases {
+	for name, tc := range cases {
 		var buf bytes.Buffer
-		if err := WriteChart(&buf, Summarize(rs), ChartOptions{Title: name}); err != nil {
+		if err := WriteChart(&buf, Summarize(tc.rs), ChartOptions{Title: name}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		img, err := png.Decode(&buf)
 		if err != nil {
 			t.Fatalf("%s: PNG does not decode: %v", name, err)
 		}
-		if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 440 {
-			t.Errorf("%s: image is %dx%d, want 1000x440", name, b.Dx(), b.Dy())
+		if b := img.Bounds(); b.Dx() != tc.width || b.Dy() != 440 {
+			t.Errorf("%s: image is %dx%d, want %dx440", name, b.Dx(), b.Dy(), tc.width)
 		}
 		// A drawn chart is not one flat colour.
 		first := img.At(0, 0)
 		varied := false
-		for x := 0; x < 1000 && !varied; x += 7 {
+		for x := 0; x < tc.width && !varied; x += 7 {
 			for y := 0; y < 440; y += 7 {
 				if img.At(x, y) != first {
 					varied = true
@@ -294,5 +303,61 @@ func TestChartLayout(t *testing.T) {
 		var buf bytes.Buffer
 		WriteChart(&buf, Summarize(sample()), ChartOptions{Title: "synth · tiny.gguf + lora.gguf", Tasks: tasks})
 		os.WriteFile(filepath.Join(dir, "eval-chart.png"), buf.Bytes(), 0o644)
+	}
+}
+
+// hasColour reports whether the rectangle holds a pixel within a small
+// distance of c.
+func hasColour(img image.Image, c color.Color, x0, y0, x1, y1 int) bool {
+	cr, cg, cb, _ := c.RGBA()
+	near := func(a, b uint32) bool { return a>>8 <= b>>8+12 && b>>8 <= a>>8+12 }
+	for x := x0; x < x1; x++ {
+		for y := y0; y < y1; y++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if near(r, cr) && near(g, cg) && near(b, cb) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestChartModesApartAtZero checks that the modes can be told apart when
+// every accuracy is 0: the legend band under the panels shows each mode's
+// colour, and each 0% bar is drawn as a line of its colour on the axis.
+func TestChartModesApartAtZero(t *testing.T) {
+	var rs []Result
+	for _, m := range []string{"direct", "nlplan", "codeplan"} {
+		for k := 1; k <= 3; k++ {
+			rs = append(rs, Result{Mode: m, ItemID: fmt.Sprint(k), Steps: k})
+		}
+	}
+	tasks := []TaskResult{}
+	for _, m := range []string{"direct", "nlplan", "codeplan"} {
+		for _, task := range []string{"arith", "list", "text", "order", "truth"} {
+			tasks = append(tasks, TaskResult{Mode: m, Task: task, N: 4, Correct: 2})
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteChart(&buf, Summarize(rs), ChartOptions{Title: "all at 0", Tasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	for i := range 3 {
+		if !hasColour(img, plotutil.Color(i), 0, b.Dy()-35, b.Dx(), b.Dy()) {
+			t.Errorf("legend band lacks mode %d's colour", i)
+		}
+		// The bar panel's lower part (the 0% line is there).
+		if !hasColour(img, plotutil.Color(i), 40, b.Dy()-110, 500, b.Dy()-40) {
+			t.Errorf("the 0%% bar of mode %d is not drawn in its colour", i)
+		}
+	}
+	if dir := os.Getenv("CODEPLAN_CHART_DIR"); dir != "" { // for looking at it
+		os.WriteFile(filepath.Join(dir, "eval-chart-zero.png"), raw, 0o644)
 	}
 }

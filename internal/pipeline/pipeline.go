@@ -123,6 +123,9 @@ type Batch struct {
 	ran      bool
 	// observers see every outcome after Run's own observe.
 	observers []func(Outcome)
+	// liveTokens, when set, drives the progress display's token count
+	// (CountTokensLive).
+	liveTokens func() int64
 }
 
 // Open checks the job's input (see dataset.Check), then opens, locks and
@@ -203,6 +206,14 @@ func (b *Batch) SetWorkers(n int) {
 // collected before fn returns.
 func (b *Batch) Observe(fn func(Outcome)) { b.observers = append(b.observers, fn) }
 
+// CountTokensLive makes the progress display's token rate follow
+// generated(), a running count of the tokens generated so far (the
+// engine's), read a few times a second, instead of adding each row's
+// tokens when the row finishes: on a slow model a row takes minutes, and
+// the rate would read 0 tok/s until then. The run's Stats still count the
+// tokens of finished rows.
+func (b *Batch) CountTokensLive(generated func() int64) { b.liveTokens = generated }
+
 // Done is the number of rows already in the output files.
 func (b *Batch) Done() int { return len(b.done) }
 
@@ -267,6 +278,10 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 		bar = progress.New(progress.Options{Out: job.ProgressOut, Total: b.estimateTotal(), Unit: "rows",
 			Counters: []string{"ok", "rej", "fail"}, RateCounter: "tok", Logger: &lg, Message: job.Name})
 		defer bar.Finish()
+		if b.liveTokens != nil {
+			stopLive := countLive(func(n int64) { bar.Add("tok", n) }, b.liveTokens)
+			defer stopLive()
+		}
 	}
 
 	// feeding ends with soft, or when results can no longer be written.
@@ -382,7 +397,9 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			default:
 				bar.Add("rej", 1)
 			}
-			bar.Add("tok", int64(o.Tokens))
+			if b.liveTokens == nil {
+				bar.Add("tok", int64(o.Tokens))
+			}
 			bar.Advance(1)
 		}
 	}
@@ -500,3 +517,39 @@ func (s *sliceReader) Next() (dataset.Row, error) {
 
 func (s *sliceReader) Skipped() dataset.Skips { return dataset.Skips{} }
 func (s *sliceReader) Close() error           { return nil }
+
+// liveTokenPeriod is how often CountTokensLive's counter is read.
+const liveTokenPeriod = 250 * time.Millisecond
+
+// countLive passes to add what generated() grew by since the run started,
+// every liveTokenPeriod and once more when stopped.
+func countLive(add func(int64), generated func() int64) (stop func()) {
+	last := generated()
+	sync := func() {
+		now := generated()
+		if now > last {
+			add(now - last)
+			last = now
+		}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(liveTokenPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sync()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		sync()
+	}
+}

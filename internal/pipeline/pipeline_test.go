@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -208,5 +209,29 @@ func TestRunStopsOnWriteError(t *testing.T) {
 	}
 	if got := n.Load(); got > 5 || st.Written != 2 {
 		t.Errorf("after a failed write: %d rows processed, %d written; want it to stop at once with 2 written", got, st.Written)
+	}
+}
+
+// TestCountLiveFollowsTokensInFlight checks that the progress token count
+// follows a live counter while a row is still being generated (a slow
+// model's rows take minutes; the rate read 0 until one finished), and that
+// stopping adds the last growth.
+func TestCountLiveFollowsTokensInFlight(t *testing.T) {
+	var generated atomic.Int64
+	generated.Store(100) // tokens of an earlier use of the engine: not counted
+	var added atomic.Int64
+	stop := countLive(func(n int64) { added.Add(n) }, generated.Load)
+	generated.Add(7) // a row in flight has generated 7 tokens, none finished
+	deadline := time.Now().Add(5 * time.Second)
+	for added.Load() != 7 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if added.Load() != 7 {
+		t.Fatalf("after %v the count is %d, want 7 while the row is in flight", liveTokenPeriod, added.Load())
+	}
+	generated.Add(5)
+	stop()
+	if added.Load() != 12 {
+		t.Errorf("after stop: %d, want 12", added.Load())
 	}
 }

@@ -98,16 +98,33 @@ func MaxDiff(a, b []float32) float64 {
 
 // Tokenizer returns the folder of a real tokenizer fetched by
 // scripts/fetch-tokenizers.sh ("llama3" or "llama2"), from
-// $CODEPLAN_TOKENIZERS or .cache/tokenizers at the repository root. The test
-// is skipped, saying how to fetch it, when it is absent (CI fetches it).
+// $CODEPLAN_TOKENIZERS or .cache/tokenizers at the repository root. When it
+// is absent the test is skipped, saying how to fetch it, except in CI
+// (SkipOrFailInCI), which fetches it.
 func Tokenizer(t testing.TB, name string) string {
 	t.Helper()
 	dir := TokenizerCache()
 	p := filepath.Join(dir, name)
 	if _, err := os.Stat(filepath.Join(p, "models", "tokenizer.json")); err != nil {
-		t.Skipf("tokenizer %s not in %s: run scripts/fetch-tokenizers.sh", name, dir)
+		SkipOrFailInCI(t, "tokenizer %s not in %s: run scripts/fetch-tokenizers.sh", name, dir)
 	}
 	return p
+}
+
+// InCI reports whether the tests run in CI: the environment variable CI is
+// "true", as GitHub Actions, GitLab CI and most others set it.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// SkipOrFailInCI skips the test with the message, except in CI (InCI),
+// where the test fails instead: a test that CI is set up to run (the
+// real-tokenizer checks) must not pass by skipping there.
+func SkipOrFailInCI(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI=true, so this test must not skip: "+format, args...)
+		return
+	}
+	t.Skipf(format, args...)
 }
 
 // TokenizerCache is the folder scripts/fetch-tokenizers.sh fills.

@@ -10,9 +10,27 @@ import (
 	"github.com/codeplan-dev/codeplan/llama"
 )
 
-// Codeplan is codeplan's module version and VCS revision from the Go build
-// info, e.g. "(devel) (1a2b3c4d5e6f+dirty)".
+// Version and Commit are stamped at link time by the Makefile
+// (-ldflags "-X ...version.Version=... -X ...version.Commit=..."): `git
+// describe --tags --always --dirty` and the commit with "+dirty" when the
+// tree had uncommitted changes. A plain `go build` leaves them empty, and
+// Codeplan falls back to what the Go build info knows.
+var (
+	Version string
+	Commit  string
+)
+
+// Codeplan is codeplan's version and commit, e.g. "v0.3-12-g1a2b3c4-dirty
+// (1a2b3c4d5e6f+dirty)": the stamped Version and Commit, else the module
+// version and VCS revision from the Go build info ("(devel)" when
+// unknown).
 func Codeplan() string {
+	if Version != "" {
+		if Commit != "" {
+			return Version + " (" + Commit + ")"
+		}
+		return Version
+	}
 	v, rev := "(devel)", ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {

@@ -195,7 +195,7 @@ func jsTokens(t *testing.T, pkg, text string) []llama.Token {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		testmodel.SkipOrFailInCI(t, "node is not installed")
 	}
 	cmd := exec.Command(node, filepath.Join("..", "hfvocab", "testdata", "encode.js"), pkg)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(testmodel.TokenizerCache(), "node_modules"))
