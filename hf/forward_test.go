@@ -322,3 +322,34 @@ func TestHFForwardMatchesLlamaCpp(t *testing.T) {
 		t.Errorf("q rows left in llama.cpp's order still match (%g): the check is blind to the permutation", d)
 	}
 }
+
+// TestHandPEFTChangesLogitsAsGGUF: the PEFT folder written by hand from
+// PEFT's documented layout, imported, changes llama.cpp's logits exactly as
+// the GGUF adapter it was made from does.
+func TestHandPEFTChangesLogitsAsGGUF(t *testing.T) {
+	model, adapter := writeModelAndAdapter(t)
+	dir := handPEFT(t, adapter, handConfig)
+	base, err := InspectBase(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	w, _, err := ImportLoRA(dir, base, ImportOptions{Name: "hand"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported := filepath.Join(t.TempDir(), "imported.gguf")
+	if err := w.WriteFile(imported); err != nil {
+		t.Fatal(err)
+	}
+	toks := []int{257, 'H', 'i', '!', 258, '\n'}
+	plain := llamaLogits(t, model, "", toks)
+	want := llamaLogits(t, model, adapter, toks)
+	got := llamaLogits(t, model, imported, toks)
+	if d := maxAbs(got, want); d != 0 {
+		t.Errorf("imported adapter's logits differ from the GGUF adapter's by %g", d)
+	}
+	if d := maxAbs(want, plain); d < 1e-2 {
+		t.Errorf("the adapter changes the logits by only %g", d)
+	}
+}
