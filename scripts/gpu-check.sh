@@ -305,6 +305,79 @@ else
   skip 07-finetune-8b $T_FT8B "8B LoRA training needs the GPU (about 40 GB with F32 copies of the base)"
 fi
 
+# ==== 8: PEFT / transformers (issue 22; owned by its own script) =============
+# Exports a small trained model + adapter (model export-hf, lora export),
+# compares transformers + peft next-token logits with codeplan's
+# (scripts/gpu-check-peft.py, max abs diff < 1e-3 in F32), then times 20
+# LoRA steps of peft beside codeplan finetune on the 1b shape (F16). On the
+# device it starts only if its timeout still fits the 600 s call; without
+# torch/transformers/peft the comparison is skipped after a py_compile check.
+T_PEFT=150
+peft_py="$root/scripts/gpu-check-peft.py"
+peft_prompt='<|im_start|>user
+What is 2+3?<|im_end|>
+<|im_start|>assistant
+'
+peft_export() {
+  local b="$work/peft-base.gguf"
+  rm -rf "$work"/peft-*
+  "$bin" model init --out "$b" --layers 2 --embd 128 --heads 4 --kv-heads 2 --ff 256 --ctx 512 --seed 3 --force || return 1
+  ft_rows 4 "$work/peft-rows.jsonl"
+  "$bin" finetune "$b" "${gpuflag[@]}" --data "$work/peft-rows.jsonl" --out "$work/peft-lora.gguf" --epochs 1 --lora-rank 8 \
+    --lr 0.02 --ctx 256 --batch 256 --val-split 0 --threads "$threads" || return 1
+  "$bin" model export-hf "$b" --output "$work/peft-hf" --force || return 1
+  "$bin" lora export "$work/peft-lora.gguf" --base "$b" --output "$work/peft-adapter" --force || return 1
+  "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-base.json" || return 1
+  "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-lora.json" || return 1
+  PYTHONPYCACHEPREFIX="$work/pycache" python3 -m py_compile "$peft_py" && echo "gpu-check-peft.py compiles"
+}
+peft_compare() {
+  python3 "$peft_py" --hf "$work/peft-hf" --peft "$work/peft-adapter" --ours-base "$work/peft-ours-base.json" \
+    --ours-lora "$work/peft-ours-lora.json" --prompt "$peft_prompt" --report "$logs/peft-compare.json"
+}
+peft_timing() {
+  local m="$work/peft-1b.gguf"
+  "$bin" model random --shape 1b --type f16 --out "$m" || return 1
+  "$bin" model export-hf "$m" --output "$work/peft-1b-hf" --force || return 1
+  ft_rows 20 "$work/ft-20.jsonl"
+  rm -f "$work/peft-1b-lora".*
+  "$bin" finetune "$m" "${gpuflag[@]}" --data "$work/ft-20.jsonl" --out "$work/peft-1b-lora.gguf" --epochs 1 --lora-rank 16 \
+    --ctx 256 --batch 256 --val-split 0 --threads "$threads" || return 1
+  echo "codeplan tok/s: $(ft_tps "$work/peft-1b-lora.log.csv")"
+  rm -f "$m"
+  python3 "$peft_py" --time-model "$work/peft-1b-hf" --time-steps 20 --rank 16 --seq 256 --report "$logs/peft-timing.json"
+}
+peft_field() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" "$2" 2>/dev/null | head -1; }
+if [ ! -f "$peft_py" ]; then
+  skip 08-peft-export $T_PEFT "scripts/gpu-check-peft.py is not in this bundle"
+elif [ $dry -eq 0 ] && [ $((SECONDS + T_PEFT + 30)) -gt 600 ]; then
+  skip 08-peft-export $T_PEFT "no time left in the 600 s device call (started at ${SECONDS} s)"
+else
+  run_step 08-peft-export $T_PEFT "model init + 4 LoRA steps, export-hf, lora export, model logits" peft_export
+  finish_step 08-peft-export ""
+  if [ "$step_status" != ok ]; then
+    skip 08-peft-compare $T_PEFT "the export step failed"
+  elif ! python3 -c 'import torch, transformers, peft' >/dev/null 2>&1; then
+    skip 08-peft-compare $T_PEFT "python3 has no torch/transformers/peft here; gpu-check-peft.py only compiled"
+  else
+    run_step 08-peft-compare $T_PEFT "transformers + peft vs codeplan next-token logits, F32, tol 1e-3" peft_compare
+    step_note="$step_note; base diff $(peft_field base_max_abs_diff "$logs/peft-compare.json"), lora diff $(peft_field lora_max_abs_diff "$logs/peft-compare.json"), tokenizer $(peft_field tokenizer_matches "$logs/peft-compare.json")"
+    finish_step 08-peft-compare ""
+  fi
+  if [ $dry -eq 1 ] || [ $have_gpu -eq 0 ]; then
+    skip 08-peft-timing $T_PEFT "timing 20 LoRA steps of peft vs codeplan needs the GPU"
+  elif ! python3 -c 'import torch, transformers, peft' >/dev/null 2>&1; then
+    skip 08-peft-timing $T_PEFT "python3 has no torch/transformers/peft"
+  elif [ $((SECONDS + T_PEFT)) -gt 600 ]; then
+    skip 08-peft-timing $T_PEFT "no time left in the 600 s device call"
+  else
+    run_step 08-peft-timing $T_PEFT "1b F16, rank 16, 7 targets, seq 256, 20 steps: peft tok/s (codeplan's in the note)" peft_timing
+    step_note="$step_note; codeplan finetune $(sed -n 's/^codeplan tok\/s: //p' "$step_log") tok/s"
+    finish_step 08-peft-timing "$(peft_field timing_tokens_per_s "$logs/peft-timing.json")"
+  fi
+fi
+# ==== end of the PEFT block ===================================================
+
 # ---- report --------------------------------------------------------------
 gpu_name=""
 [ $have_gpu -eq 1 ] && gpu_name=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1)

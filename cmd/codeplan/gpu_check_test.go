@@ -53,6 +53,9 @@ func TestGPUCheckDryRun(t *testing.T) {
 	want := map[string]string{
 		"00-bundle": "ok", "01-build": "skipped", "02-info": "ok", "03-model": "ok", "03-model-8b": "skipped",
 		"04-bench": "ok", "05-extract": "ok", "06-chat": "ok", "07-finetune-1b": "ok", "07-finetune-8b": "skipped",
+		// The PEFT block (issue 22): the export runs here; the transformers
+		// comparison only where python has torch, transformers and peft.
+		"08-peft-export": "ok", "08-peft-compare": peftCompareStatus(), "08-peft-timing": "skipped",
 	}
 	for _, s := range rep.Steps {
 		if want[s.Step] != s.Status {
@@ -79,4 +82,14 @@ func TestGPUCheckDryRun(t *testing.T) {
 	if !strings.Contains(string(md), "dry run") || !strings.Contains(string(md), "| 01-build | skipped |") {
 		t.Errorf("report.md:\n%s", md)
 	}
+}
+
+// peftCompareStatus is what the dry run's transformers comparison should
+// report on this machine: it runs where python3 has torch, transformers and
+// peft, and is skipped (with its reason) elsewhere.
+func peftCompareStatus() string {
+	if exec.Command("python3", "-c", "import torch, transformers, peft").Run() == nil {
+		return "ok"
+	}
+	return "skipped"
 }
