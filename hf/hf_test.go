@@ -390,6 +390,7 @@ func TestImportRefuses(t *testing.T) {
 		{"unknown config key", strings.Replace(handConfig, `"r": 4,`, `"r": 4, "lora_sparsity": 0.5,`, 1), good, nil, "unknown to codeplan"},
 		{"bias", strings.Replace(handConfig, `"bias": "none"`, `"bias": "all"`, 1), good, nil, "bias"},
 		{"alpha pattern", strings.Replace(handConfig, `"alpha_pattern": {}`, `"alpha_pattern": {"q_proj": 4}`, 1), good, nil, "one alpha"},
+		{"pissa", strings.Replace(handConfig, `"init_lora_weights": true`, `"init_lora_weights": "pissa_niter_4"`, 1), good, nil, "modified base"},
 		{"modules to save", strings.Replace(handConfig, `"modules_to_save": null`, `"modules_to_save": ["lm_head"]`, 1), good, nil, "modules_to_save"},
 		{"rank mismatch", strings.Replace(handConfig, `"r": 4`, `"r": 8`, 1), good, nil, "r = 8"},
 		{"not in target_modules", strings.Replace(handConfig, `"q_proj", `, ``, 1), good, nil, "does not name it"},
@@ -551,4 +552,28 @@ func f32s(t testing.TB, d []byte, dt safetensors.DType) []float32 {
 	}
 	t.Fatalf("dtype %s", dt)
 	return nil
+}
+
+// TestImportTargetModulesForms: target_modules as "all-linear" or as a
+// regular expression (PEFT's two string forms) is checked against every
+// tensor's module.
+func TestImportTargetModulesForms(t *testing.T) {
+	model, adapter := writeModelAndAdapter(t)
+	base, _ := InspectBase(model)
+	defer base.Close()
+	list := `["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]`
+	for _, c := range []struct {
+		targets string
+		ok      bool
+	}{
+		{`"all-linear"`, true},
+		{`".*\\.(self_attn|mlp)\\..*_proj"`, true},
+		{`".*\\.self_attn\\.(q|v)_proj"`, false},
+	} {
+		dir := handPEFT(t, adapter, strings.Replace(handConfig, list, c.targets, 1))
+		_, _, err := ImportLoRA(dir, base, ImportOptions{})
+		if (err == nil) != c.ok {
+			t.Errorf("target_modules %s: %v, want ok=%v", c.targets, err, c.ok)
+		}
+	}
 }

@@ -228,6 +228,16 @@ func readConfig(path string) (cfg PEFTConfig, targetsRegex string, err error) {
 			return cfg, "", refuse("%s: bias = %s; a GGUF LoRA has no bias terms (want \"none\")", path, compact(v))
 		}
 	}
+	if v, ok := m["init_lora_weights"]; ok {
+		var how string
+		if json.Unmarshal(v, &how) == nil {
+			switch l := strings.ToLower(how); {
+			case strings.HasPrefix(l, "pissa"), strings.HasPrefix(l, "olora"), strings.HasPrefix(l, "corda"), l == "loftq":
+				return cfg, "", refuse("%s: init_lora_weights = %q changes the base weights at initialisation, so this adapter only fits that modified base; "+
+					"save it converted to a plain LoRA (PEFT's path_initial_model_for_weight_conversion) first", path, how)
+			}
+		}
+	}
 	if v, ok := m["target_modules"]; ok && !isEmptyJSON(v) {
 		if json.Unmarshal(v, &cfg.TargetModules) != nil {
 			if err := json.Unmarshal(v, &targetsRegex); err != nil {
@@ -311,6 +321,9 @@ func ImportLoRA(dir string, base *Base, opts ImportOptions) (*gguf.Writer, Impor
 	}
 	info.BaseModel = cfg.BaseModel
 	var targetRE *regexp.Regexp
+	if targetsRegex == "all-linear" {
+		targetsRegex = "" // every linear layer: any projection codeplan maps
+	}
 	if targetsRegex != "" {
 		if targetRE, err = regexp.Compile("^(?:" + targetsRegex + ")$"); err != nil {
 			return nil, info, refuse("%s: target_modules regular expression %q: %v", cfgPath, targetsRegex, err)

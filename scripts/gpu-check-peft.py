@@ -93,6 +93,7 @@ def timing(args, torch, transformers, peft, report):
     model = transformers.AutoModelForCausalLM.from_pretrained(
         args.time_model, torch_dtype=dtype, attn_implementation="sdpa").to(device)
     report["timing_load_s"] = round(time.time() - t0, 2)
+    vocab = model.config.vocab_size
     config = peft.LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0, bias="none",
                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                              task_type="CAUSAL_LM")
@@ -100,7 +101,6 @@ def timing(args, torch, transformers, peft, report):
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator().manual_seed(42)
-    vocab = model.config.vocab_size
 
     def step():
         ids = torch.randint(0, vocab, (1, args.seq), generator=gen).to(device)
