@@ -274,7 +274,7 @@ func maxAbs(a, b []float32) float64 {
 func TestHFForwardMatchesLlamaCpp(t *testing.T) {
 	model, adapter := writeModelAndAdapter(t)
 	hfDir, peftDir := filepath.Join(t.TempDir(), "hf"), filepath.Join(t.TempDir(), "peft")
-	if _, err := ExportModel(model, hfDir); err != nil {
+	if _, err := ExportModel(model, hfDir, ModelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	base, err := InspectBase(model)

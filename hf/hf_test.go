@@ -469,7 +469,7 @@ func TestExportRefuses(t *testing.T) {
 func TestExportModelFiles(t *testing.T) {
 	model, _ := writeModelAndAdapter(t)
 	dir := filepath.Join(t.TempDir(), "hf")
-	res, err := ExportModel(model, dir)
+	res, err := ExportModel(model, dir, ModelOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func TestExportModelFiles(t *testing.T) {
 	if err := tiny.WriteAs(q, gqaConfig(), gguf.TensorQ8_0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ExportModel(q, t.TempDir()); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "F32, F16 or BF16") {
+	if _, err := ExportModel(q, t.TempDir(), ModelOptions{}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "F32, F16 or BF16") {
 		t.Errorf("quantized: %v", err)
 	}
 }

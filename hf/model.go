@@ -50,13 +50,22 @@ type ModelExport struct {
 	Files     []string
 }
 
+// ModelOptions adjust ExportModel.
+type ModelOptions struct {
+	// AddBOS says whether the tokenizer puts BOS before every text, as
+	// llama.cpp decides it for this vocabulary (llama.Model.AddBOS). nil
+	// uses tokenizer.ggml.add_bos_token, else llama.cpp's default for the
+	// pre-tokenizer (llama-bpe: yes).
+	AddBOS *bool
+}
+
 // ExportModel writes a llama-architecture GGUF model (F32, F16 or BF16
 // weights) as a transformers folder: config.json, model.safetensors (the
 // q/k rows permuted back to transformers' layout) and, for byte-level BPE
 // vocabularies whose pre-tokenizer it knows, tokenizer.json and
 // tokenizer_config.json. Quantized weights, RoPE scaling and tensors it has
 // no name for are refused (ErrRefused).
-func ExportModel(path, dir string) (ModelExport, error) {
+func ExportModel(path, dir string, opts ModelOptions) (ModelExport, error) {
 	var res ModelExport
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -198,7 +207,7 @@ func ExportModel(path, dir string) (ModelExport, error) {
 		return res, err
 	}
 	res.Files = []string{"model.safetensors", "config.json"}
-	tok, tokCfg, why := tokenizerJSON(f)
+	tok, tokCfg, why := tokenizerJSON(f, opts.AddBOS)
 	if tok == nil {
 		res.Tokenizer = "no tokenizer.json: " + why
 		return res, nil

@@ -26,7 +26,7 @@ const (
 // tokenizerJSON builds tokenizer.json and tokenizer_config.json for a "gpt2"
 // (byte-level BPE) vocabulary whose pre-tokenizer is known; otherwise it
 // returns why not.
-func tokenizerJSON(f *gguf.File) (tok, cfg []byte, why string) {
+func tokenizerJSON(f *gguf.File, addBOSOpt *bool) (tok, cfg []byte, why string) {
 	model, _ := f.String("tokenizer.ggml.model")
 	if model != "gpt2" {
 		return nil, nil, fmt.Sprintf("the vocabulary is %q; only byte-level BPE (gpt2) vocabularies are rebuilt", model)
@@ -75,7 +75,14 @@ func tokenizerJSON(f *gguf.File) (tok, cfg []byte, why string) {
 	}
 	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
 	var post any = byteLevel
-	if addBOS, _ := f.Bool("tokenizer.ggml.add_bos_token"); addBOS {
+	addBOS, set := f.Bool("tokenizer.ggml.add_bos_token")
+	if !set {
+		addBOS = pre == "llama-bpe"
+	}
+	if addBOSOpt != nil {
+		addBOS = *addBOSOpt
+	}
+	if addBOS {
 		// llama.cpp puts BOS before every text; transformers does it in
 		// the post-processor.
 		if id, ok := f.Uint32("tokenizer.ggml.bos_token_id"); ok && int(id) < len(tokens) {
@@ -118,9 +125,7 @@ func tokenizerJSON(f *gguf.File) (tok, cfg []byte, why string) {
 			tc[field] = s
 		}
 	}
-	if addBOS, ok := f.Bool("tokenizer.ggml.add_bos_token"); ok {
-		tc["add_bos_token"] = addBOS
-	}
+	tc["add_bos_token"] = addBOS
 	if t, ok := f.String("tokenizer.chat_template"); ok {
 		tc["chat_template"] = t
 	}

@@ -255,7 +255,15 @@ models, RoPE scaling and other architectures are refused.
 			if err != nil {
 				return err
 			}
-			res, err := hf.ExportModel(path, out)
+			// Whether texts start with BOS is llama.cpp's decision for this
+			// vocabulary; the exported tokenizer must do the same.
+			var opts hf.ModelOptions
+			if m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: true}); err == nil {
+				addBOS := m.AddBOS()
+				opts.AddBOS = &addBOS
+				m.Close()
+			}
+			res, err := hf.ExportModel(path, out, opts)
 			if err != nil {
 				return badInput(err)
 			}
