@@ -329,7 +329,11 @@ peft_export() {
   "$bin" lora export "$work/peft-lora.gguf" --base "$b" --output "$work/peft-adapter" --force || return 1
   "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-base.json" || return 1
   "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-lora.json" || return 1
-  PYTHONPYCACHEPREFIX="$work/pycache" python3 -m py_compile "$peft_py" && echo "gpu-check-peft.py compiles"
+  if command -v python3 >/dev/null; then
+    PYTHONPYCACHEPREFIX="$work/pycache" python3 -m py_compile "$peft_py" && echo "gpu-check-peft.py compiles"
+  else
+    echo "no python3 here: gpu-check-peft.py not even compiled"
+  fi
 }
 peft_compare() {
   python3 "$peft_py" --hf "$work/peft-hf" --peft "$work/peft-adapter" --ours-base "$work/peft-ours-base.json" \
@@ -358,7 +362,7 @@ else
   if [ "$step_status" != ok ]; then
     skip 08-peft-compare $T_PEFT "the export step failed"
   elif ! python3 -c 'import torch, transformers, peft' >/dev/null 2>&1; then
-    skip 08-peft-compare $T_PEFT "python3 has no torch/transformers/peft here; gpu-check-peft.py only compiled"
+    skip 08-peft-compare $T_PEFT "no python3 with torch, transformers and peft here (see the export log for the py_compile check)"
   else
     run_step 08-peft-compare $T_PEFT "transformers + peft vs codeplan next-token logits, F32, tol 1e-3" peft_compare
     step_note="$step_note; base diff $(peft_field base_max_abs_diff "$logs/peft-compare.json"), lora diff $(peft_field lora_max_abs_diff "$logs/peft-compare.json"), tokenizer $(peft_field tokenizer_matches "$logs/peft-compare.json")"

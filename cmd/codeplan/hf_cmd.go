@@ -191,6 +191,9 @@ func runLoRAImport(c *cli.Context) error {
 		w.SetUint32(finetune.KeyRank, uint32(info.Rank))
 		w.SetStrings(finetune.KeyTargets, info.Targets)
 	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
 	if err := w.WriteFile(out); err != nil {
 		return err
 	}
