@@ -577,3 +577,59 @@ func TestImportTargetModulesForms(t *testing.T) {
 		}
 	}
 }
+
+// TestExportPairsByName: an adapter that lists every A before every B (as
+// some tools write them) exports and imports to the same tensors; one
+// without a B is refused.
+func TestExportPairsByName(t *testing.T) {
+	model, adapter := writeModelAndAdapter(t)
+	f, err := gguf.Open(adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	reorder := func(keepB bool) string {
+		w := gguf.NewWriter()
+		for _, kv := range f.KVs {
+			w.SetKV(kv)
+		}
+		for _, suffix := range []string{".lora_a", ".lora_b"} {
+			for _, ti := range f.Tensors() {
+				if !strings.HasSuffix(ti.Name, suffix) || (suffix == ".lora_b" && !keepB && strings.HasPrefix(ti.Name, "blk.1.ffn_up")) {
+					continue
+				}
+				d, _ := f.TensorData(ti.Name)
+				w.AddTensor(ti.Name, ti.Type, ti.Shape, d)
+			}
+		}
+		p := filepath.Join(t.TempDir(), "reordered.gguf")
+		if err := w.WriteFile(p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base, _ := InspectBase(model)
+	defer base.Close()
+	dir := filepath.Join(t.TempDir(), "peft")
+	if _, err := ExportLoRA(reorder(true), base, dir, ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := ImportLoRA(dir, base, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "back.gguf")
+	w.WriteFile(out)
+	back, _ := gguf.Open(out)
+	defer back.Close()
+	for _, ti := range f.Tensors() {
+		a, _ := f.TensorData(ti.Name)
+		b, err := back.TensorData(ti.Name)
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs after the round trip: %v", ti.Name, err)
+		}
+	}
+	if _, err := ExportLoRA(reorder(false), base, t.TempDir(), ExportOptions{}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "only one of") {
+		t.Errorf("half pair: %v", err)
+	}
+}

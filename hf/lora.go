@@ -596,18 +596,39 @@ func ExportLoRA(adapterPath string, base *Base, dir string, opts ExportOptions) 
 	w.SetMetadata("format", "pt")
 	targets := map[string]bool{}
 	rank := 0
+	// Pairs by name, in the order their first member appears (llama.cpp's
+	// converter and finetune write each .lora_a right before its .lora_b).
+	type pair struct{ a, b *gguf.TensorInfo }
+	pairs := map[string]*pair{}
+	var order []string
 	tensors := f.Tensors()
-	for i := 0; i < len(tensors); i++ {
-		ta := tensors[i]
-		if !strings.HasSuffix(ta.Name, ".lora_a") {
-			return info, refuse("%s: tensor %s is not a .lora_a/.lora_b pair member in order", adapterPath, ta.Name)
+	for i := range tensors {
+		t := &tensors[i]
+		weight, isA := strings.CutSuffix(t.Name, ".lora_a")
+		if !isA {
+			var isB bool
+			if weight, isB = strings.CutSuffix(t.Name, ".lora_b"); !isB {
+				return info, refuse("%s: tensor %s is neither a .lora_a nor a .lora_b matrix", adapterPath, t.Name)
+			}
 		}
-		weight := strings.TrimSuffix(ta.Name, ".lora_a")
-		if i+1 >= len(tensors) || tensors[i+1].Name != weight+".lora_b" {
-			return info, refuse("%s: %s is not followed by %s.lora_b", adapterPath, ta.Name, weight)
+		p := pairs[weight]
+		if p == nil {
+			p = &pair{}
+			pairs[weight] = p
+			order = append(order, weight)
 		}
-		tb := tensors[i+1]
-		i++
+		if isA {
+			p.a = t
+		} else {
+			p.b = t
+		}
+	}
+	for _, weight := range order {
+		p := pairs[weight]
+		if p.a == nil || p.b == nil {
+			return info, refuse("%s: %s has only one of .lora_a and .lora_b", adapterPath, weight)
+		}
+		ta, tb := *p.a, *p.b
 		module, _, kind, err := ggufToHF(weight)
 		if err != nil {
 			return info, refuse("%s: %v", adapterPath, err)
