@@ -60,6 +60,7 @@ def compare(args, torch, transformers, peft, report):
     report["tokens"] = len(tokens)
     report["device"] = device
     ok &= d < args.tol
+    theirs_lora = None
     if args.ours_lora:
         lora = load_json(args.ours_lora)
         if lora["tokens"] != tokens:
@@ -72,6 +73,17 @@ def compare(args, torch, transformers, peft, report):
         # The adapter must move the logits, or the comparison proves nothing.
         report["lora_effect"] = max_abs(lora["logits"], base["logits"])
         ok &= dl < args.tol and report["lora_effect"] > 10 * args.tol
+    # codeplan's GPU logits (--gpu), when given, must agree as well.
+    for key, path, adapter in (("gpu_base_max_abs_diff", args.ours_gpu_base, False), ("gpu_lora_max_abs_diff", args.ours_gpu_lora, True)):
+        if not path or (adapter and theirs_lora is None):
+            continue
+        ours = load_json(path)
+        if ours["tokens"] != tokens:
+            report["compare_error"] = "%s was made from other tokens" % path
+            return False
+        want = theirs_lora if adapter else theirs
+        report[key] = max_abs(want, ours["logits"])
+        ok &= report[key] < args.tol
     tok_file = os.path.join(args.hf, "tokenizer.json")
     if args.prompt is not None and os.path.exists(tok_file):
         tok = transformers.AutoTokenizer.from_pretrained(args.hf)
@@ -136,6 +148,8 @@ def main():
     ap.add_argument("--peft", help="folder of codeplan lora export")
     ap.add_argument("--ours-base", help="codeplan model logits output for the base model")
     ap.add_argument("--ours-lora", help="codeplan model logits output with --lora")
+    ap.add_argument("--ours-gpu-base", help="the same as --ours-base, computed with --gpu")
+    ap.add_argument("--ours-gpu-lora", help="the same as --ours-lora, computed with --gpu (needs --ours-lora)")
     ap.add_argument("--prompt", help="the prompt codeplan tokenized (checks tokenizer.json when present)")
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--time-model", help="export-hf folder of the model to time LoRA steps on")

@@ -327,8 +327,13 @@ peft_export() {
     --lr 0.02 --ctx 256 --batch 256 --val-split 0 --threads "$threads" || return 1
   "$bin" model export-hf "$b" --output "$work/peft-hf" --force || return 1
   "$bin" lora export "$work/peft-lora.gguf" --base "$b" --output "$work/peft-adapter" --force || return 1
-  "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-base.json" || return 1
-  "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-lora.json" || return 1
+  # The strict F32 reference is the CPU's; with a GPU its logits are compared too.
+  "$bin" model logits "$b" --cache-type f32 --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-base.json" || return 1
+  "$bin" model logits "$b" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-lora.json" || return 1
+  if [ $have_gpu -eq 1 ]; then
+    "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --prompt "$peft_prompt" >"$work/peft-ours-gpu-base.json" || return 1
+    "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" >"$work/peft-ours-gpu-lora.json" || return 1
+  fi
   if command -v python3 >/dev/null; then
     PYTHONPYCACHEPREFIX="$work/pycache" python3 -m py_compile "$peft_py" && echo "gpu-check-peft.py compiles"
   else
@@ -336,8 +341,10 @@ peft_export() {
   fi
 }
 peft_compare() {
+  local gpu=()
+  [ -f "$work/peft-ours-gpu-base.json" ] && gpu=(--ours-gpu-base "$work/peft-ours-gpu-base.json" --ours-gpu-lora "$work/peft-ours-gpu-lora.json")
   python3 "$peft_py" --hf "$work/peft-hf" --peft "$work/peft-adapter" --ours-base "$work/peft-ours-base.json" \
-    --ours-lora "$work/peft-ours-lora.json" --prompt "$peft_prompt" --report "$logs/peft-compare.json"
+    --ours-lora "$work/peft-ours-lora.json" "${gpu[@]}" --prompt "$peft_prompt" --report "$logs/peft-compare.json"
 }
 peft_timing() {
   local m="$work/peft-1b.gguf"
@@ -365,7 +372,7 @@ else
     skip 08-peft-compare $T_PEFT "no python3 with torch, transformers and peft here (see the export log for the py_compile check)"
   else
     run_step 08-peft-compare $T_PEFT "transformers + peft vs codeplan next-token logits, F32, tol 1e-3" peft_compare
-    step_note="$step_note; base diff $(peft_field base_max_abs_diff "$logs/peft-compare.json"), lora diff $(peft_field lora_max_abs_diff "$logs/peft-compare.json"), tokenizer $(peft_field tokenizer_matches "$logs/peft-compare.json")"
+    step_note="$step_note; max abs diff base $(peft_field base_max_abs_diff "$logs/peft-compare.json"), lora $(peft_field lora_max_abs_diff "$logs/peft-compare.json"), GPU base $(peft_field gpu_base_max_abs_diff "$logs/peft-compare.json"), GPU lora $(peft_field gpu_lora_max_abs_diff "$logs/peft-compare.json"); tokenizer matches: $(peft_field tokenizer_matches "$logs/peft-compare.json")"
     finish_step 08-peft-compare ""
   fi
   if [ $dry -eq 1 ] || [ $have_gpu -eq 0 ]; then
