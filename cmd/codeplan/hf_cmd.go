@@ -442,6 +442,9 @@ func runExport(c *cli.Context) error {
 	if split == 0 && valOut != "" {
 		return usagef("export: --val-output needs --val-split")
 	}
+	if valOut != "" && valOut == out {
+		return usagef("export: --val-output is --output (%s); give the held-out rows a file of their own", out)
+	}
 	for _, p := range []string{out, valOut} {
 		if p == "" || p == "-" {
 			continue

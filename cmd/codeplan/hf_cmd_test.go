@@ -156,6 +156,8 @@ func TestLoRACLIRefusals(t *testing.T) {
 		{[]string{"export", "--input", filepath.Join("..", "..", "finetune", "testdata", "rows.jsonl"), "--output", filepath.Join(dir, "x.jsonl"), "--to", "csv"}, "--to"},
 		{[]string{"export", "--input", filepath.Join(dir, "none.jsonl"), "--output", filepath.Join(dir, "x.jsonl")}, "none.jsonl"},
 		{[]string{"model", "logits", "tiny"}, "--prompt"},
+		{[]string{"export", "--input", filepath.Join("..", "..", "finetune", "testdata", "rows.jsonl"), "--output", filepath.Join(dir, "x.jsonl"),
+			"--val-split", "0.2", "--val-output", filepath.Join(dir, "x.jsonl")}, "of their own"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, append([]string{"-q"}, c.args...)...)
