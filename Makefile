@@ -126,7 +126,7 @@ gpu-bundle: headers
 	         $(GPU_BUNDLE)/ollama/ml/backend/ggml/ggml/src/ggml-hip && \
 	  find $(GPU_BUNDLE)/ollama -name '*.go' -delete
 	cp Makefile $(GPU_BUNDLE)/
-	cp scripts/gpu-check.sh $(GPU_BUNDLE)/scripts/
+	cp scripts/gpu-check.sh scripts/gpu-check-peft.py $(GPU_BUNDLE)/scripts/
 	@if [ -f .cache/tokenizers/llama3/models/tokenizer.json ]; then \
 	  mkdir -p $(GPU_BUNDLE)/tokenizers/llama3/models && \
 	  for f in tokenizer.json tokenizer_config.json; do gzip -9c .cache/tokenizers/llama3/models/$$f > $(GPU_BUNDLE)/tokenizers/llama3/models/$$f.gz; done; \

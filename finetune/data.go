@@ -96,10 +96,6 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 	if opts.Tokenizer == nil {
 		return nil, st, fmt.Errorf("no tokenizer")
 	}
-	planField := opts.PlanField
-	if planField == "" {
-		planField = "plan"
-	}
 	warn := opts.Warn
 	if warn == nil {
 		warn = func(string) {}
@@ -126,35 +122,10 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			return nil, st, err
 		}
 		st.Rows++
-		plan := gjson.GetBytes(row.Raw, planField).String()
-		if opts.PlanField == "" && opts.Prompter.Mode == planner.NLPlan {
-			// Rows that carry both plan forms (`codeplan synth`) give the
-			// natural-language one to nlplan training without a field flag.
-			if nl := gjson.GetBytes(row.Raw, NLPlanField); nl.Exists() {
-				plan = nl.String()
-			}
-		}
-		needPlan := opts.Prompter.Mode.HasPlan() || opts.Extraction != nil
-		if needPlan && strings.TrimSpace(plan) == "" {
-			what := fmt.Sprintf("%s mode", opts.Prompter.Mode)
-			if opts.Extraction != nil {
-				what = "an extractor"
-			}
-			skip(row, "no plan", fmt.Sprintf("no %q field (or it is empty), which %s needs", planField, what))
+		user, plan, response, reason, detail := opts.rowText(row)
+		if reason != "" {
+			skip(row, reason, detail)
 			continue
-		}
-		user, response := row.Prompt, row.Response
-		if opts.Extraction != nil {
-			// The extractor reads what `codeplan extract` will show it and
-			// learns to write the plan as its whole answer.
-			if user, err = opts.Extraction.Render(row.Prompt, row.Response); err != nil {
-				skip(row, "format", err.Error())
-				continue
-			}
-			plan, response = "", planner.CleanPlan(plan)
-		}
-		if !opts.Prompter.Mode.HasPlan() {
-			plan = ""
 		}
 		prefix, target, err := opts.Prompter.TrainingExample(user, plan, response)
 		if err != nil {
@@ -205,6 +176,48 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 		return nil, st, fmt.Errorf("%s: %w: %d rows read, %s", path, ErrNoRows, st.Rows, st.skipSummary())
 	}
 	return out, st, nil
+}
+
+// rowText picks a row's user message, plan and response as training renders
+// them: the plan from PlanField (nl_plan for nlplan rows that have one), the
+// extraction template around prompt and response for an extractor, no plan
+// in direct mode. A row that cannot be used gets a skip reason and detail.
+// LoadExamples and ExportRows share it, so both see the same text.
+func (opts DataOptions) rowText(row dataset.Row) (user, plan, response, reason, detail string) {
+	planField := opts.PlanField
+	if planField == "" {
+		planField = "plan"
+	}
+	plan = gjson.GetBytes(row.Raw, planField).String()
+	if opts.PlanField == "" && opts.Prompter.Mode == planner.NLPlan {
+		// Rows that carry both plan forms (`codeplan synth`) give the
+		// natural-language one to nlplan training without a field flag.
+		if nl := gjson.GetBytes(row.Raw, NLPlanField); nl.Exists() {
+			plan = nl.String()
+		}
+	}
+	needPlan := opts.Prompter.Mode.HasPlan() || opts.Extraction != nil
+	if needPlan && strings.TrimSpace(plan) == "" {
+		what := fmt.Sprintf("%s mode", opts.Prompter.Mode)
+		if opts.Extraction != nil {
+			what = "an extractor"
+		}
+		return "", "", "", "no plan", fmt.Sprintf("no %q field (or it is empty), which %s needs", planField, what)
+	}
+	user, response = row.Prompt, row.Response
+	if opts.Extraction != nil {
+		// The extractor reads what `codeplan extract` will show it and
+		// learns to write the plan as its whole answer.
+		var err error
+		if user, err = opts.Extraction.Render(row.Prompt, row.Response); err != nil {
+			return "", "", "", "format", err.Error()
+		}
+		plan, response = "", planner.CleanPlan(plan)
+	}
+	if !opts.Prompter.Mode.HasPlan() {
+		plan = ""
+	}
+	return user, plan, response, "", ""
 }
 
 // skipSummary lists the skip reasons, most frequent first.

@@ -134,16 +134,15 @@ func (p Prompter) TrainingExample(prompt, plan, response string) (prefix, target
 	if err := p.check(); err != nil {
 		return "", "", err
 	}
-	asst, err := AssistantText(p.Mode, plan, response)
+	msgs, err := p.TrainingMessages(prompt, plan, response)
 	if err != nil {
 		return "", "", err
 	}
-	msgs := p.messages(nil, prompt)
-	prefix, err = p.Chat.ApplyTemplate(msgs, true)
+	prefix, err = p.Chat.ApplyTemplate(msgs[:len(msgs)-1], true)
 	if err != nil {
 		return "", "", fmt.Errorf("chat template (generation prompt): %w", err)
 	}
-	full, err := p.Chat.ApplyTemplate(append(msgs, Message{Role: RoleAssistant, Content: asst}), false)
+	full, err := p.Chat.ApplyTemplate(msgs, false)
 	if err != nil {
 		return "", "", fmt.Errorf("chat template (full conversation): %w", err)
 	}
@@ -154,6 +153,26 @@ func (p Prompter) TrainingExample(prompt, plan, response string) (prefix, target
 			"prompt and target cannot be split", excerpt(prefix, i), excerpt(full, i), i)
 	}
 	return prefix, full[len(prefix):], nil
+}
+
+// TrainingMessages is one fine-tuning example as chat messages, before any
+// chat template: the system message (when set), the user message (with the
+// prompted format's instruction), and the assistant turn
+// AssistantText(mode, plan, response). TrainingExample renders exactly these
+// messages, so a trainer that applies the same chat template to them trains
+// on the same text (`codeplan export` writes them).
+func (p Prompter) TrainingMessages(prompt, plan, response string) ([]Message, error) {
+	if !p.Mode.Valid() {
+		return nil, fmt.Errorf("planner: Prompter.Mode %q is not direct, nlplan or codeplan", string(p.Mode))
+	}
+	if !p.Format.Valid() {
+		return nil, fmt.Errorf("planner: Prompter.Format %q is not trained or prompted", string(p.Format))
+	}
+	asst, err := AssistantText(p.Mode, plan, response)
+	if err != nil {
+		return nil, err
+	}
+	return append(p.messages(nil, prompt), Message{Role: RoleAssistant, Content: asst}), nil
 }
 
 // AssistantText is the assistant turn of the trained format:

@@ -36,7 +36,9 @@
 #   07-chat        one chat --gpu turn
 #   08-ft-1b       20 LoRA steps on the 1b shape
 #   09-ft-8b       5 LoRA steps on the llama3-8b shape
-#   10-peft        transformers + peft against codeplan's logits (when scripts/gpu-check-peft.py exists)
+#   10-peft-*      export a trained model and adapter (export-hf, lora export), then
+#                  transformers + peft against codeplan's logits (python3 with torch,
+#                  transformers and peft), and 20 peft LoRA steps timed beside codeplan's
 # Reports: OUTDIR/report.json and report.md (every step of both calls) and
 # OUTDIR/logs.tar.gz. Exit 0 when every step that ran passed, 1 otherwise, 2
 # on bad usage or a missing required tool.
@@ -423,17 +425,88 @@ if [ $ready -eq 1 ]; then
     skip 08-ft-1b 60 "dry run: 20 LoRA steps of the 1b shape need the GPU"
     skip 09-ft-8b 90 "dry run: the llama3-8b shape needs the GPU"
   fi
-  if [ -f "$root/scripts/gpu-check-peft.py" ]; then
-    if command -v python3 >/dev/null && python3 -c 'import torch, transformers, peft' 2>/dev/null; then
-      budgeted 10-peft 60 90 "transformers + peft against codeplan" \
-        python3 "$root/scripts/gpu-check-peft.py" --codeplan "$bin" --work "$work/peft" "${gpuflag[@]}" && finish_step 10-peft
+  # ---- 10: transformers + peft (scripts/gpu-check-peft.py) -------------
+  # Exports a small trained model + adapter (model export-hf, lora export),
+  # compares transformers + peft next-token logits with codeplan's (F32, max
+  # abs diff < 1e-3; CPU logits, and --gpu logits where a GPU is), then
+  # times 20 LoRA steps of peft beside codeplan finetune on the 1b shape.
+  peft_py="$root/scripts/gpu-check-peft.py"
+  peft_prompt='<|im_start|>user
+What is 2+3?<|im_end|>
+<|im_start|>assistant
+'
+  have_torch=0
+  command -v python3 >/dev/null && python3 -c 'import torch, transformers, peft' >/dev/null 2>&1 && have_torch=1
+  peft_export() {
+    local b="$work/peft-base.gguf"
+    rm -rf "$work"/peft-*
+    "$bin" model init --out "$b" --layers 2 --embd 128 --heads 4 --kv-heads 2 --ff 256 --ctx 512 --seed 3 --force || return 1
+    ft_rows 4 "$work/peft-rows.jsonl"
+    "$bin" finetune "$b" "${gpuflag[@]}" --data "$work/peft-rows.jsonl" --out "$work/peft-lora.gguf" --epochs 1 --lora-rank 8 \
+      --lr 0.02 --ctx 256 --batch 256 --val-split 0 --threads "$threads" || return 1
+    "$bin" model export-hf "$b" --output "$work/peft-hf" --force || return 1
+    "$bin" lora export "$work/peft-lora.gguf" --base "$b" --output "$work/peft-adapter" --force || return 1
+    # The strict F32 reference is the CPU's; with a GPU its logits are compared too.
+    "$bin" model logits "$b" --cache-type f32 --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-base.json" || return 1
+    "$bin" model logits "$b" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" --threads "$threads" >"$work/peft-ours-lora.json" || return 1
+    if [ $have_gpu -eq 1 ]; then
+      "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --prompt "$peft_prompt" >"$work/peft-ours-gpu-base.json" || return 1
+      "$bin" model logits "$b" "${gpuflag[@]}" --cache-type f32 --lora "$work/peft-lora.gguf" --prompt "$peft_prompt" >"$work/peft-ours-gpu-lora.json" || return 1
+    fi
+    if command -v python3 >/dev/null; then
+      PYTHONPYCACHEPREFIX="$work/pycache" python3 -m py_compile "$peft_py" && echo "gpu-check-peft.py compiles"
     else
-      budgeted 10-peft 5 60 "python3 without torch/transformers/peft here: the script is only compiled" \
-        python3 -m py_compile "$root/scripts/gpu-check-peft.py" && finish_step 10-peft
+      echo "no python3 here: gpu-check-peft.py not even compiled"
+    fi
+  }
+  peft_compare() {
+    local gpu=()
+    [ -f "$work/peft-ours-gpu-base.json" ] && gpu=(--ours-gpu-base "$work/peft-ours-gpu-base.json" --ours-gpu-lora "$work/peft-ours-gpu-lora.json")
+    python3 "$peft_py" --hf "$work/peft-hf" --peft "$work/peft-adapter" --ours-base "$work/peft-ours-base.json" \
+      --ours-lora "$work/peft-ours-lora.json" "${gpu[@]}" --prompt "$peft_prompt" --report "$logs/peft-compare.json"
+  }
+  peft_timing() {
+    local m="$work/peft-1b.gguf"
+    "$bin" model random --shape 1b --type f16 --out "$m" || return 1
+    "$bin" model export-hf "$m" --output "$work/peft-1b-hf" --force || return 1
+    ft_rows 20 "$work/ft-20.jsonl"
+    rm -f "$work/peft-1b-lora".*
+    "$bin" finetune "$m" "${gpuflag[@]}" --data "$work/ft-20.jsonl" --out "$work/peft-1b-lora.gguf" --epochs 1 --lora-rank 16 \
+      --ctx 256 --batch 256 --val-split 0 --threads "$threads" || return 1
+    echo "codeplan tok/s: $(ft_tps "$work/peft-1b-lora.log.csv")"
+    rm -f "$m"
+    python3 "$peft_py" --time-model "$work/peft-1b-hf" --time-steps 20 --rank 16 --seq 256 --report "$logs/peft-timing.json"
+  }
+  peft_field() { sed -n "s/.*\"$1\": \([^,}]*\).*/\1/p" "$2" 2>/dev/null | head -1; }
+  if [ ! -f "$peft_py" ]; then
+    skip 10-peft-export 150 "scripts/gpu-check-peft.py is not in this bundle"
+  else
+    if budgeted 10-peft-export 40 150 "model init + 4 LoRA steps, export-hf, lora export, model logits" peft_export; then
+      finish_step 10-peft-export
+    fi
+    if ! done_before 10-peft-compare; then
+      if [ "$(awk -F"$sep" '$2 == "10-peft-export" {st = $3} END {print st}' "$steps_file")" != ok ]; then
+        skip 10-peft-compare 120 "the export step did not pass"
+      elif [ $have_torch -eq 0 ]; then
+        skip 10-peft-compare 120 "no python3 with torch, transformers and peft here (the export log shows the py_compile check)"
+      elif budgeted 10-peft-compare 30 120 "transformers + peft vs codeplan next-token logits, F32, tol 1e-3" peft_compare; then
+        step_note="$step_note; max abs diff base $(peft_field base_max_abs_diff "$logs/peft-compare.json"), lora $(peft_field lora_max_abs_diff "$logs/peft-compare.json"), GPU base $(peft_field gpu_base_max_abs_diff "$logs/peft-compare.json"), GPU lora $(peft_field gpu_lora_max_abs_diff "$logs/peft-compare.json"); tokenizer matches: $(peft_field tokenizer_matches "$logs/peft-compare.json")"
+        finish_step 10-peft-compare
+      fi
+    fi
+    if ! done_before 10-peft-timing; then
+      if [ $dry -eq 1 ] || [ $have_gpu -eq 0 ]; then
+        skip 10-peft-timing 150 "timing 20 LoRA steps of peft vs codeplan needs the GPU"
+      elif [ $have_torch -eq 0 ]; then
+        skip 10-peft-timing 150 "python3 has no torch/transformers/peft"
+      elif budgeted 10-peft-timing 90 150 "1b F16, rank 16, 7 targets, seq 256, 20 steps: peft tok/s (codeplan's in the note)" peft_timing; then
+        step_note="$step_note; codeplan finetune $(sed -n 's/^codeplan tok\/s: //p' "$step_log") tok/s"
+        finish_step 10-peft-timing "$(peft_field timing_tokens_per_s "$logs/peft-timing.json")"
+      fi
     fi
   fi
 else
-  for s in 02-info 03-ft-lora 04-ft-full 05-bench 06-extract 07-chat 08-ft-1b 09-ft-8b; do
+  for s in 02-info 03-ft-lora 04-ft-full 05-bench 06-extract 07-chat 08-ft-1b 09-ft-8b 10-peft-export 10-peft-compare 10-peft-timing; do
     done_before "$s" || skip "$s" 0 "$([ -n "${preflight_failed:-}" ] && echo 'preflight failed' || echo 'no CUDA backend built (01-build)')"
   done
 fi

@@ -78,7 +78,7 @@ func TestGPUCheckDryRun(t *testing.T) {
 	want := []string{
 		"00-preflight ok", "00-bundle ok", "01-configure " + configure, "01-build skipped", "01-models ok",
 		"02-info ok", "03-ft-lora ok", "04-ft-full ok", "05-bench ok", "06-extract ok", "07-chat ok",
-		"08-ft-1b skipped", "09-ft-8b skipped",
+		"08-ft-1b skipped", "09-ft-8b skipped", "10-peft-export ok", "10-peft-compare skipped", "10-peft-timing skipped",
 	}
 	var got []string
 	for _, s := range rep.Steps {

@@ -137,6 +137,8 @@ codeplan runs the whole loop on your hardware with llama.cpp:
    generate   batch two-phase generation over a JSONL file
    serve      an OpenAI-compatible server with plan-first answers
    eval       compare direct, natural-language-plan and code-plan answering
+   export     rows for other trainers (TRL, axolotl) in the trained layout
+   lora       PEFT adapters in and out (lora import, lora export)
 
 Every command that runs a model takes MODEL (a .gguf path) as its first
 argument, or --model PATH. The word "tiny" stands for a small random-weight
@@ -175,6 +177,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 			perplexityCommand(),
 			synthCommand(),
 			reportCommand(),
+			exportCommand(),
+			loraCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -63,7 +63,7 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 					Int("context", cfg.ContextLength).Msg("tiny model ready")
 				return nil
 			},
-		}, modelInitCommand(), modelRandomCommand()},
+		}, modelInitCommand(), modelRandomCommand(), modelExportHFCommand(), modelLogitsCommand()},
 	}
 }
 
