@@ -219,6 +219,38 @@ func binary() cudaRule {
 	}
 }
 
+// rope is the rule of ROPE and ROPE_BACK (one launcher, rope.cu:559-561).
+func rope() cudaRule {
+	return cudaRule{
+		supports: []cudaCond{sup("src0 rows dense and contiguous in dims 0-2", "ggml-cuda.cu:4867-4870", func(n *GraphTensor) bool {
+			s0 := src(n, 0)
+			return s0.Nb[0] == s0.TypeSize && s0.isContiguousN(2)
+		})},
+		requires: []cudaCond{
+			assert("src0 and dst F32 or F16, the same type", "rope.cu:435-439", func(n *GraphTensor) bool {
+				return isType(src(n, 0), "f32", "f16") && src(n, 0).Type == n.Type
+			}),
+			assert("row length even", "rope.cu:307", func(n *GraphTensor) bool { return n.Ne[0]%2 == 0 }),
+			silent("dst contiguous (written at row*ne0 + i0)", "rope.cu:71,138", func(n *GraphTensor) bool { return n.Contiguous() }),
+		},
+	}
+}
+
+// copyRequires is what the copy kernels need of a copy from src to dst
+// (CPY, and CONT and DUP, which ggml_cuda_dup computes as a copy).
+func copyRequires(from, to func(n *GraphTensor) *GraphTensor, at string) []cudaCond {
+	return []cudaCond{
+		assert("a type pair cpy.cu implements", at, func(n *GraphTensor) bool { return cudaCopyPair(from(n), to(n)) }),
+		assert("each side under 2 GiB (INT_MAX bytes)", "cpy.cu:396-397", func(n *GraphTensor) bool {
+			return nbytes(from(n)) <= intMax && nbytes(to(n)) <= intMax
+		}),
+	}
+}
+
+func src0(n *GraphTensor) *GraphTensor { return src(n, 0) }
+func src1(n *GraphTensor) *GraphTensor { return src(n, 1) }
+func self(n *GraphTensor) *GraphTensor { return n }
+
 // cudaRules is the table. Keys are GraphTensor.Op (ggml_op_desc), so unary
 // and GLU ops appear by their own names.
 var cudaRules = map[string]cudaRule{
@@ -421,32 +453,7 @@ var cudaRules = map[string]cudaRule{
 			}),
 		},
 	},
-	"ROPE": {
-		supports: []cudaCond{sup("src0 rows dense and contiguous in dims 0-2", "ggml-cuda.cu:4867-4870", func(n *GraphTensor) bool {
-			s0 := src(n, 0)
-			return s0.Nb[0] == s0.TypeSize && s0.isContiguousN(2)
-		})},
-		requires: []cudaCond{
-			assert("src0 and dst F32 or F16, the same type", "rope.cu:435-439", func(n *GraphTensor) bool {
-				return isType(src(n, 0), "f32", "f16") && src(n, 0).Type == n.Type
-			}),
-			assert("row length even", "rope.cu:307", func(n *GraphTensor) bool { return n.Ne[0]%2 == 0 }),
-			silent("dst contiguous (written at row*ne0 + i0)", "rope.cu:71,138", func(n *GraphTensor) bool { return n.Contiguous() }),
-		},
-	},
-	"ROPE_BACK": {
-		supports: []cudaCond{sup("src0 rows dense and contiguous in dims 0-2", "ggml-cuda.cu:4867-4870", func(n *GraphTensor) bool {
-			s0 := src(n, 0)
-			return s0.Nb[0] == s0.TypeSize && s0.isContiguousN(2)
-		})},
-		requires: []cudaCond{
-			assert("src0 and dst F32 or F16, the same type", "rope.cu:435-439", func(n *GraphTensor) bool {
-				return isType(src(n, 0), "f32", "f16") && src(n, 0).Type == n.Type
-			}),
-			assert("row length even", "rope.cu:307", func(n *GraphTensor) bool { return n.Ne[0]%2 == 0 }),
-			silent("dst contiguous (written at row*ne0 + i0)", "rope.cu:71,138", func(n *GraphTensor) bool { return n.Contiguous() }),
-		},
-	},
+	"ROPE": rope(), "ROPE_BACK": rope(),
 	"CROSS_ENTROPY_LOSS": {
 		supports: []cudaCond{sup("accepted unconditionally", "ggml-cuda.cu:4903", always)},
 		requires: []cudaCond{
@@ -509,34 +516,20 @@ var cudaRules = map[string]cudaRule{
 		supports: []cudaCond{sup("a type pair cpy.cu implements (F32/F16/BF16 among themselves, F32<->Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, F32->IQ4_NL, I32 pairs, or equal types both contiguous)", "ggml-cuda.cu:4720-4775", func(n *GraphTensor) bool {
 			return cudaCopyPair(src(n, 0), src(n, 1))
 		})},
-		requires: []cudaCond{
-			assert("same number of elements", "cpy.cu:394", func(n *GraphTensor) bool { return src(n, 0).Elements() == src(n, 1).Elements() }),
-			assert("each side under 2 GiB (INT_MAX bytes)", "cpy.cu:396-397", func(n *GraphTensor) bool {
-				return nbytes(src(n, 0)) <= intMax && nbytes(src(n, 1)) <= intMax
-			}),
+		requires: append(copyRequires(src0, src1, "ggml-cuda.cu:4720-4775"),
 			assert("into a quantized type: a whole number of blocks", "cpy.cu:232,253,277,301,325,349", func(n *GraphTensor) bool {
 				d := src(n, 1)
 				return d.BlockSize == 1 || src(n, 0).Elements()%d.BlockSize == 0
 			}),
-		},
+		),
 	},
 	"CONT": {
 		supports: []cudaCond{sup("accepted unconditionally", "ggml-cuda.cu:4851-4852", always)},
-		requires: []cudaCond{
-			assert("a type pair cpy.cu implements (computed by ggml_cuda_dup as a copy)", "cpy.cu:578 -> ggml_cuda_cpy", func(n *GraphTensor) bool { return cudaCopyPair(src(n, 0), n) }),
-			assert("each side under 2 GiB (INT_MAX bytes)", "cpy.cu:396-397", func(n *GraphTensor) bool {
-				return nbytes(src(n, 0)) <= intMax && nbytes(n) <= intMax
-			}),
-		},
+		requires: copyRequires(src0, self, "cpy.cu:578 -> ggml_cuda_cpy"),
 	},
 	"DUP": {
 		supports: []cudaCond{sup("src0 not I32 or I16", "ggml-cuda.cu:4776-4780", func(n *GraphTensor) bool { return !isType(src(n, 0), "i32", "i16") })},
-		requires: []cudaCond{
-			assert("a type pair cpy.cu implements", "cpy.cu:578 -> ggml_cuda_cpy", func(n *GraphTensor) bool { return cudaCopyPair(src(n, 0), n) }),
-			assert("each side under 2 GiB (INT_MAX bytes)", "cpy.cu:396-397", func(n *GraphTensor) bool {
-				return nbytes(src(n, 0)) <= intMax && nbytes(n) <= intMax
-			}),
-		},
+		requires: copyRequires(src0, self, "cpy.cu:578 -> ggml_cuda_cpy"),
 	},
 	"OPT_STEP_ADAMW": {
 		supports: []cudaCond{sup("accepted unconditionally", "ggml-cuda.cu:4905", always)},
