@@ -8,8 +8,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // Example is one worked example for few-shot prompting: a question with
@@ -140,7 +140,7 @@ func SynthExamples(src Source) ([]Example, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Example{Question: UserMessage(it), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
+		out = append(out, Example{Question: planner.UserMessage(it.Question, it.Kind), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
 	}
 	return out, nil
 }

@@ -126,7 +126,7 @@ func TestSynthExamples(t *testing.T) {
 			t.Errorf("example %+v", ex)
 		}
 		for _, it := range loaded.Items {
-			if strings.TrimSpace(UserMessage(it)) == strings.TrimSpace(ex.Question) {
+			if strings.TrimSpace(planner.UserMessage(it.Question, it.Kind)) == strings.TrimSpace(ex.Question) {
 				t.Errorf("example %q is an item of the benchmark", ex.Question)
 			}
 		}

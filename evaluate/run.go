@@ -2,13 +2,13 @@
 // in several modes (direct, nlplan, codeplan) on one continuous-batching
 // engine, scores the answers, appends one crash-safe row per item and mode to
 // DIR/results.jsonl (on the internal/pipeline row loop that extract and
-// generate use), and turns all rows of that file into a report
+// generate use); package report turns all rows of that file into a report
 // (report.md, report.png, summary.json). A rerun of the same command skips the
 // (item, mode) pairs already in the file, so an interrupted evaluation resumes
 // and its report covers the whole benchmark.
 //
 // Every mode sees the same user message, the item's question followed by an
-// answer-format Hint, so that the modes differ only in whether and how they
+// answer-format hint (planner.Hint), so that the modes differ only in whether and how they
 // plan; the answer is then found with package answer and scored against the
 // gold answer.
 package evaluate
@@ -23,22 +23,19 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // File names inside the report folder.
 const (
 	ResultsFile  = "results.jsonl"
-	ReportFile   = "report.md"
-	ChartFile    = "report.png"
-	SummaryFile  = "summary.json"
 	rowIDDivider = "|"
 )
 
@@ -105,7 +102,7 @@ type Row struct {
 type Config struct {
 	// Items is the whole benchmark in order (see LoadItems); an item's
 	// position in it fixes its rows' Index.
-	Items []bench.Item
+	Items []benchdata.Item
 	// Modes are answered for every item, in this order per item.
 	Modes []planner.Mode
 	// Prompter supplies Format, Chat and System; Mode is set per row.
@@ -161,7 +158,7 @@ func RowID(itemID string, mode planner.Mode) string {
 
 // task is one (item, mode) pair.
 type task struct {
-	item  bench.Item
+	item  benchdata.Item
 	mode  planner.Mode
 	index int64
 }
@@ -307,7 +304,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 		}
 		history = h
 	}
-	req, err := inference.Request(p, cfg.Settings, history, UserMessage(it), nil)
+	req, err := inference.Request(p, cfg.Settings, history, planner.UserMessage(it.Question, it.Kind), nil)
 	if err != nil {
 		return pipeline.Outcome{Err: err}
 	}
@@ -343,7 +340,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 // Task is the report group of an item: the problem family of a synthetic
 // item, named as in its benchmark name (synth-text gives "text"), else the
 // item's answer kind.
-func Task(it bench.Item) string {
+func Task(it benchdata.Item) string {
 	k := it.Meta["synth_kind"]
 	if k == "" {
 		// Rows written by `codeplan synth` name their family "kind".
@@ -365,7 +362,7 @@ func Task(it bench.Item) string {
 // text and compares it with every acceptable gold answer. Multiple-choice
 // items with known option texts also accept an answer that names an
 // option.
-func Score(it bench.Item, output string) (extracted string, correct bool, f1 float64) {
+func Score(it benchdata.Item, output string) (extracted string, correct bool, f1 float64) {
 	var ok bool
 	if it.Kind == answer.Choice && len(it.Choices) > 0 {
 		extracted, ok = answer.FinalChoice(output, it.Choices)
@@ -382,7 +379,7 @@ func Score(it bench.Item, output string) (extracted string, correct bool, f1 flo
 // ScoreStrict is Score's verdict under strict extraction: the answer must
 // be stated with a marker ("The answer is ...", "####", \boxed{}), as the
 // eval prompt asks; fallbacks such as the last number do not count.
-func ScoreStrict(it bench.Item, output string) bool {
+func ScoreStrict(it benchdata.Item, output string) bool {
 	var extracted string
 	var ok bool
 	if it.Kind == answer.Choice && len(it.Choices) > 0 {

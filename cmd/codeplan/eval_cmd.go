@@ -11,14 +11,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/report"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // benchFileFlags only make sense for a benchmark file, synthFlags only for a
@@ -275,7 +277,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 	wrong, owner := synthFlags, "the synthetic benchmarks"
 	if evaluate.IsSynth(benchName) {
 		wrong, owner = benchFileFlags, "benchmark files"
-		steps, err := evaluate.ParseSteps(c.String("steps"))
+		steps, err := synth.ParseSteps(c.String("steps"))
 		if err != nil {
 			return src, usagef("eval: --steps: %v", err)
 		}
@@ -284,7 +286,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 		}
 		src.Steps, src.PerCell = steps, c.Int("n")
 	} else {
-		src.File = bench.Options{IDField: c.String("id-field"), QuestionField: c.String("question-field"),
+		src.File = benchdata.Options{IDField: c.String("id-field"), QuestionField: c.String("question-field"),
 			AnswerField: c.String("answer-field"), ChoicesField: c.String("choices-field"),
 			StepsField: c.String("steps-field"), SkipBad: c.Bool("skip-bad")}
 		if k := c.String("kind"); k != "" {
@@ -306,7 +308,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 // writeEvalReport rebuilds the report from every row in out and prints its
 // tables, followed by what this run did when st is not nil.
 func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
-	rep, err := evaluate.BuildReport(out, benchName)
+	rep, err := report.BuildReport(out, benchName)
 	if err != nil {
 		if st != nil && st.Written == 0 && st.Interrupted {
 			printEvalStats(os.Stdout, *st, out)
@@ -325,8 +327,8 @@ func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
 	if st != nil {
 		printEvalStats(w, *st, out)
 	}
-	fmt.Fprintf(w, "  report            %s, %s, %s\n", filepath.Join(out, evaluate.ReportFile),
-		filepath.Join(out, evaluate.ChartFile), filepath.Join(out, evaluate.SummaryFile))
+	fmt.Fprintf(w, "  report            %s, %s, %s\n", filepath.Join(out, report.ReportFile),
+		filepath.Join(out, report.ChartFile), filepath.Join(out, report.SummaryFile))
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/replication"
+	"github.com/codeplan-dev/codeplan/report/replication"
 )
 
 func reportCommand() *cli.Command {

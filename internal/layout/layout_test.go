@@ -15,24 +15,26 @@ const module = "github.com/codeplan-dev/codeplan/"
 // table.
 var layers = map[string]int{
 	// 0: no imports of ours.
-	"llama/gguf": 0, "planner": 0, "dataset": 0, "remote": 0,
-	"evaluate/answer": 0, "evaluate/report": 0, "internal/logging": 0, "internal/layout": 0,
+	"llama/gguf": 0, "dataset": 0, "remote": 0,
+	"answer": 0, "internal/logging": 0, "internal/layout": 0,
 	// 1
-	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "evaluate/bench": 1, "internal/progress": 1,
+	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "planner": 1, "benchdata": 1, "internal/progress": 1,
 	// 2
-	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "evaluate/synth": 2, "internal/pipeline": 2, "chat": 2,
+	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
 	"engine": 3, "internal/testmodel": 3,
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
 	"extract": 5, "generate": 5, "finetune": 5, "server": 5,
-	// 6
+	// 6: the eval job.
 	"evaluate": 6,
-	// 7: above evaluate.
-	"evaluate/replication": 7,
-	// 8: the command.
-	"cmd/codeplan": 8,
+	// 7: reports built from eval's results.
+	"report": 7,
+	// 8: the miniature's combined report.
+	"report/replication": 8,
+	// 9: the command.
+	"cmd/codeplan": 9,
 }
 
 func TestImportsGoDown(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/report"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/report"
 )
 
 // All is the task name of the rows of every family together.
