@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle
+.PHONY: all build test test-invariants bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle
 
 all: build
 
@@ -41,6 +41,11 @@ build: headers
 test: headers
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+# Test builds with finalizers that fail the run when a llama Context,
+# Sampler or Batch is garbage-collected without Close (llama/leak_invariants.go).
+test-invariants: headers
+	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/

@@ -96,16 +96,29 @@ func (o SamplerOptions) Greedy() bool { return o.Temperature <= 0 }
 // (penalty history, grammar position): use one per sequence, and not
 // concurrently.
 type Sampler struct {
-	c *C.struct_llama_sampler
+	c     *C.struct_llama_sampler
+	model *Model // counted: a grammar sampler keeps the model's vocabulary
 }
 
 // NewSampler builds a sampler chain for the model: grammar first (so every
 // later stage sees only allowed tokens), then penalties, the truncations, and
 // finally temperature with a seeded draw, or the greedy pick.
-func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
-	if _, err := m.ptr(); err != nil {
-		return nil, err
-	}
+func NewSampler(m *Model, o SamplerOptions) (s *Sampler, err error) {
+	err = m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		var chain *C.struct_llama_sampler
+		if chain, err = newChain(v, o); err != nil {
+			return err
+		}
+		m.retain(userSamplers)
+		s = &Sampler{c: chain, model: m}
+		trackLeak(s, "Sampler", func(s *Sampler) bool { return s.c != nil })
+		return nil
+	})
+	return s, err
+}
+
+// newChain builds the C sampler chain of NewSampler.
+func newChain(vocab *C.struct_llama_vocab, o SamplerOptions) (*C.struct_llama_sampler, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
@@ -123,7 +136,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 		cg := C.CString(o.Grammar)
 		cr := C.CString(root)
 		eb := newErrBuf()
-		g := C.cp_grammar(m.vocab, cg, cr, eb.p, errBufLen)
+		g := C.cp_grammar(vocab, cg, cr, eb.p, errBufLen)
 		msg := eb.String()
 		eb.free()
 		C.free(unsafe.Pointer(cg))
@@ -147,7 +160,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	}
 	if o.Greedy() {
 		C.llama_sampler_chain_add(chain, C.llama_sampler_init_greedy())
-		return &Sampler{c: chain}, nil
+		return chain, nil
 	}
 	if o.TopK > 0 {
 		C.llama_sampler_chain_add(chain, C.llama_sampler_init_top_k(C.int32_t(o.TopK)))
@@ -160,7 +173,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	}
 	C.llama_sampler_chain_add(chain, C.llama_sampler_init_temp(C.float(o.Temperature)))
 	C.llama_sampler_chain_add(chain, C.llama_sampler_init_dist(C.uint32_t(o.Seed)))
-	return &Sampler{c: chain}, nil
+	return chain, nil
 }
 
 // Sample picks a token from the logits of batch index i of the context's
@@ -202,10 +215,11 @@ func (s *Sampler) Reset() {
 	}
 }
 
-// Close frees the sampler.
+// Close frees the sampler (and lets its model be closed).
 func (s *Sampler) Close() {
 	if s.c != nil {
 		C.llama_sampler_free(s.c)
 		s.c = nil
+		s.model.release(userSamplers)
 	}
 }

@@ -62,6 +62,14 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 				}
 				return enc.Encode(info)
 			}
+			bos, err := m.BOS()
+			if err != nil {
+				return err
+			}
+			eos, err := m.EOS()
+			if err != nil {
+				return err
+			}
 			_, tmplErr := m.ApplyTemplate([]llama.ChatMessage{{Role: "user", Content: "x"}}, true)
 			tmpl := "supported by llama.cpp"
 			if tmplErr != nil {
@@ -79,7 +87,7 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 				{"embedding", fmt.Sprint(info.EmbeddingLength)},
 				{"heads (kv)", fmt.Sprintf("%d (%d)", info.Heads, info.HeadsKV)},
 				{"vocabulary", fmt.Sprintf("%d tokens, %s", info.VocabSize, info.VocabType)},
-				{"BOS / EOS", fmt.Sprintf("%d / %d", m.BOS(), m.EOS())},
+				{"BOS / EOS", fmt.Sprintf("%d / %d", bos, eos)},
 				{"chat template", tmpl},
 			}
 			for _, r := range rows {
