@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -130,10 +131,16 @@ type Config struct {
 	FewShotN int
 	// LogSamples records the rendered prompt of every item in its row.
 	LogSamples bool
-	// Key names what produces the rows (model fingerprint, adapter, format,
-	// sampling...); a results file made with another Key is refused
-	// (pipeline.Job.Settings). Mode is not part of it: it is in every row id.
-	Key dataset.Settings
+	// ModelKey names the model in the settings key (see Key).
+	ModelKey pipeline.ModelKey
+	// FewShotKey names where FewShot came from, for the key: "FILE@HASH"
+	// for a --fewshot-file (see FewShotFileKey), "" for the synthetic
+	// benchmark's own train split.
+	FewShotKey string
+	// MCScoring is eval's --mc-scoring (ScoringGenerate or ScoringLoglik;
+	// "" = generate). It is set before Open, as Choices is only once the
+	// model is loaded: loglik scoring is part of the key.
+	MCScoring string
 
 	Logger      zerolog.Logger
 	Progress    bool
@@ -149,6 +156,40 @@ type Stats struct {
 	Pairs int64 `json:"pairs"`
 	// Errors counts written rows that could not run (see Row.Error).
 	Errors int64 `json:"errors"`
+}
+
+// Key is the settings key of the run: the model, format, system message,
+// few-shot examples, token limits, sampling and multiple-choice scoring;
+// a results file made with another Key is refused (pipeline.Job.Settings).
+// Mode is not part of it: it is in every row id.
+func (cfg Config) Key() dataset.Settings {
+	key := cfg.ModelKey.Settings()
+	key["format"], key["system"] = string(cfg.Prompter.Format), pipeline.TextKey(cfg.Prompter.System)
+	if cfg.FewShotN > 0 {
+		if cfg.FewShotKey != "" {
+			key["fewshot"] = strconv.Itoa(cfg.FewShotN) + "@" + cfg.FewShotKey
+		} else {
+			key["fewshot"] = strconv.Itoa(cfg.FewShotN) + "@synth-seed+" + strconv.Itoa(FewShotSeedOffset)
+		}
+	}
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(cfg.Settings.MaxPlanTokens), strconv.Itoa(cfg.Settings.MaxTokens)
+	for k, v := range cfg.Settings.Sampling.Key() {
+		key[k] = v
+	}
+	if cfg.MCScoring == ScoringLoglik {
+		key["mc_scoring"] = ScoringLoglik // absent for generate, as in results written before the flag
+	}
+	return key
+}
+
+// FewShotFileKey names a --fewshot-file in the settings key: its base name
+// and a hash of its content, so that an edited file counts as another.
+func FewShotFileKey(path string) (string, error) {
+	sum, err := dataset.ContentHash(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Base(path) + "@" + sum, nil
 }
 
 // RowID is the results.jsonl id of an item answered in a mode.
@@ -177,7 +218,7 @@ func Open(cfg Config) (*pipeline.Batch, error) {
 	}
 	return pipeline.Open(pipeline.Job{
 		Name: "eval", Rows: pipeline.Rows(rows), Total: int64(len(rows)), Output: filepath.Join(cfg.Dir, ResultsFile),
-		Workers: cfg.Workers, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	})
 }
 

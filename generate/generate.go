@@ -9,6 +9,7 @@ package generate
 import (
 	"context"
 	"io"
+	"strconv"
 
 	"github.com/rs/zerolog"
 
@@ -54,12 +55,25 @@ type Config struct {
 
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
-	// Key names what produces the rows (pipeline.Job.Settings).
-	Key dataset.Settings
+	// ModelKey names the model in the settings key (see Key).
+	ModelKey pipeline.ModelKey
 
 	Logger      zerolog.Logger
 	Progress    bool
 	ProgressOut io.Writer // nil = stderr
+}
+
+// Key is the settings key of the run (pipeline.Job.Settings): the model,
+// the mode, format and system message, the token limits and the sampling.
+func (cfg Config) Key() dataset.Settings {
+	key := cfg.ModelKey.Settings()
+	p := cfg.Prompter
+	key["mode"], key["format"], key["system"] = string(p.Mode), string(p.Format), pipeline.TextKey(p.System)
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(cfg.Settings.MaxPlanTokens), strconv.Itoa(cfg.Settings.MaxTokens)
+	for k, v := range cfg.Settings.Sampling.Key() {
+		key[k] = v
+	}
+	return key
 }
 
 // Job is the pipeline job of cfg (Read.PromptOnly is set: generate needs
@@ -69,7 +83,7 @@ func (cfg Config) Job() pipeline.Job {
 	read.PromptOnly = true
 	return pipeline.Job{
 		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
-		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
 }
 

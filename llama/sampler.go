@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"unsafe"
 )
 
@@ -88,6 +89,17 @@ const (
 	MaxTemperature = 100
 	MaxPenalty     = 100
 )
+
+// Key returns the settings that decide what is sampled, for the settings
+// key of a resumable run: temperature, top_p, top_k, min_p,
+// repeat_penalty and seed.
+func (o SamplerOptions) Key() map[string]string {
+	f := func(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
+	return map[string]string{
+		"temperature": f(o.Temperature), "top_p": f(o.TopP), "top_k": strconv.Itoa(o.TopK),
+		"min_p": f(o.MinP), "repeat_penalty": f(o.RepeatPenalty), "seed": strconv.FormatUint(uint64(o.Seed), 10),
+	}
+}
 
 // Greedy reports whether the options select greedy decoding.
 func (o SamplerOptions) Greedy() bool { return o.Temperature <= 0 }

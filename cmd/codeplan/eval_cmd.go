@@ -176,8 +176,8 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
-	key["format"], key["system"] = string(format), textKey(c.String("system"))
 	var examples []evaluate.Example
+	fewShotKey := ""
 	if n := c.Int("fewshot"); n != 0 {
 		file := c.String("fewshot-file")
 		switch {
@@ -187,29 +187,21 @@ func runEval(c *cli.Context) error {
 			if examples, err = evaluate.LoadExamples(file, modes); err != nil {
 				return usagef("eval: --fewshot-file: %v", err)
 			}
-			sum, err := fileHash(file)
-			if err != nil {
+			if fewShotKey, err = evaluate.FewShotFileKey(file); err != nil {
 				return usagef("eval: --fewshot-file: %v", err)
 			}
-			key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(file) + "@" + sum
 		case evaluate.IsSynth(benchName):
 			// The synthetic benchmarks have a train split of their own:
 			// the same families and step counts from another seed.
 			if examples, err = evaluate.SynthExamples(src); err != nil {
 				return usagef("eval: --fewshot: %v", err)
 			}
-			key["fewshot"] = strconv.Itoa(n) + "@synth-seed+" + strconv.Itoa(evaluate.FewShotSeedOffset)
 		default:
 			return usagef("eval: --fewshot N on a benchmark file needs --fewshot-file FILE (e.g. the benchmark's train split)")
 		}
 		if len(examples) < n {
 			return usagef("eval: --fewshot %d, but only %d examples are available", n, len(examples))
 		}
-	}
-	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
-	addSampling(key, settings.Sampling)
-	if mcScoring == evaluate.ScoringLoglik {
-		key["mc_scoring"] = mcScoring // absent for generate, as in results written before the flag
 	}
 	cfg := evaluate.Config{
 		Items:    loaded.Items,
@@ -220,7 +212,7 @@ func runEval(c *cli.Context) error {
 		Shard:    shard,
 		Limit:    c.Int("limit"),
 		Dir:      out,
-		Key:      key,
+		ModelKey: key, FewShotKey: fewShotKey, MCScoring: mcScoring,
 		Logger:   log,
 		Progress: true,
 	}

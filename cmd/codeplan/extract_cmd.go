@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -165,8 +164,10 @@ var testRowHook func(rows int64, soft context.Context)
 // checked from the flags before anything is opened; start then loads the
 // model or reaches the server, after the input and outputs were checked.
 type extractBackend struct {
-	// key names the model in the settings the output is keyed on.
-	key dataset.Settings
+	// key names the model in the settings the output is keyed on, and
+	// seqContext the tokens a sequence will hold (0 = unknown).
+	key        pipeline.ModelKey
+	seqContext int
 	// start returns the generator, fills in cfg.Model and cfg.Workers, and
 	// returns what to release after the run.
 	start func(cfg *extract.Config) (extract.Generator, func(), error)
@@ -197,10 +198,7 @@ func runExtract(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Key = be.key
-	cfg.Key["template"] = cfg.Template.Hash()
-	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
-	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(c.Int("min-words")), strconv.Itoa(c.Int("max-words"))
+	cfg.ModelKey, cfg.SeqContext = be.key, be.seqContext
 	scoreGain, err := gainFlags(c, &cfg)
 	if err != nil {
 		return err
@@ -279,7 +277,7 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 		return extract.Config{}, usageError{err}
 	}
 	sampling := samplingFrom(c)
-	return extract.Config{
+	return extract.Config{SamplingKey: sampling.Key(),
 		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
 		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"), ReferenceField: c.String("reference-field"),
 		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: c.Int("max-words"), MinWords: c.Int("min-words")}),
@@ -290,12 +288,19 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 
 // llamaExtractor runs a local GGUF model on the continuous-batching engine.
 func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, error) {
-	key, _, err := modelKey(c)
+	key, opts, err := modelKey(c)
 	if err != nil {
 		return extractBackend{}, err
 	}
+	extra := 0
+	if c.Bool("prefix-cache") {
+		extra = 1 // the engine's prefix cache takes a sequence
+	}
+	seqContext, err := opts.SeqContext(extra)
+	if err != nil {
+		return extractBackend{}, usageError{err}
+	}
 	sampling := samplingFrom(c)
-	addSampling(key, sampling)
 	var opened *loaded
 	var predict func(pipeline.Stats) (extract.Prediction, error) // set by start
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
@@ -334,7 +339,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		}
 		return local, release, nil
 	}
-	return extractBackend{key: key, start: start, local: func() (*llama.Model, int) {
+	return extractBackend{key: key, seqContext: seqContext, start: start, local: func() (*llama.Model, int) {
 		return opened.model, opened.ctx.ContextSize() / opened.ctx.Sequences()
 	}, predict: func(st pipeline.Stats) (extract.Prediction, error) {
 		if predict == nil {
@@ -362,8 +367,7 @@ func openaiExtractor(c *cli.Context) (extractBackend, error) {
 	// Every sampling setting and the seed are sent (see extract.NewRemote),
 	// so the run is keyed on all of them, as a local run is.
 	sampling := samplingFrom(c)
-	key := dataset.Settings{"model": name}
-	addSampling(key, sampling)
+	key := pipeline.ModelKey{Name: name}
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
 		if err := probeFleet(client); err != nil {
 			return nil, nil, err
@@ -480,14 +484,13 @@ func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
 	} else if c.String("backend") == "openai" {
 		return false, usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
 	}
-	cfg.Key["gain_model"] = scorer
+	cfg.GainModel = scorer
 	if c.IsSet("min-gain") {
 		v := c.Float64("min-gain")
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false, usagef("extract: --min-gain %v: want a finite number of nats per token", v)
 		}
 		cfg.MinGain = &v
-		cfg.Key["min_gain"] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return true, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -113,13 +112,11 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
-	key["mode"], key["format"], key["system"] = string(mode), string(format), textKey(c.String("system"))
-	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
-	addSampling(key, settings.Sampling)
 	cfg := generate.Config{
 		Input: c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
 		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
-		Settings: settings, Key: key, Logger: log, Progress: true,
+		Prompter: planner.Prompter{Mode: mode, Format: format, System: c.String("system")},
+		Settings: settings, ModelKey: key, Logger: log, Progress: true,
 	}
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {

@@ -146,12 +146,14 @@ func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
 	}
 	l := &loaded{model: m, path: path}
 	info, _ := m.Info()
-	parallel := max(1, c.Int("parallel"))
-	seqs := parallel + extra
-	nctx := c.Int("ctx")
-	if nctx <= 0 {
-		nctx = min(4096, max(info.ContextLength, 512)) * seqs
+	opts, err := localOptions(c)
+	if err != nil {
+		l.Close()
+		return nil, err
 	}
+	parallel := max(1, c.Int("parallel"))
+	seqs := opts.Sequences(extra)
+	nctx := opts.ContextSize(info.ContextLength, extra) // as the settings key plans it (local.Options.SeqContext)
 	fa := c.String("flash-attn")
 	if fa == "" {
 		fa = "off"

@@ -27,8 +27,8 @@ var layers = map[string]int{
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
 	"extract": 5, "generate": 5, "finetune": 5, "server": 5,
-	// 6: the eval job.
-	"evaluate": 6,
+	// 6: the eval job; local models as jobs need them.
+	"evaluate": 6, "local": 6,
 	// 7: reports built from eval's results.
 	"report": 7,
 	// 8: the miniature's combined report.

@@ -61,6 +61,10 @@ type Job struct {
 	// mode, template hash, sampling...): stamped into every row written and
 	// required of the rows already there (see dataset.Settings).
 	Settings dataset.Settings
+	// Redo, when set, sees every row already in Output or Rejects; a row
+	// for which it returns true is processed again instead of counting as
+	// done (see dataset.AppendOptions.Redo).
+	Redo func(row []byte) bool
 
 	// Process handles one row. ctx is the hard context: it ends only when
 	// the user insists (second Ctrl-C).
@@ -152,7 +156,7 @@ func Open(job Job) (*Batch, error) {
 		}
 	}
 	var err error
-	opts := dataset.AppendOptions{Settings: job.Settings}
+	opts := dataset.AppendOptions{Settings: job.Settings, Redo: job.Redo}
 	b.out, b.done, err = dataset.OpenAppendWith(job.Output, opts)
 	if err != nil {
 		return nil, err
