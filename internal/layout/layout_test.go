@@ -26,7 +26,7 @@ var layers = map[string]int{
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
-	"extract": 5, "generate": 5, "finetune": 5, "server": 5,
+	"extract": 5, "generate": 5, "finetune": 5, "server": 5, "perplexity": 5,
 	// 6: the eval job; local models as jobs need them.
 	"evaluate": 6, "local": 6,
 	// 7: reports built from eval's results.
