@@ -16,8 +16,6 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/report"
 	"github.com/codeplan-dev/codeplan/synth"
@@ -230,18 +228,18 @@ func runEval(c *cli.Context) error {
 	}
 	defer l.Close()
 	defer eng.Close()
-	cfg.Prompter.Chat = chatTemplater(l.model)
+	cfg.Prompter.Chat = chatTemplater(l.Model)
 	// One item per sequence: the engine stays full (a finished item is
 	// replaced within a decode step) and no item waits in the queue, so
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
-	cfg.Model, cfg.LoRA = l.names()
+	cfg.Model, cfg.LoRA = l.Names()
 	if mcScoring == evaluate.ScoringLoglik {
-		txt, closeScorer, err := openChoiceScorer(c, l)
+		// Four sequences: up to four options scored in one pass.
+		txt, err := l.ChoiceScorer(4)
 		if err != nil {
 			return err
 		}
-		defer closeScorer()
 		cfg.Choices = txt
 	}
 	soft, hard, stop := interruptContexts()
@@ -338,32 +336,6 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}
 	fmt.Fprintf(w, "  results           %s\n", filepath.Join(out, evaluate.ResultsFile))
-}
-
-// openChoiceScorer makes the log-likelihood scorer of eval --mc-scoring
-// loglik: a second context of the eval model (with its adapter), four
-// sequences so that up to four options are scored in one pass, each as long
-// as one of the engine's sequences.
-func openChoiceScorer(c *cli.Context, l *loaded) (*loglik.Text, func(), error) {
-	const seqs = 4
-	window := l.ctx.ContextSize() / l.ctx.Sequences()
-	ctx, err := l.model.NewContext(llama.ContextOptions{ContextSize: seqs * window, Sequences: seqs, BatchSize: c.Int("batch"),
-		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
-	if err != nil {
-		return nil, nil, fmt.Errorf("loglik scorer: %w", err)
-	}
-	if l.adapter != nil {
-		if err := ctx.SetAdapter(l.adapter, float32(c.Float64("lora-scale"))); err != nil {
-			ctx.Close()
-			return nil, nil, err
-		}
-	}
-	txt, err := loglik.NewText(l.model, ctx)
-	if err != nil {
-		ctx.Close()
-		return nil, nil, err
-	}
-	return txt, func() { txt.Close(); ctx.Close() }, nil
 }
 
 // printChoiceAccuracy prints acc and acc_norm per mode over the rows of

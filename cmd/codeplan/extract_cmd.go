@@ -23,7 +23,7 @@ import (
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/local"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
 )
@@ -171,9 +171,9 @@ type extractBackend struct {
 	// start returns the generator, fills in cfg.Model and cfg.Workers, and
 	// returns what to release after the run.
 	start func(cfg *extract.Config) (extract.Generator, func(), error)
-	// local, for a local backend once started, is its model and the
-	// tokens each of its sequences holds (the gain scorer's defaults).
-	local func() (*llama.Model, int)
+	// loaded, for a local backend once started, is its model (the gain
+	// scorer's default).
+	loaded func() *loaded
 	// predict, set for local runs once start has run, times what codeplan
 	// bench predicts for the run's token counts (before release).
 	predict func(pipeline.Stats) (extract.Prediction, error)
@@ -214,12 +214,11 @@ func runExtract(c *cli.Context) error {
 	}
 	defer release()
 	if scoreGain {
-		var model *llama.Model
-		window := 0
-		if be.local != nil {
-			model, window = be.local()
+		var l *loaded
+		if be.loaded != nil {
+			l = be.loaded()
 		}
-		g, closeGain, err := openGainScorer(c, model, window)
+		g, closeGain, err := openGainScorer(c, l)
 		if err != nil {
 			return err
 		}
@@ -313,35 +312,32 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		if err != nil {
 			return nil, nil, err
 		}
-		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		eng, err := l.Engine(engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
 		if err != nil {
 			l.Close()
 			return nil, nil, err
 		}
 		release := func() {
 			st := eng.Stats()
-			eng.Close()
-			l.Close()
+			l.Close() // the engine, the gain scorer on the model, the model
 			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
 				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
-		chat := chatTemplater(l.model)
+		chat := chatTemplater(l.Model)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
 		if cache {
 			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
 		}
 		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
-		cfg.Model = filepath.Base(l.path)
+		cfg.Model = filepath.Base(l.Path)
 		opened = l
 		predict = func(st pipeline.Stats) (extract.Prediction, error) {
 			eng.Close() // the benchmark needs the context to itself (release closes it again: a no-op)
-			return extract.Predict(l.ctx, eng.Parallel(), st)
+			return extract.Predict(l.Ctx, eng.Parallel(), st)
 		}
 		return local, release, nil
 	}
-	return extractBackend{key: key, seqContext: seqContext, start: start, local: func() (*llama.Model, int) {
-		return opened.model, opened.ctx.ContextSize() / opened.ctx.Sequences()
-	}, predict: func(st pipeline.Stats) (extract.Prediction, error) {
+	return extractBackend{key: key, seqContext: seqContext, start: start, loaded: func() *loaded { return opened }, predict: func(st pipeline.Stats) (extract.Prediction, error) {
 		if predict == nil {
 			return extract.Prediction{}, errors.New("the model was not loaded")
 		}
@@ -495,19 +491,11 @@ func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
 	return true, nil
 }
 
-// openGainScorer makes the plan-gain scorer: on --score-model, loaded with
-// the shared model flags, or else on the extraction model (and its --lora
-// adapter), in a context of
-// its own (two sequences: with and without the plan) whose sequences hold
-// as many tokens as the extraction's, since the scored texts are about as
-// long as the extraction prompt.
-func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.GainScorer, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
+// openGainScorer makes the plan-gain scorer (local.Model.GainScorer): on
+// --score-model, loaded with the shared model flags, or else on the
+// extraction model and its --lora adapter.
+func openGainScorer(c *cli.Context, l *loaded) (extract.GainScorer, func(), error) {
+	var score local.Options
 	if p := c.String("score-model"); p != "" {
 		if p == tinyModelName {
 			var err error
@@ -515,54 +503,29 @@ func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.Gai
 				return nil, nil, err
 			}
 		}
-		ngl := c.Int("ngl")
-		if c.Bool("gpu") {
-			ngl = -1
-		}
-		m, err := llama.LoadModel(p, llama.ModelOptions{GPULayers: ngl})
+		o, err := localOptions(c)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--score-model: %w", err)}
+			return nil, nil, err
 		}
-		closers = append(closers, func() { m.Close() })
-		model = m
-		window = 0
+		score = o
+		score.Path = p
 	}
-	if window <= 0 {
-		window = min(4096, max(model.ContextLength(), 512))
-	}
-	// Without --score-model the gain is scored by the extraction model as it
-	// extracts: with its adapter, if --lora gave one. The adapter is closed
-	// after the context that uses it.
-	var adapter *llama.Adapter
-	if lora := c.String("lora"); c.String("score-model") == "" && lora != "" {
-		a, err := model.LoadAdapter(lora)
-		if err != nil {
-			closeAll()
-			return nil, nil, usageError{fmt.Errorf("--lora: %w", err)}
-		}
-		closers = append(closers, func() { a.Close() })
-		adapter = a
-	}
-	ctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2 * window, Sequences: 2, BatchSize: c.Int("batch"),
-		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
-	if err != nil {
-		closeAll()
-		return nil, nil, fmt.Errorf("gain scorer: %w", err)
-	}
-	closers = append(closers, func() { ctx.Close() })
-	if adapter != nil {
-		if err := ctx.SetAdapter(adapter, float32(c.Float64("lora-scale"))); err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("gain scorer: %w", err)
+	var (
+		g   extract.GainScorer
+		err error
+	)
+	release := func() {}
+	if l != nil {
+		g, err = l.GainScorer(score)
+	} else {
+		var holder *local.Model
+		if g, holder, err = local.GainScorerOn(score, log); err == nil {
+			release = func() { holder.Close() }
 		}
 	}
-	txt, err := loglik.NewText(model, ctx)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+	var fe *local.FileError
+	if errors.As(err, &fe) {
+		return nil, nil, usageError{err}
 	}
-	closers = append(closers, txt.Close)
-	chat := chatTemplater(model)
-	log.Info().Str("model", filepath.Base(model.Path())).Int("window", txt.Window()).Msg("gain scorer ready")
-	return extract.LocalGain{Text: txt, Chat: chat}, closeAll, nil
+	return g, release, err
 }

@@ -39,7 +39,7 @@ func prompterFrom(c *cli.Context, l *loaded) (planner.Prompter, error) {
 	if err != nil {
 		return planner.Prompter{}, err
 	}
-	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.model), System: c.String("system")}, nil
+	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.Model), System: c.String("system")}, nil
 }
 
 // chatTemplater is the model's chat template, or ChatML with a warning
@@ -134,7 +134,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
-	cfg.Model, cfg.LoRA = l.names()
+	cfg.Model, cfg.LoRA = l.Names()
 	// Prompts too long for a sequence are written with an error (the
 	// library's words); the way out is in flags, so it is said here.
 	tooLong := 0

@@ -141,17 +141,17 @@ func perplexityAction(c *cli.Context) (err error) {
 		return err
 	}
 	defer l.Close()
-	scorer, err := loglik.NewText(l.model, l.ctx)
+	scorer, err := loglik.NewText(l.Model, l.Ctx)
 	if err != nil {
 		return err
 	}
 	defer scorer.Close()
 	if chunk > scorer.Window()+1 {
 		return usagef("perplexity: --chunk %d does not fit a sequence of %d tokens: raise --ctx to at least %d (it is shared by --parallel %d sequences)",
-			chunk, scorer.Window(), chunk*l.ctx.Sequences(), l.ctx.Sequences())
+			chunk, scorer.Window(), chunk*l.Ctx.Sequences(), l.Ctx.Sequences())
 	}
-	cfg.Prompter.Chat = chatTemplater(l.model)
-	cfg.Sequences = l.ctx.Sequences()
+	cfg.Prompter.Chat = chatTemplater(l.Model)
+	cfg.Sequences = l.Ctx.Sequences()
 	soft, hard, stop := interruptContexts()
 	defer stop()
 	if testRowHook != nil {
@@ -172,9 +172,9 @@ func perplexityAction(c *cli.Context) (err error) {
 	if sum.Rows == 0 {
 		return usagef("perplexity: %s: no row to score", input)
 	}
-	model := filepath.Base(l.path)
-	if l.adapter != nil {
-		model += " + " + filepath.Base(l.adapter.Path())
+	model := filepath.Base(l.Path)
+	if l.Adapter != nil {
+		model += " + " + filepath.Base(l.Adapter.Path())
 	}
 	fmt.Fprintf(summaryOut, "perplexity %.4f over %d tokens of %d rows (%s; row median %.4f; %.1f tok/s)\n",
 		sum.Perplexity, sum.Tokens, sum.Rows, model, sum.RowMedian, float64(sum.PromptTok)/math.Max(sum.Seconds, 1e-9))
