@@ -64,7 +64,7 @@ func (cfg *Config) scoresChoices(it benchdata.Item) bool {
 // options. In a plan mode the model first writes its plan (one generation
 // phase, as in generation scoring); the options are then scored after the
 // plan in the trained layout, where the answer would begin.
-func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, row Row) pipeline.Outcome {
+func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t task, row Row) pipeline.Outcome {
 	it := t.item
 	row.Scoring = ScoringLoglik
 	p := cfg.Prompter

@@ -40,12 +40,6 @@ const (
 	rowIDDivider = "|"
 )
 
-// Generator runs one engine request to completion; *engine.Engine
-// implements it, and tests substitute a scripted one.
-type Generator interface {
-	Generate(ctx context.Context, req engine.Request) (engine.Result, error)
-}
-
 // Row is one line of results.jsonl: one item answered in one mode.
 type Row struct {
 	// ID is ItemID + "|" + Mode, the key a rerun skips done pairs by.
@@ -224,7 +218,7 @@ func Open(cfg Config) (*pipeline.Batch, error) {
 
 // Run answers the selected items in every mode and appends their rows to
 // Dir/results.jsonl, skipping pairs already there (Open, then RunOn).
-func Run(soft, hard context.Context, gen Generator, cfg Config) (Stats, error) {
+func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, error) {
 	b, err := Open(cfg)
 	if err != nil {
 		return Stats{}, err
@@ -238,7 +232,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Stats, error) {
 // those in flight finish; cancelling hard also stops those (they are redone
 // by the next run). It does not write the report: call BuildReport
 // afterwards, also after an interruption.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (Stats, error) {
 	var st Stats
 	if err := cfg.check(); err != nil {
 		return st, err
@@ -326,7 +320,7 @@ func modeOrder(m planner.Mode) int {
 }
 
 // answer runs one pair and scores it.
-func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pipeline.Outcome {
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,

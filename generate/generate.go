@@ -20,12 +20,6 @@ import (
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
-// Generator runs one engine request to completion; *engine.Engine
-// implements it, and tests substitute a scripted one.
-type Generator interface {
-	Generate(ctx context.Context, req engine.Request) (engine.Result, error)
-}
-
 // Row is one line of the output: a prompt and its answer.
 type Row struct {
 	ID     string `json:"id"`
@@ -88,7 +82,7 @@ func (cfg Config) Job() pipeline.Job {
 }
 
 // Run answers every prompt of cfg.Input not yet in cfg.Output.
-func Run(soft, hard context.Context, gen Generator, cfg Config) (pipeline.Stats, error) {
+func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return pipeline.Stats{}, err
@@ -100,14 +94,14 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (pipeline.Stats,
 // RunOn answers the prompts of a batch opened with pipeline.Open(cfg.Job())
 // (open it before loading the model, so that bad files cost nothing).
 // Cancelling soft stops taking new prompts and finishes those in flight.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (pipeline.Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
 	b.SetWorkers(cfg.Workers)
 	return b.Run(soft, hard, func(ctx context.Context, row dataset.Row) pipeline.Outcome {
 		return cfg.answer(ctx, gen, row)
 	}, nil)
 }
 
-func (cfg *Config) answer(ctx context.Context, gen Generator, row dataset.Row) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset.Row) pipeline.Outcome {
 	out := Row{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: cfg.Model, LoRA: cfg.LoRA}
 	req, err := inference.Request(cfg.Prompter, cfg.Settings, nil, row.Prompt, nil)
 	if err != nil {

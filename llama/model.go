@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/message"
 )
 
 // Token is a vocabulary id.
@@ -671,11 +672,8 @@ func (m *Model) Detokenize(tokens []Token, removeSpecial, unparseSpecial bool) (
 	return text, err
 }
 
-// ChatMessage is one turn for ApplyTemplate.
-type ChatMessage struct {
-	Role    string // "system", "user" or "assistant"
-	Content string
-}
+// ChatMessage is one turn for ApplyTemplate (message.Message).
+type ChatMessage = message.Message
 
 // ApplyTemplate renders messages with the model's own chat template through
 // llama.cpp's built-in template engine. addAssistant appends the header that

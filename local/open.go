@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -163,6 +164,13 @@ func (l *Model) Engine(o engine.Options) (*engine.Engine, error) {
 // llama.cpp does not support it.
 func (l *Model) ChatTemplate() (t planner.ChatTemplater, ok bool) { return chattemplate.For(l.Model) }
 
+// Measure runs engine.MeasureBatched on the model's context, with at most
+// as many sequences as it holds (extract.Predict's benchmark); the
+// context must not be in use.
+func (l *Model) Measure(parallel, prompt, gen int) (engine.BatchedResult, error) {
+	return engine.MeasureBatched(l.Ctx, min(parallel, l.Ctx.Sequences()), prompt, gen)
+}
+
 // SeqTokens is the tokens one sequence of the context holds.
 func (l *Model) SeqTokens() int { return l.Ctx.ContextSize() / max(1, l.Ctx.Sequences()) }
 
@@ -274,6 +282,9 @@ func (b *ChatBackend) PromptTokens(p planner.Prompter, history []planner.Message
 	n := 0
 	for i, ph := range req.Phases {
 		toks, err := b.model.Tokenize(ph.Prefix, i == 0, true)
+		if errors.Is(err, llama.ErrTextTooLong) {
+			return 0, fmt.Errorf("%w: %w", chat.ErrTooLong, err)
+		}
 		if err != nil {
 			return 0, err
 		}

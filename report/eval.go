@@ -16,7 +16,6 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/internal/version"
-	"github.com/codeplan-dev/codeplan/llama"
 )
 
 // File names the report writes inside an eval folder, beside
@@ -311,7 +310,7 @@ type taskJSON struct {
 func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
 		Modes: []modeJSON{}, Unequal: r.Summary.Unequal, Paired: []pairedJSON{},
-		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: llama.LlamaCppCommit, Generated: time.Now().UTC().Format(time.RFC3339),
+		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: version.LlamaCpp(), Generated: time.Now().UTC().Format(time.RFC3339),
 			Runs: append([]dataset.Settings{}, r.Runs...)}}
 	for _, p := range r.Summary.Paired {
 		s.Paired = append(s.Paired, pairedJSON{Mode: p.Mode, N: p.N, BaseCorrect: p.BaseCorrect, Correct: p.Correct,

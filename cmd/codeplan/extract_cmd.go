@@ -333,7 +333,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		opened = l
 		predict = func(st pipeline.Stats) (extract.Prediction, error) {
 			eng.Close() // the benchmark needs the context to itself (release closes it again: a no-op)
-			return extract.Predict(l.Ctx, eng.Parallel(), st)
+			return extract.Predict(l.Measure, eng.Parallel(), st)
 		}
 		return local, release, nil
 	}
