@@ -45,7 +45,7 @@ test: headers
 # Test builds with finalizers that fail the run when a llama Context,
 # Sampler or Batch is garbage-collected without Close (llama/leak_invariants.go).
 test-invariants: headers
-	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/
+	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/ ./local/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/
