@@ -156,6 +156,18 @@ type Summary struct {
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 
+// Describe says what a reject reason means, extract's own reasons
+// (prompt_too_long, low_gain) included, for the run's summary.
+func Describe(r planner.Reason) string {
+	switch r {
+	case ReasonPromptTooLong:
+		return "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
+	case ReasonLowGain:
+		return "the plan's information gain is below --min-gain"
+	}
+	return r.Description()
+}
+
 // Key is the settings key of the run: the model and sampling, the template's
 // hash, the plan token limit, the word filter as given, and the gain
 // settings when gains are scored.

@@ -411,13 +411,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 			return s.Reasons[keys[i]] > s.Reasons[keys[j]] || (s.Reasons[keys[i]] == s.Reasons[keys[j]] && keys[i] < keys[j])
 		})
 		for _, k := range keys {
-			desc := planner.Reason(k).Description()
-			switch planner.Reason(k) {
-			case extract.ReasonPromptTooLong:
-				desc = "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
-			case extract.ReasonLowGain:
-				desc = "the plan's information gain is below --min-gain"
-			}
+			desc := extract.Describe(planner.Reason(k))
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
 	}

@@ -147,3 +147,22 @@ func TestPerplexityPlanLayout(t *testing.T) {
 		t.Errorf("codeplan mode without --plan-field: exit %d\n%s", code, stderr)
 	}
 }
+
+// --mode/--format auto take the layout the adapter records (issue 21's
+// "Perplexity for plan-trained models"): a codeplan-trained adapter needs
+// the plan, and the summary names the layout it was scored in.
+func TestPerplexityLayoutFromTheAdapter(t *testing.T) {
+	dir := t.TempDir()
+	lora := writeTrainedAdapter(t, dir, "codeplan", "trained")
+	in := filepath.Join(dir, "rows.jsonl")
+	os.WriteFile(in, []byte(`{"id":"r","prompt":"Add 1 and 2.","plan":"def solve():\n    return 1 + 2","response":"The sum is 3."}`+"\n"), 0o644)
+	base := []string{"-q", "perplexity", "tiny", "--lora", lora, "--input", in, "--threads", "1", "--response-field", "response"}
+	code, _, stderr := runCLI(t, base...)
+	if code != exitUsage || !strings.Contains(stderr, "codeplan mode") || !strings.Contains(stderr, "--plan-field") {
+		t.Errorf("a codeplan-trained adapter without --plan-field: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runCLI(t, append(base, "--plan-field", "plan")...)
+	if code != 0 || !strings.Contains(stderr, "scored: response given prompt and plan (plan), codeplan mode, trained format") {
+		t.Errorf("with --plan-field: exit %d\n%s", code, stderr)
+	}
+}
