@@ -190,7 +190,8 @@ type Summary struct {
 	Seconds   float64 `json:"seconds"`
 }
 
-// errStop marks the error that stopped a run without SkipBad.
+// badRow is a row that cannot be scored; without SkipBad the first one
+// stops the run.
 type badRow struct{ err error }
 
 // RunOn scores the rows of a batch opened with Open. Cancelling soft stops
