@@ -21,7 +21,7 @@ CUDA_BUILD  ?= build/cuda
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test test-invariants bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle
+.PHONY: all build test test-invariants bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle fuzz
 
 all: build
 
@@ -46,6 +46,17 @@ test: headers
 # Sampler or Batch is garbage-collected without Close (llama/leak_invariants.go).
 test-invariants: headers
 	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/ ./local/
+
+# The fuzz targets that build without cgo instrumentation of llama.cpp,
+# each for FUZZTIME (CI runs this after the tests). The cgo ones
+# (llama: FuzzLoadModel, FuzzLoadAdapter, FuzzGrammar; engine:
+# FuzzHostilePrompt) run their seeds in every `go test`; fuzz them with
+#   go test -run '^$$' -fuzz=FuzzHostilePrompt -fuzztime=60s ./engine/
+FUZZTIME ?= 10s
+fuzz: headers
+	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(FUZZTIME) ./dataset/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./llama/gguf/
+	$(GO) test -run '^$$' -fuzz=FuzzFindCode -fuzztime=$(FUZZTIME) ./planner/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/

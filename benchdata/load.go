@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/tidwall/gjson"
 )
 
@@ -42,7 +43,10 @@ func gunzipIfCompressed(path string, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: gzip: %w", path, err)
 	}
-	out, err := io.ReadAll(zr)
+	out, err := io.ReadAll(io.LimitReader(zr, maxBenchBytes+1))
+	if err == nil && len(out) > maxBenchBytes {
+		return nil, dataset.BadInputf("%s: more than %d MiB once decompressed; not a benchmark file", path, maxBenchBytes>>20)
+	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, fmt.Errorf("%s: the gzip data ends early (a truncated file or download?)", path)
 	}
@@ -50,6 +54,26 @@ func gunzipIfCompressed(path string, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: gzip: %w", path, err)
 	}
 	return out, nil
+}
+
+// maxBenchBytes bounds a benchmark file read into memory (a FIFO fed from
+// /dev/zero would otherwise grow it without end); real ones are megabytes.
+const maxBenchBytes = 1 << 30
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxBenchBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxBenchBytes {
+		return nil, dataset.BadInputf("%s: more than %d MiB; not a benchmark file", path, maxBenchBytes>>20)
+	}
+	return data, nil
 }
 
 // LoadDetailed reads a benchmark file like Load and also returns the
@@ -61,7 +85,11 @@ func LoadDetailed(path string, opts Options) (Loaded, error) {
 			return Loaded{}, err
 		}
 	}
-	data, err := os.ReadFile(path)
+	// A device (/dev/zero) would be read without end.
+	if err := dataset.CheckInputFile(path); err != nil {
+		return Loaded{}, err
+	}
+	data, err := readBounded(path)
 	if err != nil {
 		return Loaded{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -33,24 +34,26 @@ func SaveFile(path string, exs []Exchange) error {
 	if err := write(&buf, exs); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return fmt.Errorf("save %s: not a regular file; refusing to write over it", path)
+	// The one writer of every output (dataset.CreateOutput): a device,
+	// FIFO or folder is refused, a file another run writes is left alone.
+	// /save does not create folders: a typo in one is more likely than a
+	// wish for a new one.
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return saveError(path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	o, err := dataset.CreateOutput(path)
 	if err != nil {
+		if errors.Is(err, dataset.ErrBadOutput) {
+			// still an ErrBadOutput: a script's exit status says bad input (2)
+			return dataset.BadOutputf("save %s: not a regular file; refusing to write over it", path)
+		}
+		return fmt.Errorf("save: %w", err)
+	}
+	if _, err := o.Write(buf.Bytes()); err != nil {
+		o.Abort()
 		return saveError(path, err)
 	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return saveError(path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return saveError(path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+	if err := o.Commit(); err != nil {
 		return saveError(path, err)
 	}
 	return nil

@@ -239,8 +239,8 @@ func Check(path string, opts ReadOptions) (int64, error) {
 		return 0, BadInputf("input %s does not exist", path)
 	case err != nil:
 		return 0, BadInputf("input %s: %w", path, err)
-	case st.IsDir():
-		return 0, BadInputf("input %s is a directory, not a file of rows", path)
+	case checkInputMode(path, st.Mode()) != nil:
+		return 0, checkInputMode(path, st.Mode())
 	case !st.Mode().IsRegular():
 		return -1, nil // a pipe (e.g. <(zcat ...)): reading it twice would lose it
 	}

@@ -8,8 +8,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
+
+// MaxInputLine bounds one line (one row) of a JSONL input. Rows of a corpus
+// are kilobytes, and the tokenizer refuses texts over 1 MiB; a longer line
+// is a file that is not rows (a binary, a device behind a pipe), and
+// reading it whole would grow memory without end.
+var MaxInputLine = 64 << 20 // a variable so that tests can lower it
+
+// checkInputMode refuses an input that is a device or a socket: reading
+// /dev/zero or /dev/urandom as rows never ends. Regular files and pipes
+// (e.g. <(zcat corpus.gz)) are read; standard input is given as "-".
+func checkInputMode(path string, m fs.FileMode) error {
+	switch {
+	case m.IsDir():
+		return BadInputf("input %s is a directory, not a file of rows", path)
+	case m&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeSocket) != 0:
+		return BadInputf("input %s is %s, not a file of rows (use - for standard input)", path, fileKind(m))
+	}
+	return nil
+}
+
+// CheckInputFile refuses an input file that cannot be rows: a device, a
+// socket or a folder (errors wrap ErrBadInput). Readers of whole files
+// (benchmarks) call it; Open does the same check on the file it opens.
+func CheckInputFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return checkInputMode(path, st.Mode())
+}
 
 // textBufferSize is large enough that typical rows (a few KB) are returned by
 // a single ReadSlice without copying; longer lines still work, only slower.
@@ -43,6 +74,13 @@ func openTextStream(path string) (*textStream, error) {
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
+			return nil, err
+		}
+		if st, err := f.Stat(); err != nil {
+			f.Close()
+			return nil, err
+		} else if err := checkInputMode(path, st.Mode()); err != nil {
+			f.Close()
 			return nil, err
 		}
 		src = f
@@ -100,7 +138,9 @@ func openText(path string, opts ReadOptions, ex *fieldFinder) (Reader, error) {
 	}
 	base := rowBuilder{name: displayName(path), opts: opts, ex: ex}
 	if first == '[' {
-		dec := json.NewDecoder(ts.br)
+		bounded := &elementBound{r: ts.br, name: base.name}
+		dec := json.NewDecoder(bounded)
+		bounded.dec = dec
 		if _, err := dec.Token(); err != nil {
 			ts.Close()
 			return nil, fmt.Errorf("%s: %w", base.name, err)
@@ -108,6 +148,25 @@ func openText(path string, opts ReadOptions, ex *fieldFinder) (Reader, error) {
 		return &arrayReader{rowBuilder: base, ts: ts, dec: dec}, nil
 	}
 	return &jsonlReader{rowBuilder: base, ts: ts}, nil
+}
+
+// elementBound feeds a JSON array's decoder and fails once it has read more
+// than MaxInputLine bytes past the decoder's position, so that one endless
+// element cannot grow the decoder's buffer without end.
+type elementBound struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+	name string
+}
+
+func (e *elementBound) Read(p []byte) (int, error) {
+	if e.dec != nil && e.read-e.dec.InputOffset() > int64(MaxInputLine) {
+		return 0, BadInputf("%s: a JSON element longer than %d MiB; rows are not that long", e.name, MaxInputLine>>20)
+	}
+	n, err := e.r.Read(p)
+	e.read += int64(n)
+	return n, err
 }
 
 // rowBuilder turns a JSON object into a Row or a RowError; shared by all
@@ -162,6 +221,9 @@ func (j *jsonlReader) readLine() ([]byte, error) {
 	for errors.Is(err, bufio.ErrBufferFull) {
 		chunk, err = j.ts.br.ReadSlice('\n')
 		j.line = append(j.line, chunk...)
+		if len(j.line) > MaxInputLine {
+			return nil, BadInputf("%s:%d: a line longer than %d MiB; rows are not that long (is this a file of JSON rows?)", j.name, j.lines+1, MaxInputLine>>20)
+		}
 	}
 	return j.line, err
 }
@@ -176,6 +238,9 @@ func (j *jsonlReader) Next() (Row, error) {
 	}
 	for {
 		line, err := j.readLine()
+		if errors.Is(err, ErrBadInput) {
+			return Row{}, j.fail(err)
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return Row{}, j.fail(fmt.Errorf("%s:%d: %w", j.name, j.lines+1, err))
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/tidwall/gjson"
 )
@@ -89,15 +90,20 @@ func Merge(inputs []string, out string, opts MergeOptions) (MergeStats, error) {
 		return st, errors.New("merge: rejects inputs given without a rejects output")
 	}
 	st.Inputs = len(inputs) + len(opts.Rejects)
-	for _, p := range []string{out, opts.RejectsOut} {
-		if p != "" && p != Stdin {
-			if err := CheckTarget(p); err != nil {
-				return st, fmt.Errorf("merge: %w", err)
-			}
-		}
-	}
 	m := &merger{opts: opts, seen: make(map[string]struct{}), stats: &st}
 	defer m.closeAll()
+	// The outputs are locked before anything is read: a merge onto a file
+	// that a running extract or generate appends to would rename its result
+	// over that file, and the run's later rows would go to the replaced one.
+	for _, p := range []string{out, opts.RejectsOut} {
+		if p != "" && p != Stdin {
+			l, err := LockOutput(p)
+			if err != nil {
+				return st, fmt.Errorf("merge: %w", err)
+			}
+			m.locks = append(m.locks, l)
+		}
+	}
 
 	results, err := m.scanAll(inputs, &st.Duplicates, opts.InputsAreRejects)
 	if err != nil {
@@ -133,12 +139,39 @@ type merger struct {
 	files []*os.File
 	names []string
 	stats *MergeStats
+	locks []*Lock
 }
 
 func (m *merger) closeAll() {
 	for _, f := range m.files {
 		f.Close()
 	}
+	// In reverse, so that the folder the first lock created is empty
+	// when its lock goes.
+	for i := len(m.locks) - 1; i >= 0; i-- {
+		m.locks[i].Unlock()
+	}
+}
+
+// checkNotWritten refuses an input that a running extract, generate or
+// eval is still appending to (it holds an flock on the file): its merge
+// would miss the rows still to come. The shared flock taken here is kept
+// while merge reads, so such a run cannot start on the file meanwhile.
+func (m *merger) checkNotWritten(f *os.File, path string) error {
+	if st, err := f.Stat(); err == nil {
+		for _, l := range m.locks {
+			if l.target == nil {
+				continue
+			}
+			if mine, err := l.target.Stat(); err == nil && os.SameFile(st, mine) {
+				return nil // our own output, locked by us
+			}
+		}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("merge: %w", &LockedError{Path: path, PID: lockHolder(path), Input: true})
+	}
+	return nil
 }
 
 // scanAll indexes the given files and returns their new rows in output order.
@@ -156,6 +189,10 @@ func (m *merger) scanAll(paths []string, dups *int64, rejects bool) ([]mergeEntr
 				kind = fileKind(st.Mode())
 			}
 			return nil, BadInputf("merge: input %s is %s, not a file of rows", p, kind)
+		}
+		if err := m.checkNotWritten(f, p); err != nil {
+			f.Close()
+			return nil, err
 		}
 		m.files = append(m.files, f)
 		m.names = append(m.names, p)
@@ -253,7 +290,7 @@ func (m *merger) write(entries []mergeEntry, out string) (err error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("merge: %w", err)
 		}
-		if dst, err = os.CreateTemp(dir, "."+filepath.Base(out)+".tmp-*"); err != nil {
+		if dst, err = createTemp(out); err != nil {
 			return fmt.Errorf("merge: %w", err)
 		}
 		tmp = dst.Name()

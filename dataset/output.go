@@ -67,6 +67,9 @@ func fileKind(m fs.FileMode) string {
 type LockedError struct {
 	Path string
 	PID  int // 0 when the holder did not record it
+	// Input says the locked file was given as an input (to merge), which
+	// would miss the rows still to come.
+	Input bool
 }
 
 // Error implements error.
@@ -75,29 +78,75 @@ func (e *LockedError) Error() string {
 	if e.PID > 0 {
 		holder += " (pid " + strconv.Itoa(e.PID) + ")"
 	}
-	return fmt.Sprintf("%s is being written by %s; wait for it to finish or write to another file (two runs on one file would write every row twice)", e.Path, holder)
+	if e.Input {
+		return fmt.Sprintf("input %s is still being written by %s; merge it when that run has finished", e.Path, holder)
+	}
+	return fmt.Sprintf("%s is being written by %s; wait for it to finish or write to another file (two writers of one file would lose or repeat rows)", e.Path, holder)
 }
 
 // LockPath is the file next to an output that names the process holding it.
 func LockPath(path string) string { return path + ".lock" }
 
-// lockFile takes an exclusive flock on f, released when f is closed (also by
-// kill -9, so a crashed run never leaves a stale lock), and records our pid
-// in LockPath(path) for the error a second run prints.
-func lockFile(f *os.File, path string) error {
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid := 0
-			if b, rerr := os.ReadFile(LockPath(path)); rerr == nil {
-				pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			}
-			return &LockedError{Path: path, PID: pid}
-		}
-		return fmt.Errorf("%s: cannot lock: %w", path, err)
+// lockFile takes the output lock of path (see acquireLock), and also an
+// flock on the open output f itself, the lock of older codeplan versions.
+func lockFile(f *os.File, path string) (*Lock, error) {
+	l, err := acquireLock(path)
+	if err != nil {
+		return nil, err
 	}
-	// The pid file is informational only: the flock is the lock.
-	_ = os.WriteFile(LockPath(path), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	return nil
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		l.Unlock()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &LockedError{Path: path}
+		}
+		return nil, fmt.Errorf("%s: cannot lock: %w", path, err)
+	}
+	return l, nil
+}
+
+// acquireLock takes the output lock of path: an exclusive flock on
+// LockPath(path), which holds our pid for the error a second run prints.
+// The kernel releases an flock when its holder exits, kill -9 included, so
+// a crashed run never leaves a stale lock, only a stale pid file that the
+// next run takes over. The lock file is not the output itself, so that a
+// lock can be taken on an output that does not exist yet (finetune's
+// adapter) and held across a rename over the output (merge, synth).
+func acquireLock(path string) (*Lock, error) {
+	lp := LockPath(path)
+	for {
+		f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot lock: %w", path, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, &LockedError{Path: path, PID: lockHolder(path)}
+			}
+			return nil, fmt.Errorf("%s: cannot lock: %w", path, err)
+		}
+		// The holder before us removes the lock file before it releases
+		// the flock; if that happened between our open and our flock, we
+		// hold a lock on a removed file: try again on the new one.
+		mine, err1 := f.Stat()
+		now, err2 := os.Stat(lp)
+		if err1 != nil || err2 != nil || !os.SameFile(mine, now) {
+			f.Close()
+			continue
+		}
+		f.Truncate(0)
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		return &Lock{f: f, path: path}, nil
+	}
+}
+
+// lockHolder is the pid recorded beside a locked path (0 if none).
+func lockHolder(path string) int {
+	pid := 0
+	if b, err := os.ReadFile(LockPath(path)); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	return pid
 }
 
 // Settings name what produced the rows of a result file (model fingerprint,
@@ -143,7 +192,25 @@ func (e *SettingsMismatchError) Error() string {
 	if e.File == nil {
 		return fmt.Sprintf("%s:%d: this row does not record the settings that made it (written by an older codeplan?), so this run (%s) cannot safely resume the file; write to another file, or delete it to start over", e.Path, e.Line, e.Run)
 	}
+	for k, v := range e.File {
+		if strings.HasSuffix(k, "_fingerprint") && fingerprintMethod(v) != fingerprintMethod(e.Run[k]) {
+			return fmt.Sprintf("%s:%d: the rows identify the model by a %s fingerprint of an older codeplan (%s=%s), which cannot be compared with this one's %s fingerprint; finish the file with the codeplan that started it, write to another file, or delete it to start over", e.Path, e.Line, fingerprintMethod(v), k, v, fingerprintMethod(e.Run[k]))
+		}
+	}
 	return fmt.Sprintf("%s:%d: the rows were made with %s, this run uses %s; resuming would mix the two. Rerun with the file's settings, write to another file, or delete it to start over", e.Path, e.Line, e.File, e.Run)
+}
+
+// fingerprintMethod is the method named before the colon of a fingerprint
+// ("s3x4k:..."); fingerprints without one are codeplan's first kind,
+// "header" (shapes and output_norm only).
+func fingerprintMethod(v string) string {
+	if m, _, ok := strings.Cut(v, ":"); ok {
+		return m
+	}
+	if v == "" {
+		return "no"
+	}
+	return "header"
 }
 
 // Is makes the error an ErrBadOutput.
@@ -187,15 +254,6 @@ func (s Settings) check(raw []byte, encoded []byte, path string, line int64) err
 func (s Settings) encode() []byte {
 	b, _ := json.Marshal(map[string]string(s))
 	return b
-}
-
-// removeLockPath deletes the pid file of path; it runs before the flock is
-// released, so it never deletes the file of a run that took over.
-func removeLockPath(path string) {
-	if path == "" || path == Stdin {
-		return
-	}
-	_ = os.Remove(LockPath(path))
 }
 
 // parentDir creates the folder of path and returns the top-most folder it

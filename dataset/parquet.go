@@ -26,6 +26,10 @@ func openParquetFile(path string) (*os.File, *parquet.File, error) {
 		f.Close()
 		return nil, nil, err
 	}
+	if err := checkInputMode(path, st.Mode()); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
 	pf, err := parquet.OpenFile(f, st.Size(),
 		parquet.SkipPageIndex(true),
 		parquet.SkipBloomFilters(true),

@@ -46,6 +46,7 @@ type Writer struct {
 	stamp      []byte // encoded Settings added to every row (nil = none)
 	created    bool   // OpenAppendWith created the file
 	createdDir string // and this top-most folder ("" = none)
+	lock       *Lock
 }
 
 // AppendOptions tunes OpenAppendWith.
@@ -109,12 +110,14 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 		f.Close()
 		return nil, nil, BadOutputf("%s is not a regular file", path)
 	}
-	if err := lockFile(f, path); err != nil {
+	lock, err := lockFile(f, path)
+	if err != nil {
 		f.Close() // the file existed (it is locked), so nothing to remove
 		return nil, nil, err
 	}
+	removeStaleTemps(path)
 	fail := func(err error) (*Writer, map[string]bool, error) {
-		removeLockPath(path)
+		lock.Unlock()
 		if errors.Is(statErr, os.ErrNotExist) {
 			os.Remove(path)
 			removeCreatedDirs(filepath.Dir(path), createdDir)
@@ -131,6 +134,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 		return fail(err)
 	}
 	w := newWriter(f, path)
+	w.lock = lock
 	w.stamp = stamp
 	w.created = errors.Is(statErr, os.ErrNotExist)
 	w.createdDir = createdDir
@@ -402,9 +406,7 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	if !w.stdout {
-		// Before the close releases the flock, so that the pid file of a run
-		// that takes over is never the one removed.
-		removeLockPath(w.name)
+		w.lock.Unlock()
 		if cerr := w.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("%s: %w", w.name, cerr)
 		}

@@ -1,9 +1,14 @@
 package finetune
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,8 +27,37 @@ const (
 	keyCkptSettings = "codeplan.ckpt.settings"
 	keyCkptTokens   = "codeplan.ckpt.tokens"
 	keyCkptSeconds  = "codeplan.ckpt.train_seconds"
+	// keyCkptChecksum is a SHA-256 of every tensor's name and data, in
+	// file order ("sha256:HEX"): resume verifies it, so that damaged bytes
+	// are reported as a damaged file rather than trained on (they showed
+	// up as "gradient norm is NaN" a few steps later). Checkpoints of
+	// older versions have none and are read unverified.
+	keyCkptChecksum = "codeplan.ckpt.checksum"
+	keyCkptBaseData = "codeplan.base.content_fingerprint"
 	ckptVersion     = 1
 )
+
+// ckptHash accumulates the checksum of a checkpoint's tensors.
+type ckptHash struct{ h hash.Hash }
+
+func newCkptHash() ckptHash { return ckptHash{sha256.New()} }
+
+// add hashes one tensor: its name, then its data as stored (little-endian
+// F32).
+func (c ckptHash) add(name string, data []byte) {
+	fmt.Fprintf(c.h, "%s\x00%d\x00", name, len(data))
+	c.h.Write(data)
+}
+
+func (c ckptHash) addF32(name string, vals []float32) {
+	buf := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+	}
+	c.add(name, buf)
+}
+
+func (c ckptHash) sum() string { return "sha256:" + hex.EncodeToString(c.h.Sum(nil)) }
 
 // checkpoint is the state a run needs to continue exactly where it stopped:
 // the data order is a function of the seed and the epoch, and nothing else
@@ -34,6 +68,7 @@ type checkpoint struct {
 	seconds  float64
 	settings string // settings.String() of the run that wrote it
 	base     string // base fingerprint
+	baseData string // base content fingerprint ("" in older checkpoints)
 	baseFile string // base file name, for messages
 	values   map[string][]float32
 	m, v     map[string][]float32
@@ -51,6 +86,8 @@ func saveCheckpoint(path string, tr *llama.Trainer, base *Base, set settings, st
 	w.SetFloat64(keyCkptSeconds, seconds)
 	w.SetString(KeyBaseFile, base.FileName())
 	w.SetString(KeyBaseFingerprint, base.Fingerprint)
+	w.SetString(keyCkptBaseData, base.ContentFingerprint)
+	sum := newCkptHash()
 	for i, tt := range tr.Tensors() {
 		shape := make([]uint64, len(tt.Shape))
 		for j, d := range tt.Shape {
@@ -67,8 +104,10 @@ func saveCheckpoint(path string, tr *llama.Trainer, base *Base, set settings, st
 			if err := w.AddF32(tt.Name+k.suffix, shape, vals); err != nil {
 				return err
 			}
+			sum.addF32(tt.Name+k.suffix, vals)
 		}
 	}
+	w.SetString(keyCkptChecksum, sum.sum())
 	return w.WriteFile(path)
 }
 
@@ -94,7 +133,17 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 	tokens, _ := f.Uint64(keyCkptTokens)
 	c.tokens = int64(tokens)
 	c.seconds, _ = f.Float64(keyCkptSeconds)
+	c.baseData, _ = f.String(keyCkptBaseData)
+	want, verify := f.String(keyCkptChecksum)
+	sum := newCkptHash()
 	for _, ti := range f.Tensors() {
+		if verify {
+			data, err := f.TensorData(ti.Name)
+			if err != nil {
+				return nil, err
+			}
+			sum.add(ti.Name, data)
+		}
 		vals, err := f.TensorF32(ti.Name)
 		if err != nil {
 			return nil, err
@@ -108,6 +157,9 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 			c.values[ti.Name] = vals
 		}
 	}
+	if got := sum.sum(); verify && got != want {
+		return nil, fmt.Errorf("%s: %w: the checkpoint's data does not match its checksum (%s recorded, %s read): the file is damaged; delete it to start over, or restore it from a copy", path, ErrCheckpoint, want, got)
+	}
 	return c, nil
 }
 
@@ -115,6 +167,10 @@ func loadCheckpoint(path string) (*checkpoint, error) {
 func (c *checkpoint) check(path string, base *Base, set settings) error {
 	if err := checkCheckpointBase(path, c.baseFile, c.base, base); err != nil {
 		return err
+	}
+	if c.baseData != "" && c.baseData != base.ContentFingerprint {
+		return fmt.Errorf("%s: %w: checkpoint was made with a base of the same shape but other weights (%s, %s), not %s (%s)",
+			path, ErrCheckpoint, c.baseFile, c.baseData, base.FileName(), base.ContentFingerprint)
 	}
 	if c.settings != set.String() {
 		return fmt.Errorf("%s: %w: checkpoint was made with other settings (%s); resume needs the same data and settings",

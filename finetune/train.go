@@ -208,7 +208,7 @@ func buildTrainer(m *llama.Model, j *job, res *Result) (*run, error) {
 	cfg, logger := j.cfg, j.cfg.Logger
 	r := &run{job: j, meta: adapterMeta{base: j.base, alpha: float32(cfg.Alpha), rank: cfg.Rank, targets: cfg.Targets}}
 	var err error
-	if r.tr, r.closeTrainer, err = newTrainer(m, cfg, j.base, r.meta); err != nil {
+	if r.tr, r.closeTrainer, err = newTrainer(m, cfg, j.base, r.meta, llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch}); err != nil {
 		return nil, err
 	}
 	res.Params = r.tr.Params()
@@ -530,8 +530,7 @@ func (r *run) writeOutput(res *Result) error {
 
 // newTrainer makes the trainer cfg asks for and returns it with the function
 // that frees it (and the adapter it trains).
-func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta) (*llama.Trainer, func(), error) {
-	topts := llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch}
+func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta, topts llama.TrainerOptions) (*llama.Trainer, func(), error) {
 	if cfg.Full {
 		tr, err := m.NewFullTrainer(topts)
 		if err != nil {
@@ -558,7 +557,7 @@ func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta) (*llam
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, err := m.NewTrainer(adapter, llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch})
+	tr, err := m.NewTrainer(adapter, topts)
 	if err != nil {
 		adapter.Close()
 		return nil, nil, err

@@ -3,6 +3,7 @@ package llama
 /*
 #include <stdlib.h>
 #include "shim.h"
+#include "graphinfo.h"
 #include "ggml-cpu.h"
 #include "ggml.h"
 */
@@ -49,6 +50,11 @@ type ContextOptions struct {
 	// attends over the cells of all sequences (masked), which costs far more
 	// when sequences do not share a prefix; so it is off by default.
 	UnifiedKV bool
+	// RecordGraph makes the context note every graph node it computes, for
+	// RecordedGraph: checks of llama.cpp's own graphs (decoding, scoring,
+	// adapters) against the rules of a backend that is not present. It costs
+	// a callback per node.
+	RecordGraph bool
 }
 
 // Context holds a KV cache and the compute state to decode batches. It is
@@ -65,6 +71,7 @@ type Context struct {
 	pool     *C.struct_ggml_threadpool
 	outputs  []bool // batch indices of the last Decode that carry logits
 	adapters map[*Adapter]float32
+	recorder *C.cp_graph_recorder // RecordGraph; owned, freed after the context
 }
 
 var ggmlTypes = map[string]C.enum_ggml_type{
@@ -164,10 +171,20 @@ func (m *Model) newContext(mc *C.struct_llama_model, vocab *C.struct_llama_vocab
 	if C.ggml_is_quantized(p.type_v) && p.flash_attn_type == C.LLAMA_FLASH_ATTN_TYPE_DISABLED {
 		return nil, fmt.Errorf("new context: %w: a quantized V cache (%s) needs flash attention on or auto", ErrKVCache, opts.CacheTypeV)
 	}
+	var rec *C.cp_graph_recorder
+	if opts.RecordGraph {
+		if rec = C.cp_graph_recorder_new(); rec == nil {
+			return nil, fmt.Errorf("new context: out of memory for the graph recorder")
+		}
+		C.cp_graph_recorder_attach(rec, &p)
+	}
 	eb := newErrBuf()
 	defer eb.free()
 	cc := C.cp_new_context(mc, p, eb.p, errBufLen)
 	if cc == nil {
+		if rec != nil {
+			C.cp_graph_recorder_free(rec)
+		}
 		return nil, fmt.Errorf("new context (ctx %d, batch %d, seqs %d): %s", nCtx, nBatch, nSeq, eb)
 	}
 	var pool *C.struct_ggml_threadpool
@@ -177,6 +194,9 @@ func (m *Model) newContext(mc *C.struct_llama_model, vocab *C.struct_llama_vocab
 		pool = C.ggml_threadpool_new(&tp)
 		if pool == nil {
 			C.llama_free(cc)
+			if rec != nil {
+				C.cp_graph_recorder_free(rec)
+			}
 			return nil, fmt.Errorf("new context: cannot create a CPU thread pool of %d threads", threads)
 		}
 		C.llama_attach_threadpool(cc, pool, pool)
@@ -193,6 +213,7 @@ func (m *Model) newContext(mc *C.struct_llama_model, vocab *C.struct_llama_vocab
 		unified:  opts.UnifiedKV,
 		nVocab:   int(C.llama_vocab_n_tokens(vocab)),
 		adapters: map[*Adapter]float32{},
+		recorder: rec,
 	}
 	trackLeak(c, "Context", func(c *Context) bool { return c.c != nil })
 	return c, nil
@@ -212,6 +233,10 @@ func (c *Context) Close() error {
 	if c.pool != nil {
 		C.ggml_threadpool_free(c.pool)
 		c.pool = nil
+	}
+	if c.recorder != nil { // only after llama_free: the scheduler calls it
+		C.cp_graph_recorder_free(c.recorder)
+		c.recorder = nil
 	}
 	c.model.release(userContexts)
 	return nil

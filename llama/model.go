@@ -35,6 +35,11 @@ type ModelOptions struct {
 	NoMmap bool
 	// VocabOnly loads only the tokenizer and metadata (fast, no weights).
 	VocabOnly bool
+	// NoAlloc loads the tensors' shapes but allocates and reads no weight
+	// data (llama.cpp's no_alloc): enough to build graphs for checking and
+	// sizing (TrainerOptions.GraphOnly), at any model size, in seconds.
+	// Such a model cannot decode.
+	NoAlloc bool
 	// Repack stores Q4_0, Q4_K and IQ4_NL matrices that run on the CPU in
 	// ggml's interleaved layout for its multi-row GEMM kernels, as llama.cpp
 	// does by default: faster prompt processing and generation, at the cost
@@ -220,8 +225,10 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	if opts.GPULayers < 0 {
 		params.n_gpu_layers = 999
 	}
-	params.use_mmap = C.bool(!opts.NoMmap)
+	// llama.cpp asserts no_alloc is never combined with mapped weights
+	params.use_mmap = C.bool(!opts.NoMmap && !opts.NoAlloc)
 	params.vocab_only = C.bool(opts.VocabOnly)
+	params.no_alloc = C.bool(opts.NoAlloc)
 	params.use_extra_bufts = C.bool(opts.Repack)
 	var handle cgo.Handle
 	if opts.Progress != nil {

@@ -135,6 +135,11 @@ struct cp_trainer {
     // gradient, and copies the updated values into the duplicate after
     // every optimizer step so that inference sees them
     ggml_tensor * tied_output = nullptr;
+    // graph_only: graphs are built and sized but nothing is allocated (see
+    // cp_train_config); as_gpu: graphs are built as for a GPU backend
+    bool graph_only   = false;
+    bool as_gpu       = false;
+    bool raw_backward = false;
     llama_cparams        cparams{};
     int32_t              max_tokens = 0;
     int64_t              max_nodes  = 0;
@@ -152,6 +157,11 @@ struct cp_trainer {
     // F32 copies of base weights the backward pass cannot read in their own
     // type (see plan_upcasts)
     std::unordered_map<const ggml_tensor *, ggml_tensor *> upcast;
+    // base weights the backward pass reads through a copy to F32 made
+    // inside each step's graph (cast_out_prod_weights) instead of a
+    // persistent copy: the copy lives in the compute buffer only while its
+    // OUT_PROD runs
+    std::unordered_map<const ggml_tensor *, bool> cast_in_graph;
     std::vector<std::unique_ptr<owned_buffer>>             upcast_bufs;
     int64_t                                                upcast_bytes = 0;
     int64_t                                                state_bytes  = 0;
@@ -204,6 +214,10 @@ struct cp_trainer {
             p.value->flags &= ~GGML_TENSOR_FLAG_PARAM;
         }
     }
+
+    // cpu_only: every computation runs on the CPU backend, which allows the
+    // CPU-only rewrites of out_prods_as_mul_mats
+    bool cpu_only() const { return !as_gpu && backends.size() == 1; }
 
     ggml_tensor * compute_weight(ggml_tensor * w) const {
         if (full && w == tied_output) {
@@ -425,19 +439,31 @@ void init_backends(cp_trainer & t, int32_t n_threads) {
     }
 }
 
-// alloc_group allocates tensors made in ctx on buft and records the buffer.
-owned_buffer * alloc_group(std::vector<std::unique_ptr<owned_buffer>> & into, ggml_context * ctx,
-                           ggml_backend_buffer_type_t buft, const char * what) {
+// alloc_group allocates tensors made in ctx on buft, records the buffer and
+// returns its size in bytes. With dry set nothing is allocated (the tensors
+// stay without data) and the size is what the allocation would take.
+int64_t alloc_group(std::vector<std::unique_ptr<owned_buffer>> & into, ggml_context * ctx,
+                    ggml_backend_buffer_type_t buft, const char * what, bool dry) {
     auto ob = std::make_unique<owned_buffer>();
     ob->ctx = ctx;
+    if (dry) {
+        const size_t align = ggml_backend_buft_get_alignment(buft);
+        int64_t      size  = 0;
+        for (ggml_tensor * x = ggml_get_first_tensor(ctx); x != nullptr; x = ggml_get_next_tensor(ctx, x)) {
+            size += GGML_PAD(ggml_backend_buft_get_alloc_size(buft, x), align);
+        }
+        into.push_back(std::move(ob));
+        return size;
+    }
     ob->buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, buft);
     if (ob->buf == nullptr) {
         into.push_back(std::move(ob));
         throw train_error(fmt("out of memory allocating %s on %s", what, ggml_backend_buft_name(buft)));
     }
     ggml_backend_buffer_clear(ob->buf, 0);
+    const int64_t size = ggml_backend_buffer_get_size(ob->buf);
     into.push_back(std::move(ob));
-    return into.back().get();
+    return size;
 }
 
 ggml_context * meta_ctx(size_t n_tensors) {
@@ -495,8 +521,8 @@ void init_state(cp_trainer & t) {
             ggml_format_name(p.m, "adamw m %s", p.name.c_str());
             ggml_format_name(p.v, "adamw v %s", p.name.c_str());
         }
-        t.state_bytes += ggml_backend_buffer_get_size(alloc_group(t.grad_bufs, gctx, kv.first, "gradients")->buf);
-        t.state_bytes += ggml_backend_buffer_get_size(alloc_group(t.moment_bufs, mctx, kv.first, "AdamW moments")->buf);
+        t.state_bytes += alloc_group(t.grad_bufs, gctx, kv.first, "gradients", t.graph_only);
+        t.state_bytes += alloc_group(t.moment_bufs, mctx, kv.first, "AdamW moments", t.graph_only);
     }
 
     t.aux.ctx     = meta_ctx(3);
@@ -728,6 +754,83 @@ ggml_cgraph * out_prods_as_mul_mats(cp_trainer & t, ggml_context * ctx, ggml_cgr
     return g;
 }
 
+// can_cast_to_f32 reports whether w's own device copies it to F32 (a CPY
+// node), so that the backward pass can convert it step by step instead of
+// keeping an F32 copy. As a GPU: the type pairs CUDA's CPY implements
+// (ggml-cuda.cu:4720-4775). Never for weights on the CPU: there the forward
+// pass would then multiply by the F16 matrix itself, whose CPU kernel rounds
+// the activations to F16 (as inference does), and CPU training results would
+// change; host memory is the cheaper kind, so CPU keeps the F32 copies.
+bool can_cast_to_f32(const cp_trainer & t, ggml_tensor * w) {
+    if (t.as_gpu) {
+        switch (w->type) {
+            case GGML_TYPE_F16: case GGML_TYPE_BF16: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0:
+            case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+                return true;
+            default:
+                return false;
+        }
+    }
+    ggml_backend_dev_t dev = tensor_device(w);
+    if (dev == nullptr || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+        return false;
+    }
+    // a metadata-only context for the one probe node
+    ggml_context * probe = meta_ctx(1);
+    const bool     ok    = ggml_backend_dev_supports_op(dev, ggml_cast(probe, w, GGML_TYPE_F32));
+    ggml_free(probe);
+    return ok;
+}
+
+// cast_out_prod_weights returns gb with every OUT_PROD that reads a weight
+// of cast_in_graph reading an F32 copy of it made just before (ggml_cast).
+// ggml differentiates y = W·x with respect to x as OUT_PROD(W, dy), and
+// CUDA's OUT_PROD takes F32 only; a copy per use costs one pass over W per
+// step, where persistent F32 copies of an 8B model's matrices cost 30 GB.
+// The graph allocator frees each copy once its OUT_PROD has run.
+ggml_cgraph * cast_out_prod_weights(cp_trainer & t, ggml_context * ctx, ggml_cgraph * gb) {
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    for (int i = 0; i < ggml_graph_n_nodes(gb); ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        if (node->op == GGML_OP_OUT_PROD && t.cast_in_graph.count(node->src[0])) {
+            ggml_tensor * c = ggml_cast(ctx, node->src[0], GGML_TYPE_F32);
+            ggml_format_name(c, "%s (f32 for the backward pass)", node->src[0]->name);
+            node->src[0] = c;
+        }
+        ggml_build_forward_expand(g, node);
+    }
+    return g;
+}
+
+// contiguous_acc_sources returns gb with a contiguous copy of the second
+// source of every GGML_OP_ACC that has a non-contiguous one. ggml
+// differentiates a view (llama.cpp's attention takes one of Q, llama-graph.cpp
+// build_attn_mha) into an ACC of the view's gradient, which there is the
+// permuted gradient of the attention input, so not contiguous. CUDA accepts
+// every ACC in supports_op, then its kernel asserts a contiguous src1
+// (cudacontract.go cites both lines): the process would abort at the first
+// step. The copy changes no value, so CPU results stay bit-identical; it
+// costs one pass over the gradient of Q per layer.
+ggml_cgraph * contiguous_acc_sources(cp_trainer & t, ggml_context * ctx, ggml_cgraph * gb) {
+    bool any = false;
+    for (int i = 0; i < ggml_graph_n_nodes(gb); ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        any = any || (node->op == GGML_OP_ACC && !ggml_is_contiguous(node->src[1]));
+    }
+    if (!any) {
+        return gb;
+    }
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    for (int i = 0; i < ggml_graph_n_nodes(gb); ++i) {
+        ggml_tensor * node = ggml_graph_node(gb, i);
+        if (node->op == GGML_OP_ACC && !ggml_is_contiguous(node->src[1])) {
+            node->src[1] = ggml_cont(ctx, node->src[1]);
+        }
+        ggml_build_forward_expand(g, node);
+    }
+    return g;
+}
+
 // build_step makes the graph for one batch. The batch allocator validates
 // tokens, sequences and positions exactly as llama_decode would.
 void build_step(cp_trainer & t, built & b, const llama_token * tokens, const llama_pos * pos, const llama_seq_id * seq,
@@ -836,7 +939,13 @@ void build_step(cp_trainer & t, built & b, const llama_token * tokens, const lla
         }
     }
     ggml_build_backward_expand(b.ctx, gb, grad_accs.data());
-    if (t.backends.size() == 1) { // CPU only
+    if (!t.cast_in_graph.empty()) {
+        gb = cast_out_prod_weights(t, b.ctx, gb);
+    }
+    if (!t.raw_backward) {
+        gb = contiguous_acc_sources(t, b.ctx, gb);
+    }
+    if (t.cpu_only()) {
         gb = out_prods_as_mul_mats(t, b.ctx, gb);
     }
     protect_from_aliasing(gb);
@@ -913,7 +1022,9 @@ void plan_upcasts(cp_trainer & t) {
                 throw train_error(fmt("base tensor %s (%s) is in the repacked %s buffer, which the backward pass cannot read; "
                                       "load the model without weight repacking", w->name, ggml_type_name(w->type), ggml_backend_buft_name(buft)));
             }
-            if (!ggml_backend_dev_supports_op(dev, node)) {
+            // as a GPU: CUDA's OUT_PROD takes F32 operands only (see
+            // cudacontract.go), so every other weight type is copied
+            if (t.as_gpu ? w->type != GGML_TYPE_F32 : !ggml_backend_dev_supports_op(dev, node)) {
                 need.push_back(w);
             }
         }
@@ -925,6 +1036,10 @@ void plan_upcasts(cp_trainer & t) {
             continue;
         }
         seen[w] = true;
+        if (can_cast_to_f32(t, w)) {
+            t.cast_in_graph[w] = true;
+            continue;
+        }
         if (ggml_get_type_traits(w->type)->to_float == nullptr) {
             throw train_error(fmt("base tensor %s has type %s, which cannot be converted for the backward pass", w->name, ggml_type_name(w->type)));
         }
@@ -938,8 +1053,13 @@ void plan_upcasts(cp_trainer & t) {
             ggml_format_name(c, "%s (f32)", w->name);
             pairs.push_back({w, c});
         }
-        owned_buffer * ob = alloc_group(t.upcast_bufs, ctx, kv.first, "F32 copies of base weights");
-        t.upcast_bytes += ggml_backend_buffer_get_size(ob->buf);
+        t.upcast_bytes += alloc_group(t.upcast_bufs, ctx, kv.first, "F32 copies of base weights", t.graph_only);
+        if (t.graph_only) {
+            for (auto & pr : pairs) {
+                t.upcast[pr.first] = pr.second;
+            }
+            continue;
+        }
         std::vector<uint8_t> raw;
         std::vector<float>   f32;
         for (auto & pr : pairs) {
@@ -973,6 +1093,73 @@ void plan_upcasts(cp_trainer & t) {
                                   node->src[0] ? ggml_type_name(node->src[0]->type) : "-"));
         }
     }
+}
+
+// build_synthetic_step builds the step graph of a batch of n_seqs rows of
+// (nearly) equal length and n_tokens tokens in all, every next token scored
+// but each row's last; token ids are arbitrary. For checking and sizing.
+void build_synthetic_step(cp_trainer & t, built & b, int32_t n_tokens, int32_t n_seqs) {
+    if (n_seqs < 1 || n_tokens < n_seqs) {
+        throw train_error(fmt("a batch of %d tokens cannot hold %d sequences", n_tokens, n_seqs));
+    }
+    const int32_t             nv = (int32_t) t.model->vocab.n_tokens();
+    std::vector<llama_token>  tok(n_tokens), lab(n_tokens);
+    std::vector<llama_pos>    pos(n_tokens);
+    std::vector<llama_seq_id> seq(n_tokens);
+    const int32_t             per = n_tokens / n_seqs;
+    for (int32_t i = 0; i < n_tokens; ++i) {
+        const int32_t s = std::min(i / per, n_seqs - 1);
+        seq[i]          = s;
+        pos[i]          = i - s * per;
+        tok[i]          = (i * 7 + 3) % nv;
+        lab[i]          = -1;
+    }
+    for (int32_t i = 0; i + 1 < n_tokens; ++i) {
+        if (seq[i + 1] == seq[i]) {
+            lab[i] = tok[i + 1];
+        }
+    }
+    build_step(t, b, tok.data(), pos.data(), seq.data(), lab.data(), n_tokens, true);
+}
+
+// check_trainable refuses work that needs data from a graph-only trainer.
+void check_trainable(const cp_trainer & t) {
+    if (t.graph_only) {
+        throw train_error("this trainer only builds graphs (graph_only): it holds no data to train");
+    }
+}
+
+// build_grad_norm is the graph of the squared gradient sums, one per
+// parameter, in sums.
+ggml_cgraph * build_grad_norm(cp_trainer & t, ggml_context * ctx, std::vector<ggml_tensor *> & sums) {
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    for (auto & p : t.params) {
+        ggml_tensor * s = ggml_sum(ctx, ggml_sqr(ctx, p.grad));
+        ggml_set_output(s);
+        ggml_build_forward_expand(g, s);
+        sums.push_back(s);
+    }
+    return g;
+}
+
+// build_adamw is the graph of one optimizer step over every parameter.
+ggml_cgraph * build_adamw(cp_trainer & t, ggml_context * ctx, float grad_scale) {
+    ggml_cgraph * g = ggml_new_graph_custom(ctx, t.max_nodes, false);
+    for (auto & q : t.params) {
+        ggml_tensor * grad = q.grad;
+        if (grad_scale != 1.0f) {
+            grad = ggml_scale(ctx, grad, grad_scale);
+        }
+        // decay matrices only: shrinking norm weights and biases
+        // towards 0 is not regularisation
+        ggml_tensor * pars_t = ggml_n_dims(q.value) >= 2 ? t.adamw_params : t.adamw_params_nodecay;
+        ggml_tensor * step   = ggml_opt_step_adamw(ctx, q.value, grad, q.m, q.v, pars_t);
+        ggml_build_forward_expand(g, step);
+        if (t.tied_output != nullptr && q.value == t.model->tok_embd) {
+            ggml_build_forward_expand(g, ggml_cpy(ctx, step, t.tied_output));
+        }
+    }
+    return g;
 }
 
 void check_index(const cp_trainer * t, int32_t i) {
@@ -1015,6 +1202,9 @@ cp_trainer * new_trainer(struct llama_model * model, struct llama_adapter_lora *
         tr->adapter    = adapter;
         tr->full       = adapter == nullptr;
         tr->max_tokens = cfg.max_tokens;
+        tr->graph_only = cfg.graph_only;
+        tr->as_gpu     = cfg.as_gpu;
+        tr->raw_backward = cfg.raw_backward;
         tr->cparams    = derive_cparams(model, std::max(1, cfg.n_threads), cfg.max_tokens);
         // forward, backward and optimizer nodes, with room to spare: the
         // adapter adds five nodes per adapted matrix, the backward pass
@@ -1079,6 +1269,15 @@ int64_t cp_train_tensor_ne(const cp_trainer * t, int32_t i, int32_t dim) {
     return t->params[i].value->ne[dim];
 }
 
+const char * cp_train_gpu(const cp_trainer * t) {
+    for (auto * b : t->backends) {
+        if (b != t->backend_cpu) {
+            return ggml_backend_name(b);
+        }
+    }
+    return "";
+}
+
 int64_t cp_train_upcast_bytes(const cp_trainer * t) {
     return t->upcast_bytes;
 }
@@ -1093,6 +1292,7 @@ int64_t cp_train_compute_bytes(const cp_trainer * t) {
 
 int32_t cp_train_tensor_get(cp_trainer * t, int32_t i, int32_t kind, float * dst, int64_t n, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
+        check_trainable(*t);
         check_index(t, i);
         ggml_tensor * x = kind_tensor(t->params[i], kind);
         if (n != ggml_nelements(x)) {
@@ -1104,6 +1304,7 @@ int32_t cp_train_tensor_get(cp_trainer * t, int32_t i, int32_t kind, float * dst
 
 int32_t cp_train_tensor_set(cp_trainer * t, int32_t i, int32_t kind, const float * src, int64_t n, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
+        check_trainable(*t);
         check_index(t, i);
         ggml_tensor * x = kind_tensor(t->params[i], kind);
         if (n != ggml_nelements(x)) {
@@ -1117,6 +1318,7 @@ int32_t cp_train_batch(cp_trainer * t, const llama_token * tokens, const llama_p
                        const llama_token * labels, int32_t n, bool backward, float weight,
                        cp_train_result * res, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
+        check_trainable(*t);
         built b;
         build_step(*t, b, tokens, pos, seq, labels, n, backward);
         // ggml's cross-entropy is the mean over the rows of the batch; the
@@ -1142,8 +1344,58 @@ int32_t cp_train_batch(cp_trainer * t, const llama_token * tokens, const llama_p
     });
 }
 
+int32_t cp_train_plan_compute(cp_trainer * t, int32_t n_tokens, int32_t n_seqs, int64_t * bytes, char * err, size_t err_len) {
+    return guarded(err, err_len, [&]() {
+        built b;
+        build_synthetic_step(*t, b, n_tokens, n_seqs);
+        std::vector<size_t> sizes(t->backends.size(), 0);
+        ggml_backend_sched_reserve_size(t->sched, b.graph, sizes.data());
+        ggml_backend_sched_reset(t->sched);
+        int64_t total = 0;
+        for (size_t s : sizes) {
+            total += (int64_t) s;
+        }
+        *bytes = total;
+    });
+}
+
+int32_t cp_train_graph(cp_trainer * t, int32_t kind, int32_t n_tokens, int32_t n_seqs, cp_graph_tensor * out, int32_t cap,
+                       int32_t * n_out, char * err, size_t err_len) {
+    return guarded(err, err_len, [&]() {
+        cp_graph_collector c;
+        if (kind == CP_GRAPH_STEP) {
+            built b;
+            build_synthetic_step(*t, b, n_tokens, n_seqs);
+            c.add_graph(b.graph);
+        } else if (kind == CP_GRAPH_ADAMW || kind == CP_GRAPH_GRAD_NORM) {
+            ggml_context * ctx = step_ctx(*t);
+            struct free_ctx {
+                ggml_context * c;
+                ~free_ctx() { ggml_free(c); }
+            } guard{ctx};
+            if (kind == CP_GRAPH_ADAMW) {
+                t->set_param_flags();
+                struct clear_flags {
+                    cp_trainer * t;
+                    ~clear_flags() { t->clear_param_flags(); }
+                } guard2{t};
+                c.add_graph(build_adamw(*t, ctx, 0.5f)); // a clipping scale, so the SCALE node is there
+            } else {
+                std::vector<ggml_tensor *> sums;
+                c.add_graph(build_grad_norm(*t, ctx, sums));
+            }
+        } else {
+            throw train_error(fmt("unknown graph kind %d", kind));
+        }
+        *n_out = (int32_t) c.rows.size();
+        const size_t n = std::min<size_t>(c.rows.size(), (size_t) std::max(cap, 0));
+        std::copy(c.rows.begin(), c.rows.begin() + n, out);
+    });
+}
+
 int32_t cp_train_zero_grad(cp_trainer * t, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
+        check_trainable(*t);
         for (auto & g : t->grad_bufs) {
             ggml_backend_buffer_clear(g->buf, 0);
         }
@@ -1157,14 +1409,9 @@ int32_t cp_train_grad_norm(cp_trainer * t, double * norm, char * err, size_t err
             ggml_context * c;
             ~free_ctx() { ggml_free(c); }
         } guard{ctx};
-        ggml_cgraph *              g = ggml_new_graph_custom(ctx, t->max_nodes, false);
+        check_trainable(*t);
         std::vector<ggml_tensor *> sums;
-        for (auto & p : t->params) {
-            ggml_tensor * s = ggml_sum(ctx, ggml_sqr(ctx, p.grad));
-            ggml_set_output(s);
-            ggml_build_forward_expand(g, s);
-            sums.push_back(s);
-        }
+        ggml_cgraph *              g = build_grad_norm(*t, ctx, sums);
         ggml_backend_sched_reset(t->sched);
         if (!ggml_backend_sched_alloc_graph(t->sched, g)) {
             throw train_error("out of memory computing the gradient norm");
@@ -1184,6 +1431,7 @@ int32_t cp_train_grad_norm(cp_trainer * t, double * norm, char * err, size_t err
 
 int32_t cp_train_adamw(cp_trainer * t, cp_adamw p, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
+        check_trainable(*t);
         if (!(p.lr > 0) || p.t < 1 || !(p.beta1 >= 0 && p.beta1 < 1) || !(p.beta2 >= 0 && p.beta2 < 1) || p.eps < 0 || p.wd < 0) {
             throw train_error("invalid AdamW parameters");
         }
@@ -1208,21 +1456,7 @@ int32_t cp_train_adamw(cp_trainer * t, cp_adamw p, char * err, size_t err_len) {
             cp_trainer * t;
             ~clear_flags() { t->clear_param_flags(); }
         } guard2{t};
-        ggml_cgraph * g = ggml_new_graph_custom(ctx, t->max_nodes, false);
-        for (auto & q : t->params) {
-            ggml_tensor * grad = q.grad;
-            if (p.grad_scale != 1.0f) {
-                grad = ggml_scale(ctx, grad, p.grad_scale);
-            }
-            // decay matrices only: shrinking norm weights and biases
-            // towards 0 is not regularisation
-            ggml_tensor * pars_t = ggml_n_dims(q.value) >= 2 ? t->adamw_params : t->adamw_params_nodecay;
-            ggml_tensor * step   = ggml_opt_step_adamw(ctx, q.value, grad, q.m, q.v, pars_t);
-            ggml_build_forward_expand(g, step);
-            if (t->tied_output != nullptr && q.value == t->model->tok_embd) {
-                ggml_build_forward_expand(g, ggml_cpy(ctx, step, t->tied_output));
-            }
-        }
+        ggml_cgraph * g = build_adamw(*t, ctx, p.grad_scale);
         ggml_backend_sched_reset(t->sched);
         if (!ggml_backend_sched_alloc_graph(t->sched, g)) {
             throw train_error("out of memory for the optimizer step");

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -25,6 +26,19 @@ type TrainerOptions struct {
 	// MaxTokens is the most tokens one Accumulate or Evaluate call may pass
 	// (the physical batch); memory for activations grows with it.
 	MaxTokens int
+	// GraphOnly builds the trainer's graphs without allocating gradients,
+	// moments or F32 copies (their sizes are still reported): for Graph and
+	// the memory estimate on models loaded with ModelOptions.NoAlloc. Such a
+	// trainer refuses to train.
+	GraphOnly bool
+	// AsGPU builds the graphs a GPU backend would be given, on any machine:
+	// without the CPU-only rewrites, and with F32 copies of every base weight
+	// that is not F32 (CUDA's OUT_PROD takes F32 only). With GraphOnly it lets
+	// the CPU check GPU training against CheckCUDA.
+	AsGPU bool
+	// rawBackward keeps ggml's backward graph without the rewrites that
+	// make it legal for CUDA, so a test can show they are needed.
+	rawBackward bool
 }
 
 // Trainer trains the A and B matrices of one LoRA adapter while the model's
@@ -137,7 +151,8 @@ func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOpt
 	}
 	eb := newErrBuf()
 	defer eb.free()
-	cfg := C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens)}
+	cfg := C.cp_train_config{n_threads: C.int32_t(opts.Threads), max_tokens: C.int32_t(opts.MaxTokens),
+		graph_only: C.bool(opts.GraphOnly), as_gpu: C.bool(opts.AsGPU), raw_backward: C.bool(opts.rawBackward)}
 	var c *C.cp_trainer
 	if a != nil {
 		c = C.cp_train_new(mc, a.c, cfg, eb.p, errBufLen)
@@ -160,7 +175,47 @@ func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOpt
 	}
 	// The trainer holds pointers into the model: it may not be freed first.
 	m.retain(userTrainers)
+	if err := t.checkGPU(); err != nil {
+		// Not t.Close: the adapter is not attached yet (its caller holds
+		// its lock and attaches it on success).
+		C.cp_train_free(t.c)
+		t.c = nil
+		m.release(userTrainers)
+		return nil, err
+	}
 	return t, nil
+}
+
+// GPU is the name of the GPU backend the trainer computes on ("" when it
+// runs on the CPU only).
+func (t *Trainer) GPU() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return ""
+	}
+	return C.GoString(C.cp_train_gpu(t.c))
+}
+
+// checkGPU refuses, before the first step, training graphs that the CUDA
+// backend would abort on or compute wrongly (CheckCUDA): an error now
+// instead of a crashed process later. Graphs are checked at the largest
+// batch the trainer takes.
+func (t *Trainer) checkGPU() error {
+	gpu := t.GPU()
+	if !strings.HasPrefix(gpu, "CUDA") {
+		return nil
+	}
+	for _, kind := range []GraphKind{GraphStep, GraphAdamW, GraphGradNorm} {
+		g, err := t.Graph(kind, t.max, 1)
+		if err != nil {
+			return err
+		}
+		if r := CheckCUDA(g); !r.OK() {
+			return fmt.Errorf("%w: the training graph would fail on %s: %s", ErrTrain, gpu, r.Summary())
+		}
+	}
+	return nil
 }
 
 // Close frees the trainer's buffers. The adapter keeps its trained values.
@@ -212,6 +267,56 @@ func (t *Trainer) UpcastBytes() int64 {
 		return 0
 	}
 	return int64(C.cp_train_upcast_bytes(t.c))
+}
+
+// MemoryPlan is what a training step needs in memory, in bytes, by kind.
+type MemoryPlan struct {
+	Weights int64 // the model's weights as loaded
+	Upcast  int64 // persistent F32 copies of base weights (types the device cannot convert per step)
+	Adapter int64 // the LoRA adapter's values (0 for full training: they are the weights)
+	State   int64 // gradients and AdamW moments of every trainable value
+	Compute int64 // one step's compute buffers: activations, their gradients, per-step F32 copies
+}
+
+// Total is the sum of the parts.
+func (p MemoryPlan) Total() int64 { return p.Weights + p.Upcast + p.Adapter + p.State + p.Compute }
+
+// PlanMemory sizes one step of tokens tokens in seqs sequences without
+// computing or allocating it: with GraphOnly (and AsGPU) on a model loaded
+// with ModelOptions.NoAlloc, it tells what a machine needs before it is
+// tried.
+func (t *Trainer) PlanMemory(tokens, seqs int) (MemoryPlan, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.c == nil {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %w", ErrClosed)
+	}
+	if tokens < 1 || tokens > t.max || seqs < 1 || seqs > tokens {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %d tokens in %d sequences; this trainer takes 1 to %d tokens", tokens, seqs, t.max)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	var compute C.int64_t
+	if C.cp_train_plan_compute(t.c, C.int32_t(tokens), C.int32_t(seqs), &compute, eb.p, errBufLen) != 0 {
+		return MemoryPlan{}, fmt.Errorf("%w: plan memory: %s", ErrTrain, eb)
+	}
+	p := MemoryPlan{
+		Upcast:  int64(C.cp_train_upcast_bytes(t.c)),
+		State:   int64(C.cp_train_state_bytes(t.c)),
+		Compute: int64(compute),
+	}
+	if err := t.model.use(func(mc *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		p.Weights = int64(C.llama_model_size(mc))
+		return nil
+	}); err != nil {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %w", err)
+	}
+	if t.adapter != nil {
+		for _, tt := range t.tensors {
+			p.Adapter += int64(tt.Elements()) * 4
+		}
+	}
+	return p, nil
 }
 
 // StateBytes is the memory taken by gradients and AdamW moments.

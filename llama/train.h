@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "llama.h"
+#include "graphinfo.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,6 +21,18 @@ typedef struct cp_trainer cp_trainer;
 typedef struct cp_train_config {
     int32_t n_threads;  // CPU threads for the CPU backend
     int32_t max_tokens; // most tokens one cp_train_batch call may pass
+    // graph_only builds graphs without allocating training state or F32
+    // copies (sizes are still counted): for checking and sizing the graphs of
+    // models loaded with no_alloc. Such a trainer refuses to train.
+    bool    graph_only;
+    // as_gpu builds the graphs a GPU backend would be given (no CPU-only
+    // rewrites; base weights the GPU's OUT_PROD refuses are copied to F32),
+    // so the CPU can check them against the GPU kernels' rules.
+    bool    as_gpu;
+    // raw_backward leaves the backward graph as ggml builds it, without the
+    // rewrites that make it legal for CUDA (contiguous_acc_sources): only for
+    // tests that show those rewrites are needed.
+    bool    raw_backward;
 } cp_train_config;
 
 // cp_train_result is what one cp_train_batch call measured.
@@ -59,6 +72,8 @@ void cp_train_free(cp_trainer *t);
 int32_t     cp_train_n_tensors(const cp_trainer *t);
 const char *cp_train_tensor_name(const cp_trainer *t, int32_t i);
 int64_t     cp_train_tensor_ne(const cp_trainer *t, int32_t i, int32_t dim);
+// the name of the first GPU backend the trainer computes on ("" = CPU only)
+const char *cp_train_gpu(const cp_trainer *t);
 // bytes of F32 copies made of base weights whose type the backward pass
 // cannot use directly
 int64_t     cp_train_upcast_bytes(const cp_trainer *t);
@@ -79,6 +94,24 @@ int32_t cp_train_tensor_set(cp_trainer *t, int32_t i, int32_t kind, const float 
 int32_t cp_train_batch(cp_trainer *t, const llama_token *tokens, const llama_pos *pos, const llama_seq_id *seq,
                        const llama_token *labels, int32_t n, bool backward, float weight,
                        cp_train_result *res, char *err, size_t err_len);
+// Graphs cp_train_graph can describe.
+enum cp_train_graph_kind {
+    CP_GRAPH_STEP      = 0, // forward, loss and backward pass of one batch
+    CP_GRAPH_ADAMW     = 1, // the optimizer step
+    CP_GRAPH_GRAD_NORM = 2, // the gradient norm (clipping)
+};
+
+// cp_train_graph builds (without computing) the graph of the given kind for
+// a batch of n_seqs sequences of n_tokens tokens in total, and copies up to
+// cap of its tensors to out; *n_out is how many it has in all.
+int32_t cp_train_graph(cp_trainer *t, int32_t kind, int32_t n_tokens, int32_t n_seqs, struct cp_graph_tensor *out, int32_t cap,
+                       int32_t *n_out, char *err, size_t err_len);
+
+// cp_train_plan_compute sets *bytes to the compute buffers (activations,
+// their gradients, in-graph F32 copies) one step of n_seqs sequences and
+// n_tokens tokens needs, on all backends together, without allocating them.
+int32_t cp_train_plan_compute(cp_trainer *t, int32_t n_tokens, int32_t n_seqs, int64_t *bytes, char *err, size_t err_len);
+
 int32_t cp_train_zero_grad(cp_trainer *t, char *err, size_t err_len);
 int32_t cp_train_grad_norm(cp_trainer *t, double *norm, char *err, size_t err_len);
 int32_t cp_train_adamw(cp_trainer *t, cp_adamw p, char *err, size_t err_len);

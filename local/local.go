@@ -41,15 +41,18 @@ type Options struct {
 
 // Key reads the model's header (and hashes the adapter) and returns the
 // model's part of a job's settings key: the file name, which tells
-// quantizations apart, and the fingerprint that finetune records in
-// adapters, which tells models apart whatever their file names. A bad model
+// quantizations apart, and the content fingerprint (finetune.Base.
+// ContentFingerprint), which tells models apart whatever their file names.
+// It samples every tensor and names its method, so a file of rows keyed by
+// an older fingerprint is never compared with it as if the model had
+// changed (see dataset.SettingsMismatchError). A bad model
 // or adapter file is an error here, before anything loads.
 func (o Options) Key() (pipeline.ModelKey, error) {
 	base, err := finetune.InspectBase(o.Path)
 	if err != nil {
 		return pipeline.ModelKey{}, err
 	}
-	k := pipeline.ModelKey{Name: base.FileName(), Fingerprint: base.Fingerprint, AdapterKeyed: o.AdapterKeyed}
+	k := pipeline.ModelKey{Name: base.FileName(), Fingerprint: base.ContentFingerprint, AdapterKeyed: o.AdapterKeyed}
 	if o.AdapterKeyed && o.LoRA != "" {
 		sum, err := dataset.ContentHash(o.LoRA)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -111,12 +112,28 @@ func TemplateFromFlag(v string) (*Template, error) {
 // endings are normalised to "\n" and trailing whitespace at the end of the file
 // is dropped, so that editors do not change the template's Hash.
 func LoadTemplate(path string) (*Template, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("planner: extraction template: %w", err)
 	}
+	defer f.Close()
+	// A device (/dev/zero) or a pipe that never ends would be read without
+	// bound; a template is a page of text.
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("planner: extraction template %s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTemplateBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("planner: extraction template: %w", err)
+	}
+	if len(b) > maxTemplateBytes {
+		return nil, fmt.Errorf("planner: extraction template %s is over %d KiB; a template is a prompt, not a corpus", path, maxTemplateBytes>>10)
+	}
 	return ParseTemplate(path, string(b))
 }
+
+// maxTemplateBytes bounds a template file.
+const maxTemplateBytes = 1 << 20
 
 // ParseTemplate validates a template text. source names it in errors (a
 // file path, or any label). Both {{prompt}} and {{response}} must occur.

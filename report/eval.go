@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -393,10 +392,8 @@ func BuildReport(dir, bench string) (Report, error) {
 	return rep, nil
 }
 
+// writeFile writes one report file whole, through the one writer of every
+// output (a device there is refused; a file another run writes is left).
 func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return dataset.WriteFile(path, data)
 }

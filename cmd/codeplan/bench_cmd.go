@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -70,11 +69,11 @@ Example:
 			}
 			info, _ := l.Model.Info()
 			if !c.Bool("json") {
-				fmt.Printf("model %s (%s), threads %d, %s\n\n", l.Path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
-				fmt.Printf("|%6s |%6s |%6s |%8s |%10s |%12s |%10s |%12s |\n", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s")
-				fmt.Println("|-------|-------|-------|---------|-----------|-------------|-----------|-------------|")
+				fmt.Fprintf(stdout, "model %s (%s), threads %d, %s\n\n", l.Path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
+				fmt.Fprintf(stdout, "|%6s |%6s |%6s |%8s |%10s |%12s |%10s |%12s |\n", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s")
+				fmt.Fprintln(stdout, "|-------|-------|-------|---------|-----------|-------------|-----------|-------------|")
 			}
-			enc := json.NewEncoder(os.Stdout)
+			enc := json.NewEncoder(stdout)
 			for _, p := range ps {
 				r, err := engine.MeasureBatched(l.Ctx, p, pp, tg)
 				if err != nil {
@@ -85,7 +84,7 @@ Example:
 						"tg_seconds": r.GenTime.Seconds(), "tg_tok_s": r.GenTokensPerSecond()})
 					continue
 				}
-				fmt.Printf("|%6d |%6d |%6d |%8d |%10.3f |%12.1f |%10.3f |%12.1f |\n", pp, tg, p, p*(pp+tg),
+				fmt.Fprintf(stdout, "|%6d |%6d |%6d |%8d |%10.3f |%12.1f |%10.3f |%12.1f |\n", pp, tg, p, p*(pp+tg),
 					r.PromptTime.Seconds(), r.PromptTokensPerSecond(), r.GenTime.Seconds(), r.GenTokensPerSecond())
 			}
 			return nil

@@ -176,11 +176,16 @@ func chatInteractive(c *cli.Context, set chatSettings, b *engineBackend, out, er
 	// has the terminal in raw mode and reports Ctrl-C itself.
 	var mu sync.Mutex
 	var cancelTurn context.CancelFunc
+	handleSignals()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
-		for range sigs {
+		for sig := range sigs {
+			if sig == syscall.SIGTERM {
+				rl.Close() // gives the terminal back
+				os.Exit(exitInterrupted)
+			}
 			mu.Lock()
 			if cancelTurn != nil {
 				cancelTurn()
@@ -242,6 +247,7 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 	if err != nil {
 		return err
 	}
+	handleSignals()
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sc := bufio.NewScanner(in)
@@ -268,7 +274,7 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 		}
 		quit, err := sess.Handle(ctx, line)
 		if ctx.Err() != nil {
-			return cli.Exit(fmt.Sprintf("chat: interrupted at stdin line %d", n), 130)
+			return cli.Exit(fmt.Sprintf("chat: interrupted at stdin line %d", n), exitInterrupted)
 		}
 		if err != nil {
 			failed++
@@ -305,6 +311,9 @@ type engineBackend = local.ChatBackend
 
 // isTerminal reports whether r or w is a terminal.
 func isTerminal(f any) bool {
+	if cw, ok := f.(*checkedWriter); ok {
+		f = cw.w
+	}
 	file, ok := f.(*os.File)
 	return ok && term.IsTerminal(int(file.Fd()))
 }

@@ -252,10 +252,13 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	if mcScoring == evaluate.ScoringLoglik {
-		printChoiceAccuracy(os.Stdout, out)
+		printChoiceAccuracy(stdout, out)
 	}
 	if st.Failed > 0 && !st.Interrupted {
 		return fmt.Errorf("%d items failed (see the warnings above); rerun the same command to retry them", st.Failed)
+	}
+	if st.Interrupted {
+		return interrupted("eval")
 	}
 	return nil
 }
@@ -301,7 +304,7 @@ func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
 	rep, err := report.BuildReport(out, benchName)
 	if err != nil {
 		if st != nil && st.Written == 0 && st.Interrupted {
-			printEvalStats(os.Stdout, *st, out)
+			printEvalStats(stdout, *st, out)
 			return nil // stopped before the first row: nothing to report yet
 		}
 		if os.IsNotExist(err) {
@@ -309,7 +312,7 @@ func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
 		}
 		return err
 	}
-	w := os.Stdout
+	w := stdout
 	fmt.Fprintln(w)
 	if err := rep.WriteMarkdown(w, ""); err != nil {
 		return err

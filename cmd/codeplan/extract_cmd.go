@@ -78,6 +78,7 @@ func readOptions(c *cli.Context) dataset.ReadOptions {
 // (stop taking new work, finish what is running) and a hard one cancelled by
 // the second (drop running work; the next run redoes it).
 func interruptContexts() (soft, hard context.Context, stop func()) {
+	handleSignals()
 	soft, cancelSoft := context.WithCancel(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
@@ -186,6 +187,12 @@ func runExtract(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The summary is written at the end: refuse a device there now.
+	if p := c.String("summary"); p != "" {
+		if err := dataset.CheckTarget(p); err != nil {
+			return fmt.Errorf("--summary: %w", err)
+		}
+	}
 	var be extractBackend
 	switch c.String("backend") {
 	case "llama":
@@ -240,7 +247,7 @@ func runExtract(c *cli.Context) error {
 			sum.Predicted = &p
 		}
 	}
-	printExtractSummary(os.Stdout, sum, cfg)
+	printExtractSummary(stdout, sum, cfg)
 	if p := c.String("summary"); p != "" {
 		if werr := writeJSON(p, sum); werr != nil && err == nil {
 			err = werr
@@ -248,6 +255,9 @@ func runExtract(c *cli.Context) error {
 	}
 	if err == nil && sum.Failed > 0 {
 		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", sum.Failed)
+	}
+	if err == nil && sum.Interrupted {
+		err = interrupted("extract")
 	}
 	return err
 }
@@ -389,7 +399,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	return dataset.WriteFile(path, append(data, '\n'))
 }
 
 func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {

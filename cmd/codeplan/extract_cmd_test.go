@@ -87,15 +87,18 @@ func TestExtractResumesAfterKill(t *testing.T) {
 }
 
 // TestExtractInterruptFinishesCleanly sends SIGINT (Ctrl-C) once 4 rows are
-// done: the process finishes the rows in flight, exits 0 with fewer rows
-// than the corpus, and a rerun completes the rest.
+// done: the process finishes the rows in flight, exits with the interrupted
+// status (130, never 0) with fewer rows than the corpus, and a rerun
+// completes the rest.
 func TestExtractInterruptFinishesCleanly(t *testing.T) {
 	dir := t.TempDir()
 	const n = 48
 	in := writeCorpus(t, dir, n)
 	out := filepath.Join(dir, "plans.jsonl")
-	if err := extractSignalled(t, in, out, 4, "INT"); err != nil {
-		t.Fatalf("after Ctrl-C: %v", err)
+	err := extractSignalled(t, in, out, 4, "INT")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("after Ctrl-C: %v, want exit status %d", err, exitInterrupted)
 	}
 	first := len(readIDs(t, out, rejectsPath(out)))
 	if first < 4 || first >= n {

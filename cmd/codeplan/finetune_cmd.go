@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,6 +103,7 @@ Examples:
 			&cli.BoolFlag{Name: "gpu", Usage: "offload all layers to the GPU backend (needs make cuda, or Metal)"},
 			&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
 			&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the memory one training step needs (weights, F32 copies, adapter, gradients and AdamW moments, activations at --batch) and stop; reads only the model's shapes, so it is quick at any size; with --gpu/--ngl, as the GPU would need it"},
 		},
 		Action: runFinetune,
 	}
@@ -219,6 +221,23 @@ func runFinetune(c *cli.Context) error {
 	if err := finetune.Preflight(cfg, base); err != nil {
 		return usageError{finetuneMessage(err, cfg)}
 	}
+	if c.Bool("dry-run") {
+		return printMemoryPlan(c, cfg, base)
+	}
+	// The run's outputs (adapter or model, its checkpoint, log and plot,
+	// the merged model) are held under the output lock of --out and
+	// --merge until the run ends: a second finetune onto the same --out
+	// would overwrite the first one's checkpoint.
+	for _, o := range []struct{ flag, path string }{{"out", cfg.Out}, {"merge", cfg.Merge}} {
+		if o.path == "" {
+			continue
+		}
+		lock, err := lockOutputFlag(o.flag, o.path)
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
+	}
 	ngl := c.Int("ngl")
 	if c.Bool("gpu") {
 		ngl = -1
@@ -244,6 +263,7 @@ func runFinetune(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	handleSignals()
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
@@ -260,7 +280,7 @@ func runFinetune(c *cli.Context) error {
 			// Checkpoints are written atomically, so quitting now leaves
 			// the last one intact.
 			log.Warn().Msg("quitting without saving; --resume continues from the last checkpoint, if any")
-			os.Exit(exitRuntime)
+			os.Exit(exitInterrupted)
 		}
 	}()
 	res, err := finetune.Run(ctx, m, cfg)
@@ -328,9 +348,18 @@ func finetuneMessage(err error, cfg finetune.Config) error {
 	case errors.Is(err, finetune.ErrDiverged):
 		return fmt.Errorf("%w; lower --lr", err)
 	case errors.Is(err, finetune.ErrInterrupted):
-		return fmt.Errorf("%w (rerun with --resume)", err)
+		return interruptedFinetune{err}
 	}
 	return err
+}
+
+// interruptedFinetune is a finetune stopped by a signal: exit
+// exitInterrupted, with --resume as the way on.
+type interruptedFinetune struct{ err error }
+
+func (e interruptedFinetune) Error() string { return e.err.Error() + " (rerun with --resume)" }
+func (e interruptedFinetune) Unwrap() []error {
+	return []error{e.err, interruptedError{"finetune"}}
 }
 
 // isFinetuneUsage reports whether a finetune.Run error is the input's
@@ -350,3 +379,36 @@ type reworded struct {
 
 func (r reworded) Error() string { return r.text }
 func (r reworded) Unwrap() error { return r.err }
+
+// printMemoryPlan is finetune --dry-run: the memory plan of one step, on
+// stdout.
+func printMemoryPlan(c *cli.Context, cfg finetune.Config, base *finetune.Base) error {
+	gpu := c.Bool("gpu") || c.Int("ngl") != 0
+	plan, err := finetune.PlanMemory(cfg, base, gpu)
+	if err != nil {
+		return err
+	}
+	where := "on the CPU"
+	if gpu {
+		where = "on a CUDA GPU (F32 operands for its OUT_PROD: per-step conversions, or copies for types it cannot convert)"
+	}
+	what := fmt.Sprintf("LoRA rank %d on %s", cfg.Rank, strings.Join(cfg.Targets, ","))
+	if cfg.Full {
+		what = "full training"
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "memory for one training step of %s: %s, --batch %d, %s\n", base.FileName(), what, cfg.Batch, where)
+	for _, row := range []struct {
+		name string
+		n    int64
+	}{
+		{"weights", plan.Weights}, {"F32 copies of base weights", plan.Upcast}, {"adapter", plan.Adapter},
+		{"gradients and AdamW moments", plan.State}, {"compute buffers (activations, gradients)", plan.Compute},
+		{"total", plan.Total()},
+	} {
+		if _, err := fmt.Fprintf(w, "  %-42s %10.2f GiB\n", row.name, float64(row.n)/(1<<30)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

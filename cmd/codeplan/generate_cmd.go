@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -153,11 +152,14 @@ func runGenerate(c *cli.Context) error {
 	if err == nil && st.Failed > 0 {
 		err = fmt.Errorf("%d rows failed (see the warnings above); rerun the same command to retry them", st.Failed)
 	}
+	if err == nil && st.Interrupted {
+		err = interrupted("generate")
+	}
 	return err
 }
 
 func printPipelineSummary(name string, st pipeline.Stats, output string) {
-	w := os.Stdout
+	w := stdout
 	fmt.Fprintf(w, "\n%s summary (%s)\n", name, st.Elapsed.Round(time.Millisecond))
 	if st.Interrupted {
 		fmt.Fprintf(w, "  INTERRUPTED: rerun the same command to resume\n")

@@ -88,7 +88,7 @@ func TestHostileInputs(t *testing.T) {
 		{"lora-scale NaN", gen("--lora-scale", "NaN"), "", nil, 2, []string{"--lora-scale"}},
 		{"lora-scale huge", gen("--lora-scale", "1e30"), "", nil, 2, []string{"--lora-scale"}},
 		{"max-grad-norm NaN", []string{"finetune", "tiny", "--data", rows, "--out", "a.gguf", "--max-grad-norm", "NaN"}, "", nil, 2, []string{"--max-grad-norm"}},
-		{"parallel 0", gen("--parallel", "0"), "", nil, 2, []string{"--parallel", "at least 1"}},
+		{"parallel 0", gen("--parallel", "0"), "", nil, 2, []string{"--parallel", ">= 1"}},
 		{"ctx -1", gen("--ctx", "-1"), "", nil, 2, []string{"--ctx"}},
 		{"threads -3", gen("--threads", "-3"), "", nil, 2, []string{"--threads", "-3"}},
 		{"batch 0", gen("--batch", "0"), "", nil, 2, []string{"--batch"}},
@@ -104,7 +104,7 @@ func TestHostileInputs(t *testing.T) {
 		{"public host without key", []string{"serve", "tiny", "--host", "0.0.0.0"}, "", nil, 2, []string{"--host 0.0.0.0", "--insecure-no-auth"}},
 		// With --insecure-no-auth the auth check passes; the bad port
 		// stops the server before it listens.
-		{"public host insecure", []string{"serve", "tiny", "--host", "0.0.0.0", "--insecure-no-auth", "--port", "70000"}, "", nil, 2, []string{"--port 70000"}},
+		{"public host insecure", []string{"serve", "tiny", "--host", "0.0.0.0", "--insecure-no-auth", "--port", "70000"}, "", nil, 2, []string{"--port", "0..65535", "70000"}},
 		// Item 1: long runs of one character in every command that
 		// tokenizes; each row gets its error and the rest run.
 		{"extract long runs", []string{"extract", "tiny", "--input", rows, "--output", "e.jsonl", "--threads", "1"}, "", nil, 0, []string{"prompt_too_long             2"}},

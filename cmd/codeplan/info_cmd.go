@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -55,7 +54,7 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
+				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
 				if !c.Bool("all") {
 					info.Metadata = nil
@@ -91,7 +90,7 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 				{"chat template", tmpl},
 			}
 			for _, r := range rows {
-				fmt.Printf("%-15s %s\n", r[0]+":", r[1])
+				fmt.Fprintf(stdout, "%-15s %s\n", r[0]+":", r[1])
 			}
 			if c.Bool("all") {
 				keys := make([]string, 0, len(info.Metadata))
@@ -99,17 +98,17 @@ rank, alpha, target matrices, and the training mode, format, steps and loss.
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
-				fmt.Println("metadata:")
+				fmt.Fprintln(stdout, "metadata:")
 				for _, k := range keys {
 					v := info.Metadata[k]
 					if len(v) > 120 {
 						v = v[:117] + "..."
 					}
-					fmt.Printf("  %-45s %s\n", k, strings.ReplaceAll(v, "\n", `\n`))
+					fmt.Fprintf(stdout, "  %-45s %s\n", k, strings.ReplaceAll(v, "\n", `\n`))
 				}
 			}
 			if c.Bool("system") {
-				fmt.Printf("%-15s %s\n", "system:", llama.SystemInfo())
+				fmt.Fprintf(stdout, "%-15s %s\n", "system:", llama.SystemInfo())
 			}
 			return nil
 		},
@@ -124,9 +123,9 @@ func printSystem(c *cli.Context) error {
 	if c.Bool("gpu") || c.IsSet("backend-dir") {
 		gpuErr = loadGPUBackends(c.String("backend-dir"))
 	}
-	fmt.Printf("%-15s %s\n", "system:", llama.SystemInfo())
+	fmt.Fprintf(stdout, "%-15s %s\n", "system:", llama.SystemInfo())
 	for _, d := range llama.Devices() {
-		fmt.Printf("%-15s %s (%s, %s): %s free of %s\n", "device:", d.Name, d.Kind, d.Description, humanBytes(d.FreeBytes), humanBytes(d.TotalBytes))
+		fmt.Fprintf(stdout, "%-15s %s (%s, %s): %s free of %s\n", "device:", d.Name, d.Kind, d.Description, humanBytes(d.FreeBytes), humanBytes(d.TotalBytes))
 	}
 	if c.Bool("gpu") {
 		return gpuErr
@@ -154,7 +153,7 @@ func printAdapterInfo(path string, asJSON bool) error {
 		return usageError{err}
 	}
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			Path string `json:"path"`
@@ -185,7 +184,7 @@ func printAdapterInfo(path string, asJSON bool) error {
 		{"loss", fmt.Sprintf("train %.4f, eval %.4f", a.TrainLoss, a.EvalLoss)},
 	}
 	for _, r := range rows {
-		fmt.Printf("%-17s %s\n", r[0]+":", r[1])
+		fmt.Fprintf(stdout, "%-17s %s\n", r[0]+":", r[1])
 	}
 	return nil
 }

@@ -211,10 +211,9 @@ type k8sJobSpec struct {
 // k8sVarRef is Kubernetes' $(VAR) reference in command and args.
 var k8sVarRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 
-// TestK8sJobShards expands the Job's args for each completion index as
-// Kubernetes does and runs them (on the tiny model, with the volumes mapped
-// to a temporary folder): the pods' shards cover the corpus exactly once.
-func TestK8sJobShards(t *testing.T) {
+// k8sJobContainer reads the Job's one container from scripts/k8s-extract-job.yaml.
+func k8sJobContainer(t *testing.T) (k8sJobSpec, []string) {
+	t.Helper()
 	data, err := os.ReadFile(k8sJob)
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +225,51 @@ func TestK8sJobShards(t *testing.T) {
 	if job.Kind != "Job" || job.Spec.CompletionMode != "Indexed" || job.Spec.Completions < 2 || len(job.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("not an Indexed Job with one container: %+v", job)
 	}
+	return job, job.Spec.Template.Spec.Containers[0].Args
+}
+
+// k8sPodArgs expands the Job's args for completion index idx as
+// Kubernetes does, with the volumes and the model mapped onto this machine
+// (dir, the corpus in, the tiny model), and returns them with their
+// --flag=value pairs.
+func k8sPodArgs(t *testing.T, jobArgs []string, idx int, dir, in string) ([]string, map[string]string) {
+	t.Helper()
+	var args []string
+	for _, a := range jobArgs {
+		a = k8sVarRef.ReplaceAllStringFunc(a, func(ref string) string {
+			if ref == "$(JOB_COMPLETION_INDEX)" {
+				return fmt.Sprint(idx)
+			}
+			t.Errorf("args refer to %s, which the Job does not set", ref)
+			return ref
+		})
+		switch {
+		case strings.HasSuffix(a, ".gguf"):
+			a = "tiny"
+		case a == "--gpu":
+			continue
+		case strings.HasPrefix(a, "--parallel="):
+			a = "--parallel=2"
+		case strings.HasPrefix(a, "--input="):
+			a = "--input=" + in
+		}
+		args = append(args, strings.ReplaceAll(a, "=/data/", "="+dir+"/"))
+	}
+	flags := map[string]string{}
+	for _, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			flags[k] = v
+		}
+	}
+	os.MkdirAll(filepath.Dir(flags["--output"]), 0o755)
+	return append(args, "--threads", "1", "--max-plan-tokens", "8", "--ctx", "4096"), flags
+}
+
+// TestK8sJobShards expands the Job's args for each completion index as
+// Kubernetes does and runs them (on the tiny model, with the volumes mapped
+// to a temporary folder): the pods' shards cover the corpus exactly once.
+func TestK8sJobShards(t *testing.T) {
+	job, jobArgs := k8sJobContainer(t)
 	c := job.Spec.Template.Spec.Containers[0]
 	if len(c.Command) != 1 || c.Command[0] != imageBinary {
 		t.Errorf("command %v: the image's entry is %s (and it has no shell)", c.Command, imageBinary)
@@ -240,34 +284,7 @@ func TestK8sJobShards(t *testing.T) {
 	seen := map[string]bool{}
 	var plans, rejects []string
 	for idx := 0; idx < n; idx++ {
-		var args []string
-		for _, a := range c.Args {
-			a = k8sVarRef.ReplaceAllStringFunc(a, func(ref string) string {
-				if ref == "$(JOB_COMPLETION_INDEX)" {
-					return fmt.Sprint(idx)
-				}
-				t.Errorf("args refer to %s, which the Job does not set", ref)
-				return ref
-			})
-			// The volumes and the model, mapped onto this machine.
-			switch {
-			case strings.HasSuffix(a, ".gguf"):
-				a = "tiny"
-			case a == "--gpu":
-				continue
-			case strings.HasPrefix(a, "--parallel="):
-				a = "--parallel=2"
-			case strings.HasPrefix(a, "--input="):
-				a = "--input=" + in
-			}
-			args = append(args, strings.ReplaceAll(a, "=/data/", "="+dir+"/"))
-		}
-		flags := map[string]string{}
-		for _, a := range args {
-			if k, v, ok := strings.Cut(a, "="); ok {
-				flags[k] = v
-			}
-		}
+		args, flags := k8sPodArgs(t, jobArgs, idx, dir, in)
 		shard, err := dataset.ParseShard(flags["--shard"])
 		if err != nil || shard.K != idx+1 || shard.N != n {
 			t.Fatalf("index %d: --shard %q gives %v, %v; want %d/%d", idx, flags["--shard"], shard, err, idx+1, n)
@@ -278,15 +295,144 @@ func TestK8sJobShards(t *testing.T) {
 			}
 			seen[flags[f]] = true
 		}
-		os.MkdirAll(filepath.Dir(flags["--output"]), 0o755)
-		args = append(append([]string{"codeplan", "-q"}, args...), "--threads", "1", "--max-plan-tokens", "8", "--ctx", "4096")
-		if code := run(args); code != 0 {
+		if code := run(append([]string{"codeplan", "-q"}, args...)); code != 0 {
 			t.Fatalf("index %d: %v: exit %d", idx, args, code)
 		}
 		plans, rejects = append(plans, flags["--output"]), append(rejects, flags["--rejects"])
 	}
 	merged, mergedRej := mergeShards(t, dir, plans, rejects)
 	checkIDsOnce(t, rows, merged, mergedRej)
+}
+
+// sigtermAfterRows starts cmd, sends it SIGTERM (as Slurm does at a time
+// limit or preemption, and Kubernetes when it evicts a pod) once files hold
+// at least rows lines, and returns its exit status.
+func sigtermAfterRows(t *testing.T, cmd *exec.Cmd, rows int, files ...string) int {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		n := 0
+		for _, f := range files {
+			n += countLines(f)
+		}
+		if n >= rows {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("too few rows within 2 minutes; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if err == nil || code == 0 {
+		t.Logf("stderr:\n%s", stderr.String())
+	}
+	for _, crash := range []string{"goroutine ", "SIGSEGV", "panic:"} {
+		if strings.Contains(stderr.String(), crash) {
+			t.Errorf("crash trace %q in stderr:\n%s", crash, stderr.String())
+		}
+	}
+	if code == exitInterrupted && !strings.Contains(stderr.String(), "interrupted: rerun the same command to resume") {
+		t.Errorf("exit %d without the rerun message:\n%s", code, stderr.String())
+	}
+	return code
+}
+
+// TestSlurmRequeueAfterSIGTERM: a Slurm task stopped by SIGTERM (time
+// limit, preemption) exits with the interrupted status, never 0, so Slurm
+// does not record the shard as done; the requeued task resumes it, and
+// every row ends up in the outputs exactly once.
+func TestSlurmRequeueAfterSIGTERM(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	const n = 80
+	in := writeCorpus(t, dir, n)
+	out := filepath.Join(dir, "plans")
+	plans, rejects := filepath.Join(out, "plans-1-of-1.jsonl"), filepath.Join(out, "rejects-1-of-1.jsonl")
+	task := slurmTask(t, in, out, 1, 1, 1, os.Args[0])
+	task.Env = append(task.Env, "EXTRACT_FLAGS=--parallel 1 --threads 1 --max-plan-tokens 16 --ctx 4096")
+	if code := sigtermAfterRows(t, task, 3, plans, rejects); code != exitInterrupted {
+		t.Fatalf("SIGTERM'd task exited %d, want %d (interrupted)", code, exitInterrupted)
+	}
+	done := countLines(plans) + countLines(rejects)
+	if done >= n {
+		t.Fatalf("the task finished all %d rows before SIGTERM; the test did not interrupt it", n)
+	}
+	requeue := slurmTask(t, in, out, 1, 1, 1, os.Args[0])
+	if msg, err := requeue.CombinedOutput(); err != nil {
+		t.Fatalf("requeued task: %v\n%s", err, msg)
+	}
+	var sum struct{ Resumed int }
+	data, _ := os.ReadFile(filepath.Join(out, "summary-1-of-1.json"))
+	json.Unmarshal(data, &sum)
+	if sum.Resumed != done {
+		t.Errorf("the requeued task resumed %d rows, want the %d done before SIGTERM: %s", sum.Resumed, done, data)
+	}
+	checkIDsOnce(t, n, plans, rejects)
+}
+
+// TestK8sJobRestartAfterSIGTERM: a pod of the Indexed Job stopped by
+// SIGTERM exits with the interrupted status, which restartPolicy OnFailure
+// restarts (exit 0 would complete the index with its shard unfinished);
+// the restarted pod resumes, and the shard's rows are all there once.
+func TestK8sJobRestartAfterSIGTERM(t *testing.T) {
+	_, jobArgs := k8sJobContainer(t)
+	data, _ := os.ReadFile(k8sJob)
+	if !strings.Contains(string(data), "restartPolicy: OnFailure") {
+		t.Fatalf("%s: the pods must be restarted on failure, so that an interrupted one resumes", k8sJob)
+	}
+	dir := t.TempDir()
+	const n = 160
+	in := writeCorpus(t, dir, n)
+	args, flags := k8sPodArgs(t, jobArgs, 0, dir, in)
+	for i, a := range args {
+		if strings.HasPrefix(a, "--parallel=") {
+			args[i] = "--parallel=1"
+		}
+	}
+	shard, err := dataset.ParseShard(flags["--shard"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for i := 0; i < n; i++ {
+		if shard.Keep(fmt.Sprintf("r%03d", i)) {
+			want++
+		}
+	}
+	if want < 8 {
+		t.Fatalf("shard %v holds only %d of %d rows", shard, want, n)
+	}
+	pod := exec.Command(os.Args[0], args...)
+	pod.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1")
+	if code := sigtermAfterRows(t, pod, 3, flags["--output"], flags["--rejects"]); code != exitInterrupted {
+		t.Fatalf("SIGTERM'd pod exited %d, want %d (interrupted)", code, exitInterrupted)
+	}
+	if code := run(append([]string{"codeplan", "-q"}, args...)); code != 0 {
+		t.Fatalf("restarted pod: exit %d", code)
+	}
+	ids := readIDs(t, flags["--output"], flags["--rejects"])
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("id %s twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != want {
+		t.Errorf("%d rows of shard %v after the restart, want %d", len(seen), shard, want)
+	}
 }
 
 // TestK8sJobKubectlDryRun has kubectl read the Job as `kubectl create

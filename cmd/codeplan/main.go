@@ -6,8 +6,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -30,7 +35,83 @@ var logReady bool
 const (
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitInterrupted is the one status of every command stopped by SIGINT
+	// or SIGTERM before it finished: "rerun the same command to resume".
+	// It is what a shell reports for a process killed by SIGINT, so it
+	// reads the same whether codeplan caught the signal or not, and it is
+	// never 0, so that a script, Slurm or a Kubernetes Job does not count
+	// the run as done.
+	exitInterrupted = 130
 )
+
+// interruptedError is returned by a command that stopped early because of
+// SIGINT or SIGTERM; main exits with exitInterrupted.
+type interruptedError struct{ what string }
+
+func (e interruptedError) Error() string {
+	return e.what + " interrupted: rerun the same command to resume"
+}
+
+// interrupted is the error of a command stopped by a signal.
+func interrupted(what string) error { return interruptedError{what} }
+
+// signalsHandled is set by commands that handle SIGINT and SIGTERM
+// themselves (they stop cleanly and return interrupted); for every other
+// command, the first signal exits at once with exitInterrupted.
+var signalsHandled atomic.Bool
+
+// handleSignals claims SIGINT and SIGTERM for the running command.
+func handleSignals() { signalsHandled.Store(true) }
+
+// exitOnSignal makes an unclaimed SIGINT or SIGTERM end the process with
+// exitInterrupted (a SIGTERM would otherwise kill it with status 143). What
+// such commands leave behind is safe: outputs are renamed into place only
+// when complete, locks are flocks, and stale temporaries are removed by the
+// next run.
+func exitOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for sig := range ch {
+			if signalsHandled.Load() {
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "codeplan: %v: stopped before finishing; rerun the same command\n", sig)
+			os.Exit(exitInterrupted)
+		}
+	}()
+}
+
+// checkedWriter is standard output with its first write error kept, so
+// that a command whose results could not be written (a full disk, stdout
+// redirected to /dev/full) fails instead of reporting success.
+type checkedWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Err returns the first write error.
+func (c *checkedWriter) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// stdout is where every command writes its results.
+var stdout = &checkedWriter{w: os.Stdout}
 
 // usageError marks errors caused by bad flags or bad input (exit code 2).
 type usageError struct{ err error }
@@ -79,6 +160,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			})
 			return nil
 		},
+		Writer: stdout,
 		Commands: []*cli.Command{
 			modelCommand(),
 			infoCommand(),
@@ -104,10 +186,34 @@ func main() {
 	os.Exit(run(os.Args))
 }
 
+var setupOnce sync.Once
+
+// setupProcess installs the process-wide handlers once.
+func setupProcess() {
+	setupOnce.Do(func() {
+		exitOnSignal()
+		dataset.StaleNotice = func(path string, pid int, size int64) {
+			if pid == 0 {
+				log.Warn().Str("file", path).Int64("bytes", size).Msg("removed a temporary file left by a killed run of an older codeplan (untouched for over an hour)")
+				return
+			}
+			log.Warn().Str("file", path).Int("pid", pid).Int64("bytes", size).Msg("removed a temporary file left by a run that was killed (its pid is no longer running)")
+		}
+	})
+}
+
 // run executes the CLI and maps errors to exit codes.
 func run(args []string) int {
+	setupProcess()
+	signalsHandled.Store(false)
 	app := newApp()
+	stdout.mu.Lock()
+	stdout.err = nil
+	stdout.mu.Unlock()
 	err := app.Run(interspersed(app, args))
+	if err == nil && stdout.Err() != nil {
+		err = fmt.Errorf("cannot write the results to standard output: %w", stdout.Err())
+	}
 	if err == nil {
 		return 0
 	}
@@ -115,7 +221,10 @@ func run(args []string) int {
 	var ue usageError
 	var re *dataset.RowError
 	var ec cli.ExitCoder
+	var ie interruptedError
 	switch {
+	case errors.As(err, &ie):
+		code = exitInterrupted
 	case errors.As(err, &ue), errors.As(err, &re):
 		code = exitUsage
 	case errors.Is(err, dataset.ErrBadInput), errors.Is(err, dataset.ErrBadOutput):
@@ -126,12 +235,25 @@ func run(args []string) int {
 	case isFlagError(err):
 		code = exitUsage
 	}
-	if logReady {
+	if code == exitInterrupted && logReady {
+		log.Warn().Msg(err.Error())
+	} else if logReady {
 		log.Error().Msg(err.Error())
 	} else {
 		fmt.Fprintln(os.Stderr, "codeplan:", err)
 	}
 	return code
+}
+
+// lockOutputFlag takes the output lock of the file a --flag names (see
+// dataset.LockOutput): a device, FIFO or folder there is refused (exit 2),
+// and so is a file that another codeplan run is writing (exit 1).
+func lockOutputFlag(flag, path string) (*dataset.Lock, error) {
+	l, err := dataset.LockOutput(path)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return l, nil
 }
 
 // isFlagError recognises urfave/cli's parse errors (unknown flag, bad value).

@@ -65,11 +65,11 @@ Examples:
 			log.Info().Int("inputs", st.Inputs).Int64("rows", st.Rows).Int64("duplicates", st.Duplicates).
 				Int64("rejects", st.Rejects).Int64("torn_rows", st.TornLines).Msg("merged")
 			if c.String("output") != "-" {
-				fmt.Printf("merged %d rows from %d files into %s (%d duplicates dropped", st.Rows, st.Inputs, c.String("output"), st.Duplicates)
+				fmt.Fprintf(stdout, "merged %d rows from %d files into %s (%d duplicates dropped", st.Rows, st.Inputs, c.String("output"), st.Duplicates)
 				if st.TornLines+st.BadLines > 0 {
-					fmt.Printf("; skipped %d torn rows and %d bad lines", st.TornLines, st.BadLines)
+					fmt.Fprintf(stdout, "; skipped %d torn rows and %d bad lines", st.TornLines, st.BadLines)
 				}
-				fmt.Println(")")
+				fmt.Fprintln(stdout, ")")
 			}
 			return nil
 		},

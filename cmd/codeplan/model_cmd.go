@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -39,11 +38,11 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 				var path string
 				var err error
 				if out := c.String("out"); out != "" {
-					if dir := filepath.Dir(out); dir != "" {
-						if err := os.MkdirAll(dir, 0o755); err != nil {
-							return err
-						}
+					lock, lerr := lockOutputFlag("out", out)
+					if lerr != nil {
+						return fmt.Errorf("model tiny: %w", lerr)
 					}
+					defer lock.Unlock()
 					path, err = out, tiny.Write(out, cfg)
 				} else {
 					path, err = tiny.Path(cfg)
@@ -52,14 +51,14 @@ without downloading a real model. Pass "tiny" wherever a MODEL is expected.`,
 					return err
 				}
 				if c.Bool("print-path") {
-					fmt.Println(path)
+					fmt.Fprintln(stdout, path)
 					return nil
 				}
 				st, err := os.Stat(path)
 				if err != nil {
 					return err
 				}
-				fmt.Printf("%s\n", path)
+				fmt.Fprintf(stdout, "%s\n", path)
 				log.Info().Int64("bytes", st.Size()).Int("layers", cfg.Layers).Int("embedding", cfg.Embedding).
 					Int("context", cfg.ContextLength).Msg("tiny model ready")
 				return nil
@@ -118,18 +117,13 @@ func runModelInit(c *cli.Context) error {
 		cfg.KVHeads = cfg.Heads
 	}
 	opts := tiny.InitOptions{Tied: c.Bool("tied")}
-	if st, err := os.Stat(out); err == nil {
-		if st.IsDir() {
-			return usagef("model init: --out %s is a directory", out)
-		}
-		if !c.Bool("force") {
-			return usagef("model init: %s exists; pass --force to overwrite it", out)
-		}
+	lock, err := lockOutputFlag("out", out)
+	if err != nil {
+		return fmt.Errorf("model init: %w", err)
 	}
-	if dir := filepath.Dir(out); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	defer lock.Unlock()
+	if _, err := os.Stat(out); err == nil && !c.Bool("force") {
+		return usagef("model init: %s exists; pass --force to overwrite it", out)
 	}
 	if err := tiny.WriteInit(out, cfg, opts); err != nil {
 		if msg, ok := strings.CutPrefix(err.Error(), "tiny: config "); ok {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +39,7 @@ Example:
 			&cli.StringFlag{Name: "out", Required: true, Usage: "write the model to `PATH`"},
 			&cli.StringFlag{Name: "tokenizer", Usage: "Hugging Face tokenizer `DIR` (tokenizer.json, tokenizer_config.json; or DIR/models/)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random weights"},
+			&cli.BoolFlag{Name: "zero", Usage: "all-zero matrices, left as holes in the file: a model of the real size in milliseconds and no disk space, for shape-only work (finetune --dry-run, graph checks); it computes nothing useful"},
 		},
 		Action: func(c *cli.Context) error {
 			shape, err := randmodel.Lookup(c.String("shape"))
@@ -50,7 +50,7 @@ Example:
 			if err != nil {
 				return usageError{err}
 			}
-			opts := randmodel.Options{Type: typ, Seed: c.Uint64("seed")}
+			opts := randmodel.Options{Type: typ, Seed: c.Uint64("seed"), Zero: c.Bool("zero")}
 			if dir := c.String("tokenizer"); dir != "" {
 				v, err := hfvocab.Load(dir)
 				if err != nil {
@@ -59,11 +59,11 @@ Example:
 				opts.Vocab = v
 			}
 			out := c.String("out")
-			if dir := filepath.Dir(out); dir != "" {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return err
-				}
+			lock, err := lockOutputFlag("out", out)
+			if err != nil {
+				return fmt.Errorf("model random: %w", err)
 			}
+			defer lock.Unlock()
 			start := time.Now()
 			if err := randmodel.Write(out, shape, opts); err != nil {
 				return err
@@ -72,7 +72,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			fmt.Println(out)
+			fmt.Fprintln(stdout, out)
 			log.Info().Str("shape", shape.Name).Str("type", typ.String()).Int64("bytes", st.Size()).
 				Dur("took", time.Since(start).Round(time.Millisecond)).Msg("random model written")
 			return nil

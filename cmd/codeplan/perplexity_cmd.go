@@ -162,12 +162,17 @@ func perplexityAction(c *cli.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	summaryOut := io.Writer(os.Stdout)
+	// The summary goes to stdout (checked for write errors) beside an
+	// output file, else to stderr after the rows.
+	summaryOut := io.Writer(stdout)
 	if output == dataset.Stdin {
 		summaryOut = os.Stderr
 	}
 	if sum.Interrupted {
 		fmt.Fprintf(summaryOut, "INTERRUPTED: rerun the same command to score the rest\n")
+		if sum.Rows == 0 {
+			return interrupted("perplexity")
+		}
 	}
 	if sum.Rows == 0 {
 		return usagef("perplexity: %s: no row to score", input)
@@ -182,6 +187,10 @@ func perplexityAction(c *cli.Context) (err error) {
 	if sum.Resumed > 0 || sum.Skipped > 0 || sum.ShortOfChunk > 0 {
 		fmt.Fprintf(summaryOut, "rows: %d scored this run, %d already in %s, %d skipped (could not be scored), %d shorter than a chunk\n",
 			sum.Written-int64(sum.Skipped), sum.Resumed, output, sum.Skipped, sum.ShortOfChunk)
+	}
+	if sum.Interrupted {
+		// Exit 130, like every command stopped by a signal.
+		return interrupted("perplexity")
 	}
 	return nil
 }

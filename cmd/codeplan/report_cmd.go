@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/report/replication"
 )
@@ -65,6 +66,9 @@ func runReport(c *cli.Context) error {
 	}
 	s := replication.Summarize(rows)
 	out := c.String("out")
+	if st, err := os.Stat(out); err == nil && !st.IsDir() {
+		return usagef("report: --out %s is not a folder", out)
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -72,7 +76,7 @@ func runReport(c *cli.Context) error {
 	if err := s.WriteMarkdown(&md); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "report.md"), []byte(md.String()), 0o644); err != nil {
+	if err := dataset.WriteFile(filepath.Join(out, "report.md"), []byte(md.String())); err != nil {
 		return err
 	}
 	if err := s.SaveChart(filepath.Join(out, "accuracy_by_k.png"), c.String("title")); err != nil {
@@ -82,7 +86,7 @@ func runReport(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "summary.json"), append(js, '\n'), 0o644); err != nil {
+	if err := dataset.WriteFile(filepath.Join(out, "summary.json"), append(js, '\n')); err != nil {
 		return err
 	}
 	fmt.Fprint(c.App.Writer, md.String())

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -128,8 +130,12 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return usagef("--host/--port: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	// The first SIGINT or SIGTERM drains: no new requests, those running
+	// get --grace to finish. A second one stops at once.
+	handleSignals()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info().Str("url", "http://"+ln.Addr().String()+"/v1").Str("model", id).Str("mode", string(mode)).
@@ -139,22 +145,37 @@ func serve(c *cli.Context) error {
 	select {
 	case err := <-served:
 		return err
-	case <-ctx.Done():
+	case <-sigs:
+	case <-c.Context.Done():
 	}
-	stop() // a second signal kills the process the usual way
 	grace := c.Duration("grace")
-	log.Info().Float64("grace_s", grace.Seconds()).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down")
+	log.Info().Float64("grace_s", grace.Seconds()).Int("in_flight", srv.Load().Busy+srv.Load().Queued).Msg("shutting down (a second Ctrl-C stops at once)")
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	var again atomic.Bool
+	go func() {
+		select {
+		case <-sigs:
+			again.Store(true)
+			log.Warn().Msg("second signal: stopping now, cancelling the requests still running")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, context.Canceled):
+		case errors.Is(err, context.DeadlineExceeded):
 			log.Warn().Float64("grace_s", grace.Seconds()).Msg("grace period over: cancelled the requests still running")
-		} else {
+		default:
 			return err
 		}
 	}
 	if err := <-served; err != nil {
 		return err
+	}
+	if again.Load() {
+		return interrupted("serve (requests cut short by a second signal)")
 	}
 	log.Info().Msg("stopped")
 	return nil

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/synth"
 )
 
@@ -97,29 +97,14 @@ func runSynth(c *cli.Context) error {
 	}
 	out := c.String("out")
 	if out == "-" {
-		return writeSynthRows(os.Stdout, rows)
+		return writeSynthRows(stdout, rows)
 	}
 	// Written beside the target and renamed, so an interrupted run never
-	// leaves a half file that a resumable script would take as finished.
-	if dir := filepath.Dir(out); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynthRows(tmp, rows); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return err
+	// leaves a half file that a resumable script would take as finished;
+	// a device or FIFO as --out is refused (exit 2), and a file another
+	// run is writing is left alone.
+	if err := dataset.WriteOutput(out, func(w io.Writer) error { return writeSynthRows(w, rows) }); err != nil {
+		return fmt.Errorf("synth: --out: %w", err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "synth: wrote %d rows (%d kinds x %d step counts x %d, seed %d, %d prompts excluded) to %s\n",
 		len(rows), len(kinds), len(steps), c.Int("n"), c.Int64("seed"), len(exclude), out)

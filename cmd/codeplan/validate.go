@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +17,9 @@ import (
 // (--parallel 0) or a failure on every row. guardCommands installs it as
 // every command's Before hook: one place, whatever the command.
 func checkFlags(c *cli.Context) error {
+	if err := checkRanges(c); err != nil {
+		return err
+	}
 	has := func(name string) bool { return hasFlag(c, name) }
 	positive := []string{"parallel", "batch", "threads"}
 	for _, name := range positive {
@@ -154,6 +158,172 @@ func guardCommands(cmds []*cli.Command) {
 			}
 			return checkFlags(c)
 		}
+		// urfave/cli does not run a subcommand's Before (model init,
+		// model random): check its flags as its action starts.
+		for _, sub := range cmd.Subcommands {
+			if act := sub.Action; act != nil {
+				sub.Action = func(c *cli.Context) error {
+					if err := checkFlags(c); err != nil {
+						return err
+					}
+					return act(c)
+				}
+			}
+		}
 		guardCommands(cmd.Subcommands)
 	}
+}
+
+// flagRange is the accepted range of a numeric flag, inclusive; minOpen
+// makes the lower bound exclusive (a learning rate of 0 trains nothing).
+// any marks flags whose whole type is valid (seeds) or that another check
+// owns (sampling: llama.SamplerOptions.Validate; --lora-scale:
+// llama.CheckAdapterScale; --parallel's upper bound: llama.MaxSequences).
+type flagRange struct {
+	min, max         float64
+	minOpen, maxOpen bool
+	any              bool
+	note             string // what the special values mean, for the message
+}
+
+var noMax = math.Inf(1)
+
+// flagRanges holds the range of every numeric flag of every command, by
+// name, or by "COMMAND --name" where a command gives the name another
+// meaning. checkRanges enforces it before anything is loaded, and
+// TestNumericFlagRanges checks that every numeric flag has an entry and
+// that a value just outside is refused naming the flag.
+var flagRanges = map[string]flagRange{
+	"parallel": {min: 1, max: noMax}, "batch": {min: 1, max: noMax}, "threads": {min: 1, max: noMax},
+	"ctx": {min: 0, max: noMax, note: "0 = automatic"}, "ngl": {min: -1, max: noMax, note: "-1 = every layer"},
+	"poll":            {min: -1, max: 100, note: "-1 = ggml's default"},
+	"max-plan-tokens": {min: 1, max: noMax}, "max-tokens": {min: 1, max: noMax},
+	"limit":       {min: 0, max: noMax, note: "0 = no limit"},
+	"concurrency": {min: 1, max: noMax}, "retries": {min: 0, max: noMax},
+	"max-connection-failures": {min: 0, max: noMax, note: "0 = never give up"},
+	"min-gain":                {min: math.Inf(-1), max: noMax},
+	"seed":                    {any: true},
+	"temperature":             {any: true}, "top-p": {any: true}, "top-k": {any: true}, "min-p": {any: true}, "repeat-penalty": {any: true},
+	"lora-scale": {any: true},
+	// i21 owns the meaning of extract's word limits.
+	"min-words": {any: true}, "max-words": {any: true},
+	"fewshot": {min: 0, max: noMax}, "chunk": {min: 0, max: noMax, note: "0 = whole texts"},
+	"n":    {min: 1, max: noMax},
+	"port": {min: 0, max: 65535, note: "0 = any free port"}, "queue": {min: 0, max: noMax},
+	"timeout": {min: 0, max: noMax}, "grace": {min: 0, max: noMax}, "body-timeout": {min: 0, max: noMax},
+	"pp": {min: 1, max: noMax}, "tg": {min: 1, max: noMax},
+	// finetune
+	"lora-rank": {min: 1, max: 4096}, "lora-alpha": {min: 0, minOpen: true, max: noMax},
+	"epochs": {min: 1, max: noMax}, "lr": {min: 0, minOpen: true, max: 1}, "warmup": {min: 0, max: noMax},
+	"grad-accum": {min: 1, max: noMax}, "val-split": {min: 0, max: 1, maxOpen: true},
+	"weight-decay": {min: 0, max: 1}, "max-grad-norm": {min: 0, max: noMax, note: "0 = no clipping"},
+	"checkpoint-every": {min: 0, max: noMax, note: "0 = only when interrupted"},
+	"eval-every":       {min: 0, max: noMax, note: "0 = about ten times per run"},
+	"finetune --ctx":   {min: 8, max: noMax},
+	// model init
+	"model init --layers": {min: 1, max: noMax}, "model init --embd": {min: 1, max: noMax},
+	"model init --heads": {min: 1, max: noMax}, "model init --kv-heads": {min: 1, max: noMax},
+	"model init --ff": {min: 1, max: noMax}, "model init --ctx": {min: 1, max: noMax},
+}
+
+// rangeOf returns the range of flag name in command c.
+func rangeOf(command, name string) (flagRange, bool) {
+	if r, ok := flagRanges[command+" --"+name]; ok {
+		return r, true
+	}
+	r, ok := flagRanges[name]
+	return r, ok
+}
+
+// isNumericFlag reports whether f takes a number (or a duration).
+func isNumericFlag(f cli.Flag) bool {
+	switch f.(type) {
+	case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag, *cli.Float64Flag, *cli.DurationFlag:
+		return true
+	}
+	return false
+}
+
+// numericValue returns the value of a numeric flag, or false for other
+// flags.
+func numericValue(c *cli.Context, f cli.Flag) (float64, bool) {
+	name := f.Names()[0]
+	switch f.(type) {
+	case *cli.IntFlag:
+		return float64(c.Int(name)), true
+	case *cli.Int64Flag:
+		return float64(c.Int64(name)), true
+	case *cli.UintFlag:
+		return float64(c.Uint(name)), true
+	case *cli.Uint64Flag:
+		return float64(c.Uint64(name)), true
+	case *cli.Float64Flag:
+		return c.Float64(name), true
+	case *cli.DurationFlag:
+		return c.Duration(name).Seconds(), true
+	}
+	return 0, false
+}
+
+// checkRanges refuses a numeric flag given outside its range (flagRanges).
+func checkRanges(c *cli.Context) error {
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		v, ok := numericValue(c, f)
+		if !ok || !c.IsSet(name) {
+			continue
+		}
+		r, ok := rangeOf(commandPath(c), name)
+		if !ok || r.any {
+			continue
+		}
+		below := v < r.min || (r.minOpen && v == r.min)
+		above := v > r.max || (r.maxOpen && v == r.max)
+		if below || above || math.IsNaN(v) || math.IsInf(v, 0) {
+			return usagef("--%s must be %s, got %v", name, r.describe(), c.Value(name))
+		}
+	}
+	return nil
+}
+
+// commandPath is the command's name below the app ("model init").
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command == nil || x.Command.Name == "" || x.Command.Name == c.App.Name || (len(names) > 0 && names[0] == x.Command.Name) {
+			continue
+		}
+		names = append([]string{x.Command.Name}, names...)
+	}
+	return strings.Join(names, " ")
+}
+
+// describe says the range in words.
+func (r flagRange) describe() string {
+	num := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	var s string
+	switch {
+	case math.IsInf(r.min, -1):
+		s = "a finite number"
+	case math.IsInf(r.max, 1) && r.minOpen:
+		s = "> " + num(r.min)
+	case math.IsInf(r.max, 1):
+		s = ">= " + num(r.min)
+	default:
+		lo, hi := "[", "]"
+		if r.minOpen {
+			lo = "("
+		}
+		if r.maxOpen {
+			hi = ")"
+		}
+		s = "in " + lo + num(r.min) + ", " + num(r.max) + hi
+	}
+	if !r.minOpen && !r.maxOpen && !math.IsInf(r.max, 1) && !math.IsInf(r.min, -1) {
+		s = "in " + num(r.min) + ".." + num(r.max)
+	}
+	if r.note != "" {
+		s += " (" + r.note + ")"
+	}
+	return s
 }

@@ -293,7 +293,19 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 	go func() {
 		defer close(jobs)
 		var seq int64
-		for row := range rows {
+		for {
+			// Not only range over rows: the feeder may be blocked reading
+			// an input that stays open (a pipe); when feeding stops, the
+			// rows in flight finish without waiting for it.
+			var row dataset.Row
+			var ok bool
+			select {
+			case row, ok = <-rows:
+			case <-feeding.Done():
+			}
+			if !ok {
+				return
+			}
 			// A row already taken from the feeder is still dropped when
 			// feeding stops meanwhile, as feed itself would: rows not
 			// dispatched are redone by the next run.
@@ -326,11 +338,16 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			}
 		}()
 	}
-	var readErr error
-	var fedAll bool
+	type fedResult struct {
+		all bool
+		err error
+	}
+	fed := make(chan fedResult, 1)
+	var feedMu sync.Mutex // guards the feeder's counters in st
 	go func() {
 		defer close(rows)
-		fedAll, readErr = feed(feeding, job, in, done, &st, rows)
+		all, err := feed(feeding, job, in, done, &st, &feedMu, rows)
+		fed <- fedResult{all, err}
 	}()
 	go func() {
 		wg.Wait()
@@ -405,6 +422,19 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			<-window
 		}
 	}
+	var f fedResult
+	select {
+	case f = <-fed:
+	default:
+		if feeding.Err() == nil {
+			f = <-fed // the rows ended: the feeder is returning
+		}
+		// Else feeding stopped while the feeder waits on its input: what
+		// it has not read is not done, and the next run reads it.
+	}
+	readErr, fedAll := f.err, f.all
+	feedMu.Lock()
+	defer feedMu.Unlock()
 	st.Skipped = in.Skipped().Total
 	st.Elapsed = time.Since(start)
 	st.Interrupted = hard.Err() != nil || (soft.Err() != nil && !fedAll)
@@ -429,7 +459,7 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 
 // feed sends the rows still to do, in input order, until the input ends,
 // the limit is reached or soft is cancelled; all says it got to the end.
-func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, rows chan<- dataset.Row) (all bool, err error) {
+func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, mu *sync.Mutex, rows chan<- dataset.Row) (all bool, err error) {
 	seen := map[string]bool{}
 	var sent int64
 	for soft.Err() == nil {
@@ -444,15 +474,20 @@ func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool
 			}
 			return false, err
 		}
+		mu.Lock()
+		skip := true
 		switch {
 		case !job.Shard.Keep(row.ID):
 			st.OtherShards++
-			continue
 		case done[row.ID]:
 			st.Resumed++
-			continue
 		case seen[row.ID]:
 			st.Duplicates++
+		default:
+			skip = false
+		}
+		mu.Unlock()
+		if skip {
 			continue
 		}
 		seen[row.ID] = true

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -546,5 +547,55 @@ func TestQuantizeRoundTrip(t *testing.T) {
 	defer f.Close()
 	if _, err := f.TensorF32("k"); err == nil || !strings.Contains(err.Error(), "Q4_K") {
 		t.Errorf("TensorF32 of Q4_K should fail naming the type, got %v", err)
+	}
+}
+
+// TestZeroTensors: zero tensors written to a file are holes (no disk
+// blocks), the file has its full length even when a hole ends it, and the
+// bytes read back are the same as a buffer write of explicit zeros.
+func TestZeroTensors(t *testing.T) {
+	build := func() *Writer {
+		w := NewWriter()
+		w.SetString("general.architecture", "test")
+		if err := w.AddF32("small", []uint64{3}, []float32{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"big", "last"} {
+			if err := w.AddZeroTensor(name, TensorF32, []uint64{1 << 20}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return w
+	}
+	var buf bytes.Buffer
+	if _, err := build().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "z.gguf")
+	if err := build().WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(disk, buf.Bytes()) {
+		t.Fatalf("file (%d bytes) differs from the buffer write (%d bytes)", len(disk), buf.Len())
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > int64(len(disk))/4 {
+		t.Errorf("%d bytes on disk for a %d-byte file of holes", used, len(disk))
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := f.TensorF32("last")
+	if err != nil || len(v) != 1<<20 || v[len(v)-1] != 0 {
+		t.Errorf("last tensor: %d values, %v", len(v), err)
 	}
 }

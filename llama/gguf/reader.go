@@ -618,6 +618,30 @@ func (f *File) TensorData(name string) ([]byte, error) {
 	return buf, nil
 }
 
+// TensorBytes reads n bytes of the named tensor's data from byte off of it
+// (fewer where the data ends first).
+func (f *File) TensorBytes(name string, off, n uint64) ([]byte, error) {
+	t, ok := f.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("gguf: %s: no tensor %q", f.name(), name)
+	}
+	if f.r == nil {
+		return nil, fmt.Errorf("gguf: %s: file is closed", f.name())
+	}
+	if off >= t.Size {
+		return nil, nil
+	}
+	n = min(n, t.Size-off)
+	buf := make([]byte, n)
+	if _, err := f.r.ReadAt(buf, int64(t.FileOffset+off)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("gguf: %s: %w: tensor %q data", f.name(), ErrTruncated, name)
+		}
+		return nil, fmt.Errorf("gguf: %s: tensor %q: %w", f.name(), name, err)
+	}
+	return buf, nil
+}
+
 // TensorF32 reads the named tensor as float32 values in ggml order; it
 // decodes F32, F16, BF16, Q8_0 and Q4_0 tensors.
 func (f *File) TensorF32(name string) ([]float32, error) {

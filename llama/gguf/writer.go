@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // Writer collects metadata and tensors in memory and encodes them as one
@@ -33,6 +34,8 @@ type writerTensor struct {
 	// file is written (AddTensorFunc), so huge models never sit in memory.
 	size uint64
 	fill func(io.Writer) error
+	// zero: the tensor's bytes are all zero (AddZeroTensor)
+	zero bool
 }
 
 // NewWriter returns an empty Writer.
@@ -153,6 +156,21 @@ func (w *Writer) AddTensorFunc(name string, typ TensorType, shape []uint64, fill
 	return nil
 }
 
+// AddZeroTensor appends a tensor whose bytes are all zero. When the file is
+// written to an *os.File (WriteFile) they are left as a hole, so the file
+// takes no disk space or time for them: a model of any size can be written
+// in milliseconds for checks that read only its shapes (graph checks with
+// llama.cpp's no_alloc).
+func (w *Writer) AddZeroTensor(name string, typ TensorType, shape []uint64) error {
+	size, err := w.checkTensor(name, typ, shape)
+	if err != nil {
+		return err
+	}
+	w.tIndex[name] = len(w.tensors)
+	w.tensors = append(w.tensors, writerTensor{name: name, typ: typ, shape: append([]uint64(nil), shape...), size: size, zero: true})
+	return nil
+}
+
 // checkTensor validates a new tensor's name and shape and returns its size
 // in bytes.
 func (w *Writer) checkTensor(name string, typ TensorType, shape []uint64) (uint64, error) {
@@ -248,16 +266,27 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 	}
 
 	e.pad(align)
+	holes := false
 	for _, t := range w.tensors {
-		if t.fill != nil {
+		switch {
+		case t.zero:
+			holes = e.skip(out, t.size) || holes
+		case t.fill != nil:
 			e.stream(t)
-		} else {
+		default:
 			e.bytes(t.data)
 		}
 		e.pad(align)
 	}
 	if e.err == nil {
 		e.err = cw.w.(*bufio.Writer).Flush()
+	}
+	if e.err == nil && holes {
+		// a hole at the very end is not part of the file until it is
+		// extended to its full length
+		if tr, ok := out.(interface{ Truncate(int64) error }); ok {
+			e.err = tr.Truncate(cw.n)
+		}
 	}
 	if e.err != nil {
 		return cw.n, fmt.Errorf("gguf: write: %w", e.err)
@@ -278,7 +307,9 @@ func (w *Writer) WriteFile(path string) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	// The pid in the name lets the next run of a writer tell a temporary
+	// left by a killed process from one being written.
+	tmp, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return fmt.Errorf("gguf: %s: %w", path, err)
 	}
@@ -339,6 +370,34 @@ func (e *encoder) bytes(p []byte) {
 	if e.err == nil {
 		_, e.err = e.w.Write(p)
 	}
+}
+
+// skip writes size zero bytes: as a hole (a seek past them) when out can
+// seek and truncate, which it reports, else as written zeros.
+func (e *encoder) skip(out io.Writer, size uint64) bool {
+	if e.err != nil {
+		return false
+	}
+	type seekTruncater interface {
+		io.Seeker
+		Truncate(int64) error
+	}
+	if s, ok := out.(seekTruncater); ok {
+		if e.err = e.w.w.(*bufio.Writer).Flush(); e.err != nil {
+			return false
+		}
+		if _, e.err = s.Seek(int64(size), io.SeekCurrent); e.err != nil {
+			return false
+		}
+		e.w.n += int64(size)
+		return true
+	}
+	for size > 0 && e.err == nil {
+		k := min(size, uint64(len(zeros)))
+		e.bytes(zeros[:k])
+		size -= k
+	}
+	return false
 }
 
 // stream writes a tensor produced by its fill function and checks that it

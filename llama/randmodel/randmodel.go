@@ -73,6 +73,11 @@ type Options struct {
 	// with unused tokens to Shape.Vocab.
 	Vocab *hfvocab.Vocab
 	Seed  uint64
+	// Zero leaves every matrix zero, written as holes in the file: an 8B
+	// model in milliseconds and no disk space, for checks that need only
+	// the shapes (graphs built with llama.ModelOptions.NoAlloc). Such a
+	// model computes nothing useful.
+	Zero bool
 }
 
 var fileTypes = map[gguf.TensorType]uint32{gguf.TensorF16: 1, gguf.TensorQ4_0: 2, gguf.TensorQ8_0: 7}
@@ -216,6 +221,12 @@ func Write(path string, s Shape, opts Options) error {
 				ones[i] = 1
 			}
 			if err := w.AddF32(t.name, t.shape, ones); err != nil {
+				return err
+			}
+			continue
+		}
+		if opts.Zero {
+			if err := w.AddZeroTensor(t.name, opts.Type, t.shape); err != nil {
 				return err
 			}
 			continue

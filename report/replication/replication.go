@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -21,6 +20,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/report"
@@ -317,13 +317,10 @@ func (s Summary) SaveChart(path, title string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	// Through the one writer of every output: refuses a device or FIFO
+	// there, and leaves a file another run is writing alone.
+	return dataset.WriteOutput(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
 		return err
-	}
-	if _, err := wt.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	})
 }
