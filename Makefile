@@ -27,7 +27,7 @@ LDFLAGS     := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(C
 CUDA_ARCHS  ?= native
 LIBDIR      := lib/codeplan
 
-.PHONY: all build test bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle fuzz
+.PHONY: all build test test-invariants bench demo mini headers cuda cuda-lib metal image clean vet fmt gpu-bundle fuzz
 
 all: build
 
@@ -47,6 +47,11 @@ build: headers
 test: headers
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+# Test builds with finalizers that fail the run when a llama Context,
+# Sampler or Batch is garbage-collected without Close (llama/leak_invariants.go).
+test-invariants: headers
+	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/ ./local/
 
 # The fuzz targets that build without cgo instrumentation of llama.cpp,
 # each for FUZZTIME (CI runs this after the tests). The cgo ones

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -69,7 +68,8 @@ type Backend interface {
 	// plan and answer.
 	ContextTokens() int
 	// PromptTokens counts the tokens of the prompt that Generate would feed
-	// for user after history, exactly as the model will see it.
+	// for user after history, exactly as the model will see it; a text too
+	// long to tokenize at all gives an error wrapping ErrTooLong.
 	PromptTokens(p planner.Prompter, history []planner.Message, user string) (int, error)
 	// Generate answers user after history, passing text to stream as it is
 	// generated (stream is called from one goroutine at a time and never
@@ -289,8 +289,8 @@ func (s *Session) fit(user string) (int, error) {
 	gen := s.settings.generation(s.prompter.Mode)
 	for first := s.first; ; first++ {
 		n, err := s.backend.PromptTokens(s.prompter, s.historyFrom(first), user)
-		if errors.Is(err, llama.ErrTextTooLong) {
-			return 0, fmt.Errorf("%w: %w (shorten it)", ErrTooLong, err)
+		if errors.Is(err, ErrTooLong) {
+			return 0, fmt.Errorf("%w (shorten it)", err)
 		}
 		if err != nil {
 			return 0, err

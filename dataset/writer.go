@@ -55,6 +55,11 @@ type AppendOptions struct {
 	// SettingsField) and required of every row already in the file: a
 	// resumed run must be the same run (see Settings).
 	Settings Settings
+	// Redo, when set, sees every complete row already in the file; a row
+	// for which it returns true is not returned as done, so the run
+	// processes it again (extract redoes rows rejected for a context that
+	// has since been raised).
+	Redo func(row []byte) bool
 }
 
 // OpenAppend is OpenAppendWith without settings.
@@ -124,7 +129,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	if opts.Settings != nil {
 		stamp = opts.Settings.encode()
 	}
-	done, keep, size, err := scanResults(f, path, opts.Settings, stamp)
+	done, keep, size, err := scanResults(f, path, opts.Settings, stamp, opts.Redo)
 	if err != nil {
 		return fail(err)
 	}
@@ -157,7 +162,7 @@ func newWriter(f *os.File, name string) *Writer {
 // scanResults collects the ids of the complete rows in f and returns the
 // offset up to which the file is intact, along with its size. With settings,
 // every row must carry them (stamp is their encoding).
-func scanResults(f *os.File, name string, settings Settings, stamp []byte) (done map[string]bool, keep, size int64, err error) {
+func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo func([]byte) bool) (done map[string]bool, keep, size int64, err error) {
 	done = make(map[string]bool)
 	lr := newLineReader(f, name)
 	var (
@@ -201,7 +206,9 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte) (done
 					return nil, 0, 0, err
 				}
 			}
-			done[id] = true
+			if redo == nil || !redo(trimmed) {
+				done[id] = true
+			}
 			rows++
 		}
 		off += int64(len(line))

@@ -169,6 +169,16 @@ type Stats struct {
 	Busy            time.Duration // time spent in decode steps
 }
 
+// Generator runs one request to completion: the one generation interface
+// of the jobs (generate, eval) and of chat's backend. *Engine implements
+// it, and tests substitute a scripted one.
+type Generator interface {
+	Generate(ctx context.Context, req Request) (Result, error)
+}
+
+// The engine is the Generator of local runs.
+var _ Generator = (*Engine)(nil)
+
 // Engine runs requests on one llama.Context.
 type Engine struct {
 	lctx    *llama.Context

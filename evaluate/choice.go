@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
@@ -39,7 +39,7 @@ const ChoiceHint = "Answer with the text of the correct option only."
 
 // ChoiceMessage is the user turn of a multiple-choice item scored by
 // log-likelihood: its question (options included) and ChoiceHint.
-func ChoiceMessage(it bench.Item) string {
+func ChoiceMessage(it benchdata.Item) string {
 	return strings.TrimSpace(it.Question) + "\n\n" + ChoiceHint
 }
 
@@ -56,7 +56,7 @@ type ChoiceScores struct {
 
 // scoresChoices reports whether an item of this run is scored by
 // log-likelihood instead of generation.
-func (cfg *Config) scoresChoices(it bench.Item) bool {
+func (cfg *Config) scoresChoices(it benchdata.Item) bool {
 	return cfg.Choices != nil && it.Kind == answer.Choice && len(it.Choices) > 1
 }
 
@@ -64,7 +64,7 @@ func (cfg *Config) scoresChoices(it bench.Item) bool {
 // options. In a plan mode the model first writes its plan (one generation
 // phase, as in generation scoring); the options are then scored after the
 // plan in the trained layout, where the answer would begin.
-func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, row Row) pipeline.Outcome {
+func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t task, row Row) pipeline.Outcome {
 	it := t.item
 	row.Scoring = ScoringLoglik
 	p := cfg.Prompter
@@ -73,7 +73,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 	var history []planner.Message
 	if cfg.FewShotN > 0 {
 		// The worked examples are earlier turns, as in generation scoring.
-		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, Hint(it.Kind))
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, planner.Hint(it.Kind))
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}
@@ -130,7 +130,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen Generator, t task, ro
 
 // pickChoice fills the row from the options' scores: acc's pick (summed
 // log-likelihood) as Extracted and Correct, acc_norm's (per byte) in Choice.
-func (cfg *Config) pickChoice(it bench.Item, res []loglik.Result, row *Row) {
+func (cfg *Config) pickChoice(it benchdata.Item, res []loglik.Result, row *Row) {
 	sc := ChoiceScores{LogLiks: make([]float64, len(res))}
 	best, bestNorm := 0, 0
 	norm := func(i int) float64 { return res[i].Sum() / float64(max(1, len(it.Choices[i]))) }

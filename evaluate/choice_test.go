@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/loglik"
@@ -38,7 +38,7 @@ func (f *fixedScorer) Choices(ctx string, conts []string) ([]loglik.Result, erro
 // highest per byte; a plan mode scores the options after its plan; items
 // that are not multiple choice are still generated.
 func TestLoglikChoiceScoring(t *testing.T) {
-	items := []bench.Item{
+	items := []benchdata.Item{
 		{ID: "mc1", Question: "Which animal is bigger?\n(A) cat (B) elephants", Gold: "B", Kind: answer.Choice, Choices: []string{"cat", "elephants"}},
 		{ID: "num1", Question: "What is 2+3?", Gold: "5", Kind: answer.Number},
 	}
@@ -95,7 +95,7 @@ func TestLoglikChoiceScoring(t *testing.T) {
 // log-likelihoods are negative and the picks follow them.
 func TestLoglikChoiceTiny(t *testing.T) {
 	txt := tinyText(t)
-	items := []bench.Item{{ID: "mc", Question: "Pick one.\n(A) red (B) blue (C) a long green answer", Gold: "C",
+	items := []benchdata.Item{{ID: "mc", Question: "Pick one.\n(A) red (B) blue (C) a long green answer", Gold: "C",
 		Kind: answer.Choice, Choices: []string{"red", "blue", "a long green answer"}}}
 	cfg := testConfig(t, items)
 	cfg.Modes = []planner.Mode{planner.Direct}

@@ -9,10 +9,10 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // Example is one worked example for few-shot prompting: a question with
@@ -63,7 +63,7 @@ func LoadExamples(path string, modes []planner.Mode) ([]Example, error) {
 		ex := Example{Question: first("question", "prompt"), Response: first("response", "solution", "answer"),
 			Plan: first("plan"), NLPlan: first("nl_plan")}
 		if k, err := answer.ParseKind(first("answer_kind")); err == nil {
-			ex.Hint = Hint(k)
+			ex.Hint = planner.Hint(k)
 		}
 		if ex.Question == "" || ex.Response == "" {
 			return nil, fmt.Errorf("%s:%d: a few-shot example needs a question (\"question\" or \"prompt\") and a response (\"response\")", path, line)
@@ -95,7 +95,7 @@ func planField(m planner.Mode) string {
 // mode's own format (the assistant turns written exactly as the model is
 // asked to answer), skipping an example whose question is the item's own.
 // Each example's user turn carries the answer-format line just as the
-// item's question does (UserMessage): the example's own kind's line when
+// item's question does (planner.UserMessage): the example's own kind's line when
 // known, else the item's (hint), so the examples show the model the same
 // request it then gets.
 func fewShotHistory(examples []Example, n int, mode planner.Mode, question, hint string) ([]planner.Message, error) {
@@ -171,7 +171,7 @@ func SynthExamples(src Source, n int) ([]Example, error) {
 	// Take the items round-robin across (family, steps) cells, so that the
 	// first examples cover as many cells as there are.
 	var cells []string
-	byCell := map[string][]bench.Item{}
+	byCell := map[string][]benchdata.Item{}
 	for _, it := range loaded.Items {
 		c := Task(it) + "/" + strconv.Itoa(it.Steps)
 		if byCell[c] == nil {
@@ -190,7 +190,7 @@ func SynthExamples(src Source, n int) ([]Example, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, Example{Question: it.Question, Hint: Hint(it.Kind), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
+			out = append(out, Example{Question: it.Question, Hint: planner.Hint(it.Kind), Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response})
 		}
 	}
 	return out, nil

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -77,7 +77,7 @@ func TestFewShotSkipsTheItemItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hint := Hint(answer.Number)
+	hint := planner.Hint(answer.Number)
 	msgs, err := fewShotHistory(examples, 2, planner.Direct, "What is 2 plus 2?", hint)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestSynthExamples(t *testing.T) {
 		if !strings.Contains(ex.Plan, "def ") || ex.NLPlan == "" || !strings.Contains(ex.Response, "The answer is") {
 			t.Errorf("example %+v", ex)
 		}
-		if ex.Hint != Hint(answer.Number) {
+		if ex.Hint != planner.Hint(answer.Number) {
 			t.Errorf("example hint %q", ex.Hint)
 		}
 		for _, it := range loaded.Items {

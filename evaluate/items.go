@@ -9,12 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/benchdata"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // DefaultSteps are the step counts of a synthetic benchmark when none are
@@ -74,14 +72,14 @@ type Source struct {
 	Shuffle bool
 	// File tunes the loading of a benchmark file (field overrides, kind,
 	// SkipBad).
-	File bench.Options
+	File benchdata.Options
 }
 
 // LoadItems builds the whole item list of a benchmark, in evaluation order,
 // with the records of a file skipped under File.SkipBad. Unknown names,
 // missing files and malformed records are errors that name what is wrong.
-func LoadItems(src Source) (bench.Loaded, error) {
-	var out bench.Loaded
+func LoadItems(src Source) (benchdata.Loaded, error) {
+	var out benchdata.Loaded
 	name := strings.TrimSpace(src.Bench)
 	if name == "" {
 		return out, fmt.Errorf("no benchmark given (want a file or one of %s)", strings.Join(SynthNames(), ", "))
@@ -103,7 +101,7 @@ func LoadItems(src Source) (bench.Loaded, error) {
 			return out, fmt.Errorf("benchmark file %s: %w", name, err)
 		}
 		var err error
-		if out, err = bench.LoadDetailed(name, src.File); err != nil {
+		if out, err = benchdata.LoadDetailed(name, src.File); err != nil {
 			return out, err
 		}
 	}
@@ -119,7 +117,7 @@ func looksLikeName(s string) bool {
 	return !strings.ContainsAny(s, `/\.`)
 }
 
-func synthItems(kinds []synth.Kind, src Source) ([]bench.Item, error) {
+func synthItems(kinds []synth.Kind, src Source) ([]benchdata.Item, error) {
 	steps := src.Steps
 	if len(steps) == 0 {
 		steps = DefaultSteps
@@ -139,7 +137,7 @@ func synthItems(kinds []synth.Kind, src Source) ([]bench.Item, error) {
 	}
 	// A mix: each kind gets the step counts it supports, so that
 	// "--steps 1,10,20" still tests the kinds that go that far.
-	var items []bench.Item
+	var items []benchdata.Item
 	for _, k := range steps {
 		if !slices.ContainsFunc(kinds, func(kind synth.Kind) bool { return k >= 1 && k <= synth.MaxSteps[kind] }) {
 			return nil, fmt.Errorf("step count %d is supported by no synthetic kind (1 to %d)", k, maxSteps(kinds))
@@ -170,7 +168,7 @@ func maxSteps(kinds []synth.Kind) int {
 // shuffle orders items by sha256(seed, id): reproducible on every
 // platform and Go version, which a resumed run relies on to give each item
 // the same position.
-func shuffle(items []bench.Item, seed int64) {
+func shuffle(items []benchdata.Item, seed int64) {
 	key := make(map[string]uint64, len(items))
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], uint64(seed))
@@ -181,33 +179,6 @@ func shuffle(items []bench.Item, seed int64) {
 		key[it.ID] = binary.BigEndian.Uint64(h.Sum(nil))
 	}
 	sort.SliceStable(items, func(i, j int) bool { return key[items[i].ID] < key[items[j].ID] })
-}
-
-// ParseSteps parses a step list such as "1,2,4" or "1-5" (ranges and
-// single values may be mixed: "1-3,6,8").
-func ParseSteps(s string) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			return nil, fmt.Errorf("step list %q has an empty entry", s)
-		}
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(strings.TrimSpace(lo))
-		b := a
-		if err == nil && isRange {
-			b, err = strconv.Atoi(strings.TrimSpace(hi))
-		}
-		if err != nil || a < 1 || b < a {
-			return nil, fmt.Errorf("step list %q: bad entry %q (want positive integers like 1,2,4 or 1-5)", s, part)
-		}
-		for k := a; k <= b; k++ {
-			if !slices.Contains(out, k) {
-				out = append(out, k)
-			}
-		}
-	}
-	return out, nil
 }
 
 // DefaultOut is the report folder used when none is given: "eval-", the
@@ -235,33 +206,4 @@ func stem(path, fallback string) string {
 		base = fallback
 	}
 	return base
-}
-
-// Hint is the answer-format instruction added to every question, the same
-// in every mode so that the modes are compared on equal terms. It asks for
-// the marker answer.Final reads first, in the form the item's kind is
-// scored in.
-func Hint(kind answer.Kind) string {
-	const lead = "Finish your response with a final line of the form "
-	switch kind {
-	case answer.Number:
-		return lead + `"The answer is N", where N is a single number.`
-	case answer.Math:
-		return lead + `"The answer is $X$", where X is the final result in LaTeX.`
-	case answer.Choice:
-		return lead + `"The answer is (X)", where X is the letter of the correct option.`
-	case answer.YesNo:
-		return lead + `"The answer is yes" or "The answer is no".`
-	case answer.Short:
-		return lead + `"The answer is X", where X is a short phrase, with no explanation.`
-	case answer.ExactCase:
-		return lead + `"The answer is X", where X is exactly the answer with its upper- and lower-case letters, with no explanation.`
-	}
-	return lead + `"The answer is X", where X is exactly the answer, with no explanation.`
-}
-
-// UserMessage is the user turn for an item: its question, a blank line and
-// the answer-format Hint.
-func UserMessage(it bench.Item) string {
-	return strings.TrimSpace(it.Question) + "\n\n" + Hint(it.Kind)
 }

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
+	"github.com/codeplan-dev/codeplan/planner"
 )
 
 func TestLoadItems(t *testing.T) {
@@ -30,7 +31,7 @@ func TestLoadItems(t *testing.T) {
 		{name: "step beyond the kind", src: Source{Bench: "synth-order", Steps: []int{9}, PerCell: 1}, wantErr: "synth-order"},
 		{name: "negative n", src: Source{Bench: "synth", PerCell: -1}, wantErr: "must be positive"},
 		{name: "file", src: Source{Bench: "testdata/gsm8k_tiny.jsonl"}, wantN: 4, wantKinds: []string{"gsm8k_tiny-"}},
-		{name: "file with kind override", src: Source{Bench: "testdata/gsm8k_tiny.jsonl", File: bench.Options{Kind: answer.Exact}}, wantN: 4},
+		{name: "file with kind override", src: Source{Bench: "testdata/gsm8k_tiny.jsonl", File: benchdata.Options{Kind: answer.Exact}}, wantN: 4},
 		{name: "unknown name", src: Source{Bench: "synth-arithm"}, wantErr: "built-in benchmarks are synth,"},
 		{name: "missing file", src: Source{Bench: "testdata/nope.jsonl"}, wantErr: "testdata/nope.jsonl"},
 		{name: "empty", src: Source{}, wantErr: "no benchmark given"},
@@ -52,7 +53,7 @@ func TestLoadItems(t *testing.T) {
 				t.Fatalf("%d items, want %d", len(items), tc.wantN)
 			}
 			for _, prefix := range tc.wantKinds {
-				if !slices.ContainsFunc(items, func(it bench.Item) bool { return strings.HasPrefix(it.ID, prefix) }) {
+				if !slices.ContainsFunc(items, func(it benchdata.Item) bool { return strings.HasPrefix(it.ID, prefix) }) {
 					t.Errorf("no item id starts with %q", prefix)
 				}
 			}
@@ -82,7 +83,7 @@ func TestLoadItemsFileFields(t *testing.T) {
 
 func TestShuffleIsDeterministicPermutation(t *testing.T) {
 	src := Source{Bench: "synth", Steps: []int{1, 2}, PerCell: 3, Seed: 7}
-	load := func(src Source) []bench.Item {
+	load := func(src Source) []benchdata.Item {
 		l, err := LoadItems(src)
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +93,7 @@ func TestShuffleIsDeterministicPermutation(t *testing.T) {
 	plain := load(src)
 	src.Shuffle = true
 	a, b := load(src), load(src)
-	ids := func(items []bench.Item) []string {
+	ids := func(items []benchdata.Item) []string {
 		out := make([]string, len(items))
 		for i, it := range items {
 			out[i] = it.ID
@@ -118,36 +119,6 @@ func TestShuffleIsDeterministicPermutation(t *testing.T) {
 	}
 }
 
-func TestParseSteps(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []int
-		bad  bool
-	}{
-		{in: "1,2,4", want: []int{1, 2, 4}},
-		{in: "1-3, 6", want: []int{1, 2, 3, 6}},
-		{in: "2,2,1", want: []int{2, 1}},
-		{in: "5", want: []int{5}},
-		{in: "", bad: true},
-		{in: "1,,2", bad: true},
-		{in: "0", bad: true},
-		{in: "3-1", bad: true},
-		{in: "x", bad: true},
-	}
-	for _, tc := range tests {
-		got, err := ParseSteps(tc.in)
-		if tc.bad {
-			if err == nil {
-				t.Errorf("ParseSteps(%q) = %v, want an error", tc.in, got)
-			}
-			continue
-		}
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("ParseSteps(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-}
-
 func TestDefaultOut(t *testing.T) {
 	for in, want := range map[string]string{
 		"synth":                  "eval-synth",
@@ -169,25 +140,25 @@ func TestDefaultOut(t *testing.T) {
 // that follows it is scored right.
 func TestHintAnswersAreExtracted(t *testing.T) {
 	tests := []struct {
-		item  bench.Item
+		item  benchdata.Item
 		reply string
 	}{
-		{bench.Item{Kind: answer.Number, Gold: "42"}, "6 * 7 = 42\nThe answer is 42"},
-		{bench.Item{Kind: answer.Math, Gold: `\frac{1}{2}`}, `The answer is $\frac{1}{2}$`},
-		{bench.Item{Kind: answer.Choice, Gold: "B", Choices: []string{"cat", "dog"}}, "The answer is (B)"},
-		{bench.Item{Kind: answer.YesNo, Gold: "no"}, "Ann lies, so Ben tells the truth.\nThe answer is no"},
-		{bench.Item{Kind: answer.Short, Gold: "Paris"}, "The answer is Paris"},
-		{bench.Item{Kind: answer.Exact, Gold: "dderzip"}, "The answer is dderzip"},
+		{benchdata.Item{Kind: answer.Number, Gold: "42"}, "6 * 7 = 42\nThe answer is 42"},
+		{benchdata.Item{Kind: answer.Math, Gold: `\frac{1}{2}`}, `The answer is $\frac{1}{2}$`},
+		{benchdata.Item{Kind: answer.Choice, Gold: "B", Choices: []string{"cat", "dog"}}, "The answer is (B)"},
+		{benchdata.Item{Kind: answer.YesNo, Gold: "no"}, "Ann lies, so Ben tells the truth.\nThe answer is no"},
+		{benchdata.Item{Kind: answer.Short, Gold: "Paris"}, "The answer is Paris"},
+		{benchdata.Item{Kind: answer.Exact, Gold: "dderzip"}, "The answer is dderzip"},
 	}
 	for _, tc := range tests {
-		if !strings.Contains(Hint(tc.item.Kind), `"The answer is`) {
-			t.Errorf("hint for %s does not ask for the marker: %q", tc.item.Kind, Hint(tc.item.Kind))
+		if !strings.Contains(planner.Hint(tc.item.Kind), `"The answer is`) {
+			t.Errorf("hint for %s does not ask for the marker: %q", tc.item.Kind, planner.Hint(tc.item.Kind))
 		}
 		if got, ok, _ := Score(tc.item, tc.reply); !ok {
 			t.Errorf("%s: %q extracted as %q, scored wrong against %q", tc.item.Kind, tc.reply, got, tc.item.Gold)
 		}
 	}
-	msg := UserMessage(bench.Item{Question: "  What is 2+2?\n", Kind: answer.Number})
+	msg := planner.UserMessage("  What is 2+2?\n", answer.Number)
 	if !strings.HasPrefix(msg, "What is 2+2?\n\nFinish") {
 		t.Errorf("user message %q", msg)
 	}
@@ -199,7 +170,7 @@ func TestLoadItemsSkipBad(t *testing.T) {
 	if _, err := LoadItems(Source{Bench: p}); err == nil || !strings.Contains(err.Error(), "mixed.jsonl:2") {
 		t.Fatalf("bad record: %v, want an error naming mixed.jsonl:2", err)
 	}
-	loaded, err := LoadItems(Source{Bench: p, File: bench.Options{SkipBad: true}})
+	loaded, err := LoadItems(Source{Bench: p, File: benchdata.Options{SkipBad: true}})
 	if err != nil || len(loaded.Items) != 2 || len(loaded.Skipped) != 1 {
 		t.Fatalf("SkipBad: %+v, %v", loaded, err)
 	}

@@ -2,13 +2,13 @@
 // in several modes (direct, nlplan, codeplan) on one continuous-batching
 // engine, scores the answers, appends one crash-safe row per item and mode to
 // DIR/results.jsonl (on the internal/pipeline row loop that extract and
-// generate use), and turns all rows of that file into a report
+// generate use); package report turns all rows of that file into a report
 // (report.md, report.png, summary.json). A rerun of the same command skips the
 // (item, mode) pairs already in the file, so an interrupted evaluation resumes
 // and its report covers the whole benchmark.
 //
 // Every mode sees the same user message, the item's question followed by an
-// answer-format Hint, so that the modes differ only in whether and how they
+// answer-format hint (planner.Hint), so that the modes differ only in whether and how they
 // plan; the answer is then found with package answer and scored against the
 // gold answer.
 package evaluate
@@ -19,34 +19,26 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // File names inside the report folder.
 const (
 	ResultsFile  = "results.jsonl"
-	ReportFile   = "report.md"
-	ChartFile    = "report.png"
-	SummaryFile  = "summary.json"
 	rowIDDivider = "|"
 )
-
-// Generator runs one engine request to completion; *engine.Engine
-// implements it, and tests substitute a scripted one.
-type Generator interface {
-	Generate(ctx context.Context, req engine.Request) (engine.Result, error)
-}
 
 // Row is one line of results.jsonl: one item answered in one mode.
 type Row struct {
@@ -108,7 +100,7 @@ type Row struct {
 type Config struct {
 	// Items is the whole benchmark in order (see LoadItems); an item's
 	// position in it fixes its rows' Index.
-	Items []bench.Item
+	Items []benchdata.Item
 	// Modes are answered for every item, in this order per item.
 	Modes []planner.Mode
 	// Prompter supplies Format, Chat and System; Mode is set per row.
@@ -138,10 +130,16 @@ type Config struct {
 	FewShotN int
 	// LogSamples records the rendered prompt of every item in its row.
 	LogSamples bool
-	// Key names what produces the rows (model fingerprint, adapter, format,
-	// sampling...); a results file made with another Key is refused
-	// (pipeline.Job.Settings). Mode is not part of it: it is in every row id.
-	Key dataset.Settings
+	// ModelKey names the model in the settings key (see Key).
+	ModelKey pipeline.ModelKey
+	// FewShotKey names where FewShot came from, for the key: "FILE@HASH"
+	// for a --fewshot-file (see FewShotFileKey), "" for the synthetic
+	// benchmark's own train split.
+	FewShotKey string
+	// MCScoring is eval's --mc-scoring (ScoringGenerate or ScoringLoglik;
+	// "" = generate). It is set before Open, as Choices is only once the
+	// model is loaded: loglik scoring is part of the key.
+	MCScoring string
 
 	Logger      zerolog.Logger
 	Progress    bool
@@ -159,6 +157,40 @@ type Stats struct {
 	Errors int64 `json:"errors"`
 }
 
+// Key is the settings key of the run: the model, format, system message,
+// few-shot examples, token limits, sampling and multiple-choice scoring;
+// a results file made with another Key is refused (pipeline.Job.Settings).
+// Mode is not part of it: it is in every row id.
+func (cfg Config) Key() dataset.Settings {
+	key := cfg.ModelKey.Settings()
+	key["format"], key["system"] = string(cfg.Prompter.Format), pipeline.TextKey(cfg.Prompter.System)
+	if cfg.FewShotN > 0 {
+		if cfg.FewShotKey != "" {
+			key["fewshot"] = strconv.Itoa(cfg.FewShotN) + "@" + cfg.FewShotKey
+		} else {
+			key["fewshot"] = strconv.Itoa(cfg.FewShotN) + "@synth-seed+" + strconv.Itoa(FewShotSeedOffset)
+		}
+	}
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(cfg.Settings.MaxPlanTokens), strconv.Itoa(cfg.Settings.MaxTokens)
+	for k, v := range cfg.Settings.Sampling.Key() {
+		key[k] = v
+	}
+	if cfg.MCScoring == ScoringLoglik {
+		key["mc_scoring"] = ScoringLoglik // absent for generate, as in results written before the flag
+	}
+	return key
+}
+
+// FewShotFileKey names a --fewshot-file in the settings key: its base name
+// and a hash of its content, so that an edited file counts as another.
+func FewShotFileKey(path string) (string, error) {
+	sum, err := dataset.ContentHash(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Base(path) + "@" + sum, nil
+}
+
 // RowID is the results.jsonl id of an item answered in a mode.
 func RowID(itemID string, mode planner.Mode) string {
 	return itemID + rowIDDivider + string(mode)
@@ -166,7 +198,7 @@ func RowID(itemID string, mode planner.Mode) string {
 
 // task is one (item, mode) pair.
 type task struct {
-	item  bench.Item
+	item  benchdata.Item
 	mode  planner.Mode
 	index int64
 }
@@ -185,13 +217,13 @@ func Open(cfg Config) (*pipeline.Batch, error) {
 	}
 	return pipeline.Open(pipeline.Job{
 		Name: "eval", Rows: pipeline.Rows(rows), Total: int64(len(rows)), Output: filepath.Join(cfg.Dir, ResultsFile),
-		Workers: cfg.Workers, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	})
 }
 
 // Run answers the selected items in every mode and appends their rows to
 // Dir/results.jsonl, skipping pairs already there (Open, then RunOn).
-func Run(soft, hard context.Context, gen Generator, cfg Config) (Stats, error) {
+func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, error) {
 	b, err := Open(cfg)
 	if err != nil {
 		return Stats{}, err
@@ -205,7 +237,7 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (Stats, error) {
 // those in flight finish; cancelling hard also stops those (they are redone
 // by the next run). It does not write the report: call BuildReport
 // afterwards, also after an interruption.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (Stats, error) {
 	var st Stats
 	if err := cfg.check(); err != nil {
 		return st, err
@@ -293,7 +325,7 @@ func modeOrder(m planner.Mode) int {
 }
 
 // answer runs one pair and scores it.
-func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pipeline.Outcome {
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
@@ -306,13 +338,13 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 	p.Mode = t.mode
 	var history []planner.Message
 	if cfg.FewShotN > 0 {
-		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, Hint(it.Kind))
+		h, err := fewShotHistory(cfg.FewShot, cfg.FewShotN, t.mode, it.Question, planner.Hint(it.Kind))
 		if err != nil {
 			return pipeline.Outcome{Err: err}
 		}
 		history = h
 	}
-	req, err := inference.Request(p, cfg.Settings, history, UserMessage(it), nil)
+	req, err := inference.Request(p, cfg.Settings, history, planner.UserMessage(it.Question, it.Kind), nil)
 	if err != nil {
 		return pipeline.Outcome{Err: err}
 	}
@@ -348,7 +380,7 @@ func (cfg *Config) answer(ctx context.Context, gen Generator, t task) pipeline.O
 // Task is the report group of an item: the problem family of a synthetic
 // item, named as in its benchmark name (synth-text gives "text"), else the
 // item's answer kind.
-func Task(it bench.Item) string {
+func Task(it benchdata.Item) string {
 	k := it.Meta["synth_kind"]
 	if k == "" {
 		// Rows written by `codeplan synth` name their family "kind".
@@ -370,7 +402,7 @@ func Task(it bench.Item) string {
 // text and compares it with every acceptable gold answer. Multiple-choice
 // items with known option texts also accept an answer that names an
 // option.
-func Score(it bench.Item, output string) (extracted string, correct bool, f1 float64) {
+func Score(it benchdata.Item, output string) (extracted string, correct bool, f1 float64) {
 	var ok bool
 	if it.Kind == answer.Choice && len(it.Choices) > 0 {
 		extracted, ok = answer.FinalChoice(output, it.Choices)
@@ -387,7 +419,7 @@ func Score(it bench.Item, output string) (extracted string, correct bool, f1 flo
 // ScoreStrict is Score's verdict under strict extraction: the answer must
 // be stated with a marker ("The answer is ...", "####", \boxed{}), as the
 // eval prompt asks; fallbacks such as the last number do not count.
-func ScoreStrict(it bench.Item, output string) bool {
+func ScoreStrict(it benchdata.Item, output string) bool {
 	var extracted string
 	var ok bool
 	if it.Kind == answer.Choice && len(it.Choices) > 0 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -35,7 +34,7 @@ type scripted struct {
 	before func(n int32, req engine.Request) (engine.Result, error, bool)
 }
 
-func newScripted(items []bench.Item) *scripted {
+func newScripted(items []benchdata.Item) *scripted {
 	s := &scripted{gold: map[string]string{}, prompts: map[string]string{}}
 	for _, it := range items {
 		s.gold[it.ID] = it.Gold
@@ -72,7 +71,7 @@ func (s *scripted) Generate(ctx context.Context, req engine.Request) (engine.Res
 	return res, nil
 }
 
-func testConfig(t *testing.T, items []bench.Item) Config {
+func testConfig(t *testing.T, items []benchdata.Item) Config {
 	t.Helper()
 	return Config{
 		Items: items, Modes: planner.Modes(), Dir: t.TempDir(), Workers: 3,
@@ -82,7 +81,7 @@ func testConfig(t *testing.T, items []bench.Item) Config {
 	}
 }
 
-func testItems(t *testing.T, n int) []bench.Item {
+func testItems(t *testing.T, n int) []benchdata.Item {
 	t.Helper()
 	loaded, err := LoadItems(Source{Bench: "synth", Steps: []int{1, 3}, PerCell: n})
 	if err != nil {
@@ -91,7 +90,7 @@ func testItems(t *testing.T, n int) []bench.Item {
 	return loaded.Items
 }
 
-func TestRunScoresEveryModeAndReports(t *testing.T) {
+func TestRunScoresEveryMode(t *testing.T) {
 	items := testItems(t, 1) // 10 items
 	cfg := testConfig(t, items)
 	gen := newScripted(items)
@@ -132,7 +131,7 @@ func TestRunScoresEveryModeAndReports(t *testing.T) {
 	for _, it := range items {
 		for _, m := range planner.Modes() {
 			p := gen.prompts[RowID(it.ID, m)]
-			if !strings.Contains(p, UserMessage(it)) {
+			if !strings.Contains(p, planner.UserMessage(it.Question, it.Kind)) {
 				t.Errorf("%s prompt lacks the user message: %q", m, p)
 			}
 			if strings.Contains(p, planner.CodePlanInstruction) != (m == planner.CodePlan) {
@@ -141,58 +140,8 @@ func TestRunScoresEveryModeAndReports(t *testing.T) {
 		}
 	}
 
-	rep, err := BuildReport(cfg.Dir, "synth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Rows != 30 || rep.Items != 10 || len(rep.Summary.Modes) != 3 {
-		t.Fatalf("report %+v", rep)
-	}
-	for i, want := range []struct {
-		mode string
-		acc  float64
-	}{{"direct", 1}, {"nlplan", 0}, {"codeplan", 0.8}} {
-		m := rep.Summary.Modes[i]
-		if m.Mode != want.mode || m.Accuracy != want.acc || m.MeanTokens != map[bool]float64{true: 12, false: 5}[m.Mode != "direct"] {
-			t.Errorf("mode %d: %+v, want %s at %.1f", i, m, want.mode, want.acc)
-		}
-	}
-	md, _ := os.ReadFile(filepath.Join(cfg.Dir, ReportFile))
-	for _, want := range []string{"# codeplan eval: synth", "| direct | 10 | 10 | 100.0% |", "| nlplan | 10 | 0 | 0.0% |",
-		"| codeplan | 10 | 8 | 80.0% |", "-20.0%", "-100.0%", "## Accuracy by number of steps", "| 3 |",
-		"## Accuracy by task", "| truth | 100.0% (2/2) | 0.0% (0/2) | 0.0% (0/2) |", "| text | 100.0% (2/2) |", "(report.png)", "fake.gguf", "prompted"} {
-		if !strings.Contains(string(md), want) {
-			t.Errorf("report.md lacks %q:\n%s", want, md)
-		}
-	}
-	var sum struct {
-		Rows  int `json:"rows"`
-		Modes []struct {
-			Mode   string   `json:"mode"`
-			Gain   *float64 `json:"gain_vs_direct"`
-			ByStep []struct {
-				Steps int `json:"steps"`
-			} `json:"by_steps"`
-			ByTask []struct{ Task string } `json:"by_task"`
-		} `json:"modes"`
-	}
-	data, _ := os.ReadFile(filepath.Join(cfg.Dir, SummaryFile))
-	if err := json.Unmarshal(data, &sum); err != nil {
-		t.Fatalf("summary.json: %v\n%s", err, data)
-	}
-	if sum.Rows != 30 || len(sum.Modes) != 3 || sum.Modes[0].Gain != nil || sum.Modes[1].Gain == nil || *sum.Modes[1].Gain != -1 ||
-		len(sum.Modes[2].ByStep) != 2 || len(sum.Modes[2].ByTask) != 5 {
-		t.Errorf("summary.json:\n%s", data)
-	}
-	f, err := os.Open(filepath.Join(cfg.Dir, ChartFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil || img.Bounds().Dx() < 100 {
-		t.Errorf("report.png: %v", err)
-	}
+	// The report built from these rows is checked in package report
+	// (TestBuildReportOfAnEvalRun).
 }
 
 // A run cancelled midway (Ctrl-C) finishes what is in flight, and the
@@ -233,10 +182,6 @@ func TestRunResumesAfterSoftCancel(t *testing.T) {
 		t.Fatalf("third run %+v, %v", st, err)
 	}
 	checkOnce(t, cfg.Dir, 60)
-	rep, err := BuildReport(cfg.Dir, "synth")
-	if err != nil || rep.Rows != 60 || len(rep.Summary.Modes) != 3 {
-		t.Fatalf("report of the whole run: %+v, %v", rep, err)
-	}
 }
 
 func checkOnce(t *testing.T, dir string, want int) {
@@ -291,15 +236,22 @@ func TestRunFailuresAndErrors(t *testing.T) {
 	if err != nil || st.Written != 1 || st.Resumed != 3 {
 		t.Fatalf("rerun %+v, %v", st, err)
 	}
-	rep, err := BuildReport(cfg.Dir, "x")
-	if err != nil || rep.Errors != 1 || rep.Summary.Modes[0].Correct != 3 || rep.Summary.Modes[0].Errors != 1 {
-		t.Fatalf("report %+v, %v", rep, err)
+	rows, err := ReadRows(filepath.Join(cfg.Dir, ResultsFile))
+	errs, correct := 0, 0
+	for _, r := range rows {
+		if r.Error != "" {
+			errs++
+		}
+		if r.Correct {
+			correct++
+		}
 	}
-	// The report names the mode the item could not run in.
-	md, _ := os.ReadFile(filepath.Join(cfg.Dir, ReportFile))
-	if !strings.Contains(string(md), "1 could not run (prompt too long: direct 1)") {
-		t.Errorf("report header does not name the mode of the item that could not run:\n%s", md)
+	if err != nil || len(rows) != 4 || errs != 1 || correct != 3 {
+		t.Fatalf("%d rows, %d errors, %d correct, %v", len(rows), errs, correct, err)
 	}
+	// The report of such rows (the mode the item could not run in named
+	// in its header) is checked in package report
+	// (TestReportNamesItemsThatCouldNotRun).
 }
 
 // Limit takes the first items of the shard, whatever was done before.
@@ -354,60 +306,5 @@ func TestReadRows(t *testing.T) {
 		if err != nil || len(rows) != tc.want {
 			t.Errorf("%s: %d rows, %v", tc.name, len(rows), err)
 		}
-	}
-	if _, err := BuildReport(t.TempDir(), "x"); err == nil {
-		t.Error("a report without results")
-	}
-}
-
-// TestReportTitleFromRows checks that a report rebuilt without the
-// benchmark's name (eval --report-only --out DIR) is titled with the
-// benchmark recorded in the rows, else in an earlier summary.json, and
-// only then with the folder's name.
-func TestReportTitleFromRows(t *testing.T) {
-	write := func(dir, bench string) {
-		t.Helper()
-		os.MkdirAll(dir, 0o755)
-		var b strings.Builder
-		for i, mode := range []string{"direct", "codeplan"} {
-			row := map[string]any{"id": "q1|" + mode, "item_id": "q1", "mode": mode, "index": i, "correct": i == 1}
-			if bench != "" {
-				row["bench"] = bench
-			}
-			line, _ := json.Marshal(row)
-			b.Write(append(line, '\n'))
-		}
-		if err := os.WriteFile(filepath.Join(dir, ResultsFile), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	title := func(dir string) string {
-		t.Helper()
-		rep, err := BuildReport(dir, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		md, _ := os.ReadFile(filepath.Join(dir, ReportFile))
-		if first, _, _ := strings.Cut(string(md), "\n"); first != "# codeplan eval: "+rep.Bench {
-			t.Errorf("report.md starts %q, want the title %q", first, rep.Bench)
-		}
-		return rep.Bench
-	}
-	root := t.TempDir()
-	withBench := filepath.Join(root, "my-folder")
-	write(withBench, "gsm8k_test.jsonl")
-	if got := title(withBench); got != "gsm8k_test.jsonl" {
-		t.Errorf("title %q, want the benchmark recorded in the rows", got)
-	}
-	// Rows from before rows carried it: the summary.json just written
-	// still names it.
-	write(withBench, "")
-	if got := title(withBench); got != "gsm8k_test.jsonl" {
-		t.Errorf("title %q, want the benchmark of the earlier summary.json", got)
-	}
-	bare := filepath.Join(root, "eval-old")
-	write(bare, "")
-	if got := title(bare); got != "eval-old" {
-		t.Errorf("title %q, want the folder's name as the last resort", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -69,10 +70,20 @@ type Config struct {
 	// Provenance copied into every output row.
 	Model    string
 	Sampling map[string]any
-	// Key names what produces the rows (model fingerprint, template hash,
-	// sampling, filters); an output made with another Key is refused
-	// (pipeline.Job.Settings).
-	Key dataset.Settings
+
+	// ModelKey and SamplingKey name what produces the rows; Key adds the
+	// template, plan limit, filter and gain settings, and an output made
+	// with another Key is refused (pipeline.Job.Settings).
+	ModelKey    pipeline.ModelKey
+	SamplingKey map[string]string
+	// GainModel names the model that scores gains (Gain), for the key:
+	// rows with gains are not mixed with rows without.
+	GainModel string
+	// SeqContext is the number of tokens one sequence of the backend
+	// holds (0 = unknown, as for a served model). A prompt_too_long reject
+	// records it, and a rerun with a larger SeqContext (a raised --ctx)
+	// redoes the row instead of counting it done.
+	SeqContext int
 
 	Logger   zerolog.Logger
 	Progress bool // show a progress bar / periodic progress log lines
@@ -112,6 +123,9 @@ type RejectRow struct {
 	Source       string `json:"source,omitempty"`
 	TemplateHash string `json:"template_hash"`
 	PlanTokens   int    `json:"plan_tokens"`
+	// SeqContext, on a prompt_too_long reject, is the tokens a sequence
+	// held (Config.SeqContext).
+	SeqContext int `json:"seq_ctx,omitempty"`
 	*Gain
 	GainError string `json:"gain_error,omitempty"`
 
@@ -142,6 +156,43 @@ type Summary struct {
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 
+// Describe says what a reject reason means, extract's own reasons
+// (prompt_too_long, low_gain) included, for the run's summary.
+func Describe(r planner.Reason) string {
+	switch r {
+	case ReasonPromptTooLong:
+		return "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
+	case ReasonLowGain:
+		return "the plan's information gain is below --min-gain"
+	}
+	return r.Description()
+}
+
+// Key is the settings key of the run: the model and sampling, the template's
+// hash, the plan token limit, the word filter as given, and the gain
+// settings when gains are scored.
+func (cfg Config) Key() dataset.Settings {
+	key := cfg.ModelKey.Settings()
+	for k, v := range cfg.SamplingKey {
+		key[k] = v
+	}
+	tmpl := cfg.Template
+	if tmpl == nil {
+		tmpl = planner.DefaultTemplate()
+	}
+	key["template"] = tmpl.Hash()
+	key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
+	words := cfg.Filter.Given()
+	key["min_words"], key["max_words"] = strconv.Itoa(words.MinWords), strconv.Itoa(words.MaxWords)
+	if cfg.GainModel != "" {
+		key["gain_model"] = cfg.GainModel
+		if cfg.MinGain != nil {
+			key["min_gain"] = strconv.FormatFloat(*cfg.MinGain, 'g', -1, 64)
+		}
+	}
+	return key
+}
+
 // Job is the pipeline job of cfg: open it with pipeline.Open before loading
 // the model, so that bad files cost nothing, and pass the batch to RunOn.
 func (cfg Config) Job() pipeline.Job {
@@ -151,9 +202,19 @@ func (cfg Config) Job() pipeline.Job {
 	}
 	return pipeline.Job{
 		Name: "extract", Input: cfg.Input, Read: read, Output: cfg.Output, Rejects: cfg.Rejects,
-		Shard: cfg.Shard, Limit: cfg.Limit, Workers: cfg.Workers, Settings: cfg.Key,
+		Shard: cfg.Shard, Limit: cfg.Limit, Workers: cfg.Workers, Settings: cfg.Key(), Redo: cfg.redo,
 		Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
+}
+
+// redo tells which rows already written are done again: those rejected as
+// prompt_too_long for a sequence smaller than this run's.
+func (cfg Config) redo(row []byte) bool {
+	if cfg.SeqContext <= 0 {
+		return false
+	}
+	r := gjson.GetManyBytes(row, "reason", "seq_ctx")
+	return r[0].String() == string(ReasonPromptTooLong) && int(r[1].Int()) < cfg.SeqContext
 }
 
 // Run extracts plans for every row of cfg.Input not yet in cfg.Output or
@@ -202,8 +263,13 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			}}
 		}
 		if engine.Permanent(err) {
-			// Rejected (and visible in the rejects file), not redone forever.
-			return reject(ReasonPromptTooLong, err.Error())
+			// Rejected (and visible in the rejects file), not redone until
+			// a sequence holds more (see Config.redo).
+			o := reject(ReasonPromptTooLong, err.Error())
+			r := o.Reject.(RejectRow)
+			r.SeqContext = cfg.SeqContext
+			o.Reject = r
+			return o
 		}
 		if err != nil {
 			return pipeline.Outcome{Err: err}

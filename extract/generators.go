@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
 )
@@ -14,7 +14,7 @@ import (
 type Local struct {
 	Engine   *engine.Engine
 	Chat     planner.ChatTemplater
-	Sampling llama.SamplerOptions
+	Sampling sampling.Options
 	// SharedPrefix is the rendered start that every extraction prompt shares
 	// (see SharedPrefix); with the engine's prefix cache it is computed once.
 	SharedPrefix string
@@ -75,7 +75,7 @@ type Remote struct {
 // default mode is codeplan), it asks for direct mode: the reply is then the
 // extraction model's own completion and its completion tokens are the plan's.
 // models are the names the server offers.
-func NewRemote(ctx context.Context, client *remote.Client, s llama.SamplerOptions) (r Remote, models []string, err error) {
+func NewRemote(ctx context.Context, client *remote.Client, s sampling.Options) (r Remote, models []string, err error) {
 	infos, err := client.ModelInfos(ctx)
 	if err != nil {
 		return Remote{}, nil, err

@@ -5,8 +5,12 @@ import (
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
-	"github.com/codeplan-dev/codeplan/llama"
 )
+
+// Measure runs one batched benchmark of parallel sequences with prompt
+// and gen tokens each (engine.MeasureBatched on a local model's context,
+// see local.Model.Measure).
+type Measure func(parallel, prompt, gen int) (engine.BatchedResult, error)
 
 // Prediction is what `codeplan bench` predicts for a run's token counts, and
 // how the run compares: a ratio well below 1 means something slowed the run
@@ -23,13 +27,14 @@ type Prediction struct {
 	AchievedPerPredicted float64 `json:"achieved_ratio"`
 }
 
-// Predict measures, on lctx, one batched benchmark at the run's shape
+// Predict measures, with measure, one batched benchmark at the run's shape
 // (parallel sequences, each with the run's mean prompt and generated token
 // counts; see engine.MeasureBatched) and compares the run with it. A batch
 // of parallel rows takes the benchmark's prompt time plus its generation
 // time, so the predicted rate is parallel / (T_PP + T_TG) rows per second.
-// lctx must not be in use: close the engine that drove the run first.
-func Predict(lctx *llama.Context, parallel int, st pipeline.Stats) (Prediction, error) {
+// The context measured must not be in use: close the engine that drove the
+// run first.
+func Predict(measure Measure, parallel int, st pipeline.Stats) (Prediction, error) {
 	if st.Processed == 0 || st.Elapsed <= 0 {
 		return Prediction{}, fmt.Errorf("predict: no rows processed")
 	}
@@ -38,8 +43,7 @@ func Predict(lctx *llama.Context, parallel int, st pipeline.Stats) (Prediction, 
 	if pp <= 0 || tg <= 0 {
 		return Prediction{}, fmt.Errorf("predict: the run has no token counts")
 	}
-	parallel = min(parallel, lctx.Sequences())
-	r, err := engine.MeasureBatched(lctx, parallel, pp, tg)
+	r, err := measure(parallel, pp, tg)
 	if err != nil {
 		return Prediction{}, err
 	}

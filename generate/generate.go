@@ -9,6 +9,7 @@ package generate
 import (
 	"context"
 	"io"
+	"strconv"
 
 	"github.com/rs/zerolog"
 
@@ -18,12 +19,6 @@ import (
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
 )
-
-// Generator runs one engine request to completion; *engine.Engine
-// implements it, and tests substitute a scripted one.
-type Generator interface {
-	Generate(ctx context.Context, req engine.Request) (engine.Result, error)
-}
 
 // Row is one line of the output: a prompt and its answer.
 type Row struct {
@@ -54,12 +49,25 @@ type Config struct {
 
 	// Model and LoRA are recorded in every row (file base names).
 	Model, LoRA string
-	// Key names what produces the rows (pipeline.Job.Settings).
-	Key dataset.Settings
+	// ModelKey names the model in the settings key (see Key).
+	ModelKey pipeline.ModelKey
 
 	Logger      zerolog.Logger
 	Progress    bool
 	ProgressOut io.Writer // nil = stderr
+}
+
+// Key is the settings key of the run (pipeline.Job.Settings): the model,
+// the mode, format and system message, the token limits and the sampling.
+func (cfg Config) Key() dataset.Settings {
+	key := cfg.ModelKey.Settings()
+	p := cfg.Prompter
+	key["mode"], key["format"], key["system"] = string(p.Mode), string(p.Format), pipeline.TextKey(p.System)
+	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(cfg.Settings.MaxPlanTokens), strconv.Itoa(cfg.Settings.MaxTokens)
+	for k, v := range cfg.Settings.Sampling.Key() {
+		key[k] = v
+	}
+	return key
 }
 
 // Job is the pipeline job of cfg (Read.PromptOnly is set: generate needs
@@ -69,12 +77,12 @@ func (cfg Config) Job() pipeline.Job {
 	read.PromptOnly = true
 	return pipeline.Job{
 		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
-		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key, Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
 }
 
 // Run answers every prompt of cfg.Input not yet in cfg.Output.
-func Run(soft, hard context.Context, gen Generator, cfg Config) (pipeline.Stats, error) {
+func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return pipeline.Stats{}, err
@@ -86,14 +94,14 @@ func Run(soft, hard context.Context, gen Generator, cfg Config) (pipeline.Stats,
 // RunOn answers the prompts of a batch opened with pipeline.Open(cfg.Job())
 // (open it before loading the model, so that bad files cost nothing).
 // Cancelling soft stops taking new prompts and finishes those in flight.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Config) (pipeline.Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
 	b.SetWorkers(cfg.Workers)
 	return b.Run(soft, hard, func(ctx context.Context, row dataset.Row) pipeline.Outcome {
 		return cfg.answer(ctx, gen, row)
 	}, nil)
 }
 
-func (cfg *Config) answer(ctx context.Context, gen Generator, row dataset.Row) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset.Row) pipeline.Outcome {
 	out := Row{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: cfg.Model, LoRA: cfg.LoRA}
 	req, err := inference.Request(cfg.Prompter, cfg.Settings, nil, row.Prompt, nil)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -45,7 +46,7 @@ func TestRunWritesResumesAndKeys(t *testing.T) {
 		Input: in, Output: filepath.Join(dir, "out.jsonl"), Workers: 2, Logger: zerolog.Nop(),
 		Prompter: planner.Prompter{Mode: planner.CodePlan, Format: planner.Trained, Chat: planner.ChatML{}},
 		Settings: inference.Settings{MaxPlanTokens: 8, MaxTokens: 8}, Model: "m.gguf",
-		Key: dataset.Settings{"model": "m.gguf@1", "mode": "codeplan"},
+		ModelKey: pipeline.ModelKey{Name: "m.gguf", Fingerprint: "1"},
 	}
 	gen := &echo{flaky: map[string]bool{}}
 	st, err := Run(context.Background(), context.Background(), gen, cfg)
@@ -60,7 +61,8 @@ func TestRunWritesResumesAndKeys(t *testing.T) {
 	if n := strings.Count(string(data), "\n"); n != 3 || !strings.Contains(string(data), `"error":"prompt does not fit`) || !strings.Contains(string(data), `"mode":"codeplan"`) {
 		t.Errorf("output (%d rows): %s", n, data)
 	}
-	cfg.Key = dataset.Settings{"model": "m.gguf@1", "mode": "direct"}
+	// The key comes from the Config itself: another mode is another run.
+	cfg.Prompter.Mode = planner.Direct
 	if _, err := Run(context.Background(), context.Background(), gen, cfg); !errors.Is(err, dataset.ErrBadOutput) || !strings.Contains(err.Error(), "mode=codeplan") {
 		t.Errorf("other mode into the same output: %v", err)
 	}

@@ -62,7 +62,10 @@ func checkTokenizer(t *testing.T, model, text string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "hf")
 	m := testmodel.LoadFile(t, model)
-	addBOS := m.AddBOS()
+	addBOS, err := m.AddBOS()
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := ExportModel(model, dir, ModelOptions{AddBOS: &addBOS})
 	if err != nil {
 		t.Fatal(err)

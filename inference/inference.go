@@ -11,15 +11,15 @@ import (
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
 // Settings are the generation limits and sampling of a Runner.
 type Settings struct {
-	MaxPlanTokens int                  // limit of the plan phase (default 256)
-	MaxTokens     int                  // limit of the answer phase (default 512)
-	Sampling      llama.SamplerOptions // zero value: greedy
+	MaxPlanTokens int              // limit of the plan phase (default 256)
+	MaxTokens     int              // limit of the answer phase (default 512)
+	Sampling      sampling.Options // zero value: greedy
 }
 
 func (s Settings) withDefaults() Settings {

@@ -27,9 +27,8 @@ type Adapter struct {
 // file is not a LoRA adapter, was made for another architecture, or its
 // tensors do not match the model's shapes (an adapter for another base).
 func (m *Model) LoadAdapter(path string) (*Adapter, error) {
-	mc, err := m.ptr()
-	if err != nil {
-		return nil, err
+	if err := m.use(func(*C.struct_llama_model, *C.struct_llama_vocab) error { return nil }); err != nil {
+		return nil, err // closed: say so before looking at the file
 	}
 	if err := CheckGGUF(path); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAdapter, err)
@@ -46,14 +45,17 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	defer C.free(unsafe.Pointer(cpath))
 	eb := newErrBuf()
 	defer eb.free()
-	a := C.cp_load_adapter(mc, cpath, eb.p, errBufLen)
-	if a == nil {
-		return nil, fmt.Errorf("%w %s: %s", ErrAdapter, path, eb)
-	}
-	m.mu.Lock()
-	m.adapters++
-	m.mu.Unlock()
-	return &Adapter{c: a, model: m, path: path}, nil
+	var adapter *Adapter
+	err := m.use(func(mc *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		a := C.cp_load_adapter(mc, cpath, eb.p, errBufLen)
+		if a == nil {
+			return fmt.Errorf("%w %s: %s", ErrAdapter, path, eb)
+		}
+		m.retain(userAdapters)
+		adapter = &Adapter{c: a, model: m, path: path}
+		return nil
+	})
+	return adapter, err
 }
 
 // Path is the file the adapter was loaded from.
@@ -91,9 +93,7 @@ func (a *Adapter) Close() error {
 	}
 	C.llama_adapter_lora_free(a.c)
 	a.c = nil
-	a.model.mu.Lock()
-	a.model.adapters--
-	a.model.mu.Unlock()
+	a.model.release(userAdapters)
 	return nil
 }
 

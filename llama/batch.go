@@ -38,6 +38,7 @@ func NewBatch(capacity, seqsPerToken int) (*Batch, error) {
 	b.nSeq = unsafe.Slice(b.c.n_seq_id, capacity)
 	b.seqIDs = unsafe.Slice(b.c.seq_id, capacity)
 	b.logits = unsafe.Slice(b.c.logits, capacity)
+	trackLeak(b, "Batch", func(b *Batch) bool { return b.tokens != nil })
 	return b, nil
 }
 

@@ -85,18 +85,23 @@ var ggmlTypes = map[string]C.enum_ggml_type{
 func MaxSequences() int { return int(C.llama_max_parallel_sequences()) }
 
 // NewContext creates a decoding context for the model.
-func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
-	mc, err := m.ptr()
-	if err != nil {
-		return nil, err
-	}
+func (m *Model) NewContext(opts ContextOptions) (ctx *Context, err error) {
+	err = m.use(func(mc *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		ctx, err = m.newContext(mc, v, opts)
+		return err
+	})
+	return ctx, err
+}
+
+// newContext is NewContext inside m.use.
+func (m *Model) newContext(mc *C.struct_llama_model, vocab *C.struct_llama_vocab, opts ContextOptions) (*Context, error) {
 	p := C.llama_context_default_params()
 	if opts.ContextSize < 0 || opts.BatchSize < 0 || opts.UBatchSize < 0 || opts.Sequences < 0 {
 		return nil, fmt.Errorf("new context: negative size in %+v", opts)
 	}
 	nCtx := opts.ContextSize
 	if nCtx == 0 {
-		nCtx = m.ContextLength()
+		nCtx = int(C.llama_model_n_ctx_train(mc))
 	}
 	nBatch := opts.BatchSize
 	if nBatch == 0 {
@@ -196,10 +201,8 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		}
 		C.llama_attach_threadpool(cc, pool, pool)
 	}
-	m.mu.Lock()
-	m.contexts++
-	m.mu.Unlock()
-	return &Context{
+	m.retain(userContexts)
+	c := &Context{
 		pool:     pool,
 		c:        cc,
 		model:    m,
@@ -208,10 +211,12 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		nBatch:   int(C.llama_n_batch(cc)),
 		nSeq:     int(C.llama_n_seq_max(cc)),
 		unified:  opts.UnifiedKV,
-		nVocab:   m.VocabSize(),
+		nVocab:   int(C.llama_vocab_n_tokens(vocab)),
 		adapters: map[*Adapter]float32{},
 		recorder: rec,
-	}, nil
+	}
+	trackLeak(c, "Context", func(c *Context) bool { return c.c != nil })
+	return c, nil
 }
 
 // Close frees the context (and detaches its adapters).
@@ -233,9 +238,7 @@ func (c *Context) Close() error {
 		C.cp_graph_recorder_free(c.recorder)
 		c.recorder = nil
 	}
-	c.model.mu.Lock()
-	c.model.contexts--
-	c.model.mu.Unlock()
+	c.model.release(userContexts)
 	return nil
 }
 

@@ -25,7 +25,16 @@ func FuzzLoadAdapter(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ctx, _ := m.NewContext(llama.ContextOptions{ContextSize: 64, Threads: 1})
+	ctx, err := m.NewContext(llama.ContextOptions{ContextSize: 64, Threads: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() {
+		ctx.Close()
+		if err := m.Close(); err != nil {
+			f.Error(err)
+		}
+	})
 	f.Add(100, byte(7), 200, byte(1))
 	f.Fuzz(func(t *testing.T, p1 int, v1 byte, p2 int, v2 byte) {
 		data := append([]byte{}, good...)

@@ -18,6 +18,12 @@ func FuzzGrammar(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(func() {
+		ctx.Close()
+		if err := m.Close(); err != nil {
+			f.Error(err) // a sampler of some input was not closed
+		}
+	})
 	for _, g := range []string{`root ::= "yes" | "no"`, `root ::= [0-9]+ ("." [0-9]+)?`, `root ::= item{2,3}
 item ::= "a" | "b"`, `root ::= ("unclosed`, `root ::= x
 x ::= x`} {

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	tinyPath = p
-	os.Exit(m.Run())
+	os.Exit(testmodel.CheckLeaks(m.Run()))
 }
 
 func loadTiny(t testing.TB) *llama.Model { return testmodel.LoadFile(t, tinyPath) }
@@ -72,7 +72,7 @@ func TestModelInfo(t *testing.T) {
 	if _, ok := m.Meta("no.such.key"); ok {
 		t.Error("missing key reported present")
 	}
-	if !m.IsEOG(m.EOS()) || m.IsEOG(65) {
+	if eos, err := m.EOS(); err != nil || !m.IsEOG(eos) || m.IsEOG(65) {
 		t.Error("EOG detection")
 	}
 }
@@ -103,7 +103,7 @@ func TestTokenizeRoundTrip(t *testing.T) {
 	// Special tokens are parsed only when asked.
 	special, _ := m.Tokenize("<|im_end|>", false, true)
 	plain, _ := m.Tokenize("<|im_end|>", false, false)
-	if len(special) != 1 || special[0] != m.EOS() || len(plain) != len("<|im_end|>") {
+	if eos, _ := m.EOS(); len(special) != 1 || special[0] != eos || len(plain) != len("<|im_end|>") {
 		t.Errorf("special %v plain %v", special, plain)
 	}
 	if _, err := m.Detokenize([]llama.Token{5, 9999}, false, false); err == nil {

@@ -16,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/message"
 )
 
 // Token is a vocabulary id.
@@ -51,13 +53,18 @@ type ModelOptions struct {
 }
 
 // Model is a loaded GGUF model. It is safe for concurrent use.
+//
+// Every call reaches the C model through use, which holds the read lock for
+// the whole call, so Close (which takes the write lock) waits for calls in
+// progress and every later call gets ErrClosed. Every object that keeps a
+// pointer into the model (a Context, Sampler, Adapter or Trainer) is
+// counted in users, and Close refuses with ErrInUse while any is open.
 type Model struct {
-	mu       sync.Mutex
-	c        *C.struct_llama_model
-	vocab    *C.struct_llama_vocab
-	path     string
-	contexts int
-	adapters int
+	mu    sync.RWMutex
+	c     *C.struct_llama_model
+	vocab *C.struct_llama_vocab
+	path  string
+	users [numUserKinds]atomic.Int64
 
 	// maxPiece is the longest text one token stands for (see MaxTextBytes),
 	// computed once on first use.
@@ -239,16 +246,43 @@ func LoadModel(path string, opts ModelOptions) (*Model, error) {
 	return &Model{c: m, vocab: C.llama_model_get_vocab(m), path: path}, nil
 }
 
-// Close frees the model. It fails with ErrInUse while contexts or adapters
-// created from it are still open.
+// userKind names the objects that hold pointers into a model.
+type userKind int
+
+const (
+	userContexts userKind = iota
+	userAdapters
+	userSamplers
+	userTrainers
+	numUserKinds
+)
+
+var userKindNames = [numUserKinds]string{"contexts", "adapters", "samplers", "trainers"}
+
+// retain counts one more user of kind. Call it only inside use, so that it
+// cannot race Close.
+func (m *Model) retain(k userKind) { m.users[k].Add(1) }
+
+// release counts one user of kind less (its Close).
+func (m *Model) release(k userKind) { m.users[k].Add(-1) }
+
+// Close frees the model. It waits for calls in progress, and fails with
+// ErrInUse while contexts, adapters, samplers or trainers created from it
+// are still open. Closing twice is a no-op.
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.c == nil {
 		return nil
 	}
-	if m.contexts > 0 || m.adapters > 0 {
-		return fmt.Errorf("close model %s: %w (%d contexts, %d adapters open)", m.path, ErrInUse, m.contexts, m.adapters)
+	var open []string
+	for k := range m.users {
+		if n := m.users[k].Load(); n > 0 {
+			open = append(open, fmt.Sprintf("%d %s", n, userKindNames[k]))
+		}
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("close model %s: %w (%s open)", m.path, ErrInUse, strings.Join(open, ", "))
 	}
 	C.llama_model_free(m.c)
 	m.c = nil
@@ -256,14 +290,17 @@ func (m *Model) Close() error {
 	return nil
 }
 
-// ptr returns the C model or an error after Close.
-func (m *Model) ptr() (*C.struct_llama_model, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// use is the one checked path to the C model: it runs fn with the model
+// and its vocabulary while holding the read lock, so Close cannot free them
+// during the call, and returns ErrClosed after Close. fn must not call
+// other methods of m (a nested read lock deadlocks while Close waits).
+func (m *Model) use(fn func(c *C.struct_llama_model, v *C.struct_llama_vocab) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	if m.c == nil {
-		return nil, fmt.Errorf("model %s: %w", m.path, ErrClosed)
+		return fmt.Errorf("model %s: %w", m.path, ErrClosed)
 	}
-	return m.c, nil
+	return fn(m.c, m.vocab)
 }
 
 // Path is the file the model was loaded from.
@@ -290,10 +327,15 @@ type ModelInfo struct {
 
 // Info returns the model's metadata.
 func (m *Model) Info() (ModelInfo, error) {
-	c, err := m.ptr()
-	if err != nil {
-		return ModelInfo{}, err
-	}
+	var info ModelInfo
+	err := m.use(func(c *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		info = m.info(c, v)
+		return nil
+	})
+	return info, err
+}
+
+func (m *Model) info(c *C.struct_llama_model, vocab *C.struct_llama_vocab) ModelInfo {
 	info := ModelInfo{
 		Path:            m.path,
 		ContextLength:   int(C.llama_model_n_ctx_train(c)),
@@ -303,10 +345,10 @@ func (m *Model) Info() (ModelInfo, error) {
 		HeadsKV:         int(C.llama_model_n_head_kv(c)),
 		Params:          uint64(C.llama_model_n_params(c)),
 		SizeBytes:       uint64(C.llama_model_size(c)),
-		VocabSize:       int(C.llama_vocab_n_tokens(m.vocab)),
+		VocabSize:       int(C.llama_vocab_n_tokens(vocab)),
 		Metadata:        map[string]string{},
 	}
-	switch C.llama_vocab_type(m.vocab) {
+	switch C.llama_vocab_type(vocab) {
 	case C.LLAMA_VOCAB_TYPE_SPM:
 		info.VocabType = "spm"
 	case C.LLAMA_VOCAB_TYPE_BPE:
@@ -338,7 +380,7 @@ func (m *Model) Info() (ModelInfo, error) {
 	if t := C.llama_model_chat_template(c, nil); t != nil {
 		info.ChatTemplate = C.GoString(t)
 	}
-	return info, nil
+	return info
 }
 
 // metaString calls a llama.cpp metadata getter, growing the buffer when the
@@ -364,71 +406,102 @@ func metaString(get func(*C.char, C.size_t) C.int32_t) string {
 
 // Meta returns one metadata value as a string.
 func (m *Model) Meta(key string) (string, bool) {
-	c, err := m.ptr()
-	if err != nil {
-		return "", false
-	}
 	ckey := C.CString(key)
 	defer C.free(unsafe.Pointer(ckey))
-	found := true
-	v := metaString(func(p *C.char, n C.size_t) C.int32_t {
-		r := C.llama_model_meta_val_str(c, ckey, p, n)
-		if r < 0 {
-			found = false
-		}
-		return r
+	found := false
+	var v string
+	m.use(func(c *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		found = true
+		v = metaString(func(p *C.char, n C.size_t) C.int32_t {
+			r := C.llama_model_meta_val_str(c, ckey, p, n)
+			if r < 0 {
+				found = false
+			}
+			return r
+		})
+		return nil
 	})
 	return v, found
 }
 
 // ContextLength is the context length the model was trained with.
 func (m *Model) ContextLength() int {
-	c, err := m.ptr()
-	if err != nil {
-		return 0
-	}
-	return int(C.llama_model_n_ctx_train(c))
+	n := 0
+	m.use(func(c *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		n = int(C.llama_model_n_ctx_train(c))
+		return nil
+	})
+	return n
 }
 
 // Layers is the number of transformer blocks.
 func (m *Model) Layers() int {
-	c, err := m.ptr()
-	if err != nil {
-		return 0
-	}
-	return int(C.llama_model_n_layer(c))
+	n := 0
+	m.use(func(c *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		n = int(C.llama_model_n_layer(c))
+		return nil
+	})
+	return n
 }
 
-// VocabSize is the number of tokens in the vocabulary.
+// VocabSize is the number of tokens in the vocabulary (0 after Close).
 func (m *Model) VocabSize() int {
-	if _, err := m.ptr(); err != nil {
-		return 0
-	}
-	return int(C.llama_vocab_n_tokens(m.vocab))
+	n := 0
+	m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		n = int(C.llama_vocab_n_tokens(v))
+		return nil
+	})
+	return n
+}
+
+// vocabToken reads one special token of the vocabulary.
+func (m *Model) vocabToken(get func(*C.struct_llama_vocab) C.llama_token) (Token, error) {
+	t := Token(-1)
+	err := m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		t = Token(get(v))
+		return nil
+	})
+	return t, err
 }
 
 // BOS is the beginning-of-sequence token (-1 if none).
-func (m *Model) BOS() Token { return Token(C.llama_vocab_bos(m.vocab)) }
-
-// EOS is the end-of-sequence token (-1 if none).
-func (m *Model) EOS() Token { return Token(C.llama_vocab_eos(m.vocab)) }
-
-// EOT is the end-of-turn token (-1 if none).
-func (m *Model) EOT() Token { return Token(C.llama_vocab_eot(m.vocab)) }
-
-// AddBOS reports whether the tokenizer adds BOS to new sequences.
-func (m *Model) AddBOS() bool { return bool(C.llama_vocab_get_add_bos(m.vocab)) }
-
-// IsEOG reports whether t ends generation (EOS, EOT and similar tokens).
-func (m *Model) IsEOG(t Token) bool {
-	if !m.validToken(t) {
-		return false
-	}
-	return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(t)))
+func (m *Model) BOS() (Token, error) {
+	return m.vocabToken(func(v *C.struct_llama_vocab) C.llama_token { return C.llama_vocab_bos(v) })
 }
 
-func (m *Model) validToken(t Token) bool {
-	return m.vocab != nil && t >= 0 && int(t) < int(C.llama_vocab_n_tokens(m.vocab))
+// EOS is the end-of-sequence token (-1 if none).
+func (m *Model) EOS() (Token, error) {
+	return m.vocabToken(func(v *C.struct_llama_vocab) C.llama_token { return C.llama_vocab_eos(v) })
+}
+
+// EOT is the end-of-turn token (-1 if none).
+func (m *Model) EOT() (Token, error) {
+	return m.vocabToken(func(v *C.struct_llama_vocab) C.llama_token { return C.llama_vocab_eot(v) })
+}
+
+// AddBOS reports whether the tokenizer adds BOS to new sequences.
+func (m *Model) AddBOS() (bool, error) {
+	add := false
+	err := m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		add = bool(C.llama_vocab_get_add_bos(v))
+		return nil
+	})
+	return add, err
+}
+
+// IsEOG reports whether t ends generation (EOS, EOT and similar tokens);
+// false for a token outside the vocabulary and after Close.
+func (m *Model) IsEOG(t Token) bool {
+	eog := false
+	m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		eog = validToken(v, t) && bool(C.llama_vocab_is_eog(v, C.llama_token(t)))
+		return nil
+	})
+	return eog
+}
+
+func validToken(v *C.struct_llama_vocab, t Token) bool {
+	return v != nil && t >= 0 && int(t) < int(C.llama_vocab_n_tokens(v))
 }
 
 // MaxTokenizeBytes is the longest text Tokenize accepts; longer texts get
@@ -470,24 +543,30 @@ func tokenizeStack(n int) uintptr {
 // vocabularies with tokens that absorb the whitespace beside them, it
 // returns MaxTokenizeBytes.
 func (m *Model) MaxTextBytes(tokens int) int {
-	if _, err := m.ptr(); err != nil {
-		return 0
-	}
-	switch C.llama_vocab_type(m.vocab) {
+	n := 0
+	m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		n = m.maxTextBytes(v, tokens)
+		return nil
+	})
+	return n
+}
+
+func (m *Model) maxTextBytes(vocab *C.struct_llama_vocab, tokens int) int {
+	switch C.llama_vocab_type(vocab) {
 	case C.LLAMA_VOCAB_TYPE_BPE, C.LLAMA_VOCAB_TYPE_SPM, C.LLAMA_VOCAB_TYPE_RWKV:
 	default:
 		return MaxTokenizeBytes
 	}
 	m.maxPieceOnce.Do(func() {
 		buf := make([]byte, 256)
-		for t := 0; t < int(C.llama_vocab_n_tokens(m.vocab)); t++ {
+		for t := 0; t < int(C.llama_vocab_n_tokens(vocab)); t++ {
 			// A token that strips the whitespace beside it stands for any
 			// number of bytes: no bound then.
-			if C.llama_vocab_get_attr(m.vocab, C.llama_token(t))&(C.LLAMA_TOKEN_ATTR_LSTRIP|C.LLAMA_TOKEN_ATTR_RSTRIP) != 0 {
+			if C.llama_vocab_get_attr(vocab, C.llama_token(t))&(C.LLAMA_TOKEN_ATTR_LSTRIP|C.LLAMA_TOKEN_ATTR_RSTRIP) != 0 {
 				m.maxPiece = -1
 				return
 			}
-			n := int(C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, true))
+			n := int(C.llama_token_to_piece(vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, true))
 			if n < 0 {
 				n = -n
 			}
@@ -512,9 +591,16 @@ func (m *Model) MaxTextBytes(tokens int) int {
 // special tokens (wanted for rendered chat templates, unwanted for user data).
 // Texts longer than MaxTokenizeBytes give ErrTextTooLong.
 func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, error) {
-	if _, err := m.ptr(); err != nil {
-		return nil, err
-	}
+	var toks []Token
+	err := m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		var err error
+		toks, err = tokenize(v, text, addSpecial, parseSpecial)
+		return err
+	})
+	return toks, err
+}
+
+func tokenize(vocab *C.struct_llama_vocab, text string, addSpecial, parseSpecial bool) ([]Token, error) {
 	if len(text) > MaxTokenizeBytes {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTextTooLong, len(text), MaxTokenizeBytes)
 	}
@@ -531,7 +617,7 @@ func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, e
 	for attempt := 0; attempt < 2; attempt++ {
 		out := make([]Token, capacity)
 		var n C.int32_t
-		if C.cp_tokenize(m.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.Pointer(&out[0])), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial), stack, &n, eb.p, errBufLen) != 0 {
+		if C.cp_tokenize(vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.Pointer(&out[0])), C.int32_t(capacity), C.bool(addSpecial), C.bool(parseSpecial), stack, &n, eb.p, errBufLen) != 0 {
 			return nil, fmt.Errorf("tokenize: %s", eb)
 		}
 		if n >= 0 {
@@ -548,67 +634,72 @@ func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, e
 // TokenPiece returns the bytes of one token (possibly a partial UTF-8
 // sequence). special renders control tokens as their text.
 func (m *Model) TokenPiece(t Token, special bool) ([]byte, error) {
-	if _, err := m.ptr(); err != nil {
-		return nil, err
-	}
-	if !m.validToken(t) {
-		return nil, fmt.Errorf("token %d is outside the vocabulary of %d tokens", t, m.VocabSize())
-	}
-	buf := make([]byte, 64)
-	for {
-		n := C.llama_token_to_piece(m.vocab, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, C.bool(special))
-		if n >= 0 {
-			return buf[:n], nil
+	var piece []byte
+	err := m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		if !validToken(v, t) {
+			return fmt.Errorf("token %d is outside the vocabulary of %d tokens", t, int(C.llama_vocab_n_tokens(v)))
 		}
-		buf = make([]byte, int(-n))
-	}
+		buf := make([]byte, 64)
+		for {
+			n := C.llama_token_to_piece(v, C.llama_token(t), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, C.bool(special))
+			if n >= 0 {
+				piece = buf[:n]
+				return nil
+			}
+			buf = make([]byte, int(-n))
+		}
+	})
+	return piece, err
 }
 
 // Detokenize converts tokens back into text. removeSpecial drops BOS/EOS the
 // tokenizer added; unparseSpecial renders control tokens as text.
 func (m *Model) Detokenize(tokens []Token, removeSpecial, unparseSpecial bool) (string, error) {
-	if _, err := m.ptr(); err != nil {
-		return "", err
-	}
-	if len(tokens) == 0 {
-		return "", nil
-	}
-	for i, t := range tokens {
-		if !m.validToken(t) {
-			return "", fmt.Errorf("detokenize: token %d at position %d is outside the vocabulary of %d tokens", t, i, m.VocabSize())
+	var text string
+	err := m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		if len(tokens) == 0 {
+			return nil
 		}
-	}
-	size := len(tokens)*8 + 16
-	for {
-		buf := make([]byte, size)
-		n := C.llama_detokenize(m.vocab, (*C.llama_token)(unsafe.Pointer(&tokens[0])), C.int32_t(len(tokens)), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(size), C.bool(removeSpecial), C.bool(unparseSpecial))
-		if n >= 0 {
-			return string(buf[:n]), nil
+		for i, t := range tokens {
+			if !validToken(v, t) {
+				return fmt.Errorf("detokenize: token %d at position %d is outside the vocabulary of %d tokens", t, i, int(C.llama_vocab_n_tokens(v)))
+			}
 		}
-		size = int(-n)
-	}
+		size := len(tokens)*8 + 16
+		for {
+			buf := make([]byte, size)
+			n := C.llama_detokenize(v, (*C.llama_token)(unsafe.Pointer(&tokens[0])), C.int32_t(len(tokens)), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(size), C.bool(removeSpecial), C.bool(unparseSpecial))
+			if n >= 0 {
+				text = string(buf[:n])
+				return nil
+			}
+			size = int(-n)
+		}
+	})
+	return text, err
 }
 
-// ChatMessage is one turn for ApplyTemplate.
-type ChatMessage struct {
-	Role    string // "system", "user" or "assistant"
-	Content string
-}
+// ChatMessage is one turn for ApplyTemplate (message.Message).
+type ChatMessage = message.Message
 
 // ApplyTemplate renders messages with the model's own chat template through
 // llama.cpp's built-in template engine. addAssistant appends the header that
 // opens the assistant's reply. Models whose template llama.cpp does not
 // recognise get ErrUnsupportedTemplate.
 func (m *Model) ApplyTemplate(msgs []ChatMessage, addAssistant bool) (string, error) {
-	c, err := m.ptr()
+	var tmpl string
+	err := m.use(func(c *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		t := C.llama_model_chat_template(c, nil)
+		if t == nil {
+			return fmt.Errorf("%w: model %s has no tokenizer.chat_template", ErrUnsupportedTemplate, m.path)
+		}
+		tmpl = C.GoString(t) // a copy: the template may be rendered after Close
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	tmpl := C.llama_model_chat_template(c, nil)
-	if tmpl == nil {
-		return "", fmt.Errorf("%w: model %s has no tokenizer.chat_template", ErrUnsupportedTemplate, m.path)
-	}
-	return applyTemplate(C.GoString(tmpl), msgs, addAssistant)
+	return applyTemplate(tmpl, msgs, addAssistant)
 }
 
 // ApplyTemplateString renders msgs with an explicit template, either a Jinja

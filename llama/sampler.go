@@ -8,104 +8,51 @@ import "C"
 
 import (
 	"fmt"
-	"math"
 	"unsafe"
+
+	"github.com/codeplan-dev/codeplan/llama/sampling"
 )
 
-// SamplerOptions describe a sampler chain. The zero value is greedy decoding.
-type SamplerOptions struct {
-	// Temperature 0 selects greedy decoding (the most likely token); it must
-	// be in [0, MaxTemperature].
-	Temperature float32
-	// TopK keeps the K most likely tokens (0 = off).
-	TopK int
-	// TopP keeps the smallest set of tokens whose probability reaches P (0 or 1 = off).
-	TopP float32
-	// MinP drops tokens less likely than MinP times the top token (0 = off).
-	MinP float32
-	// RepeatPenalty > 1 discourages tokens seen in the last RepeatLastN tokens
-	// (RepeatLastN 0 = 64); FrequencyPenalty and PresencePenalty work as in
-	// OpenAI's API.
-	RepeatPenalty                     float32
-	RepeatLastN                       int
-	FrequencyPenalty, PresencePenalty float32
-	// Seed makes sampling reproducible.
-	Seed uint32
-	// Grammar is a GBNF grammar that constrains the output; GrammarRoot names
-	// its start rule (default "root").
-	Grammar, GrammarRoot string
-}
+// SamplerOptions describe a sampler chain (sampling.Options: a cgo-free
+// type, so that packages choosing sampling settings need not import llama).
+type SamplerOptions = sampling.Options
 
-// SamplingError is an out-of-range sampler option. Option is the
-// SamplerOptions field name; servers and CLIs map it to their own words.
-type SamplingError struct {
-	Option string
-	Value  float64
-	Want   string
-}
+// SamplingError is an out-of-range sampler option (sampling.Error).
+type SamplingError = sampling.Error
 
-func (e *SamplingError) Error() string {
-	return fmt.Sprintf("%s is %g, want %s", e.Option, e.Value, e.Want)
-}
-
-// Validate checks every option: NaN and infinities would reach llama.cpp's
-// samplers as probabilities that sort and sum to garbage, and its
-// distribution sampler then aborts the process, so they are refused here.
-func (o SamplerOptions) Validate() error {
-	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
-	check := []struct {
-		name     string
-		v        float32
-		lo, hi   float32
-		wantDesc string
-	}{
-		{"Temperature", o.Temperature, 0, MaxTemperature, fmt.Sprintf("a number in [0, %d]", MaxTemperature)},
-		{"TopP", o.TopP, 0, 1, "a number in [0, 1]"},
-		{"MinP", o.MinP, 0, 1, "a number in [0, 1]"},
-		{"RepeatPenalty", o.RepeatPenalty, 0, MaxPenalty, fmt.Sprintf("a number in [0, %d]", MaxPenalty)},
-		{"FrequencyPenalty", o.FrequencyPenalty, -MaxPenalty, MaxPenalty, fmt.Sprintf("a number in [-%d, %d]", MaxPenalty, MaxPenalty)},
-		{"PresencePenalty", o.PresencePenalty, -MaxPenalty, MaxPenalty, fmt.Sprintf("a number in [-%d, %d]", MaxPenalty, MaxPenalty)},
-	}
-	for _, c := range check {
-		if !finite(c.v) || c.v < c.lo || c.v > c.hi {
-			return &SamplingError{Option: c.name, Value: float64(c.v), Want: c.wantDesc}
-		}
-	}
-	// Both reach C as int32: a larger value would wrap around.
-	if o.TopK < 0 || o.TopK > math.MaxInt32 {
-		return &SamplingError{Option: "TopK", Value: float64(o.TopK), Want: "a whole number >= 0"}
-	}
-	if o.RepeatLastN < 0 || o.RepeatLastN > math.MaxInt32 {
-		return &SamplingError{Option: "RepeatLastN", Value: float64(o.RepeatLastN), Want: "a whole number >= 0"}
-	}
-	return nil
-}
-
-// MaxTemperature and MaxPenalty bound the sampler's knobs. Past them
-// nothing changes in practice (the draw is already uniform, or the token is
-// already excluded), while values near float32's limit overflow in C.
+// MaxTemperature and MaxPenalty bound the sampler's knobs (see sampling).
 const (
-	MaxTemperature = 100
-	MaxPenalty     = 100
+	MaxTemperature = sampling.MaxTemperature
+	MaxPenalty     = sampling.MaxPenalty
 )
-
-// Greedy reports whether the options select greedy decoding.
-func (o SamplerOptions) Greedy() bool { return o.Temperature <= 0 }
 
 // Sampler picks the next token from a context's logits. It keeps state
 // (penalty history, grammar position): use one per sequence, and not
 // concurrently.
 type Sampler struct {
-	c *C.struct_llama_sampler
+	c     *C.struct_llama_sampler
+	model *Model // counted: a grammar sampler keeps the model's vocabulary
 }
 
 // NewSampler builds a sampler chain for the model: grammar first (so every
 // later stage sees only allowed tokens), then penalties, the truncations, and
 // finally temperature with a seeded draw, or the greedy pick.
-func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
-	if _, err := m.ptr(); err != nil {
-		return nil, err
-	}
+func NewSampler(m *Model, o SamplerOptions) (s *Sampler, err error) {
+	err = m.use(func(_ *C.struct_llama_model, v *C.struct_llama_vocab) error {
+		var chain *C.struct_llama_sampler
+		if chain, err = newChain(v, o); err != nil {
+			return err
+		}
+		m.retain(userSamplers)
+		s = &Sampler{c: chain, model: m}
+		trackLeak(s, "Sampler", func(s *Sampler) bool { return s.c != nil })
+		return nil
+	})
+	return s, err
+}
+
+// newChain builds the C sampler chain of NewSampler.
+func newChain(vocab *C.struct_llama_vocab, o SamplerOptions) (*C.struct_llama_sampler, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
@@ -123,7 +70,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 		cg := C.CString(o.Grammar)
 		cr := C.CString(root)
 		eb := newErrBuf()
-		g := C.cp_grammar(m.vocab, cg, cr, eb.p, errBufLen)
+		g := C.cp_grammar(vocab, cg, cr, eb.p, errBufLen)
 		msg := eb.String()
 		eb.free()
 		C.free(unsafe.Pointer(cg))
@@ -147,7 +94,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	}
 	if o.Greedy() {
 		C.llama_sampler_chain_add(chain, C.llama_sampler_init_greedy())
-		return &Sampler{c: chain}, nil
+		return chain, nil
 	}
 	if o.TopK > 0 {
 		C.llama_sampler_chain_add(chain, C.llama_sampler_init_top_k(C.int32_t(o.TopK)))
@@ -160,7 +107,7 @@ func NewSampler(m *Model, o SamplerOptions) (*Sampler, error) {
 	}
 	C.llama_sampler_chain_add(chain, C.llama_sampler_init_temp(C.float(o.Temperature)))
 	C.llama_sampler_chain_add(chain, C.llama_sampler_init_dist(C.uint32_t(o.Seed)))
-	return &Sampler{c: chain}, nil
+	return chain, nil
 }
 
 // Sample picks a token from the logits of batch index i of the context's
@@ -202,10 +149,11 @@ func (s *Sampler) Reset() {
 	}
 }
 
-// Close frees the sampler.
+// Close frees the sampler (and lets its model be closed).
 func (s *Sampler) Close() {
 	if s.c != nil {
 		C.llama_sampler_free(s.c)
 		s.c = nil
+		s.model.release(userSamplers)
 	}
 }

@@ -93,11 +93,15 @@ const (
 // NewTrainer prepares training of a, which must have been loaded for m and
 // hold F32 tensors. It fails with ErrTrain (and a reason) for unsupported
 // architectures, weight types and adapters, before any training work.
-func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
-	mc, err := m.ptr()
-	if err != nil {
-		return nil, err
-	}
+func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (t *Trainer, err error) {
+	err = m.use(func(mc *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		t, err = m.newAdapterTrainer(mc, a, opts)
+		return err
+	})
+	return t, err
+}
+
+func (m *Model) newAdapterTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOptions) (*Trainer, error) {
 	if a == nil {
 		return nil, fmt.Errorf("%w: no adapter", ErrTrain)
 	}
@@ -128,16 +132,16 @@ func (m *Model) NewTrainer(a *Adapter, opts TrainerOptions) (*Trainer, error) {
 // m must hold F32 weights loaded with ModelOptions.NoMmap (mapped weights
 // are read-only); other models fail with ErrTrain. Weight decay applies to
 // matrices only, never to norm weights or biases.
-func (m *Model) NewFullTrainer(opts TrainerOptions) (*Trainer, error) {
-	mc, err := m.ptr()
-	if err != nil {
-		return nil, err
-	}
-	return m.newTrainer(mc, nil, opts)
+func (m *Model) NewFullTrainer(opts TrainerOptions) (t *Trainer, err error) {
+	err = m.use(func(mc *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		t, err = m.newTrainer(mc, nil, opts)
+		return err
+	})
+	return t, err
 }
 
 // newTrainer creates the C trainer: for adapter a, or for the model's own
-// weights when a is nil. The caller holds a's lock.
+// weights when a is nil. The caller holds a's lock and is inside m.use.
 func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOptions) (*Trainer, error) {
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
@@ -170,11 +174,13 @@ func (m *Model) newTrainer(mc *C.struct_llama_model, a *Adapter, opts TrainerOpt
 		t.tensors = append(t.tensors, tt)
 	}
 	// The trainer holds pointers into the model: it may not be freed first.
-	m.mu.Lock()
-	m.contexts++
-	m.mu.Unlock()
+	m.retain(userTrainers)
 	if err := t.checkGPU(); err != nil {
-		t.Close()
+		// Not t.Close: the adapter is not attached yet (its caller holds
+		// its lock and attaches it on success).
+		C.cp_train_free(t.c)
+		t.c = nil
+		m.release(userTrainers)
 		return nil, err
 	}
 	return t, nil
@@ -224,9 +230,7 @@ func (t *Trainer) Close() error {
 	if t.adapter != nil {
 		t.adapter.detached()
 	}
-	t.model.mu.Lock()
-	t.model.contexts--
-	t.model.mu.Unlock()
+	t.model.release(userTrainers)
 	return nil
 }
 
@@ -296,15 +300,16 @@ func (t *Trainer) PlanMemory(tokens, seqs int) (MemoryPlan, error) {
 	if C.cp_train_plan_compute(t.c, C.int32_t(tokens), C.int32_t(seqs), &compute, eb.p, errBufLen) != 0 {
 		return MemoryPlan{}, fmt.Errorf("%w: plan memory: %s", ErrTrain, eb)
 	}
-	mc, err := t.model.ptr()
-	if err != nil {
-		return MemoryPlan{}, err
-	}
 	p := MemoryPlan{
-		Weights: int64(C.llama_model_size(mc)),
 		Upcast:  int64(C.cp_train_upcast_bytes(t.c)),
 		State:   int64(C.cp_train_state_bytes(t.c)),
 		Compute: int64(compute),
+	}
+	if err := t.model.use(func(mc *C.struct_llama_model, _ *C.struct_llama_vocab) error {
+		p.Weights = int64(C.llama_model_size(mc))
+		return nil
+	}); err != nil {
+		return MemoryPlan{}, fmt.Errorf("plan memory: %w", err)
 	}
 	if t.adapter != nil {
 		for _, tt := range t.tensors {

@@ -87,7 +87,15 @@ func (t *Text) Chunks(text string, n int) ([]Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ChunkRequests(toks, n, t.model.BOS(), t.model.AddBOS()), nil
+	bos, err := t.model.BOS()
+	if err != nil {
+		return nil, err
+	}
+	addBOS, err := t.model.AddBOS()
+	if err != nil {
+		return nil, err
+	}
+	return ChunkRequests(toks, n, bos, addBOS), nil
 }
 
 // ChunkRequests is Chunks on tokens (see Text.Chunks).

@@ -106,11 +106,21 @@ type Candidate struct {
 
 // Filter judges extracted plans. Its zero value uses the defaults.
 type Filter struct {
-	cfg FilterConfig
+	cfg   FilterConfig
+	given FilterConfig
 }
 
 // NewFilter returns a Filter with cfg's limits (zero fields take defaults).
-func NewFilter(cfg FilterConfig) *Filter { return &Filter{cfg: cfg.withDefaults()} }
+func NewFilter(cfg FilterConfig) *Filter { return &Filter{cfg: cfg.withDefaults(), given: cfg} }
+
+// Given returns the limits as NewFilter was given them (zero fields not
+// filled in), for the settings key of a run.
+func (f *Filter) Given() FilterConfig {
+	if f == nil {
+		return FilterConfig{}
+	}
+	return f.given
+}
 
 // Config returns the effective limits, defaults filled in, for provenance.
 func (f *Filter) Config() FilterConfig { return f.cfg.withDefaults() }

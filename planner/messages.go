@@ -3,6 +3,8 @@ package planner
 import (
 	"fmt"
 	"strings"
+
+	"github.com/codeplan-dev/codeplan/llama/message"
 )
 
 // Chat roles. Only these three are accepted anywhere in this package, so a
@@ -13,11 +15,8 @@ const (
 	RoleAssistant = "assistant"
 )
 
-// Message is one chat turn.
-type Message struct {
-	Role    string `json:"role"`    // "system", "user" or "assistant"
-	Content string `json:"content"` // the turn's text
-}
+// Message is one chat turn (message.Message, the one chat-message type).
+type Message = message.Message
 
 // ChatTemplater renders messages with a model's own chat template.
 //

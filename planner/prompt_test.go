@@ -342,7 +342,7 @@ func TestSplitOutputRoundTrip(t *testing.T) {
 }
 
 func TestChatML(t *testing.T) {
-	got, err := ChatML{}.ApplyTemplate([]Message{{RoleSystem, "s"}, {RoleUser, "u"}, {RoleAssistant, "a"}}, false)
+	got, err := ChatML{}.ApplyTemplate([]Message{{Role: RoleSystem, Content: "s"}, {Role: RoleUser, Content: "u"}, {Role: RoleAssistant, Content: "a"}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,12 +350,12 @@ func TestChatML(t *testing.T) {
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	got, _ = ChatML{}.ApplyTemplate([]Message{{RoleUser, "u"}}, true)
+	got, _ = ChatML{}.ApplyTemplate([]Message{{Role: RoleUser, Content: "u"}}, true)
 	if want := "<|im_start|>user\nu<|im_end|>\n<|im_start|>assistant\n"; got != want {
 		t.Errorf("with assistant header: got %q, want %q", got, want)
 	}
 	for _, role := range []string{"", "tool", "User"} {
-		if _, err := (ChatML{}).ApplyTemplate([]Message{{role, "x"}}, false); err == nil {
+		if _, err := (ChatML{}).ApplyTemplate([]Message{{Role: role, Content: "x"}}, false); err == nil {
 			t.Errorf("role %q: no error", role)
 		}
 	}

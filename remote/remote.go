@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/codeplan-dev/codeplan/llama/message"
 )
 
 // Defaults for the zero values of Options.
@@ -152,11 +154,9 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// Message is one chat message.
-type Message struct {
-	Role    string `json:"role"` // "system", "user" or "assistant"
-	Content string `json:"content"`
-}
+// Message is one chat message (message.Message, the one chat-message
+// type).
+type Message = message.Message
 
 // Params are the sampling parameters of a Chat call.
 type Params struct {

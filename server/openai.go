@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -109,7 +109,7 @@ func (s *stopList) UnmarshalJSON(b []byte) error {
 type genParams struct {
 	maxTokens int
 	maxPlan   int
-	sampling  llama.SamplerOptions
+	sampling  sampling.Options
 	stops     []string
 	stream    bool
 	usage     bool // stream_options.include_usage
@@ -176,7 +176,7 @@ func (f *samplingFields) params(d defaults) (genParams, *apiError) {
 	// int32, a penalty that overflows float32), so that no value can reach
 	// llama.cpp's samplers unchecked.
 	if err := p.sampling.Validate(); err != nil {
-		var se *llama.SamplingError
+		var se *sampling.Error
 		if errors.As(err, &se) {
 			name := samplingJSONNames[se.Option]
 			return p, badRequest(name, "%s is %g, want %s", name, se.Value, se.Want)
@@ -201,7 +201,7 @@ func (f *samplingFields) params(d defaults) (genParams, *apiError) {
 	return p, nil
 }
 
-// samplingJSONNames maps llama.SamplerOptions fields to request fields.
+// samplingJSONNames maps sampling.Options fields to request fields.
 var samplingJSONNames = map[string]string{
 	"Temperature": "temperature", "TopP": "top_p", "TopK": "top_k", "MinP": "min_p",
 	"RepeatPenalty": "repeat_penalty", "FrequencyPenalty": "frequency_penalty",

@@ -64,18 +64,18 @@ Example:
 			}
 			defer l.Close()
 			// A warm-up decode, so one-time allocations are not timed.
-			if _, err := engine.MeasureBatched(l.ctx, 1, min(pp, 32), 4); err != nil {
+			if _, err := engine.MeasureBatched(l.Ctx, 1, min(pp, 32), 4); err != nil {
 				return err
 			}
-			info, _ := l.model.Info()
+			info, _ := l.Model.Info()
 			if !c.Bool("json") {
-				fmt.Fprintf(stdout, "model %s (%s), threads %d, %s\n\n", l.path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
+				fmt.Fprintf(stdout, "model %s (%s), threads %d, %s\n\n", l.Path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
 				fmt.Fprintf(stdout, "|%6s |%6s |%6s |%8s |%10s |%12s |%10s |%12s |\n", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s")
 				fmt.Fprintln(stdout, "|-------|-------|-------|---------|-----------|-------------|-----------|-------------|")
 			}
 			enc := json.NewEncoder(stdout)
 			for _, p := range ps {
-				r, err := engine.MeasureBatched(l.ctx, p, pp, tg)
+				r, err := engine.MeasureBatched(l.Ctx, p, pp, tg)
 				if err != nil {
 					return err
 				}

@@ -19,9 +19,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/codeplan-dev/codeplan/chat"
-	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/local"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -121,17 +120,12 @@ func runChat(c *cli.Context) error {
 		return err
 	}
 	defer l.Close()
-	set.prompter.Chat = chatTemplater(l.model)
+	set.prompter.Chat = chatTemplater(l.Model)
 	// One sequence: a chat answers one message at a time, and the whole
 	// context of a sequence is the history's room.
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: 1, SlotContext: l.ctx.ContextSize() / max(1, l.ctx.Sequences())})
+	backend, err := l.Chat(set.sampling)
 	if err != nil {
 		return err
-	}
-	defer eng.Close()
-	backend := &engineBackend{eng: eng, model: l.model, sampling: set.sampling}
-	if l.adapter != nil {
-		backend.adapter = c.String("lora")
 	}
 
 	in, out, errw := c.App.Reader, c.App.Writer, c.App.ErrWriter
@@ -309,70 +303,15 @@ func chatScript(c *cli.Context, set chatSettings, b *engineBackend, in io.Reader
 // (model, adapter), how (mode, format), and the keys to know.
 func chatBanner(b *engineBackend, set chatSettings) string {
 	adapter := ""
-	if b.adapter != "" {
-		adapter = " + " + filepath.Base(b.adapter)
+	if b.Adapter != "" {
+		adapter = " + " + filepath.Base(b.Adapter)
 	}
 	return fmt.Sprintf("codeplan chat: %s%s, mode %s, format %s, %d-token context. /help for commands, Ctrl-C stops a reply, Ctrl-D leaves.",
-		filepath.Base(b.model.Path()), adapter, set.prompter.Mode, set.prompter.Format, b.ContextTokens())
+		filepath.Base(b.ModelPath()), adapter, set.prompter.Mode, set.prompter.Format, b.ContextTokens())
 }
 
-// engineBackend answers chat turns with package inference on the engine.
-type engineBackend struct {
-	eng      *engine.Engine
-	model    *llama.Model
-	sampling llama.SamplerOptions
-	adapter  string // path of the LoRA adapter in use, "" for none
-	turns    uint32
-}
-
-// ContextTokens implements chat.Backend.
-func (b *engineBackend) ContextTokens() int { return b.eng.SlotContext() }
-
-// PromptTokens implements chat.Backend: it tokenises every phase prefix of
-// the request exactly as the engine will.
-func (b *engineBackend) PromptTokens(p planner.Prompter, history []planner.Message, user string) (int, error) {
-	req, err := inference.Request(p, inference.Settings{}, history, user, nil)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for i, ph := range req.Phases {
-		toks, err := b.model.Tokenize(ph.Prefix, i == 0, true)
-		if err != nil {
-			return 0, err
-		}
-		n += len(toks)
-	}
-	return n, nil
-}
-
-// Generate implements chat.Backend.
-func (b *engineBackend) Generate(ctx context.Context, p planner.Prompter, set chat.Settings, history []planner.Message, user string, stream func(chat.Phase, string)) (chat.Reply, error) {
-	s := inference.Settings{MaxPlanTokens: set.MaxPlanTokens, MaxTokens: set.MaxTokens, Sampling: b.sampling}
-	s.Sampling.Temperature, s.Sampling.TopP = float32(set.Temperature), float32(set.TopP)
-	// A new seed per turn, derived from --seed: asking the same thing twice
-	// gives a fresh sample, and the whole chat stays reproducible.
-	s.Sampling.Seed += b.turns
-	b.turns++
-	req, err := inference.Request(p, s, history, user, func(phase, text string) { stream(chat.Phase(phase), text) })
-	if err != nil {
-		return chat.Reply{}, err
-	}
-	req.Ctx = ctx
-	if p.Mode.HasPlan() {
-		req.OnPhaseEnd = func(phase int, reason engine.FinishReason) {
-			if phase == 0 && reason == engine.FinishLength {
-				stream(chat.PlanLimit, "")
-			}
-		}
-	}
-	res, err := b.eng.Generate(ctx, req)
-	a := inference.FromResult(p.Mode, res)
-	return chat.Reply{
-		Plan: a.Plan, Answer: a.Answer, PlanFinish: a.PlanFinish, Finish: a.Finish,
-		PromptTokens: a.PromptTokens, PlanTokens: a.PlanTokens, AnswerTokens: a.AnswerTokens,
-	}, err
-}
+// engineBackend is chat's backend on the local model (local.ChatBackend).
+type engineBackend = local.ChatBackend
 
 // isTerminal reports whether r or w is a terminal.
 func isTerminal(f any) bool {

@@ -11,14 +11,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/report"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 // benchFileFlags only make sense for a benchmark file, synthFlags only for a
@@ -173,8 +173,8 @@ func runEval(c *cli.Context) error {
 		return err
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
-	key["format"], key["system"] = string(format), textKey(c.String("system"))
 	var examples []evaluate.Example
+	fewShotKey := ""
 	if n := c.Int("fewshot"); n != 0 {
 		file := c.String("fewshot-file")
 		switch {
@@ -184,29 +184,21 @@ func runEval(c *cli.Context) error {
 			if examples, err = evaluate.LoadExamples(file, modes); err != nil {
 				return usagef("eval: --fewshot-file: %v", err)
 			}
-			sum, err := fileHash(file)
-			if err != nil {
+			if fewShotKey, err = evaluate.FewShotFileKey(file); err != nil {
 				return usagef("eval: --fewshot-file: %v", err)
 			}
-			key["fewshot"] = strconv.Itoa(n) + "@" + filepath.Base(file) + "@" + sum
 		case evaluate.IsSynth(benchName):
 			// The synthetic benchmarks have a train split of their own:
 			// the same families and step counts from another seed.
 			if examples, err = evaluate.SynthExamples(src, n); err != nil {
 				return usagef("eval: --fewshot: %v", err)
 			}
-			key["fewshot"] = strconv.Itoa(n) + "@synth-seed+" + strconv.Itoa(evaluate.FewShotSeedOffset)
 		default:
 			return usagef("eval: --fewshot N on a benchmark file needs --fewshot-file FILE (e.g. the benchmark's train split)")
 		}
 		if len(examples) < n {
 			return usagef("eval: --fewshot %d, but only %d examples are available: give more with --fewshot-file FILE", n, len(examples))
 		}
-	}
-	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
-	addSampling(key, settings.Sampling)
-	if mcScoring == evaluate.ScoringLoglik {
-		key["mc_scoring"] = mcScoring // absent for generate, as in results written before the flag
 	}
 	cfg := evaluate.Config{
 		Items:    loaded.Items,
@@ -217,7 +209,7 @@ func runEval(c *cli.Context) error {
 		Shard:    shard,
 		Limit:    c.Int("limit"),
 		Dir:      out,
-		Key:      key,
+		ModelKey: key, FewShotKey: fewShotKey, MCScoring: mcScoring,
 		Logger:   log,
 		Progress: true,
 	}
@@ -235,19 +227,19 @@ func runEval(c *cli.Context) error {
 	}
 	defer l.Close()
 	defer eng.Close()
-	cfg.Prompter.Chat = chatTemplater(l.model)
+	cfg.Prompter.Chat = chatTemplater(l.Model)
 	// One item per sequence: the engine stays full (a finished item is
 	// replaced within a decode step) and no item waits in the queue, so
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
 	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
-	cfg.Model, cfg.LoRA = l.names()
+	cfg.Model, cfg.LoRA = l.Names()
 	if mcScoring == evaluate.ScoringLoglik {
-		txt, closeScorer, err := openChoiceScorer(c, l)
+		// Four sequences: up to four options scored in one pass.
+		txt, err := l.ChoiceScorer(4)
 		if err != nil {
 			return err
 		}
-		defer closeScorer()
 		cfg.Choices = txt
 	}
 	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
@@ -278,7 +270,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 	wrong, owner := synthFlags, "the synthetic benchmarks"
 	if evaluate.IsSynth(benchName) {
 		wrong, owner = benchFileFlags, "benchmark files"
-		steps, err := evaluate.ParseSteps(c.String("steps"))
+		steps, err := synth.ParseSteps(c.String("steps"))
 		if err != nil {
 			return src, usagef("eval: --steps: %v", err)
 		}
@@ -287,7 +279,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 		}
 		src.Steps, src.PerCell = steps, c.Int("n")
 	} else {
-		src.File = bench.Options{IDField: c.String("id-field"), QuestionField: c.String("question-field"),
+		src.File = benchdata.Options{IDField: c.String("id-field"), QuestionField: c.String("question-field"),
 			AnswerField: c.String("answer-field"), ChoicesField: c.String("choices-field"),
 			StepsField: c.String("steps-field"), SkipBad: c.Bool("skip-bad")}
 		if k := c.String("kind"); k != "" {
@@ -309,7 +301,7 @@ func evalSource(c *cli.Context, benchName string) (evaluate.Source, error) {
 // writeEvalReport rebuilds the report from every row in out and prints its
 // tables, followed by what this run did when st is not nil.
 func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
-	rep, err := evaluate.BuildReport(out, benchName)
+	rep, err := report.BuildReport(out, benchName)
 	if err != nil {
 		if st != nil && st.Written == 0 && st.Interrupted {
 			printEvalStats(stdout, *st, out)
@@ -328,8 +320,8 @@ func writeEvalReport(out, benchName string, st *evaluate.Stats) error {
 	if st != nil {
 		printEvalStats(w, *st, out)
 	}
-	fmt.Fprintf(w, "  report            %s, %s, %s\n", filepath.Join(out, evaluate.ReportFile),
-		filepath.Join(out, evaluate.ChartFile), filepath.Join(out, evaluate.SummaryFile))
+	fmt.Fprintf(w, "  report            %s, %s, %s\n", filepath.Join(out, report.ReportFile),
+		filepath.Join(out, report.ChartFile), filepath.Join(out, report.SummaryFile))
 	return nil
 }
 
@@ -347,32 +339,6 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}
 	fmt.Fprintf(w, "  results           %s\n", filepath.Join(out, evaluate.ResultsFile))
-}
-
-// openChoiceScorer makes the log-likelihood scorer of eval --mc-scoring
-// loglik: a second context of the eval model (with its adapter), four
-// sequences so that up to four options are scored in one pass, each as long
-// as one of the engine's sequences.
-func openChoiceScorer(c *cli.Context, l *loaded) (*loglik.Text, func(), error) {
-	const seqs = 4
-	window := l.ctx.ContextSize() / l.ctx.Sequences()
-	ctx, err := l.model.NewContext(llama.ContextOptions{ContextSize: seqs * window, Sequences: seqs, BatchSize: c.Int("batch"),
-		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
-	if err != nil {
-		return nil, nil, fmt.Errorf("loglik scorer: %w", err)
-	}
-	if l.adapter != nil {
-		if err := ctx.SetAdapter(l.adapter, float32(c.Float64("lora-scale"))); err != nil {
-			ctx.Close()
-			return nil, nil, err
-		}
-	}
-	txt, err := loglik.NewText(l.model, ctx)
-	if err != nil {
-		ctx.Close()
-		return nil, nil, err
-	}
-	return txt, func() { txt.Close(); ctx.Close() }, nil
 }
 
 // printChoiceAccuracy prints acc and acc_norm per mode over the rows of

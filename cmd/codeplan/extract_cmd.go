@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +23,7 @@ import (
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/local"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
 )
@@ -190,14 +189,16 @@ var testRowHook func(rows int64, soft context.Context)
 // checked from the flags before anything is opened; start then loads the
 // model or reaches the server, after the input and outputs were checked.
 type extractBackend struct {
-	// key names the model in the settings the output is keyed on.
-	key dataset.Settings
+	// key names the model in the settings the output is keyed on, and
+	// seqContext the tokens a sequence will hold (0 = unknown).
+	key        pipeline.ModelKey
+	seqContext int
 	// start returns the generator, fills in cfg.Model and cfg.Workers, and
 	// returns what to release after the run.
 	start func(cfg *extract.Config) (extract.Generator, func(), error)
-	// local, for a local backend once started, is its model and the
-	// tokens each of its sequences holds (the gain scorer's defaults).
-	local func() (*llama.Model, int)
+	// loaded, for a local backend once started, is its model (the gain
+	// scorer's default).
+	loaded func() *loaded
 	// predict, set for local runs once start has run, times what codeplan
 	// bench predicts for the run's token counts (before release).
 	predict func(pipeline.Stats) (extract.Prediction, error)
@@ -236,14 +237,7 @@ func runExtract(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Key = be.key
-	cfg.Key["template"] = cfg.Template.Hash()
-	cfg.Key["max_plan_tokens"] = strconv.Itoa(cfg.MaxPlanTokens)
-	minWords, maxWords, err := wordLimits(c)
-	if err != nil {
-		return err
-	}
-	cfg.Key["min_words"], cfg.Key["max_words"] = strconv.Itoa(minWords), strconv.Itoa(maxWords)
+	cfg.ModelKey, cfg.SeqContext = be.key, be.seqContext
 	scoreGain, err := gainFlags(c, &cfg)
 	if err != nil {
 		return err
@@ -262,12 +256,11 @@ func runExtract(c *cli.Context) error {
 		b.CountTokensLive(func() int64 { return local.Engine.Stats().GeneratedTokens })
 	}
 	if scoreGain {
-		var model *llama.Model
-		window := 0
-		if be.local != nil {
-			model, window = be.local()
+		var l *loaded
+		if be.loaded != nil {
+			l = be.loaded()
 		}
-		g, closeGain, err := openGainScorer(c, model, window)
+		g, closeGain, err := openGainScorer(c, l)
 		if err != nil {
 			return err
 		}
@@ -353,7 +346,7 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 		return extract.Config{}, err
 	}
 	sampling := samplingFrom(c)
-	return extract.Config{
+	return extract.Config{SamplingKey: sampling.Key(),
 		Input: input, Read: readOptions(c), Output: output, Rejects: rejects, Shard: shard,
 		Limit: c.Int64("limit"), Template: tmpl, MaxPlanTokens: c.Int("max-plan-tokens"), ReferenceField: c.String("reference-field"),
 		Filter: planner.NewFilter(planner.FilterConfig{MaxWords: maxWords, MinWords: minWords}),
@@ -364,12 +357,19 @@ func extractConfig(c *cli.Context) (extract.Config, error) {
 
 // llamaExtractor runs a local GGUF model on the continuous-batching engine.
 func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, error) {
-	key, _, err := modelKey(c)
+	key, opts, err := modelKey(c)
 	if err != nil {
 		return extractBackend{}, err
 	}
+	extra := 0
+	if c.Bool("prefix-cache") {
+		extra = 1 // the engine's prefix cache takes a sequence
+	}
+	seqContext, err := opts.SeqContext(extra)
+	if err != nil {
+		return extractBackend{}, usageError{err}
+	}
 	sampling := samplingFrom(c)
-	addSampling(key, sampling)
 	var opened *loaded
 	var predict func(pipeline.Stats) (extract.Prediction, error) // set by start
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
@@ -382,35 +382,32 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		if err != nil {
 			return nil, nil, err
 		}
-		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		eng, err := l.Engine(engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
 		if err != nil {
 			l.Close()
 			return nil, nil, err
 		}
 		release := func() {
 			st := eng.Stats()
-			eng.Close()
-			l.Close()
+			l.Close() // the engine, the gain scorer on the model, the model
 			log.Info().Int64("prompt_tokens_computed", st.PromptTokens).Int64("prompt_tokens_from_cache", st.CachedTokens).
 				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
-		chat := chatTemplater(l.model)
+		chat := chatTemplater(l.Model)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
 		if cache {
 			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
 		}
 		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
-		cfg.Model = filepath.Base(l.path)
+		cfg.Model = filepath.Base(l.Path)
 		opened = l
 		predict = func(st pipeline.Stats) (extract.Prediction, error) {
 			eng.Close() // the benchmark needs the context to itself (release closes it again: a no-op)
-			return extract.Predict(l.ctx, eng.Parallel(), st)
+			return extract.Predict(l.Measure, eng.Parallel(), st)
 		}
 		return local, release, nil
 	}
-	return extractBackend{key: key, start: start, local: func() (*llama.Model, int) {
-		return opened.model, opened.ctx.ContextSize() / opened.ctx.Sequences()
-	}, predict: func(st pipeline.Stats) (extract.Prediction, error) {
+	return extractBackend{key: key, seqContext: seqContext, start: start, loaded: func() *loaded { return opened }, predict: func(st pipeline.Stats) (extract.Prediction, error) {
 		if predict == nil {
 			return extract.Prediction{}, errors.New("the model was not loaded")
 		}
@@ -436,8 +433,7 @@ func openaiExtractor(c *cli.Context) (extractBackend, error) {
 	// Every sampling setting and the seed are sent (see extract.NewRemote),
 	// so the run is keyed on all of them, as a local run is.
 	sampling := samplingFrom(c)
-	key := dataset.Settings{"model": name}
-	addSampling(key, sampling)
+	key := pipeline.ModelKey{Name: name}
 	start := func(cfg *extract.Config) (extract.Generator, func(), error) {
 		if err := probeFleet(client); err != nil {
 			return nil, nil, err
@@ -485,13 +481,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 			return s.Reasons[keys[i]] > s.Reasons[keys[j]] || (s.Reasons[keys[i]] == s.Reasons[keys[j]] && keys[i] < keys[j])
 		})
 		for _, k := range keys {
-			desc := planner.Reason(k).Description()
-			switch planner.Reason(k) {
-			case extract.ReasonPromptTooLong:
-				desc = "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
-			case extract.ReasonLowGain:
-				desc = "the plan's information gain is below --min-gain"
-			}
+			desc := extract.Describe(planner.Reason(k))
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
 	}
@@ -582,31 +572,22 @@ func gainFlags(c *cli.Context, cfg *extract.Config) (bool, error) {
 	} else if c.String("backend") == "openai" {
 		return false, usagef("extract: --score-gain with --backend openai needs --score-model PATH (a local model that scores the plans)")
 	}
-	cfg.Key["gain_model"] = scorer
+	cfg.GainModel = scorer
 	if c.IsSet("min-gain") {
 		v := c.Float64("min-gain")
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false, usagef("extract: --min-gain %v: want a finite number of nats per token", v)
 		}
 		cfg.MinGain = &v
-		cfg.Key["min_gain"] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return true, nil
 }
 
-// openGainScorer makes the plan-gain scorer: on --score-model, loaded with
-// the shared model flags, or else on the extraction model (and its --lora
-// adapter), in a context of
-// its own (two sequences: with and without the plan) whose sequences hold
-// as many tokens as the extraction's, since the scored texts are about as
-// long as the extraction prompt.
-func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.GainScorer, func(), error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
+// openGainScorer makes the plan-gain scorer (local.Model.GainScorer): on
+// --score-model, loaded with the shared model flags, or else on the
+// extraction model and its --lora adapter.
+func openGainScorer(c *cli.Context, l *loaded) (extract.GainScorer, func(), error) {
+	var score local.Options
 	if p := c.String("score-model"); p != "" {
 		if p == tinyModelName {
 			var err error
@@ -614,54 +595,29 @@ func openGainScorer(c *cli.Context, model *llama.Model, window int) (extract.Gai
 				return nil, nil, err
 			}
 		}
-		ngl := c.Int("ngl")
-		if c.Bool("gpu") {
-			ngl = -1
-		}
-		m, err := llama.LoadModel(p, llama.ModelOptions{GPULayers: ngl})
+		o, err := localOptions(c)
 		if err != nil {
-			return nil, nil, usageError{fmt.Errorf("--score-model: %w", err)}
+			return nil, nil, err
 		}
-		closers = append(closers, func() { m.Close() })
-		model = m
-		window = 0
+		score = o
+		score.Path = p
 	}
-	if window <= 0 {
-		window = min(4096, max(model.ContextLength(), 512))
-	}
-	// Without --score-model the gain is scored by the extraction model as it
-	// extracts: with its adapter, if --lora gave one. The adapter is closed
-	// after the context that uses it.
-	var adapter *llama.Adapter
-	if lora := c.String("lora"); c.String("score-model") == "" && lora != "" {
-		a, err := model.LoadAdapter(lora)
-		if err != nil {
-			closeAll()
-			return nil, nil, usageError{fmt.Errorf("--lora: %w", err)}
-		}
-		closers = append(closers, func() { a.Close() })
-		adapter = a
-	}
-	ctx, err := model.NewContext(llama.ContextOptions{ContextSize: 2 * window, Sequences: 2, BatchSize: c.Int("batch"),
-		Threads: c.Int("threads"), FlashAttention: "off", Poll: pollOption(c.Int("poll"))})
-	if err != nil {
-		closeAll()
-		return nil, nil, fmt.Errorf("gain scorer: %w", err)
-	}
-	closers = append(closers, func() { ctx.Close() })
-	if adapter != nil {
-		if err := ctx.SetAdapter(adapter, float32(c.Float64("lora-scale"))); err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("gain scorer: %w", err)
+	var (
+		g   extract.GainScorer
+		err error
+	)
+	release := func() {}
+	if l != nil {
+		g, err = l.GainScorer(score)
+	} else {
+		var holder *local.Model
+		if g, holder, err = local.GainScorerOn(score, log); err == nil {
+			release = func() { holder.Close() }
 		}
 	}
-	txt, err := loglik.NewText(model, ctx)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+	var fe *local.FileError
+	if errors.As(err, &fe) {
+		return nil, nil, usageError{err}
 	}
-	closers = append(closers, txt.Close)
-	chat := chatTemplater(model)
-	log.Info().Str("model", filepath.Base(model.Path())).Int("window", txt.Window()).Msg("gain scorer ready")
-	return extract.LocalGain{Text: txt, Chat: chat}, closeAll, nil
+	return g, release, err
 }

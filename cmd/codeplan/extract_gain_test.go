@@ -9,11 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
-
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
-	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
 // planServer is a fake OpenAI-compatible server that answers every
@@ -73,40 +68,5 @@ func TestExtractScoreGain(t *testing.T) {
 		"--input", in, "--output", filepath.Join(dir, "x.jsonl"), "--score-gain"}
 	if code := run(bad); code != exitUsage {
 		t.Errorf("--score-gain without --score-model on openai: exit %d, want %d", code, exitUsage)
-	}
-}
-
-// TestGainScorerUsesTheAdapter builds the gain scorer as extract does for
-// the extraction model, with and without --lora: the adapter must change
-// the scores, or the scorer ran without it.
-func TestGainScorerUsesTheAdapter(t *testing.T) {
-	lora := filepath.Join(t.TempDir(), "a.gguf")
-	if err := tiny.WriteLoRA(lora, tiny.DefaultConfig(), tiny.LoRAOptions{Rank: 2, Alpha: 8, Seed: 9}); err != nil {
-		t.Fatal(err)
-	}
-	model := testmodel.Load(t)
-	score := func(args ...string) float64 {
-		t.Helper()
-		var got float64
-		app := &cli.App{Flags: append(append(modelFlags(1), loraFlags()...),
-			&cli.StringFlag{Name: "score-model"}),
-			Action: func(c *cli.Context) error {
-				g, closeGain, err := openGainScorer(c, model, 256)
-				if err != nil {
-					return err
-				}
-				defer closeGain()
-				res, err := g.Gain("What is 2 plus 3?", "def solve():\n    return add(2, 3)", "2 + 3 = 5. The answer is 5.")
-				got = res.WithPlan
-				return err
-			}}
-		if err := app.Run(append([]string{"test", "--threads", "1"}, args...)); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
-	plain, adapted := score(), score("--lora", lora)
-	if plain == adapted || plain == 0 {
-		t.Errorf("log-likelihood with the plan: %v without the adapter, %v with it", plain, adapted)
 	}
 }

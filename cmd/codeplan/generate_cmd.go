@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,7 +38,7 @@ func prompterFrom(c *cli.Context, l *loaded) (planner.Prompter, error) {
 	if err != nil {
 		return planner.Prompter{}, err
 	}
-	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.model), System: c.String("system")}, nil
+	return planner.Prompter{Mode: mode, Format: format, Chat: chatTemplater(l.Model), System: c.String("system")}, nil
 }
 
 // chatTemplater is the model's chat template, or ChatML with a warning
@@ -113,13 +112,11 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
-	key["mode"], key["format"], key["system"] = string(mode), string(format), textKey(c.String("system"))
-	key["max_plan_tokens"], key["max_tokens"] = strconv.Itoa(settings.MaxPlanTokens), strconv.Itoa(settings.MaxTokens)
-	addSampling(key, settings.Sampling)
 	cfg := generate.Config{
 		Input: c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
 		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
-		Settings: settings, Key: key, Logger: log, Progress: true,
+		Prompter: planner.Prompter{Mode: mode, Format: format, System: c.String("system")},
+		Settings: settings, ModelKey: key, Logger: log, Progress: true,
 	}
 	// Every row is read once before the model loads: a malformed row
 	// deep in the file is found now, not after hours of generation.
@@ -145,7 +142,7 @@ func runGenerate(c *cli.Context) error {
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
 	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
-	cfg.Model, cfg.LoRA = l.names()
+	cfg.Model, cfg.LoRA = l.Names()
 	// Prompts too long for a sequence are written with an error (the
 	// library's words); the way out is in flags, so it is said here.
 	tooLong := 0

@@ -262,8 +262,9 @@ models, RoPE scaling and other architectures are refused.
 			// vocabulary; the exported tokenizer must do the same.
 			var opts hf.ModelOptions
 			if m, err := llama.LoadModel(path, llama.ModelOptions{VocabOnly: true}); err == nil {
-				addBOS := m.AddBOS()
-				opts.AddBOS = &addBOS
+				if addBOS, err := m.AddBOS(); err == nil {
+					opts.AddBOS = &addBOS
+				}
 				m.Close()
 			}
 			res, err := hf.ExportModel(path, out, opts)
@@ -318,11 +319,11 @@ func runModelLogits(c *cli.Context) error {
 			}
 			toks = append(toks, llama.Token(id))
 		}
-	} else if toks, err = l.model.Tokenize(c.String("prompt"), true, true); err != nil {
+	} else if toks, err = l.Model.Tokenize(c.String("prompt"), true, true); err != nil {
 		return err
 	}
-	if len(toks) == 0 || len(toks) > l.ctx.BatchSize() {
-		return usagef("model logits: %d tokens; want 1 to --batch (%d)", len(toks), l.ctx.BatchSize())
+	if len(toks) == 0 || len(toks) > l.Ctx.BatchSize() {
+		return usagef("model logits: %d tokens; want 1 to --batch (%d)", len(toks), l.Ctx.BatchSize())
 	}
 	b, err := llama.NewBatch(len(toks), 1)
 	if err != nil {
@@ -334,10 +335,10 @@ func runModelLogits(c *cli.Context) error {
 			return usageError{err}
 		}
 	}
-	if err := l.ctx.Decode(b); err != nil {
+	if err := l.Ctx.Decode(b); err != nil {
 		return err
 	}
-	logits, err := l.ctx.Logits(len(toks)-1, nil)
+	logits, err := l.Ctx.Logits(len(toks)-1, nil)
 	if err != nil {
 		return err
 	}

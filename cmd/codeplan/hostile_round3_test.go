@@ -149,7 +149,9 @@ func TestHostileRound3(t *testing.T) {
 		return c.Process.Pid
 	}()
 	stale := filepath.Join(dir, ".merged.jsonl.tmp-"+strconv.Itoa(dead)+"-1")
-	ppl := []string{"perplexity", "tiny", "--threads", "1"}
+	// --text-field names a field the corpus has: the input is checked before
+	// the output is opened, and these cases are about the output.
+	ppl := []string{"perplexity", "tiny", "--threads", "1", "--text-field", "question"}
 	small := []string{"--threads", "1", "--max-tokens", "4", "--max-plan-tokens", "4"}
 	gen := func(extra ...string) []string {
 		return append(append([]string{"generate", "tiny", "--input", in, "--output", "g.jsonl"}, small...), extra...)

@@ -92,6 +92,14 @@ func printInfo(c *cli.Context, path string) error {
 		}
 		return enc.Encode(info)
 	}
+	bos, err := m.BOS()
+	if err != nil {
+		return err
+	}
+	eos, err := m.EOS()
+	if err != nil {
+		return err
+	}
 	_, tmplErr := m.ApplyTemplate([]llama.ChatMessage{{Role: "user", Content: "x"}}, true)
 	tmpl := "supported by llama.cpp"
 	if tmplErr != nil {
@@ -109,7 +117,7 @@ func printInfo(c *cli.Context, path string) error {
 		{"embedding", fmt.Sprint(info.EmbeddingLength)},
 		{"heads (kv)", fmt.Sprintf("%d (%d)", info.Heads, info.HeadsKV)},
 		{"vocabulary", fmt.Sprintf("%d tokens, %s", info.VocabSize, info.VocabType)},
-		{"BOS / EOS", fmt.Sprintf("%d / %d", m.BOS(), m.EOS())},
+		{"BOS / EOS", fmt.Sprintf("%d / %d", bos, eos)},
 		{"chat template", tmpl},
 	}
 	for _, r := range rows {

@@ -14,7 +14,8 @@ import (
 // TestInterruptedStatus: every command stopped by SIGINT or SIGTERM before
 // it finished exits with the one interrupted status (130), never 0, and
 // without a crash trace: those that stop cleanly (generate, eval,
-// finetune) after saving their work, the others (perplexity) at once.
+// finetune, and perplexity once its model is loaded) after saving their
+// work, the others at once.
 // extract is TestExtractInterruptFinishesCleanly and the Slurm and
 // Kubernetes tests; serve is TestServeSecondSignalStopsAtOnce.
 func TestInterruptedStatus(t *testing.T) {
@@ -40,7 +41,7 @@ func TestInterruptedStatus(t *testing.T) {
 		// Rows come from a pipe that stays open: the run is under way,
 		// waiting for more, when the signal comes.
 		{"perplexity SIGTERM", []string{"perplexity", "tiny", "--input", "-", "--threads", "1", "--text-field", "question", "--output", "p.jsonl"},
-			syscall.SIGTERM, "", "stopped before finishing"},
+			syscall.SIGTERM, "", "rerun the same command"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

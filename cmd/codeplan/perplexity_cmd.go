@@ -1,62 +1,41 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/perplexity"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
 // perplexityRow is one line of perplexity's per-row output.
-type perplexityRow struct {
-	ID     string `json:"id"`
-	Index  int64  `json:"index"`
-	Tokens int    `json:"tokens"` // scored tokens
-	// LogLik is the summed log-likelihood of the scored tokens (nats).
-	LogLik      float64 `json:"loglik"`
-	MeanLogProb float64 `json:"mean_logprob"`
-	Perplexity  float64 `json:"perplexity"`
-	Chunks      int     `json:"chunks,omitempty"`
-	Error       string  `json:"error,omitempty"`
-}
-
-// perplexitySummary is the run's overall figure.
-type perplexitySummary struct {
-	Rows       int     `json:"rows"`
-	Skipped    int     `json:"rows_skipped"`
-	Tokens     int     `json:"tokens"`
-	LogLik     float64 `json:"loglik"`
-	Perplexity float64 `json:"perplexity"`
-	// RowMedian is the median of the rows' perplexities.
-	RowMedian float64 `json:"row_perplexity_median"`
-	Seconds   float64 `json:"seconds"`
-}
+type perplexityRow = perplexity.Row
 
 func perplexityCommand() *cli.Command {
 	flags := append(modelFlags(4), loraFlags()...)
 	flags = append(flags,
 		&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Usage: "rows: .jsonl[.gz], .json, .parquet or - for stdin"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "per-row results, JSONL `PATH` (default: stdout, with the summary on stderr)"},
+		drainFlag(),
 		&cli.StringFlag{Name: "text-field", Value: "text", Usage: "gjson `PATH` of the text to score from its start"},
 		&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (with --response-field; default: auto-detect)"},
 		&cli.StringFlag{Name: "response-field", Usage: "score this response (gjson `PATH`) given the row's prompt in the model's chat template, instead of --text-field"},
 		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
 		&cli.StringFlag{Name: "system", Usage: "system message before the prompt (with --response-field)"},
+		&cli.StringFlag{Name: "plan-field", Usage: "gjson `PATH` of each row's plan: with --response-field and a plan mode, the response is scored given prompt and plan, as a plan-trained model saw them"},
+		&cli.StringFlag{Name: "mode", Value: Auto, Usage: "with --response-field: the layout's mode, direct, nlplan or codeplan (auto: what the adapter or fine-tuned model records, else direct)"},
+		&cli.StringFlag{Name: "format", Value: Auto, Usage: "with --response-field: " + formatUsage + " (auto without a record: trained, the plain chat layout)"},
 		&cli.IntFlag{Name: "chunk", Usage: "score like llama.cpp's llama-perplexity -c `N`: cut each text into chunks of N tokens (BOS first when the model adds one), score only the second half of each chunk"},
-		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
+		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows and rows that cannot be scored (too short, too long) instead of stopping at the first"},
 		&cli.Int64Flag{Name: "limit", Usage: "score at most `N` rows"},
 	)
 	return &cli.Command{
@@ -76,7 +55,17 @@ assistant header): the perplexity a fine-tuned model assigns to its targets.
 --chunk N reproduces llama.cpp's llama-perplexity -c N on the same text, to compare
 numbers: chunks of N tokens, the second half of each scored. A row shorter than N
 tokens has no chunk and is skipped. Each sequence holds --ctx / --parallel tokens;
-a row longer than that is an error naming the row (raise --ctx or use --chunk).
+a row longer than that is an error naming the row (raise --ctx or use --chunk), or,
+with --skip-bad, is written with its error and counted as skipped.
+
+A model fine-tuned by codeplan finetune in a plan mode saw each response after its
+prompt and plan: --mode/--format default to what it records, and --plan-field names
+the plan, so the score is of the layout it was trained on. The summary says which
+layout was scored.
+
+With --output FILE the run resumes like extract: Ctrl-C finishes the rows in flight,
+kill -9 loses nothing, and a rerun scores only the rows not yet in FILE; the summary
+covers every row of FILE.
 
 Examples:
    codeplan perplexity model.gguf --input wiki.jsonl --output ppl.jsonl
@@ -101,6 +90,8 @@ func perplexityAction(c *cli.Context) (err error) {
 		return usagef("perplexity: --chunk scores plain texts; it does not apply to --response-field")
 	case c.IsSet("chunk") && chunk < 4:
 		return usagef("perplexity: --chunk %d: want at least 4 tokens", chunk)
+	case !pair && (c.IsSet("plan-field") || c.IsSet("mode") || c.IsSet("format")):
+		return usagef("perplexity: --plan-field, --mode and --format choose the layout of --response-field; they do not apply to a plain text")
 	}
 	read := dataset.ReadOptions{IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")}
 	if pair {
@@ -108,179 +99,137 @@ func perplexityAction(c *cli.Context) (err error) {
 	} else {
 		read.PromptField, read.PromptOnly = c.String("text-field"), true
 	}
-	if o := c.String("output"); o != "" && o != "-" {
+	output := c.String("output")
+	if output == "" {
+		output = dataset.Stdin
+	}
+	if output != dataset.Stdin {
 		if a, err := os.Stat(input); err == nil {
-			if b, err := os.Stat(o); err == nil && os.SameFile(a, b) {
-				return usagef("perplexity: --output %s is the input file: it would be overwritten", o)
+			if b, err := os.Stat(output); err == nil && os.SameFile(a, b) {
+				return usagef("perplexity: --output %s is the input file: it would be overwritten", output)
 			}
 		}
 	}
-	// Open the input before the model loads: a bad path costs nothing.
-	rd, err := dataset.Open(input, read)
+	key, _, err := modelKey(c)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	defer rd.Close()
+	cfg := perplexity.Config{
+		Input: input, Read: read, Output: output, Limit: c.Int64("limit"), Pair: pair, Chunk: chunk,
+		SkipBad: c.Bool("skip-bad"), ModelKey: key, Logger: log, Progress: output != dataset.Stdin,
+	}
+	if pair {
+		if cfg.Prompter, cfg.PlanField, err = perplexityLayout(c); err != nil {
+			return err
+		}
+	}
+	_, statErr := os.Stat(output)
+	// The input, the plans and the output are checked before the model
+	// loads: a bad path or a missing field costs nothing.
+	b, err := perplexity.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	defer func() {
+		// A run that scored nothing leaves no empty file behind.
+		if st, serr := os.Stat(output); err != nil && output != dataset.Stdin && errors.Is(statErr, os.ErrNotExist) && serr == nil && st.Size() == 0 {
+			os.Remove(output)
+		}
+	}()
 	l, err := openModel(c)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	scorer, err := loglik.NewText(l.model, l.ctx)
+	scorer, err := loglik.NewText(l.Model, l.Ctx)
 	if err != nil {
 		return err
 	}
 	defer scorer.Close()
 	if chunk > scorer.Window()+1 {
 		return usagef("perplexity: --chunk %d does not fit a sequence of %d tokens: raise --ctx to at least %d (it is shared by --parallel %d sequences)",
-			chunk, scorer.Window(), chunk*l.ctx.Sequences(), l.ctx.Sequences())
+			chunk, scorer.Window(), chunk*l.Ctx.Sequences(), l.Ctx.Sequences())
 	}
-	var prompter planner.Prompter
-	if pair {
-		prompter = planner.Prompter{Mode: planner.Direct, Format: planner.Trained, Chat: chatTemplater(l.model), System: c.String("system")}
+	cfg.Prompter.Chat = chatTemplater(l.Model)
+	cfg.Sequences = l.Ctx.Sequences()
+	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
+	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
 	}
-
-	var sum perplexitySummary
-	out, summaryOut := io.Writer(stdout), io.Writer(os.Stderr)
-	var file *os.File
-	if p := c.String("output"); p != "" && p != "-" {
-		lock, lerr := lockOutputFlag("output", p)
-		if lerr != nil {
-			return lerr
-		}
-		defer lock.Unlock() // deferred first, so released after the file is closed
-		if file, err = os.Create(p); err != nil {
-			return usageError{err}
-		}
-		defer func() {
-			file.Close()
-			if err != nil && sum.Rows == 0 {
-				os.Remove(p) // a run that scored nothing leaves no empty file behind
-			}
-		}()
-		out, summaryOut = file, stdout
-	}
-	bw := bufio.NewWriter(out)
-	enc := json.NewEncoder(bw)
-
-	start := time.Now()
-	var total loglik.Tally
-	var rowPPL []float64
-	// Rows are scored in groups of about --parallel requests, so that the
-	// sequences of the scoring context are used together.
-	type pending struct {
-		row  perplexityRow
-		reqs []loglik.Request
-	}
-	var group []pending
-	nreq := 0
-	flush := func() error {
-		var reqs []loglik.Request
-		for _, p := range group {
-			reqs = append(reqs, p.reqs...)
-		}
-		res, err := scorer.Score(reqs)
-		if err != nil {
-			return err
-		}
-		k := 0
-		for _, p := range group {
-			var t loglik.Tally
-			for range p.reqs {
-				t.Add(res[k])
-				k++
-			}
-			total.Merge(t)
-			row := p.row
-			row.Tokens, row.LogLik = t.Tokens, t.LogLik
-			row.MeanLogProb, row.Perplexity = t.LogLik/float64(t.Tokens), t.Perplexity()
-			rowPPL = append(rowPPL, row.Perplexity)
-			sum.Rows++
-			if err := enc.Encode(row); err != nil {
-				return err
-			}
-		}
-		group, nreq = group[:0], 0
-		return nil
-	}
-	limit := c.Int64("limit")
-	for n := int64(0); limit <= 0 || n < limit; n++ {
-		row, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err // a *dataset.RowError maps to exit 2
-		}
-		p := pending{row: perplexityRow{ID: row.ID, Index: row.Index}}
-		switch {
-		case pair:
-			var ph planner.Phase
-			if ph, err = prompter.AnswerPrompt(nil, row.Prompt, ""); err == nil {
-				var r loglik.Request
-				r, err = scorer.Pair(ph.Text, strings.TrimSpace(row.Response)) // as finetune's target
-				p.reqs = []loglik.Request{r}
-			}
-		case chunk > 0:
-			p.reqs, err = scorer.Chunks(row.Prompt, chunk)
-			p.row.Chunks = len(p.reqs)
-			if err == nil && len(p.reqs) == 0 {
-				log.Warn().Str("row", row.Source).Int("chunk", chunk).Msg("row is shorter than one chunk: skipped")
-				sum.Skipped++
-				continue
-			}
-		default:
-			var r loglik.Request
-			r, err = scorer.Whole(row.Prompt)
-			p.reqs = []loglik.Request{r}
-		}
-		if err != nil {
-			return usagef("%s (id %s): %v", row.Source, row.ID, err)
-		}
-		group = append(group, p)
-		nreq += len(p.reqs)
-		if nreq >= l.ctx.Sequences() {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if len(group) > 0 {
-		if err := flush(); err != nil {
-			return err
-		}
-	}
-	if err := bw.Flush(); err != nil {
+	sum, err := perplexity.RunOn(soft, hard, b, scorer, cfg)
+	if err != nil {
 		return err
 	}
-	if file != nil {
-		if err := file.Close(); err != nil {
-			return err
+	// The summary goes to stdout (checked for write errors) beside an
+	// output file, else to stderr after the rows.
+	summaryOut := io.Writer(stdout)
+	if output == dataset.Stdin {
+		summaryOut = os.Stderr
+	}
+	if sum.Interrupted {
+		fmt.Fprintf(summaryOut, "INTERRUPTED: rerun the same command to score the rest\n")
+		if sum.Rows == 0 {
+			return interrupted("perplexity")
 		}
 	}
-	sum.Tokens, sum.LogLik, sum.Perplexity = total.Tokens, total.LogLik, total.Perplexity()
-	sum.RowMedian = median(rowPPL)
-	sum.Seconds = time.Since(start).Seconds()
 	if sum.Rows == 0 {
 		return usagef("perplexity: %s: no row to score", input)
 	}
-	model := filepath.Base(l.path)
-	if l.adapter != nil {
-		model += " + " + filepath.Base(l.adapter.Path())
+	model := filepath.Base(l.Path)
+	if l.Adapter != nil {
+		model += " + " + filepath.Base(l.Adapter.Path())
 	}
 	fmt.Fprintf(summaryOut, "perplexity %.4f over %d tokens of %d rows (%s; row median %.4f; %.1f tok/s)\n",
-		sum.Perplexity, sum.Tokens, sum.Rows, model, sum.RowMedian, float64(sum.Tokens)/math.Max(sum.Seconds, 1e-9))
+		sum.Perplexity, sum.Tokens, sum.Rows, model, sum.RowMedian, float64(sum.PromptTok)/math.Max(sum.Seconds, 1e-9))
+	fmt.Fprintf(summaryOut, "scored: %s\n", sum.Layout)
+	if sum.Resumed > 0 || sum.Skipped > 0 || sum.ShortOfChunk > 0 {
+		fmt.Fprintf(summaryOut, "rows: %d scored this run, %d already in %s, %d skipped (could not be scored), %d shorter than a chunk\n",
+			sum.Written-int64(sum.Skipped), sum.Resumed, output, sum.Skipped, sum.ShortOfChunk)
+	}
+	if sum.Interrupted {
+		// Exit 130, like every command stopped by a signal.
+		return interrupted("perplexity")
+	}
 	return nil
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
+// perplexityLayout resolves --mode, --format and --plan-field for
+// --response-field: auto is what the adapter or fine-tuned model records
+// (else direct in the trained layout, the plain chat turn), and a plan
+// mode needs the plan of each row.
+func perplexityLayout(c *cli.Context) (planner.Prompter, string, error) {
+	p := planner.Prompter{Mode: planner.Direct, Format: planner.Trained, System: c.String("system")}
+	trainedMode, trainedFormat, _ := trainedAs(c)
+	var err error
+	switch v := c.String("mode"); {
+	case v != Auto:
+		if p.Mode, err = resolveMode(c, v); err != nil {
+			return p, "", err
+		}
+	case trainedMode != "":
+		if p.Mode, err = planner.ParseMode(trainedMode); err != nil {
+			return p, "", usagef("perplexity: the recorded training mode: %v", err)
+		}
 	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+	switch v := c.String("format"); {
+	case v != Auto:
+		if p.Format, err = resolveFormat(c, v); err != nil {
+			return p, "", err
+		}
+	case trainedFormat != "":
+		if p.Format, err = planner.ParseFormat(trainedFormat); err != nil {
+			return p, "", usagef("perplexity: the recorded training format: %v", err)
+		}
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	plan := c.String("plan-field")
+	switch {
+	case p.Mode.HasPlan() && plan == "":
+		return p, "", usagef("perplexity: the layout is %s mode (a plan before each response): give --plan-field PATH, the plan of each row, or --mode direct", p.Mode)
+	case !p.Mode.HasPlan() && plan != "":
+		return p, "", usagef("perplexity: --plan-field needs a plan mode (--mode codeplan or nlplan); the layout is direct")
+	}
+	return p, plan, nil
 }

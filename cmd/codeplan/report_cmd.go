@@ -11,7 +11,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/replication"
+	"github.com/codeplan-dev/codeplan/report/replication"
 )
 
 func reportCommand() *cli.Command {

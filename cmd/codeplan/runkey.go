@@ -1,88 +1,44 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strconv"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/finetune"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/local"
 )
 
-// modelKey names the model of a local run before it is loaded, for the
-// settings that resumable outputs are keyed on: its file name (which tells
-// quantizations apart) and the fingerprint that finetune records for
-// adapters (which tells models apart whatever their file names). Reading
-// the GGUF header also refuses a bad model file before anything else.
-func modelKey(c *cli.Context) (dataset.Settings, string, error) {
+// localOptions reads MODEL and the shared model flags (and --lora where the
+// command has it) into local.Options.
+func localOptions(c *cli.Context) (local.Options, error) {
 	path, err := modelPath(c)
 	if err != nil {
-		return nil, "", err
+		return local.Options{}, err
 	}
-	base, err := finetune.InspectBase(path)
-	if err != nil {
-		return nil, "", usageError{err}
+	ngl := c.Int("ngl")
+	if c.Bool("gpu") {
+		ngl = -1
 	}
-	// The content fingerprint samples every tensor, and names its method,
-	// so a file of rows keyed by an older fingerprint is never compared
-	// with it as if the model had changed (see dataset.SettingsMismatchError).
-	key := dataset.Settings{"model": base.FileName(), "model_fingerprint": base.ContentFingerprint}
+	o := local.Options{
+		Path: path, GPULayers: ngl, BackendDir: c.String("backend-dir"), Threads: c.Int("threads"), Poll: c.Int("poll"),
+		Ctx: c.Int("ctx"), Parallel: c.Int("parallel"), Batch: c.Int("batch"), FlashAttn: c.String("flash-attn"),
+		CacheType: c.String("cache-type"), UnifiedKV: c.Bool("kv-unified"),
+	}
 	if hasFlag(c, "lora") {
-		key["lora"], key["lora_scale"] = "", ""
-		if p := c.String("lora"); p != "" {
-			sum, err := fileHash(p)
-			if err != nil {
-				return nil, "", usagef("--lora: %v", err)
-			}
-			key["lora"] = filepath.Base(p) + "@" + sum
-			key["lora_scale"] = formatFloat(c.Float64("lora-scale"))
-		}
+		o.AdapterKeyed, o.LoRA, o.LoRAScale = true, c.String("lora"), c.Float64("lora-scale")
 	}
-	return key, path, nil
+	return o, nil
 }
 
-// fileHash is a short content hash, so that an adapter retrained under the
-// same name counts as another adapter.
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
+// modelKey names the model of a local run in the job's settings key
+// (local.Options.Key); a bad model or adapter file is bad input.
+func modelKey(c *cli.Context) (pipeline.ModelKey, local.Options, error) {
+	o, err := localOptions(c)
 	if err != nil {
-		return "", err
+		return pipeline.ModelKey{}, o, err
 	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
+	k, err := o.Key()
+	if err != nil {
+		return pipeline.ModelKey{}, o, usageError{err}
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+	return k, o, nil
 }
-
-// addSampling adds the sampling settings to a key.
-func addSampling(key dataset.Settings, s llama.SamplerOptions) {
-	key["temperature"] = formatFloat(float64(s.Temperature))
-	key["top_p"] = formatFloat(float64(s.TopP))
-	key["top_k"] = strconv.Itoa(s.TopK)
-	key["min_p"] = formatFloat(float64(s.MinP))
-	key["repeat_penalty"] = formatFloat(float64(s.RepeatPenalty))
-	key["seed"] = strconv.FormatUint(uint64(s.Seed), 10)
-}
-
-// textKey is a short hash of a text that may be long (a system message).
-func textKey(s string) string {
-	if s == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:6])
-}
-
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 32) }

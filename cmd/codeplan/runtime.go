@@ -5,13 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
+	"github.com/codeplan-dev/codeplan/local"
 )
 
 // tinyModelName is the MODEL value that selects the built-in random model.
@@ -60,31 +60,18 @@ func modelPath(c *cli.Context) (string, error) {
 	return p, nil
 }
 
-// loaded is a model with its context and, if asked for, a LoRA adapter.
-type loaded struct {
-	model   *llama.Model
-	ctx     *llama.Context
-	adapter *llama.Adapter
-	path    string
-}
-
-// names are the model and adapter file names recorded in result rows
-// (lora is "" without an adapter).
-func (l *loaded) names() (model, lora string) {
-	if l.adapter != nil {
-		lora = filepath.Base(l.adapter.Path())
-	}
-	return filepath.Base(l.path), lora
-}
+// loaded is a model with its context and, if asked for, a LoRA adapter
+// (local.Model: its one Close frees everything opened on it).
+type loaded = local.Model
 
 // engineFor loads the model (once the files of the run were checked) and
-// starts an engine with --parallel sequences; close both.
+// starts an engine with --parallel sequences; closing the model stops it.
 func engineFor(c *cli.Context) (*loaded, *engine.Engine, error) {
 	l, err := openModel(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel")})
+	eng, err := l.Engine(engine.Options{Parallel: c.Int("parallel")})
 	if err != nil {
 		l.Close()
 		return nil, nil, err
@@ -92,107 +79,37 @@ func engineFor(c *cli.Context) (*loaded, *engine.Engine, error) {
 	return l, eng, nil
 }
 
-// Close frees everything in the right order.
-func (l *loaded) Close() {
-	if l.ctx != nil {
-		l.ctx.Close()
-	}
-	if l.adapter != nil {
-		l.adapter.Close()
-	}
-	if l.model != nil {
-		l.model.Close()
-	}
-}
-
 // openModel loads MODEL with the shared flags and creates a context for
 // --parallel sequences, attaching --lora when the command has it.
 func openModel(c *cli.Context) (*loaded, error) { return openModelSeqs(c, 0) }
 
 // openModelSeqs is openModel with extra sequences beyond --parallel (the
-// engine's prefix cache uses one); --ctx then covers them too.
+// engine's prefix cache uses one); --ctx then covers them too. It loads
+// the GPU backends first when --gpu or --ngl ask for them, and words the
+// errors in terms of the flags.
 func openModelSeqs(c *cli.Context, extra int) (*loaded, error) {
-	path, err := modelPath(c)
+	o, err := localOptions(c)
 	if err != nil {
 		return nil, err
 	}
-	ngl := c.Int("ngl")
-	if c.Bool("gpu") {
-		ngl = -1
-	}
-	if ngl != 0 {
-		if err := loadGPUBackends(c.String("backend-dir")); err != nil {
+	if o.GPULayers != 0 {
+		if err := loadGPUBackends(o.BackendDir); err != nil {
 			return nil, err
 		}
-		if err := checkModelFitsGPU(path, ngl); err != nil {
+		if err := checkModelFitsGPU(o.Path, o.GPULayers); err != nil {
 			return nil, err
 		}
 	}
-	start := time.Now()
-	lastLog := time.Now()
-	m, err := llama.LoadModel(path, llama.ModelOptions{
-		GPULayers: ngl,
-		Repack:    true, // inference only: interleaved Q4_0/Q4_K/IQ4_NL weights, as llama.cpp does
-		Progress: func(f float32) bool {
-			if time.Since(lastLog) > 2*time.Second {
-				log.Info().Str("model", path).Msgf("loading %3.0f%%", f*100)
-				lastLog = time.Now()
-			}
-			return true
-		},
-	})
-	if err != nil {
+	l, err := local.Open(o, extra, log)
+	var fe *local.FileError
+	switch {
+	case errors.As(err, &fe):
 		return nil, usageError{err}
-	}
-	l := &loaded{model: m, path: path}
-	info, _ := m.Info()
-	parallel := max(1, c.Int("parallel"))
-	seqs := parallel + extra
-	nctx := c.Int("ctx")
-	if nctx <= 0 {
-		nctx = min(4096, max(info.ContextLength, 512)) * seqs
-	}
-	fa := c.String("flash-attn")
-	if fa == "" {
-		fa = "off"
-		if ngl != 0 {
-			fa = "auto"
-		}
-	}
-	l.ctx, err = m.NewContext(llama.ContextOptions{
-		ContextSize:    nctx,
-		BatchSize:      c.Int("batch"),
-		Sequences:      seqs,
-		Threads:        c.Int("threads"),
-		FlashAttention: fa,
-		CacheTypeK:     c.String("cache-type"),
-		CacheTypeV:     c.String("cache-type"),
-		Poll:           pollOption(c.Int("poll")),
-		UnifiedKV:      c.Bool("kv-unified"),
-	})
-	if errors.Is(err, llama.ErrKVCache) {
-		l.Close()
+	case errors.Is(err, llama.ErrKVCache):
 		return nil, kvUsageError(c, err)
-	}
-	if err != nil {
-		l.Close()
+	case err != nil:
 		return nil, err
 	}
-	if p := c.String("lora"); hasFlag(c, "lora") && p != "" {
-		a, err := m.LoadAdapter(p)
-		if err != nil {
-			l.Close()
-			return nil, usageError{err}
-		}
-		l.adapter = a
-		if err := l.ctx.SetAdapter(a, float32(c.Float64("lora-scale"))); err != nil {
-			l.Close()
-			return nil, err
-		}
-	}
-	log.Info().Str("model", filepath.Base(path)).Str("desc", info.Description).
-		Int("ctx", l.ctx.ContextSize()).Int("parallel", parallel).Int("gpu_layers", ngl).
-		Int64("load_ms", time.Since(start).Milliseconds()).Msg("model ready")
 	return l, nil
 }
 
@@ -242,12 +159,4 @@ func loadGPUBackends(dir string) error {
 		return explainBackendDir(found[0])
 	}
 	return usagef("--gpu/--ngl: no GPU backend found in %v: build it with `make cuda` (or pass --backend-dir)", candidates)
-}
-
-// pollOption maps --poll to llama.ContextOptions.Poll (nil = ggml default).
-func pollOption(p int) *int {
-	if p < 0 {
-		return nil
-	}
-	return &p
 }

@@ -102,15 +102,14 @@ func serve(c *cli.Context) error {
 	}
 	defer l.Close()
 	parallel := max(1, c.Int("parallel"))
-	eng, err := engine.New(l.ctx, engine.Options{Parallel: parallel, QueueSize: parallel + c.Int("queue")})
+	eng, err := l.Engine(engine.Options{Parallel: parallel, QueueSize: parallel + c.Int("queue")})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
-	chat := chatTemplater(l.model)
+	chat := chatTemplater(l.Model)
 	id := c.String("alias")
 	if id == "" {
-		id = strings.TrimSuffix(filepath.Base(l.path), filepath.Ext(l.path))
+		id = strings.TrimSuffix(filepath.Base(l.Path), filepath.Ext(l.Path))
 	}
 	queue := c.Int("queue")
 	if queue == 0 {

@@ -12,8 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/evaluate"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 func synthCommand() *cli.Command {
@@ -74,7 +73,7 @@ func runSynth(c *cli.Context) error {
 	if err != nil {
 		return usagef("synth: --kinds: %v", err)
 	}
-	steps, err := evaluate.ParseSteps(c.String("steps"))
+	steps, err := synth.ParseSteps(c.String("steps"))
 	if err != nil {
 		return usagef("synth: --steps: %v", err)
 	}
@@ -90,7 +89,7 @@ func runSynth(c *cli.Context) error {
 			return usagef("synth: --exclude: %v", err)
 		}
 	}
-	rows, err := evaluate.SynthRows(evaluate.SynthRowsOptions{
+	rows, err := synth.Rows(synth.RowsOptions{
 		Seed: c.Int64("seed"), N: c.Int("n"), Steps: steps, Kinds: kinds, Exclude: exclude,
 	})
 	if err != nil {
@@ -112,7 +111,7 @@ func runSynth(c *cli.Context) error {
 	return nil
 }
 
-func writeSynthRows(w io.Writer, rows []evaluate.SynthRow) error {
+func writeSynthRows(w io.Writer, rows []synth.Row) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)

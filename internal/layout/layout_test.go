@@ -16,26 +16,39 @@ const module = "github.com/codeplan-dev/codeplan/"
 // table.
 var layers = map[string]int{
 	// 0: no imports of ours.
-	"llama/gguf": 0, "planner": 0, "dataset": 0, "remote": 0,
-	"evaluate/answer": 0, "evaluate/report": 0, "internal/logging": 0, "internal/layout": 0,
-	"safetensors": 0,
+	"llama/gguf": 0, "llama/sampling": 0, "llama/message": 0, "dataset": 0,
+	"answer": 0, "internal/logging": 0, "internal/layout": 0, "safetensors": 0,
 	// 1
-	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "evaluate/bench": 1, "internal/progress": 1,
+	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "planner": 1, "benchdata": 1, "internal/progress": 1, "remote": 1,
 	"hf": 1,
 	// 2
-	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "evaluate/synth": 2, "internal/pipeline": 2, "chat": 2,
+	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
 	"engine": 3, "internal/testmodel": 3,
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
-	"extract": 5, "generate": 5, "finetune": 5, "server": 5,
-	// 6
-	"evaluate": 6,
-	// 7: above evaluate.
-	"evaluate/replication": 7,
-	// 8: the command.
-	"cmd/codeplan": 8,
+	"extract": 5, "generate": 5, "finetune": 5, "server": 5, "perplexity": 5,
+	// 6: the eval job; local models as jobs need them.
+	"evaluate": 6, "local": 6,
+	// 7: reports built from eval's results.
+	"report": 7,
+	// 8: the miniature's combined report.
+	"report/replication": 8,
+	// 9: the command.
+	"cmd/codeplan": 9,
+}
+
+// cgoImporters are the packages that may import the cgo binding (package
+// llama) itself: the runtime built on a loaded model (engine, loglik,
+// chattemplate, finetune's trainer), the package that opens models
+// (local), the build's version (the llama.cpp commit), the test model, and
+// cmd's model commands (info, model, bench). Everything else chooses
+// sampling and builds chat messages with the cgo-free llama/sampling and
+// llama/message.
+var cgoImporters = map[string]bool{
+	"engine": true, "loglik": true, "chattemplate": true, "finetune": true, "local": true,
+	"internal/version": true, "internal/testmodel": true, "cmd/codeplan": true,
 }
 
 func TestImportsGoDown(t *testing.T) {
@@ -64,6 +77,9 @@ func TestImportsGoDown(t *testing.T) {
 				continue
 			}
 			dep := strings.TrimPrefix(imp, module)
+			if dep == "llama" && !strings.HasPrefix(pkg, "llama") && !cgoImporters[pkg] {
+				t.Errorf("%s imports llama (cgo): use llama/sampling and llama/message, or go through local", pkg)
+			}
 			if strings.HasPrefix(pkg, "llama") && !strings.HasPrefix(dep, "llama") {
 				t.Errorf("%s imports %s: llama/ must import nothing of ours outside llama/", pkg, dep)
 			}

@@ -61,6 +61,10 @@ type Job struct {
 	// mode, template hash, sampling...): stamped into every row written and
 	// required of the rows already there (see dataset.Settings).
 	Settings dataset.Settings
+	// Redo, when set, sees every row already in Output or Rejects; a row
+	// for which it returns true is processed again instead of counting as
+	// done (see dataset.AppendOptions.Redo).
+	Redo func(row []byte) bool
 
 	// Process handles one row. ctx is the hard context: it ends only when
 	// the user insists (second Ctrl-C).
@@ -155,7 +159,7 @@ func Open(job Job) (*Batch, error) {
 		}
 	}
 	var err error
-	opts := dataset.AppendOptions{Settings: job.Settings}
+	opts := dataset.AppendOptions{Settings: job.Settings, Redo: job.Redo}
 	b.out, b.done, err = dataset.OpenAppendWith(job.Output, opts)
 	if err != nil {
 		return nil, err
@@ -304,7 +308,19 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 	go func() {
 		defer close(jobs)
 		var seq int64
-		for row := range rows {
+		for {
+			// Not only range over rows: the feeder may be blocked reading
+			// an input that stays open (a pipe); when feeding stops, the
+			// rows in flight finish without waiting for it.
+			var row dataset.Row
+			var ok bool
+			select {
+			case row, ok = <-rows:
+			case <-feeding.Done():
+			}
+			if !ok {
+				return
+			}
 			// A row already taken from the feeder is still dropped when
 			// feeding stops meanwhile, as feed itself would: rows not
 			// dispatched are redone by the next run.
@@ -337,11 +353,16 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			}
 		}()
 	}
-	var readErr error
-	var fedAll bool
+	type fedResult struct {
+		all bool
+		err error
+	}
+	fed := make(chan fedResult, 1)
+	var feedMu sync.Mutex // guards the feeder's counters in st
 	go func() {
 		defer close(rows)
-		fedAll, readErr = feed(feeding, job, in, done, &st, rows)
+		all, err := feed(feeding, job, in, done, &st, &feedMu, rows)
+		fed <- fedResult{all, err}
 	}()
 	go func() {
 		wg.Wait()
@@ -418,6 +439,19 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			<-window
 		}
 	}
+	var f fedResult
+	select {
+	case f = <-fed:
+	default:
+		if feeding.Err() == nil {
+			f = <-fed // the rows ended: the feeder is returning
+		}
+		// Else feeding stopped while the feeder waits on its input: what
+		// it has not read is not done, and the next run reads it.
+	}
+	readErr, fedAll := f.err, f.all
+	feedMu.Lock()
+	defer feedMu.Unlock()
 	st.Skipped = in.Skipped().Total
 	st.Elapsed = time.Since(start)
 	st.Interrupted = hard.Err() != nil || (soft.Err() != nil && !fedAll)
@@ -442,7 +476,7 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 
 // feed sends the rows still to do, in input order, until the input ends,
 // the limit is reached or soft is cancelled; all says it got to the end.
-func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, rows chan<- dataset.Row) (all bool, err error) {
+func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool, st *Stats, mu *sync.Mutex, rows chan<- dataset.Row) (all bool, err error) {
 	seen := map[string]bool{}
 	var sent int64
 	for soft.Err() == nil {
@@ -457,15 +491,20 @@ func feed(soft context.Context, job Job, in dataset.Reader, done map[string]bool
 			}
 			return false, err
 		}
+		mu.Lock()
+		skip := true
 		switch {
 		case !job.Shard.Keep(row.ID):
 			st.OtherShards++
-			continue
 		case done[row.ID]:
 			st.Resumed++
-			continue
 		case seen[row.ID]:
 			st.Duplicates++
+		default:
+			skip = false
+		}
+		mu.Unlock()
+		if skip {
 			continue
 		}
 		seen[row.ID] = true

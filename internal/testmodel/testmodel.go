@@ -7,7 +7,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
@@ -59,8 +61,31 @@ func Main(m *testing.M, model **llama.Model) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	(*model).Close()
-	os.Exit(code)
+	if err := (*model).Close(); err != nil {
+		// Something a test made from the model is still open.
+		fmt.Fprintln(os.Stderr, "tiny model:", err)
+		code = max(code, 1)
+	}
+	os.Exit(CheckLeaks(code))
+}
+
+// CheckLeaks collects garbage and, in builds with -tags invariants, prints
+// every llama object (Context, Sampler, Batch) that was collected without
+// Close; it returns code, or 1 if there were such leaks. Call it at the end
+// of a TestMain.
+func CheckLeaks(code int) int {
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // finalizers run on their own goroutine
+	}
+	leaks := llama.Leaks()
+	for _, l := range leaks {
+		fmt.Fprintln(os.Stderr, "leak:", l)
+	}
+	if len(leaks) > 0 {
+		return max(code, 1)
+	}
+	return code
 }
 
 // LastLogits decodes toks at positions start.. of sequence seq and returns

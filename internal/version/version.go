@@ -58,6 +58,9 @@ func Codeplan() string {
 	return v
 }
 
+// LlamaCpp is the llama.cpp commit this binary is built on.
+func LlamaCpp() string { return llama.LlamaCppCommit }
+
 // String is the full version line: codeplan's version, the llama.cpp commit
 // it compiles and the Go release that built it.
 func String() string {

@@ -221,8 +221,12 @@ func TestLlama3Tokenizer(t *testing.T) {
 	if v.Pre != "llama-bpe" || len(v.Merges) != 280147 || v.Len() != 128256 {
 		t.Errorf("pre %q, %d merges, %d tokens", v.Pre, len(v.Merges), v.Len())
 	}
-	if m.BOS() != 128000 || m.EOS() != 128001 || m.EOT() != 128009 || !m.IsEOG(128009) || !m.AddBOS() {
-		t.Errorf("BOS %d EOS %d EOT %d, EOG(<|eot_id|>) %v, add BOS %v", m.BOS(), m.EOS(), m.EOT(), m.IsEOG(128009), m.AddBOS())
+	bos, _ := m.BOS()
+	eos, _ := m.EOS()
+	eot, _ := m.EOT()
+	addBOS, _ := m.AddBOS()
+	if bos != 128000 || eos != 128001 || eot != 128009 || !m.IsEOG(128009) || !addBOS {
+		t.Errorf("BOS %d EOS %d EOT %d, EOG(<|eot_id|>) %v, add BOS %v", bos, eos, eot, m.IsEOG(128009), addBOS)
 	}
 	got, err := m.Tokenize(testText, false, false)
 	if err != nil {
@@ -237,8 +241,10 @@ func TestLlama3Tokenizer(t *testing.T) {
 // SentencePiece-style vocabulary (byte fallback, scores from merge ranks).
 func TestMistralTokenizer(t *testing.T) {
 	m, v := writeWithTokenizer(t, "llama2")
-	if v.Model != "llama" || v.Len() != 32000 || m.BOS() != 1 || m.EOS() != 2 {
-		t.Errorf("model %q, %d tokens, BOS %d EOS %d", v.Model, v.Len(), m.BOS(), m.EOS())
+	bos, _ := m.BOS()
+	eos, _ := m.EOS()
+	if v.Model != "llama" || v.Len() != 32000 || bos != 1 || eos != 2 {
+		t.Errorf("model %q, %d tokens, BOS %d EOS %d", v.Model, v.Len(), bos, eos)
 	}
 	got, err := m.Tokenize(testText, false, false)
 	if err != nil {

@@ -1,19 +1,19 @@
-package evaluate
+package synth
 
 import (
 	"fmt"
 	"slices"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/planner"
 )
 
-// SynthRow is one training or test row of `codeplan synth`. The same file
+// Row is one training or test row of `codeplan synth`. The same file
 // serves both sides without field flags: finetune reads prompt (the exact
 // user message eval sends, hint included), plan or nl_plan, and response;
 // eval's file loader reads question, answer, answer_kind and steps, and
 // adds the same hint back.
-type SynthRow struct {
+type Row struct {
 	ID   string `json:"id"`
 	Kind string `json:"kind"` // the problem family: arith, list, string, order, truth
 	K    int    `json:"k"`    // reasoning steps
@@ -31,12 +31,12 @@ type SynthRow struct {
 	AnswerKind answer.Kind `json:"answer_kind"`
 }
 
-// SynthRowsOptions choose the rows of SynthRows.
-type SynthRowsOptions struct {
+// RowsOptions choose the rows of Rows.
+type RowsOptions struct {
 	Seed  int64
 	N     int // rows per kind and step count
 	Steps []int
-	Kinds []synth.Kind
+	Kinds []Kind
 	// Exclude holds prompts that must not appear (those of other splits).
 	// Items whose prompt is excluded, or already used in this set, are
 	// skipped and the next index is tried, so every cell still gets N rows.
@@ -47,14 +47,14 @@ type SynthRowsOptions struct {
 	MaxTries int
 }
 
-// SynthRows makes N rows per (kind, k), in kind then k order, with plans
+// Rows makes N rows per (kind, k), in kind then k order, with plans
 // and worked solutions. Rows depend only on the options. No two rows share
 // a prompt, and none has an excluded prompt.
-func SynthRows(o SynthRowsOptions) ([]SynthRow, error) {
+func Rows(o RowsOptions) ([]Row, error) {
 	if o.N < 1 {
 		return nil, fmt.Errorf("rows per kind and step count must be at least 1, got %d", o.N)
 	}
-	if err := synth.Validate(o.Steps, o.Kinds); err != nil {
+	if err := Validate(o.Steps, o.Kinds); err != nil {
 		return nil, err
 	}
 	tries := o.MaxTries
@@ -62,7 +62,7 @@ func SynthRows(o SynthRowsOptions) ([]SynthRow, error) {
 		tries = 50
 	}
 	used := map[string]bool{}
-	var rows []SynthRow
+	var rows []Row
 	for _, kind := range o.Kinds {
 		for _, k := range o.Steps {
 			got := 0
@@ -71,18 +71,18 @@ func SynthRows(o SynthRowsOptions) ([]SynthRow, error) {
 					return nil, fmt.Errorf("%s k=%d: only %d distinct prompts not excluded in %d tries (want %d): ask for fewer rows",
 						kind, k, got, index, o.N)
 				}
-				it := synth.Item(o.Seed, kind, k, index)
-				prompt := UserMessage(it)
+				it := Item(o.Seed, kind, k, index)
+				prompt := planner.UserMessage(it.Question, it.Kind)
 				if used[prompt] || o.Exclude[prompt] {
 					continue
 				}
-				w, err := synth.Work(it)
+				w, err := Work(it)
 				if err != nil {
 					return nil, err
 				}
 				used[prompt] = true
 				got++
-				rows = append(rows, SynthRow{
+				rows = append(rows, Row{
 					ID: it.ID, Kind: string(kind), K: k, Steps: k,
 					Question: it.Question, Prompt: prompt,
 					Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response,

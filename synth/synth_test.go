@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 )
 
 // The checker below is deliberately written apart from the generator: it
@@ -54,7 +54,7 @@ type tProgram struct {
 	Ask           string        `json:"ask"`
 }
 
-func decode(t *testing.T, it bench.Item) tProgram {
+func decode(t *testing.T, it benchdata.Item) tProgram {
 	t.Helper()
 	var p tProgram
 	if err := json.Unmarshal([]byte(it.Meta["program"]), &p); err != nil {
@@ -359,7 +359,7 @@ var idRe = regexp.MustCompile(`^synth-(arith|list|string|order|truth)-k(\d+)-(\d
 
 // checkItem re-derives an item's gold and checks its bookkeeping and
 // that its text agrees with its program.
-func checkItem(t *testing.T, it bench.Item) {
+func checkItem(t *testing.T, it benchdata.Item) {
 	t.Helper()
 	p := decode(t, it)
 	gold, steps, err := solve(p)
@@ -478,7 +478,7 @@ func TestDeterministic(t *testing.T) {
 	// contains the smaller one unchanged.
 	small := Generate(99, 3, []int{3}, []Kind{List})
 	big := Generate(99, 6, []int{1, 3}, []Kind{Arith, List})
-	byID := map[string]bench.Item{}
+	byID := map[string]benchdata.Item{}
 	for _, it := range big {
 		byID[it.ID] = it
 	}

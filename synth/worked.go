@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/benchdata"
 )
 
 // Worked is the teaching material of one item, derived from its Program
@@ -33,7 +33,7 @@ type Worked struct {
 // Work derives the Worked material of a synth item from its
 // Meta["program"]. It fails for items that are not synthetic or whose
 // program does not give the item's gold answer (a corrupt row).
-func Work(it bench.Item) (Worked, error) {
+func Work(it benchdata.Item) (Worked, error) {
 	raw, ok := it.Meta["program"]
 	if !ok {
 		return Worked{}, fmt.Errorf("item %s has no synthetic program", it.ID)

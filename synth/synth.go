@@ -28,8 +28,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/answer"
+	"github.com/codeplan-dev/codeplan/benchdata"
 )
 
 // Kind is a family of synthetic problems.
@@ -156,8 +156,8 @@ type problem struct {
 // ordered by kind, then k, then index. Unknown kinds and step counts
 // outside 1..MaxSteps are skipped; call Validate first to report them.
 // The same arguments always give identical items.
-func Generate(seed int64, n int, steps []int, kinds []Kind) []bench.Item {
-	var items []bench.Item
+func Generate(seed int64, n int, steps []int, kinds []Kind) []benchdata.Item {
+	var items []benchdata.Item
 	for _, kind := range kinds {
 		max, ok := MaxSteps[kind]
 		if !ok {
@@ -175,7 +175,7 @@ func Generate(seed int64, n int, steps []int, kinds []Kind) []bench.Item {
 	return items
 }
 
-func makeItem(seed int64, kind Kind, k, index int) bench.Item {
+func makeItem(seed int64, kind Kind, k, index int) benchdata.Item {
 	r := itemRNG(seed, kind, k, index)
 	var p problem
 	switch kind {
@@ -196,7 +196,7 @@ func makeItem(seed int64, kind Kind, k, index int) bench.Item {
 		// Program holds only ints, strings and bools: cannot fail.
 		prog = []byte("{}")
 	}
-	return bench.Item{
+	return benchdata.Item{
 		ID:       fmt.Sprintf("synth-%s-k%d-%04d", kind, k, index),
 		Question: p.question,
 		Gold:     p.gold,
@@ -253,6 +253,6 @@ func connector(i, k int) string {
 // Item returns the single item Generate makes for (seed, kind, k, index),
 // so that callers that skip some items (duplicates, excluded prompts) can
 // draw the next one. kind and k must be valid (see Validate).
-func Item(seed int64, kind Kind, k, index int) bench.Item {
+func Item(seed int64, kind Kind, k, index int) benchdata.Item {
 	return makeItem(seed, kind, k, index)
 }

@@ -1,4 +1,4 @@
-package bench
+package benchdata
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
 	"github.com/tidwall/gjson"
 )
 

@@ -1,4 +1,4 @@
-package bench
+package benchdata
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 )
 
 func load(t *testing.T, name string, opts Options) []Item {

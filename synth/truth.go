@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 )
 
 // genTruth builds a chain of k statements in the style of BIG-Bench's web

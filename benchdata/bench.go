@@ -1,4 +1,4 @@
-// Package bench loads benchmark files that users provide (JSONL or JSON
+// Package benchdata loads benchmark files that users provide (JSONL or JSON
 // arrays) into uniform Items, recognising the common public shapes:
 //
 //   - GSM8K: "question", "answer" ending in "#### n" (Kind number; the
@@ -26,10 +26,10 @@
 // and the kind. A malformed record is an error naming file and line,
 // unless Options.SkipBad is set, in which case it is skipped and reported
 // in Loaded.Skipped.
-package bench
+package benchdata
 
 import (
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 )
 
 // Item is one benchmark question with its gold answer.

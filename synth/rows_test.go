@@ -1,4 +1,4 @@
-package evaluate
+package synth_test
 
 import (
 	"encoding/json"
@@ -8,14 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/evaluate/bench"
-	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/benchdata"
+	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/planner"
+	"github.com/codeplan-dev/codeplan/synth"
 )
 
 var allSteps = []int{1, 2, 3, 4, 5, 6}
 
-func writeRows(t *testing.T, rows []SynthRow) string {
+func writeRows(t *testing.T, rows []synth.Row) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "rows.jsonl")
 	var b strings.Builder
@@ -38,14 +39,14 @@ func writeRows(t *testing.T, rows []SynthRow) string {
 // the worked response scores as correct against the gold answer, and that
 // the code plan passes the extraction filters and the trained format.
 func TestSynthRowsAnswerAndPlans(t *testing.T) {
-	rows, err := SynthRows(SynthRowsOptions{Seed: 11, N: 12, Steps: allSteps, Kinds: synth.Kinds})
+	rows, err := synth.Rows(synth.RowsOptions{Seed: 11, N: 12, Steps: allSteps, Kinds: synth.Kinds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := 12 * len(allSteps) * len(synth.Kinds); len(rows) != want {
 		t.Fatalf("%d rows, want %d", len(rows), want)
 	}
-	items, err := bench.Load(writeRows(t, rows), bench.Options{})
+	items, err := benchdata.Load(writeRows(t, rows), benchdata.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,17 +62,17 @@ func TestSynthRowsAnswerAndPlans(t *testing.T) {
 			t.Fatalf("%s: loaded as id %q gold %q kind %q steps %d; row has %q %q %q %d",
 				r.ID, it.ID, it.Gold, it.Kind, it.Steps, r.ID, r.Answer, r.AnswerKind, r.K)
 		}
-		if got := UserMessage(it); got != r.Prompt {
+		if got := planner.UserMessage(it.Question, it.Kind); got != r.Prompt {
 			t.Fatalf("%s: eval would send %q, training prompt is %q", r.ID, got, r.Prompt)
 		}
 		wantTask := r.Kind
 		if r.Kind == string(synth.String) {
 			wantTask = "text"
 		}
-		if got := Task(it); got != wantTask {
+		if got := evaluate.Task(it); got != wantTask {
 			t.Fatalf("%s: report group %q, want %q", r.ID, got, wantTask)
 		}
-		extracted, ok, _ := Score(it, r.Response)
+		extracted, ok, _ := evaluate.Score(it, r.Response)
 		if !ok {
 			t.Fatalf("%s: response scores wrong (extracted %q, gold %q):\n%s", r.ID, extracted, r.Answer, r.Response)
 		}
@@ -127,12 +128,12 @@ func TestSynthRowsAnswerAndPlans(t *testing.T) {
 // TestSynthRowsDeterministic checks that the seed alone fixes the rows and
 // that another seed changes them.
 func TestSynthRowsDeterministic(t *testing.T) {
-	opts := SynthRowsOptions{Seed: 5, N: 4, Steps: allSteps, Kinds: synth.Kinds}
-	a, err := SynthRows(opts)
+	opts := synth.RowsOptions{Seed: 5, N: 4, Steps: allSteps, Kinds: synth.Kinds}
+	a, err := synth.Rows(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := SynthRows(opts)
+	b, err := synth.Rows(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestSynthRowsDeterministic(t *testing.T) {
 		t.Fatal("same seed gave different rows")
 	}
 	opts.Seed = 6
-	c, err := SynthRows(opts)
+	c, err := synth.Rows(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestSynthRowsDeterministic(t *testing.T) {
 // repeats inside a set, and that an exhausted cell is an error.
 func TestSynthRowsExclude(t *testing.T) {
 	kinds := []synth.Kind{synth.Truth, synth.String}
-	train, err := SynthRows(SynthRowsOptions{Seed: 1, N: 300, Steps: []int{1}, Kinds: kinds})
+	train, err := synth.Rows(synth.RowsOptions{Seed: 1, N: 300, Steps: []int{1}, Kinds: kinds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestSynthRowsExclude(t *testing.T) {
 		trainPrompts = append(trainPrompts, r.Prompt)
 	}
 	// Without exclusion another seed collides with the training set...
-	free, err := SynthRows(SynthRowsOptions{Seed: 2, N: 300, Steps: []int{1}, Kinds: kinds})
+	free, err := synth.Rows(synth.RowsOptions{Seed: 2, N: 300, Steps: []int{1}, Kinds: kinds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +183,11 @@ func TestSynthRowsExclude(t *testing.T) {
 	for _, r := range free {
 		freePrompts = append(freePrompts, r.Prompt)
 	}
-	if len(SharedPrompts(trainPrompts, freePrompts)) == 0 {
+	if len(synth.SharedPrompts(trainPrompts, freePrompts)) == 0 {
 		t.Fatal("expected collisions between seeds at k=1 without exclusion; the test would prove nothing")
 	}
 	// ...and with it, it does not.
-	test, err := SynthRows(SynthRowsOptions{Seed: 2, N: 300, Steps: []int{1}, Kinds: kinds, Exclude: exclude})
+	test, err := synth.Rows(synth.RowsOptions{Seed: 2, N: 300, Steps: []int{1}, Kinds: kinds, Exclude: exclude})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +198,10 @@ func TestSynthRowsExclude(t *testing.T) {
 	if len(test) != len(train) {
 		t.Fatalf("test set has %d rows, want %d", len(test), len(train))
 	}
-	if shared := SharedPrompts(trainPrompts, testPrompts); len(shared) > 0 {
+	if shared := synth.SharedPrompts(trainPrompts, testPrompts); len(shared) > 0 {
 		t.Fatalf("%d prompts shared despite Exclude, e.g. %q", len(shared), shared[0])
 	}
-	_, err = SynthRows(SynthRowsOptions{Seed: 3, N: 100000, Steps: []int{1}, Kinds: []synth.Kind{synth.String}, MaxTries: 1})
+	_, err = synth.Rows(synth.RowsOptions{Seed: 3, N: 100000, Steps: []int{1}, Kinds: []synth.Kind{synth.String}, MaxTries: 1})
 	if err == nil || !strings.Contains(err.Error(), "distinct prompts") {
 		t.Fatalf("exhausted cell: err = %v, want a distinct-prompts error", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"math/bits"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 )
 
 // orderPeople is how many people an Order puzzle with k constraints has:

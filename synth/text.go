@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/evaluate/answer"
+	"github.com/codeplan-dev/codeplan/answer"
 )
 
 // stringMaxLen bounds the working string so that problems stay readable.

@@ -1,10 +1,8 @@
-package evaluate
+package report
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -15,12 +13,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/evaluate/report"
+	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/internal/version"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/tidwall/gjson"
+)
+
+// File names the report writes inside an eval folder, beside
+// evaluate.ResultsFile.
+const (
+	ReportFile  = "report.md"
+	ChartFile   = "report.png"
+	SummaryFile = "summary.json"
 )
 
 // Report is the evaluation report built from every row of a results file,
@@ -39,11 +43,11 @@ type Report struct {
 	// row; more than one means the folder mixes runs.
 	Runs []dataset.Settings
 	// Rows and Items count the rows and the distinct items; Errors the
-	// rows that could not run (Row.Error).
+	// rows that could not run (evaluate.Row.Error).
 	Rows, Items, Errors int
 	// Summary is accuracy per mode and per step count (package report).
-	Summary report.Summary
-	// ByTask is accuracy per mode and task (see Row.Task), in Summary's
+	Summary Summary
+	// ByTask is accuracy per mode and task (see evaluate.Row.Task), in Summary's
 	// mode order and with tasks sorted by name.
 	ByTask []TaskTally
 }
@@ -54,60 +58,10 @@ type TaskTally struct {
 	N, Correct int
 }
 
-// ReadRows reads every row of a results file. A blank line is ignored, and
-// so is an unparsable last line without a newline (a run killed mid-write
-// leaves one; the next run drops it and redoes its row). Rows repeating an
-// id are dropped (the first wins). Any other bad line is an error naming
-// the file and line.
-func ReadRows(path string) ([]Row, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	var rows []Row
-	seen := map[string]bool{}
-	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		torn := err == io.EOF
-		if len(bytes.TrimSpace(b)) > 0 {
-			var r Row
-			if jerr := json.Unmarshal(b, &r); jerr != nil || r.ID == "" || r.ItemID == "" || r.Mode == "" {
-				if torn {
-					break
-				}
-				if jerr == nil {
-					jerr = errors.New(`missing "id", "item_id" or "mode"`)
-				}
-				return nil, fmt.Errorf("%s:%d: not a result row: %v", path, line, jerr)
-			}
-			if !seen[r.ID] {
-				seen[r.ID] = true
-				if run := gjson.GetBytes(b, dataset.SettingsField); run.IsObject() {
-					r.Run = dataset.Settings{}
-					run.ForEach(func(k, v gjson.Result) bool {
-						r.Run[k.String()] = v.String()
-						return true
-					})
-				}
-				rows = append(rows, r)
-			}
-		}
-		if torn {
-			break
-		}
-	}
-	return rows, nil
-}
-
 // NewReport summarizes rows. Rows are put in benchmark order first (by
 // Index), so that modes appear as direct, nlplan, codeplan whatever order
 // they finished in.
-func NewReport(bench string, rows []Row) Report {
+func NewReport(bench string, rows []evaluate.Row) Report {
 	rows = slices.Clone(rows)
 	sort.SliceStable(rows, func(i, j int) bool {
 		if rows[i].Index != rows[j].Index {
@@ -116,12 +70,12 @@ func NewReport(bench string, rows []Row) Report {
 		return rows[i].ID < rows[j].ID
 	})
 	rep := Report{Bench: bench, Rows: len(rows)}
-	results := make([]report.Result, len(rows))
+	results := make([]Result, len(rows))
 	items := map[string]bool{}
 	models, formats := map[string]bool{}, map[string]bool{}
 	tallies := map[string]map[string]*TaskTally{}
 	for i, r := range rows {
-		results[i] = report.Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
+		results[i] = Result{Mode: string(r.Mode), ItemID: r.ItemID, Steps: r.Steps, Correct: r.Correct,
 			Strict: r.StrictCorrect, F1: r.F1, Tokens: r.PlanTokens + r.AnswerTokens, Seconds: r.Seconds, Error: r.Error != ""}
 		items[r.ItemID] = true
 		if r.Error != "" {
@@ -166,7 +120,7 @@ func NewReport(bench string, rows []Row) Report {
 	}
 	rep.Models = sortedKeys(models)
 	rep.Formats = sortedKeys(formats)
-	rep.Summary = report.Summarize(results)
+	rep.Summary = Summarize(results)
 	for _, m := range rep.Summary.Modes {
 		for _, task := range sortedKeys(tallies[m.Mode]) {
 			rep.ByTask = append(rep.ByTask, *tallies[m.Mode][task])
@@ -197,7 +151,7 @@ func (r Report) Tasks() []string {
 }
 
 // WriteMarkdown renders the report: a header naming the benchmark, model
-// and format, the tables of report.WriteMarkdown (accuracy per mode with
+// and format, the tables of WriteMarkdown (accuracy per mode with
 // 95% Wilson interval and relative gain over direct; accuracy by number of
 // steps), accuracy by task when there are several, and, when chart
 // is not empty, a link to the chart image.
@@ -226,7 +180,7 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
-	if err := report.WriteMarkdown(w, r.Summary); err != nil {
+	if err := WriteMarkdown(w, r.Summary); err != nil {
 		return err
 	}
 	b.Reset()
@@ -261,10 +215,10 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 
 // chartOptions titles the chart with the benchmark and the model (with its
 // adapter), and passes the per-task tallies for the task panel.
-func (r Report) chartOptions() report.ChartOptions {
-	opts := report.ChartOptions{Title: r.Bench + " · " + orNone(r.Models)}
+func (r Report) chartOptions() ChartOptions {
+	opts := ChartOptions{Title: r.Bench + " · " + orNone(r.Models)}
 	for _, t := range r.ByTask {
-		opts.Tasks = append(opts.Tasks, report.TaskResult{Mode: t.Mode, Task: t.Task, N: t.N, Correct: t.Correct})
+		opts.Tasks = append(opts.Tasks, TaskResult{Mode: t.Mode, Task: t.Task, N: t.N, Correct: t.Correct})
 	}
 	return opts
 }
@@ -339,7 +293,7 @@ type pairedJSON struct {
 	PValue        float64  `json:"mcnemar_p"`
 }
 
-func pairedToJSON(ps []report.Paired) []pairedJSON {
+func pairedToJSON(ps []Paired) []pairedJSON {
 	out := []pairedJSON{}
 	for _, p := range ps {
 		out = append(out, pairedJSON{Mode: p.Mode, Base: p.Base, N: p.N, Excluded: p.Excluded, BaseCorrect: p.BaseCorrect,
@@ -393,7 +347,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	s := summaryJSON{Bench: r.Bench, Models: r.Models, Formats: r.Formats, Rows: r.Rows, Items: r.Items, Errors: r.Errors,
 		Modes: []modeJSON{}, Unequal: r.Summary.Unequal,
 		Paired: pairedToJSON(r.Summary.Paired), StrictPaired: pairedToJSON(r.Summary.StrictPaired),
-		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: llama.LlamaCppCommit, Generated: time.Now().UTC().Format(time.RFC3339),
+		Meta: metaJSON{Codeplan: version.Codeplan(), LlamaCpp: version.LlamaCpp(), Generated: time.Now().UTC().Format(time.RFC3339),
 			Runs: append([]dataset.Settings{}, r.Runs...)}}
 	for _, m := range r.Summary.Modes {
 		mj := modeJSON{Mode: m.Mode, N: m.N, Correct: m.Correct, Accuracy: finite(m.Accuracy), CILow: m.CI.Low, CIHigh: m.CI.High,
@@ -434,12 +388,12 @@ func finite(x float64) float64 {
 }
 
 // BuildReport reads every row of dir/results.jsonl and writes
-// dir/report.md, dir/report.png and dir/summary.json. Each file is written
+// dir/md, dir/png and dir/summary.json. Each file is written
 // to a temporary name and renamed, so an interrupted report leaves the
 // previous one intact.
 func BuildReport(dir, bench string) (Report, error) {
-	path := filepath.Join(dir, ResultsFile)
-	rows, err := ReadRows(path)
+	path := filepath.Join(dir, evaluate.ResultsFile)
+	rows, err := evaluate.ReadRows(path)
 	if err != nil {
 		return Report{}, err
 	}
@@ -465,7 +419,7 @@ func BuildReport(dir, bench string) (Report, error) {
 		return rep, err
 	}
 	var png bytes.Buffer
-	if err := report.WriteChart(&png, rep.Summary, rep.chartOptions()); err != nil {
+	if err := WriteChart(&png, rep.Summary, rep.chartOptions()); err != nil {
 		return rep, fmt.Errorf("chart: %w", err)
 	}
 	if err := writeFile(filepath.Join(dir, ChartFile), png.Bytes()); err != nil {
@@ -478,7 +432,7 @@ func BuildReport(dir, bench string) (Report, error) {
 // know it (eval --report-only without --bench): the name recorded in the
 // rows, else in an earlier summary.json (rows written before rows carried
 // it), else the folder's name.
-func benchOf(dir string, rows []Row) string {
+func benchOf(dir string, rows []evaluate.Row) string {
 	for _, r := range rows {
 		if r.Bench != "" {
 			return r.Bench

@@ -3,7 +3,8 @@
 // ...): accuracy with a 95% Wilson confidence interval, mean tokens and
 // time per item, the relative gain of each mode over the "direct"
 // baseline, and accuracy by number of reasoning steps. It renders the
-// summary as Markdown tables and as a PNG chart.
+// summary as Markdown tables and as a PNG chart, and builds an eval
+// folder's report files from its results.jsonl (BuildReport).
 package report
 
 import (
