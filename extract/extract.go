@@ -25,8 +25,13 @@ import (
 
 // Generation is a model's reply to one extraction prompt.
 type Generation struct {
-	Text         string
-	HitLimit     bool // stopped at the token limit: the plan did not terminate
+	Text     string
+	HitLimit bool // stopped at the token limit: the plan did not terminate
+	// ContextFull is set with HitLimit when the row's share of the context
+	// filled before the plan limit (local engine only); FitContext is then
+	// the context size (--ctx) at which it would have reached the limit.
+	ContextFull  bool
+	FitContext   int
 	PromptTokens int
 	Tokens       int
 }
@@ -116,6 +121,7 @@ type RejectRow struct {
 	GainError string `json:"gain_error,omitempty"`
 
 	hadReference bool // the row had a reference plan (counted in Summary)
+	fitContext   int  // context_full: the --ctx that would fit the row
 }
 
 // Summary reports a run.
@@ -134,6 +140,9 @@ type Summary struct {
 	// them whose plan equals it.
 	ReferenceRows    int64 `json:"reference_rows,omitempty"`
 	ReferenceMatches int64 `json:"reference_matches,omitempty"`
+	// ContextFullFit is the smallest --ctx at which every row rejected as
+	// context_full would have reached its plan limit (0 when none was).
+	ContextFullFit int `json:"context_full_fit_ctx,omitempty"`
 	// Predicted is set by the caller (see Predict) for local runs.
 	Predicted *Prediction `json:"bench_prediction,omitempty"`
 }
@@ -141,6 +150,11 @@ type Summary struct {
 // ReasonPromptTooLong rejects rows whose extraction prompt does not fit in
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"
+
+// ReasonContextFull rejects rows whose plan was cut because the row's share
+// of the context filled before --max-plan-tokens: the context, not the
+// model, failed to finish it (the summary says which --ctx would fit).
+const ReasonContextFull planner.Reason = "context_full"
 
 // Job is the pipeline job of cfg: open it with pipeline.Open before loading
 // the model, so that bad files cost nothing, and pass the batch to RunOn.
@@ -220,6 +234,17 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 				gain = &v
 			}
 		}
+		if reason == planner.NotTerminated && g.ContextFull {
+			detail := fmt.Sprintf("the row's share of the context filled after %d prompt and %d plan tokens, before the plan limit of %d", g.PromptTokens, g.Tokens, cfg.MaxPlanTokens)
+			if g.FitContext > 0 {
+				detail += fmt.Sprintf(": --ctx %d would fit it", g.FitContext)
+			}
+			o := reject(ReasonContextFull, detail)
+			r := o.Reject.(RejectRow)
+			r.fitContext = g.FitContext
+			o.Reject = r
+			return o
+		}
 		if reason != planner.OK {
 			return reject(reason, reason.Description())
 		}
@@ -261,6 +286,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			}
 		}
 		if r, ok := o.Reject.(RejectRow); ok {
+			sum.ContextFullFit = max(sum.ContextFullFit, r.fitContext)
 			sum.Reasons[r.Reason]++
 			if r.hadReference {
 				sum.ReferenceRows++

@@ -14,6 +14,7 @@ import (
 // 1 usually means the prefix cache saved prompt processing.
 type Prediction struct {
 	Parallel             int     `json:"parallel"`
+	Context              int     `json:"ctx"`                      // the run's context, which the benchmark ran on
 	PromptTokens         int     `json:"prompt_tokens_per_row"`    // mean over the run's rows
 	GenTokens            int     `json:"generated_tokens_per_row"` // mean over the run's rows
 	PromptTokPerSec      float64 `json:"bench_pp_tok_s"`
@@ -23,7 +24,8 @@ type Prediction struct {
 	AchievedPerPredicted float64 `json:"achieved_ratio"`
 }
 
-// Predict measures, on lctx, one batched benchmark at the run's shape
+// Predict measures, on lctx (the run's own context, so that attention spans
+// as many cells as in the run), one batched benchmark at the run's shape
 // (parallel sequences, each with the run's mean prompt and generated token
 // counts; see engine.MeasureBatched) and compares the run with it. A batch
 // of parallel rows takes the benchmark's prompt time plus its generation
@@ -43,7 +45,7 @@ func Predict(lctx *llama.Context, parallel int, st pipeline.Stats) (Prediction, 
 	if err != nil {
 		return Prediction{}, err
 	}
-	p := Prediction{Parallel: parallel, PromptTokens: pp, GenTokens: tg,
+	p := Prediction{Parallel: parallel, Context: lctx.ContextSize(), PromptTokens: pp, GenTokens: tg,
 		PromptTokPerSec: r.PromptTokensPerSecond(), GenTokPerSec: r.GenTokensPerSecond(),
 		RowsPerSecond: float64(parallel) / (r.PromptTime + r.GenTime).Seconds(), AchievedRowsSec: st.RowsPerSecond()}
 	p.AchievedPerPredicted = p.AchievedRowsSec / p.RowsPerSecond

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
@@ -308,7 +309,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		if err != nil {
 			return nil, nil, err
 		}
-		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		eng, err := engine.New(l.ctx, engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache, Trace: stepTracer()})
 		if err != nil {
 			l.Close()
 			return nil, nil, err
@@ -321,6 +322,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
 		chat := chatTemplater(l.model)
+		warnContextRoom(l.model, eng, tmpl, chat, cfg.MaxPlanTokens)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
 		if cache {
 			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
@@ -343,6 +345,51 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		return predict(st)
 	}}, nil
 }
+
+// stepTracer logs every decode step at debug level (--log-level debug):
+// the cells attention spans (n_kv) and, per sequence, its tokens, the
+// highest cell it uses and the cells its stream attends over.
+func stepTracer() func(engine.StepTrace) {
+	if log.GetLevel() > zerolog.DebugLevel {
+		return nil
+	}
+	return func(t engine.StepTrace) {
+		var b strings.Builder
+		for i, s := range t.Seqs {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d:%d/%d/%d", s.Seq, s.Pos, s.Cells.Highest, s.Cells.Attended)
+		}
+		log.Debug().Int64("step", t.Step).Int("tokens", t.Tokens).Float64("decode_ms", float64(t.Decode.Microseconds())/1000).
+			Int("n_kv", t.NKV).Str("seq:tokens/highest_cell/attended", b.String()).Msg("engine step")
+	}
+}
+
+// warnContextRoom warns at start when rows of ordinary length could fill
+// their sequence's share of the context before the plan limit (they would be
+// rejected as context_full).
+func warnContextRoom(m *llama.Model, eng *engine.Engine, tmpl *planner.Template, chat planner.ChatTemplater, maxPlan int) {
+	if maxPlan <= 0 {
+		maxPlan = planner.DefaultExtractPlanTokens
+	}
+	count := func(s string) (int, error) {
+		t, err := m.Tokenize(s, true, true)
+		return len(t), err
+	}
+	fixed, room, err := extract.ContextRoom(tmpl, chat, count, eng.SlotContext(), maxPlan)
+	if err != nil || room >= contextRoomWarn {
+		return
+	}
+	log.Warn().Msgf("each sequence holds %d tokens; the template takes %d and a plan up to %d (--max-plan-tokens), "+
+		"leaving %d for a row's prompt and response: rows longer than that are rejected as context_full when their plan runs long "+
+		"(--ctx %d gives each sequence room for %d)", eng.SlotContext(), fixed, maxPlan, max(room, 0),
+		eng.ContextFor(fixed+maxPlan+1+contextRoomWarn), contextRoomWarn)
+}
+
+// contextRoomWarn is the room for a row's own text below which extract
+// warns: about 700 words, four times the paper's mean prompt and response.
+const contextRoomWarn = 1024
 
 // openaiExtractor sends the prompts to an OpenAI-compatible server.
 func openaiExtractor(c *cli.Context) (extractBackend, error) {
@@ -417,6 +464,11 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 				desc = "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
 			case extract.ReasonLowGain:
 				desc = "the plan's information gain is below --min-gain"
+			case extract.ReasonContextFull:
+				desc = "the row's share of the context filled before --max-plan-tokens (not the model's failure)"
+				if s.ContextFullFit > 0 {
+					desc += fmt.Sprintf(": --ctx %d would fit them", s.ContextFullFit)
+				}
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
@@ -441,8 +493,8 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
 	if p := s.Predicted; p != nil {
-		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
-			p.RowsPerSecond, p.Parallel, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
+		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d, --ctx %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
+			p.RowsPerSecond, p.Parallel, p.Context, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
 	}
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {

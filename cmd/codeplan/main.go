@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -64,6 +65,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			&cli.StringFlag{Name: "log-format", Value: "", Usage: "log format on stderr: console or json (default: console on a terminal, json otherwise)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the command to `FILE` (go tool pprof; C code shows as cgo calls)"},
 		},
 		Before: func(c *cli.Context) error {
 			l, err := logging.Setup(progress.LogWriter(os.Stderr), c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
@@ -77,6 +79,25 @@ model that codeplan writes itself: try any command without downloading one.`,
 				// user as Go errors with the C side's message attached.
 				log.Debug().Str("from", "llama.cpp").Msg(msg)
 			})
+			if p := c.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return usageError{fmt.Errorf("--cpuprofile: %w", err)}
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				cpuProfile = f
+			}
+			return nil
+		},
+		After: func(*cli.Context) error {
+			if cpuProfile != nil {
+				pprof.StopCPUProfile()
+				cpuProfile.Close()
+				cpuProfile = nil
+			}
 			return nil
 		},
 		Commands: []*cli.Command{
@@ -99,6 +120,9 @@ model that codeplan writes itself: try any command without downloading one.`,
 	guardCommands(app.Commands)
 	return app
 }
+
+// cpuProfile is the open --cpuprofile file, closed by the app's After.
+var cpuProfile *os.File
 
 func main() {
 	os.Exit(run(os.Args))
