@@ -19,12 +19,12 @@ func TestExtractContextFull(t *testing.T) {
 	out := filepath.Join(dir, "small.jsonl")
 	sumPath := filepath.Join(dir, "small.summary.json")
 	args := []string{"extract", "tiny", "--input", in, "--output", out, "--parallel", "2", "--max-plan-tokens", "600",
-		"--threads", "1", "--ctx", "2100", "--predict=false", "--summary", sumPath}
+		"--threads", "1", "--ctx", "3072", "--predict=false", "--summary", sumPath}
 	code, stdout, stderr := runCLI(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "context_full") || !strings.Contains(stderr, "each sequence holds 700 tokens") {
+	if !strings.Contains(stderr, "context_full") || !strings.Contains(stderr, "each sequence holds 1024 tokens") {
 		t.Errorf("no warning about the context at start:\n%s", stderr)
 	}
 	var sum struct {
@@ -38,7 +38,7 @@ func TestExtractContextFull(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum.Reasons["context_full"] == 0 || sum.Reasons["not_terminated"] != 0 || sum.Fit <= 2100 {
+	if sum.Reasons["context_full"] == 0 || sum.Reasons["not_terminated"] != 0 || sum.Fit <= 3072 {
 		t.Fatalf("summary %s", b)
 	}
 	if !strings.Contains(stdout, "context_full") || !strings.Contains(stdout, "would fit them") {

@@ -62,7 +62,7 @@ func TestExtractSummaryPrediction(t *testing.T) {
 		if p == nil {
 			t.Fatalf("no bench_prediction in %s", b)
 		}
-		if p.Ctx != 8192 {
+		if p.Ctx < 8192 || p.Ctx >= 8192+5*256 { // llama.cpp rounds each of the 5 sequences' share up to 256
 			t.Errorf("prediction on a context of %d, the run used --ctx 8192", p.Ctx)
 		}
 		if p.Parallel != 4 || p.PP != int(sum.Prompt/sum.Processed) || p.TG != int(sum.Generated/sum.Processed) {
