@@ -21,7 +21,7 @@
 #   ROWS           rows to extract in the extract comparison (default 40, cycling through
 #                  ROWS.jsonl, default examples/sample.jsonl, whose rows need an "id")
 #   RUNS           extract runs per side, alternating, each llama-server fresh; medians are
-#                  reported (default 1)
+#                  reported (default 3)
 #   TEMPLATE       extraction template for both sides (default paper; or structured)
 #   PLAN_TOKENS    --max-plan-tokens for both sides (default 384)
 #   SLOT_CTX       cells per sequence/slot on both sides (default 4096)
@@ -166,7 +166,7 @@ for ((k = 0; $(wc -l <"$rows") < ROWS; k++)); do
 done
 head -n "$ROWS" "$rows" >"$WORK/in.jsonl"
 SLOT_CTX=${SLOT_CTX:-4096}
-RUNS=${RUNS:-1}
+RUNS=${RUNS:-3}
 TEMPLATE=${TEMPLATE:-paper}
 PLAN_TOKENS=${PLAN_TOKENS:-384}
 PORT=${PORT:-18763}
