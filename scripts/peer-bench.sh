@@ -195,7 +195,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		"${common[@]}" --output "$WORK/theirs.plans.jsonl" --concurrency "$PARALLEL" \
 		--summary "$WORK/theirs.summary.json" >/dev/null
 	theirs_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$SERVER_PID")" 'BEGIN { print b - a }')
-	kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null
+	kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
 	SERVER_PID=
 	og=$(num generated_tokens "$WORK/ours.summary.json")
 	tg=$(num generated_tokens "$WORK/theirs.summary.json")
