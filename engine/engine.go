@@ -104,6 +104,10 @@ type PhaseOutput struct {
 	// LogProbs has one entry per token of Text (with Request.LogProbs);
 	// end-of-generation tokens and tokens past a stop string are not in it.
 	LogProbs []TokenLogProb
+	// ContextFull is set with FinishLength when the phase stopped because
+	// its sequence's share of the context (SlotContext) filled before
+	// MaxTokens: the context, not the model, ended it.
+	ContextFull bool
 }
 
 // Result is the outcome of a Request.
@@ -157,6 +161,27 @@ type Options struct {
 	// extra sequence (the context needs Parallel+1 sequences) and copies
 	// them into each new request that starts with them.
 	PrefixCache bool
+	// Trace, if set, is called after every decode step, from the engine's
+	// goroutine, with what the step carried and how far each sequence's KV
+	// cells reach (extract --log-level debug logs it). It costs a few
+	// calls into llama.cpp per sequence per step.
+	Trace func(StepTrace)
+}
+
+// StepTrace describes one decode step (see Options.Trace).
+type StepTrace struct {
+	Step   int64         // 1 for the first step
+	Tokens int           // tokens in the batch
+	Decode time.Duration // time in llama_decode
+	Seqs   []SeqTrace    // every sequence holding a request, in sequence order
+	NKV    int           // cells attention spans: the largest Cells.Attended of Seqs
+}
+
+// SeqTrace is one sequence after a step.
+type SeqTrace struct {
+	Seq   llama.SeqID
+	Pos   int // tokens of the request in the cache: what it needs
+	Cells llama.KVCells
 }
 
 // Stats are cumulative counters, safe to read while the engine runs.
@@ -195,6 +220,8 @@ type Engine struct {
 	cacheSeq  llama.SeqID
 	cacheText string
 	cacheToks []llama.Token
+	// cacheState is the cache sequence's saved cells (no UnifiedKV).
+	cacheState []byte
 
 	logits []float32 // the loop's buffer for log-probabilities
 }
@@ -240,6 +267,10 @@ func (e *Engine) Parallel() int { return e.opts.Parallel }
 
 // SlotContext is the number of tokens one request may use in total.
 func (e *Engine) SlotContext() int { return e.opts.SlotContext }
+
+// ContextFor is the context size (--ctx) at which each sequence of this
+// engine's context would hold perSequence tokens.
+func (e *Engine) ContextFor(perSequence int) int { return perSequence * e.lctx.Sequences() }
 
 // Stats returns cumulative counters.
 func (e *Engine) Stats() Stats {

@@ -39,6 +39,7 @@ type slot struct {
 	emitted  int // bytes already passed to OnText
 	maxStop  int
 	outputs  []PhaseOutput
+	full     bool // the phase ends because the slot's context is full
 	nPrompt  int
 	cached   int // prompt tokens copied from the prefix cache
 	// lps are the log-probabilities of this phase's tokens (with
@@ -177,7 +178,7 @@ func (e *Engine) usePrefixCache(s *slot, shared string) {
 	if k < minCachedPrefix {
 		return
 	}
-	if err := e.lctx.CopySeq(e.cacheSeq, s.seq, -1, -1); err != nil {
+	if err := e.copyCache(s.seq); err != nil {
 		return
 	}
 	if k < len(e.cacheToks) {
@@ -203,6 +204,7 @@ func (e *Engine) fillPrefixCache(shared string) error {
 	if len(toks) < minCachedPrefix || len(toks)+1 > e.opts.SlotContext {
 		return fmt.Errorf("shared prefix of %d tokens not worth caching", len(toks))
 	}
+	e.cacheState = nil
 	if err := e.lctx.RemoveSeq(e.cacheSeq); err != nil {
 		return err
 	}
@@ -228,7 +230,28 @@ func (e *Engine) fillPrefixCache(shared string) error {
 	}
 	e.promptTokens.Add(int64(len(toks)))
 	e.cacheText, e.cacheToks = shared, toks
+	e.cacheState = nil
+	if !e.lctx.UnifiedKV() {
+		// A saved copy restores only the prefix's cells; see copyCache.
+		e.cacheState, _ = e.lctx.SaveSeq(e.cacheSeq)
+	}
 	return nil
+}
+
+// copyCache puts the cached prefix into sequence dst. In one shared pool
+// of cells (UnifiedKV) the cells are shared, not copied. With a stream per
+// sequence, llama.cpp's sequence copy duplicates the cache's whole stream
+// (all its cells, used or not: 64 MB for a 4096-cell stream of an 8-layer,
+// 512-wide model) and makes the next decode re-plan its graph, for every
+// row; restoring the saved prefix writes only the prefix's cells.
+func (e *Engine) copyCache(dst llama.SeqID) error {
+	if e.cacheState != nil {
+		if err := e.lctx.LoadSeq(e.cacheState, dst); err == nil {
+			return nil
+		}
+		_ = e.lctx.RemoveSeq(dst)
+	}
+	return e.lctx.CopySeq(e.cacheSeq, dst, -1, -1)
 }
 
 func (s *slot) startPhase(i int, pending []llama.Token) {
@@ -250,10 +273,19 @@ func (s *slot) startPhase(i int, pending []llama.Token) {
 	}
 }
 
-// step builds one batch (a token per generating slot, then prompt chunks),
-// decodes it and samples every slot that has logits.
+// step builds one batch (a token per generating slot, and chunks of pending
+// prompts up to the batch's capacity), decodes it and samples every slot
+// that has logits.
+//
+// The batch lists its tokens in sequence order, each sequence's tokens
+// together. With one KV stream per sequence llama.cpp splits a batch into
+// micro-batches of consecutive sequence ids (split_equal, sequential), and
+// every micro-batch is a full pass over the weights: generated tokens listed
+// before a prompt chunk of a lower sequence would be split off into one pass
+// of their own, and the gap would split them again.
 func (e *Engine) step(slots []*slot, b *llama.Batch, rr *int) {
 	b.Clear()
+	room := b.Cap()
 	for _, s := range slots {
 		if s == nil {
 			continue
@@ -261,25 +293,40 @@ func (e *Engine) step(slots []*slot, b *llama.Batch, rr *int) {
 		s.outIdx = -1
 		s.chunk = 0
 		if s.hasNext {
+			room--
+		}
+	}
+	// Prompt chunks share what generation leaves of the batch, starting
+	// at a rotating slot so that no prompt starves.
+	n := len(slots)
+	for k := 0; k < n && room > 0; k++ {
+		s := slots[(*rr+k)%n]
+		if s == nil || s.hasNext || len(s.pending) == 0 {
+			continue
+		}
+		s.chunk = min(len(s.pending), room)
+		room -= s.chunk
+	}
+	*rr = (*rr + 1) % n
+	for _, s := range slots {
+		if s == nil {
+			continue
+		}
+		if s.hasNext {
 			idx, err := b.Add(s.next, s.pos, s.seq, true)
 			if err != nil {
+				s.hasNext = false
 				e.finish(slots, s, err)
 				continue
 			}
 			s.outIdx = idx
-		}
-	}
-	n := len(slots)
-	for k := 0; k < n && b.Len() < b.Cap(); k++ {
-		s := slots[(*rr+k)%n]
-		if s == nil || len(s.pending) == 0 {
 			continue
 		}
-		take := min(len(s.pending), b.Cap()-b.Len())
-		for t := 0; t < take; t++ {
-			last := t == take-1 && take == len(s.pending)
+		for t := 0; t < s.chunk; t++ {
+			last := t == s.chunk-1 && s.chunk == len(s.pending)
 			idx, err := b.Add(s.pending[t], s.pos+llama.Pos(t), s.seq, last)
 			if err != nil {
+				s.chunk = 0
 				e.finish(slots, s, err)
 				break
 			}
@@ -287,16 +334,15 @@ func (e *Engine) step(slots []*slot, b *llama.Batch, rr *int) {
 				s.outIdx = idx
 			}
 		}
-		s.chunk = take
 	}
-	*rr = (*rr + 1) % n
 	if b.Len() == 0 {
 		return
 	}
 	start := time.Now()
 	err := e.lctx.Decode(b)
-	e.busyNs.Add(int64(time.Since(start)))
-	e.steps.Add(1)
+	took := time.Since(start)
+	e.busyNs.Add(int64(took))
+	step := e.steps.Add(1)
 	if err != nil {
 		e.decodeFailed(slots, err)
 		return
@@ -315,6 +361,9 @@ func (e *Engine) step(slots []*slot, b *llama.Batch, rr *int) {
 			e.promptTokens.Add(int64(s.chunk))
 			s.chunk = 0
 		}
+	}
+	if e.opts.Trace != nil {
+		e.trace(slots, step, b.Len(), took)
 	}
 	for _, s := range slots {
 		if s == nil || s.outIdx < 0 {
@@ -390,7 +439,12 @@ func (e *Engine) accept(slots []*slot, s *slot, tok llama.Token) {
 	}
 	e.emit(s, false)
 	s.next = tok
-	if len(s.gen) >= ph.MaxTokens || int(s.pos)+1 >= e.opts.SlotContext {
+	if len(s.gen) >= ph.MaxTokens {
+		e.endPhase(slots, s, FinishLength, -1)
+		return
+	}
+	if int(s.pos)+1 >= e.opts.SlotContext {
+		s.full = true
 		e.endPhase(slots, s, FinishLength, -1)
 		return
 	}
@@ -445,7 +499,8 @@ func (e *Engine) endPhase(slots []*slot, s *slot, reason FinishReason, cut int) 
 		}
 		lps = lps[:n]
 	}
-	s.outputs = append(s.outputs, PhaseOutput{Text: strings.ToValidUTF8(out, "\uFFFD"), Tokens: len(s.gen), Finish: reason, LogProbs: lps})
+	s.outputs = append(s.outputs, PhaseOutput{Text: strings.ToValidUTF8(out, "\uFFFD"), Tokens: len(s.gen), Finish: reason, LogProbs: lps, ContextFull: s.full})
+	s.full = false
 	if cb := s.job.req.OnPhaseEnd; cb != nil {
 		cb(s.phase, reason)
 	}
@@ -490,7 +545,7 @@ func (e *Engine) endPhase(slots []*slot, s *slot, reason FinishReason, cut int) 
 	if int(s.pos)+len(next)+1 >= e.opts.SlotContext {
 		// No room for the next phase: report it as cut off by length.
 		for i := s.phase + 1; i < len(s.job.req.Phases); i++ {
-			s.outputs = append(s.outputs, PhaseOutput{Finish: FinishLength})
+			s.outputs = append(s.outputs, PhaseOutput{Finish: FinishLength, ContextFull: true})
 		}
 		e.finish(slots, s, nil)
 		return
@@ -610,4 +665,21 @@ func (e *Engine) logProb(s *slot, tok llama.Token) (*TokenLogProb, error) {
 		lp.Top = append(lp.Top, TopLogProb{Token: llama.Token(t.Token), Bytes: b, LogProb: t.LogProb})
 	}
 	return lp, nil
+}
+
+// trace reports a step to Options.Trace.
+func (e *Engine) trace(slots []*slot, step int64, tokens int, took time.Duration) {
+	t := StepTrace{Step: step, Tokens: tokens, Decode: took}
+	for _, s := range slots {
+		if s == nil {
+			continue
+		}
+		c, err := e.lctx.KVCells(s.seq)
+		if err != nil {
+			continue
+		}
+		t.Seqs = append(t.Seqs, SeqTrace{Seq: s.seq, Pos: int(s.pos), Cells: c})
+		t.NKV = max(t.NKV, c.Attended)
+	}
+	e.opts.Trace(t)
 }

@@ -26,8 +26,13 @@ import (
 
 // Generation is a model's reply to one extraction prompt.
 type Generation struct {
-	Text         string
-	HitLimit     bool // stopped at the token limit: the plan did not terminate
+	Text     string
+	HitLimit bool // stopped at the token limit: the plan did not terminate
+	// ContextFull is set with HitLimit when the row's share of the context
+	// filled before the plan limit (local engine only); FitContext is then
+	// the context size (--ctx) at which it would have reached the limit.
+	ContextFull  bool
+	FitContext   int
 	PromptTokens int
 	Tokens       int
 }
@@ -130,6 +135,7 @@ type RejectRow struct {
 	GainError string `json:"gain_error,omitempty"`
 
 	hadReference bool // the row had a reference plan (counted in Summary)
+	fitContext   int  // context_full: the --ctx that would fit the row
 }
 
 // Summary reports a run.
@@ -148,6 +154,9 @@ type Summary struct {
 	// them whose plan equals it.
 	ReferenceRows    int64 `json:"reference_rows,omitempty"`
 	ReferenceMatches int64 `json:"reference_matches,omitempty"`
+	// ContextFullFit is the smallest --ctx at which every row rejected as
+	// context_full would have reached its plan limit (0 when none was).
+	ContextFullFit int `json:"context_full_fit_ctx,omitempty"`
 	// Predicted is set by the caller (see Predict) for local runs.
 	Predicted *Prediction `json:"bench_prediction,omitempty"`
 }
@@ -156,14 +165,21 @@ type Summary struct {
 // a sequence's context; they need a larger --ctx (or a smaller --parallel).
 const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 
+// ReasonContextFull rejects rows whose plan was cut because the row's share
+// of the context filled before --max-plan-tokens: the context, not the
+// model, failed to finish it (the summary says which --ctx would fit).
+const ReasonContextFull planner.Reason = "context_full"
+
 // Describe says what a reject reason means, extract's own reasons
-// (prompt_too_long, low_gain) included, for the run's summary.
+// (prompt_too_long, low_gain, context_full) included, for the run's summary.
 func Describe(r planner.Reason) string {
 	switch r {
 	case ReasonPromptTooLong:
 		return "the extraction prompt does not fit in a sequence's context: raise --ctx or lower --parallel"
 	case ReasonLowGain:
 		return "the plan's information gain is below --min-gain"
+	case ReasonContextFull:
+		return "the row's share of the context filled before --max-plan-tokens (not the model's failure)"
 	}
 	return r.Description()
 }
@@ -286,6 +302,17 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 				gain = &v
 			}
 		}
+		if reason == planner.NotTerminated && g.ContextFull {
+			detail := fmt.Sprintf("the row's share of the context filled after %d prompt and %d plan tokens, before the plan limit of %d", g.PromptTokens, g.Tokens, cfg.MaxPlanTokens)
+			if g.FitContext > 0 {
+				detail += fmt.Sprintf(": --ctx %d would fit it", g.FitContext)
+			}
+			o := reject(ReasonContextFull, detail)
+			r := o.Reject.(RejectRow)
+			r.fitContext = g.FitContext
+			o.Reject = r
+			return o
+		}
 		if reason != planner.OK {
 			return reject(reason, reason.Description())
 		}
@@ -327,6 +354,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			}
 		}
 		if r, ok := o.Reject.(RejectRow); ok {
+			sum.ContextFullFit = max(sum.ContextFullFit, r.fitContext)
 			sum.Reasons[r.Reason]++
 			if r.hadReference {
 				sum.ReferenceRows++

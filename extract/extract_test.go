@@ -37,6 +37,13 @@ func (f *fakeGen) Generate(_ context.Context, id string, msgs []planner.Message,
 		return Generation{Text: "I think the response adds the numbers together and reports the sum.", Tokens: 15}, nil
 	case strings.HasPrefix(id, "runaway"):
 		return Generation{Text: "```python\ndef solve(q):\n    for x in", HitLimit: true, Tokens: maxTokens}, nil
+	case strings.HasPrefix(id, "full"):
+		// The context filled before the plan limit; full2's row is longer.
+		fit := 5000
+		if id == "full2" {
+			fit = 7000
+		}
+		return Generation{Text: "```python\ndef solve(q):\n    for x in", HitLimit: true, ContextFull: true, FitContext: fit, Tokens: maxTokens / 2, PromptTokens: 90}, nil
 	case strings.HasPrefix(id, "long"):
 		return Generation{}, fmt.Errorf("%w: 9000 tokens", engine.ErrPromptTooLong)
 	case strings.HasPrefix(id, "flaky") && f.failures.Add(1) == 1:
@@ -213,5 +220,68 @@ func TestRunReferenceField(t *testing.T) {
 				t.Errorf("good3 has no reference but matches_reference = %v", got)
 			}
 		}
+	}
+}
+
+// TestRunContextFull: a plan cut because the row's share of the context
+// filled is rejected as context_full, not as the model's not_terminated,
+// and the summary names the --ctx that would fit every such row.
+func TestRunContextFull(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var b strings.Builder
+	for _, id := range []string{"full1", "full2", "runaway1", "good1"} {
+		fmt.Fprintf(&b, `{"id":%q,"prompt":"What is 2 plus 3?","response":"Add 2 and 3 to get 5."}`+"\n", id)
+	}
+	os.WriteFile(in, []byte(b.String()), 0o644)
+	cfg := Config{Input: in, Output: filepath.Join(dir, "out.jsonl"), Rejects: filepath.Join(dir, "rej.jsonl"),
+		Workers: 2, MaxPlanTokens: 384, Logger: zerolog.Nop()}
+	sum, err := Run(context.Background(), context.Background(), &fakeGen{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Reasons[string(ReasonContextFull)] != 2 || sum.Reasons[string(planner.NotTerminated)] != 1 || sum.Written != 1 {
+		t.Errorf("reasons %v, written %d", sum.Reasons, sum.Written)
+	}
+	if sum.ContextFullFit != 7000 {
+		t.Errorf("context_full_fit_ctx %d, want 7000", sum.ContextFullFit)
+	}
+	for _, r := range lines(t, cfg.Rejects) {
+		if r["id"] == "full2" && (r["reason"] != "context_full" || !strings.Contains(r["detail"].(string), "--ctx 7000") || !strings.Contains(r["detail"].(string), "384")) {
+			t.Errorf("full2 reject %v", r)
+		}
+		if _, ok := r["fitContext"]; ok {
+			t.Errorf("internal field written: %v", r)
+		}
+	}
+	// With --keep-unterminated's filter a cut plan is kept, cut by the
+	// context or not.
+	cfg.Output, cfg.Rejects = filepath.Join(dir, "keep.jsonl"), filepath.Join(dir, "keep.rej.jsonl")
+	cfg.Filter = planner.NewFilter(planner.FilterConfig{KeepUnterminated: true})
+	sum, err = Run(context.Background(), context.Background(), &fakeGen{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Reasons[string(ReasonContextFull)] != 0 || sum.ContextFullFit != 0 {
+		t.Errorf("keep unterminated: reasons %v, fit %d", sum.Reasons, sum.ContextFullFit)
+	}
+}
+
+// TestContextRoom: the room a row's own text has is the sequence's share
+// less the template's tokens, the plan limit and one token.
+func TestContextRoom(t *testing.T) {
+	count := func(s string) (int, error) { return len(s), nil } // one token a byte
+	tmpl := planner.DefaultTemplate()
+	text, _ := tmpl.Render("", "")
+	full, _ := planner.ChatML{}.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+	fixed, room, err := ContextRoom(tmpl, planner.ChatML{}, count, 1000, 384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fixed != len(full) || room != 1000-len(full)-384-1 {
+		t.Errorf("fixed %d, room %d; want %d, %d", fixed, room, len(full), 1000-len(full)-385)
+	}
+	if _, _, err := ContextRoom(tmpl, planner.ChatML{}, func(string) (int, error) { return 0, errors.New("no") }, 1000, 384); err == nil {
+		t.Error("tokenizer error not returned")
 	}
 }

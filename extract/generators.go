@@ -57,7 +57,12 @@ func (l Local) Generate(ctx context.Context, id string, msgs []planner.Message, 
 		return Generation{}, err
 	}
 	ph := res.Phases[0]
-	return Generation{Text: ph.Text, HitLimit: ph.Finish == engine.FinishLength, PromptTokens: res.PromptTokens, Tokens: ph.Tokens}, nil
+	g := Generation{Text: ph.Text, HitLimit: ph.Finish == engine.FinishLength, ContextFull: ph.ContextFull, PromptTokens: res.PromptTokens, Tokens: ph.Tokens}
+	if g.ContextFull {
+		// The engine stops a sequence one token before its share is full.
+		g.FitContext = l.Engine.ContextFor(res.PromptTokens + maxTokens + 1)
+	}
+	return g, nil
 }
 
 // Remote generates on an OpenAI-compatible server (vLLM, llama.cpp's
@@ -105,4 +110,25 @@ func (r Remote) Generate(ctx context.Context, id string, msgs []planner.Message,
 		return Generation{}, err
 	}
 	return Generation{Text: c.Text, HitLimit: c.FinishReason == "length", PromptTokens: c.PromptTokens, Tokens: c.CompletionTokens}, nil
+}
+
+// ContextRoom works out how many tokens a row's own text (prompt and
+// response) may take before its plan can no longer reach maxPlan tokens in a
+// sequence of slot tokens: fixed is what the template and chat header take
+// by themselves (count tokenises), room what is left after them, the plan
+// limit and the one token the engine keeps free. A row longer than room is
+// rejected as context_full when its plan runs long.
+func ContextRoom(tmpl *planner.Template, chat planner.ChatTemplater, count func(string) (int, error), slot, maxPlan int) (fixed, room int, err error) {
+	text, err := tmpl.Render("", "")
+	if err != nil {
+		return 0, 0, err
+	}
+	full, err := chat.ApplyTemplate([]planner.Message{{Role: planner.RoleUser, Content: text}}, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	if fixed, err = count(full); err != nil {
+		return 0, 0, err
+	}
+	return fixed, slot - fixed - maxPlan - 1, nil
 }

@@ -18,6 +18,7 @@ type Measure func(parallel, prompt, gen int) (engine.BatchedResult, error)
 // 1 usually means the prefix cache saved prompt processing.
 type Prediction struct {
 	Parallel             int     `json:"parallel"`
+	Context              int     `json:"ctx"`                      // the run's context, which the benchmark ran on
 	PromptTokens         int     `json:"prompt_tokens_per_row"`    // mean over the run's rows
 	GenTokens            int     `json:"generated_tokens_per_row"` // mean over the run's rows
 	PromptTokPerSec      float64 `json:"bench_pp_tok_s"`
@@ -27,14 +28,16 @@ type Prediction struct {
 	AchievedPerPredicted float64 `json:"achieved_ratio"`
 }
 
-// Predict measures, with measure, one batched benchmark at the run's shape
+// Predict measures, with measure (on the run's own context of ctx tokens, so
+// that attention spans as many cells as in the run), one batched benchmark at
+// the run's shape
 // (parallel sequences, each with the run's mean prompt and generated token
 // counts; see engine.MeasureBatched) and compares the run with it. A batch
 // of parallel rows takes the benchmark's prompt time plus its generation
 // time, so the predicted rate is parallel / (T_PP + T_TG) rows per second.
 // The context measured must not be in use: close the engine that drove the
 // run first.
-func Predict(measure Measure, parallel int, st pipeline.Stats) (Prediction, error) {
+func Predict(measure Measure, ctx, parallel int, st pipeline.Stats) (Prediction, error) {
 	if st.Processed == 0 || st.Elapsed <= 0 {
 		return Prediction{}, fmt.Errorf("predict: no rows processed")
 	}
@@ -47,7 +50,7 @@ func Predict(measure Measure, parallel int, st pipeline.Stats) (Prediction, erro
 	if err != nil {
 		return Prediction{}, err
 	}
-	p := Prediction{Parallel: parallel, PromptTokens: pp, GenTokens: tg,
+	p := Prediction{Parallel: parallel, Context: ctx, PromptTokens: pp, GenTokens: tg,
 		PromptTokPerSec: r.PromptTokensPerSecond(), GenTokPerSec: r.GenTokensPerSecond(),
 		RowsPerSecond: float64(parallel) / (r.PromptTime + r.GenTime).Seconds(), AchievedRowsSec: st.RowsPerSecond()}
 	p.AchievedPerPredicted = p.AchievedRowsSec / p.RowsPerSecond

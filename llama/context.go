@@ -450,3 +450,72 @@ func (c *Context) ResetPerf() {
 		C.llama_perf_context_reset(c.c)
 	}
 }
+
+// KVCells describes the KV cells of the stream that holds one sequence (with
+// UnifiedKV, the one stream all sequences share).
+type KVCells struct {
+	Used    int // cells holding at least one token
+	Highest int // one past the highest used cell (0 when empty)
+	Size    int // the stream's cells
+	// Attended is how many cells a decode that includes this stream
+	// attends over: Highest padded up to 256 (at least 256), capped at
+	// Size. llama.cpp takes the largest value over the streams of a batch.
+	Attended int
+}
+
+// KVCells reports the cells of the stream that holds sequence s. It reads
+// llama.cpp's bookkeeping only (no decode, no copy).
+func (c *Context) KVCells(s SeqID) (KVCells, error) {
+	if err := c.checkSeq("kv cells", s); err != nil {
+		return KVCells{}, err
+	}
+	stream := int32(s)
+	if c.unified {
+		stream = 0
+	}
+	var used, hi, size, nkv C.uint32_t
+	if !C.cp_kv_cells(c.c, C.int32_t(stream), &used, &hi, &size, &nkv) {
+		return KVCells{}, fmt.Errorf("kv cells: this model's memory is not a KV cache")
+	}
+	return KVCells{Used: int(used), Highest: int(hi), Size: int(size), Attended: int(nkv)}, nil
+}
+
+// UnifiedKV reports whether all sequences share one pool of cells.
+func (c *Context) UnifiedKV() bool { return c.unified }
+
+// SaveSeq returns a copy of sequence s's KV cells (positions and keys and
+// values), for LoadSeq. It costs what the sequence holds, not the context.
+func (c *Context) SaveSeq(s SeqID) ([]byte, error) {
+	if err := c.checkSeq("save sequence", s); err != nil {
+		return nil, err
+	}
+	n := C.llama_state_seq_get_size(c.c, C.llama_seq_id(s))
+	if n == 0 {
+		return nil, fmt.Errorf("save sequence %d: llama.cpp reports no state", s)
+	}
+	buf := make([]byte, int(n))
+	got := C.llama_state_seq_get_data(c.c, (*C.uint8_t)(unsafe.Pointer(&buf[0])), n, C.llama_seq_id(s))
+	if got == 0 || got > n {
+		return nil, fmt.Errorf("save sequence %d: llama.cpp could not write its state", s)
+	}
+	return buf[:int(got)], nil
+}
+
+// LoadSeq replaces sequence dst's cells with a state SaveSeq returned (from
+// any sequence of this context). Unlike CopySeq between the streams of a
+// context without UnifiedKV, which copies a whole stream and makes the next
+// decode re-plan its graph, it writes only the saved cells, from the start
+// of dst's stream.
+func (c *Context) LoadSeq(state []byte, dst SeqID) error {
+	if err := c.checkSeq("load sequence", dst); err != nil {
+		return err
+	}
+	if len(state) == 0 {
+		return fmt.Errorf("load sequence %d: empty state", dst)
+	}
+	got := C.llama_state_seq_set_data(c.c, (*C.uint8_t)(unsafe.Pointer(&state[0])), C.size_t(len(state)), C.llama_seq_id(dst))
+	if got == 0 {
+		return fmt.Errorf("load sequence %d: llama.cpp could not restore the state (see its log)", dst)
+	}
+	return nil
+}

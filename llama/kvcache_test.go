@@ -72,3 +72,55 @@ func TestKVCacheQuantizedV(t *testing.T) {
 		t.Fatalf("quantized V without flash attention: err = %v, want ErrKVCache", err)
 	}
 }
+
+// TestSaveLoadSeq: a sequence restored from SaveSeq into another stream
+// continues exactly as the original (same logits for the same next tokens),
+// occupies cells from the start of its stream, and KVCells reports each
+// stream's cells as llama.cpp sees them.
+func TestSaveLoadSeq(t *testing.T) {
+	m := loadTiny(t)
+	ctx := newCtx(t, m, llama.ContextOptions{ContextSize: 3 * 512, Sequences: 3})
+	prefix, err := m.Tokenize("<|im_start|>user\nplan the steps of the answer", true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := m.Tokenize(" and then", false, false)
+	testmodel.LastLogits(t, ctx, 2, 0, prefix)
+	c, err := ctx.KVCells(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Used != len(prefix) || c.Highest != len(prefix) || c.Size != 512 || c.Attended != 256 {
+		t.Fatalf("after %d tokens: %+v", len(prefix), c)
+	}
+	state, err := ctx.SaveSeq(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.LoadSeq(state, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c0, _ := ctx.KVCells(0); c0.Used != len(prefix) || c0.Highest != len(prefix) {
+		t.Errorf("restored stream: %+v, want %d cells from the start", c0, len(prefix))
+	}
+	want := testmodel.LastLogits(t, ctx, 2, len(prefix), next)
+	got := testmodel.LastLogits(t, ctx, 0, len(prefix), next)
+	if d := testmodel.MaxDiff(got, want); d > 1e-4 {
+		t.Errorf("restored sequence's logits differ by %g", d)
+	}
+	if c1, _ := ctx.KVCells(1); c1.Used != 0 || c1.Highest != 0 {
+		t.Errorf("untouched stream: %+v", c1)
+	}
+	if err := ctx.LoadSeq(nil, 1); err == nil {
+		t.Error("empty state accepted")
+	}
+	if err := ctx.LoadSeq([]byte("not a state"), 1); err == nil {
+		t.Error("garbage state accepted")
+	}
+	if _, err := ctx.KVCells(3); err == nil {
+		t.Error("sequence 3 of 3 accepted")
+	}
+	if _, err := ctx.SaveSeq(-1); err == nil {
+		t.Error("sequence -1 accepted")
+	}
+}

@@ -546,6 +546,17 @@ func TestCloseOrder(t *testing.T) {
 		t.Errorf("closing a model with an open context: %v", err)
 	}
 	ctx.Close()
+	// The sequence-state calls of a closed context are errors, not reads
+	// of freed memory.
+	if _, err := ctx.KVCells(0); !errors.Is(err, llama.ErrClosed) {
+		t.Errorf("KVCells after Close: %v, want ErrClosed", err)
+	}
+	if _, err := ctx.SaveSeq(0); !errors.Is(err, llama.ErrClosed) {
+		t.Errorf("SaveSeq after Close: %v, want ErrClosed", err)
+	}
+	if err := ctx.LoadSeq([]byte{1}, 0); !errors.Is(err, llama.ErrClosed) {
+		t.Errorf("LoadSeq after Close: %v, want ErrClosed", err)
+	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@
 #include "guard.hpp"
 #include "ggml.h"
 #include "llama-context.h"
+#include "llama-kv-cache.h"
+#include "llama-kv-cache-iswa.h"
 #include "llama-model.h"
 
 extern "C" {
@@ -64,6 +66,15 @@ struct PrevGraphTag {
 };
 template struct PrivateAccess<PrevGraphTag, &llama_context::gf_res_prev>;
 
+// The KV cells of each stream are private too; the engine's debug trace and
+// tests read how far into its stream each sequence's cells reach, which is
+// what llama.cpp sizes attention by.
+struct KVCellsTag {
+    typedef std::vector<llama_kv_cells> llama_kv_cache::*type;
+    friend type get(KVCellsTag);
+};
+template struct PrivateAccess<KVCellsTag, &llama_kv_cache::v_cells>;
+
 extern "C" {
 
 void cp_forget_graph(struct llama_context *ctx) {
@@ -71,6 +82,34 @@ void cp_forget_graph(struct llama_context *ctx) {
     if (prev) {
         prev->reset();
     }
+}
+
+bool cp_kv_cells(struct llama_context *ctx, int32_t stream, uint32_t *used, uint32_t *max_p1, uint32_t *size, uint32_t *n_kv) {
+    llama_memory_i *mem = llama_get_memory(ctx);
+    auto *kv = dynamic_cast<llama_kv_cache *>(mem);
+    if (kv == nullptr) {
+        if (auto *iswa = dynamic_cast<llama_kv_cache_iswa *>(mem)) {
+            kv = iswa->get_base();
+        }
+    }
+    if (kv == nullptr) {
+        return false;
+    }
+    const auto &cells = kv->*get(KVCellsTag());
+    if (stream < 0 || (size_t)stream >= cells.size()) {
+        return false;
+    }
+    const auto &c = cells[stream];
+    *used = c.get_used();
+    *max_p1 = c.used_max_p1();
+    *size = c.size();
+    // get_n_kv reads only the streams of the slot info.
+    llama_kv_cache::slot_info si{};
+    si.resize(1);
+    si.strm[0] = stream;
+    si.s0 = si.s1 = stream;
+    *n_kv = kv->get_n_kv(si);
+    return true;
 }
 
 void cp_head_dims(const struct llama_model *model, uint32_t *k, uint32_t *v) {

@@ -16,6 +16,10 @@ extern "C" {
 void cp_install_log(void);
 void cp_forget_graph(struct llama_context *ctx);
 void cp_head_dims(const struct llama_model *model, uint32_t *k, uint32_t *v);
+// cp_kv_cells reports the KV cells of one stream: cells in use, one past the
+// highest used cell, the stream's size, and the cells attention spans
+// (llama.cpp's get_n_kv). False when the memory is not a KV cache.
+bool cp_kv_cells(struct llama_context *ctx, int32_t stream, uint32_t *used, uint32_t *max_p1, uint32_t *size, uint32_t *n_kv);
 struct llama_model *cp_load_model(const char *path, struct llama_model_params params, uintptr_t progress_handle, char *err, size_t err_len);
 struct llama_context *cp_new_context(struct llama_model *model, struct llama_context_params params, char *err, size_t err_len);
 int32_t cp_decode(struct llama_context *ctx, struct llama_batch batch, char *err, size_t err_len);

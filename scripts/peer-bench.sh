@@ -20,6 +20,13 @@
 #                  the shape of an extraction with the paper's template)
 #   ROWS           rows to extract in the extract comparison (default 40, cycling through
 #                  ROWS.jsonl, default examples/sample.jsonl, whose rows need an "id")
+#   RUNS           extract runs per side, alternating, each llama-server fresh; medians are
+#                  reported (default 3)
+#   TEMPLATE       extraction template for both sides (default paper; or structured)
+#   PLAN_TOKENS    --max-plan-tokens for both sides (default 384)
+#   SLOT_CTX       cells per sequence/slot on both sides (default 4096)
+#   PREDICT        true: codeplan also times its bench prediction (after the run, not counted)
+#   SKIP_BATCHED   set: skip the batched-bench comparison
 #   JOBS           build jobs (default: number of cores)
 set -euo pipefail
 
@@ -127,19 +134,29 @@ trap cleanup EXIT
 
 log "model $MODEL, $THREADS threads, $PARALLEL sequences/slots, flash attention off, per-sequence KV"
 
-# 1. Batched decoding at extraction's shape: same model, threads, sequences, batch.
-CTX=$((PARALLEL * (PP + TG)))
-"$CODEPLAN" -q bench "$MODEL" --threads "$THREADS" --parallels "$PARALLEL" --pp "$PP" --tg "$TG" \
-	--batch 512 --flash-attn off --json >"$WORK/ours.json"
-"$BIN/llama-batched-bench" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -c "$CTX" -b 512 -ub 512 -fa off -no-kvu --poll 0 \
-	-npp "$PP" -ntg "$TG" -npl "$PARALLEL" --output-format jsonl 2>"$WORK/theirs.log" | grep '^{' >"$WORK/theirs.json" ||
-	die "llama-batched-bench failed; see its log above"
-OURS_PP=$(num pp_tok_s "$WORK/ours.json")
-OURS_TG=$(num tg_tok_s "$WORK/ours.json")
-THEIRS_PP=$(num speed_pp "$WORK/theirs.json")
-THEIRS_TG=$(num speed_tg "$WORK/theirs.json")
+# cpu_s PID prints the user+system CPU seconds a live process has used.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# median prints the median of its arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# 2. Extraction of the same rows: in-process, then through llama-server's slots.
+# 1. Batched decoding at extraction's shape: same model, threads, sequences, batch.
+if [[ -z ${SKIP_BATCHED:-} ]]; then
+	CTX=$((PARALLEL * (PP + TG)))
+	"$CODEPLAN" -q bench "$MODEL" --threads "$THREADS" --parallels "$PARALLEL" --pp "$PP" --tg "$TG" \
+		--batch 512 --flash-attn off --poll 0 --json >"$WORK/ours.json"
+	"$BIN/llama-batched-bench" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -c "$CTX" -b 512 -ub 512 -fa off -no-kvu --poll 0 \
+		-npp "$PP" -ntg "$TG" -npl "$PARALLEL" --output-format jsonl 2>"$WORK/theirs.log" | grep '^{' >"$WORK/theirs.json" ||
+		die "llama-batched-bench failed; see its log above"
+	OURS_PP=$(num pp_tok_s "$WORK/ours.json")
+	OURS_TG=$(num tg_tok_s "$WORK/ours.json")
+	THEIRS_PP=$(num speed_pp "$WORK/theirs.json")
+	THEIRS_TG=$(num speed_tg "$WORK/theirs.json")
+fi
+
+# 2. Extraction of the same rows, RUNS times, alternating: in-process, then
+# through a fresh llama-server (it caches prompts across requests, so a
+# reused server would be flattered). Both sides get the same template, plan
+# limit, threads and sequences/slots, and 4096 cells per sequence/slot.
 [[ -s $CORPUS ]] || die "$CORPUS is empty"
 grep -q '"id": *"' "$CORPUS" || die "$CORPUS: rows need a string \"id\" field (copies get -0, -1, ... appended)"
 rows="$WORK/rows.jsonl"
@@ -148,39 +165,70 @@ for ((k = 0; $(wc -l <"$rows") < ROWS; k++)); do
 	sed "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" "$CORPUS" >>"$rows"
 done
 head -n "$ROWS" "$rows" >"$WORK/in.jsonl"
-SLOT_CTX=4096
-"$CODEPLAN" -q extract "$MODEL" --input "$WORK/in.jsonl" --output "$WORK/ours.plans.jsonl" --threads "$THREADS" \
-	--parallel "$PARALLEL" --ctx $((SLOT_CTX * (PARALLEL + 1))) --summary "$WORK/ours.summary.json" >/dev/null
+SLOT_CTX=${SLOT_CTX:-4096}
+RUNS=${RUNS:-3}
+TEMPLATE=${TEMPLATE:-paper}
+PLAN_TOKENS=${PLAN_TOKENS:-384}
 PORT=${PORT:-18763}
-"$BIN/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c $((SLOT_CTX * PARALLEL)) -fa off -no-kvu --poll 0 \
-	--host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 300); do
-	curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-	kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "llama-server exited"; }
-	sleep 1
+common=(--input "$WORK/in.jsonl" --template "$TEMPLATE" --max-plan-tokens "$PLAN_TOKENS")
+# rate FILE prints rows/s, generated tokens and prompt tokens of a summary.
+rate() { awk -v n="$(num processed "$1")" -v ns="$(num elapsed_ns "$1")" 'BEGIN { printf "%.4f", n / (ns / 1e9) }'; }
+declare -a OURS_R THEIRS_R OURS_C THEIRS_C
+log "extract: $ROWS rows, template $TEMPLATE, plans up to $PLAN_TOKENS tokens, $RUNS alternating run(s) each"
+for ((r = 1; r <= RUNS; r++)); do
+	rm -f "$WORK"/ours.* "$WORK"/theirs.*
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	/usr/bin/env time -f "%U %S" -o "$WORK/ours.time" "$CODEPLAN" -q extract "$MODEL" "${common[@]}" --output "$WORK/ours.plans.jsonl" \
+		--threads "$THREADS" --parallel "$PARALLEL" --ctx $((SLOT_CTX * (PARALLEL + 1))) --poll 0 --predict="${PREDICT:-false}" \
+		--summary "$WORK/ours.summary.json" >/dev/null
+	ours_cpu=$(awk '{ print $1 + $2 }' "$WORK/ours.time")
+	"$BIN/llama-server" -m "$MODEL" -t "$THREADS" -tb "$THREADS" -np "$PARALLEL" -c $((SLOT_CTX * PARALLEL)) -fa off -no-kvu --poll 0 \
+		--host 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
+	SERVER_PID=$!
+	for _ in $(seq 600); do
+		curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+		kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "llama-server exited"; }
+		sleep 1
+	done
+	cpu0=$(cpu_s "$SERVER_PID")
+	"$CODEPLAN" -q extract --backend openai --base-url "http://127.0.0.1:$PORT/v1" --model "$(basename "$MODEL")" \
+		"${common[@]}" --output "$WORK/theirs.plans.jsonl" --concurrency "$PARALLEL" \
+		--summary "$WORK/theirs.summary.json" >/dev/null
+	theirs_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$SERVER_PID")" 'BEGIN { print b - a }')
+	kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+	og=$(num generated_tokens "$WORK/ours.summary.json")
+	tg=$(num generated_tokens "$WORK/theirs.summary.json")
+	OURS_R+=("$(rate "$WORK/ours.summary.json")")
+	THEIRS_R+=("$(rate "$WORK/theirs.summary.json")")
+	OURS_C+=("$(awk -v g="$og" -v c="$ours_cpu" 'BEGIN { printf "%.2f", g / c }')")
+	THEIRS_C+=("$(awk -v g="$tg" -v c="$theirs_cpu" 'BEGIN { printf "%.2f", g / c }')")
+	printf 'run %d (load %s->%s): codeplan %s rows/s, %s generated tok/CPU-s (%s prompt + %s generated tokens); llama-server %s rows/s, %s generated tok/CPU-s (%s + %s)\n' \
+		"$r" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "${OURS_R[-1]}" "${OURS_C[-1]}" "$(num prompt_tokens "$WORK/ours.summary.json")" "$og" \
+		"${THEIRS_R[-1]}" "${THEIRS_C[-1]}" "$(num prompt_tokens "$WORK/theirs.summary.json")" "$tg"
+	[[ $og == "$tg" ]] || log "run $r: generated tokens differ ($og vs $tg): compare rows/s with care"
 done
-"$CODEPLAN" -q extract --backend openai --base-url "http://127.0.0.1:$PORT/v1" --model "$(basename "$MODEL")" \
-	--input "$WORK/in.jsonl" --output "$WORK/theirs.plans.jsonl" --concurrency "$PARALLEL" \
-	--summary "$WORK/theirs.summary.json" >/dev/null
-kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null
-SERVER_PID=
+OURS_ROWS=$(median "${OURS_R[@]}")
+THEIRS_ROWS=$(median "${THEIRS_R[@]}")
+OURS_CPU=$(median "${OURS_C[@]}")
+THEIRS_CPU=$(median "${THEIRS_C[@]}")
 
-rate() { awk -v n="$(num processed "$1")" -v ns="$(num elapsed_ns "$1")" 'BEGIN { printf "%.3f", n / (ns / 1e9) }'; }
-OURS_ROWS=$(rate "$WORK/ours.summary.json")
-THEIRS_ROWS=$(rate "$WORK/theirs.summary.json")
-PRED_ROWS=$(printf '%.3f' "$(num predicted_rows_s "$WORK/ours.summary.json")")
-
-cat <<REPORT
-
-peer-bench: codeplan vs llama.cpp ($(git -C "$(source_dir)" log -1 --format=%h 2>/dev/null || echo "?")), $(basename "$MODEL")
-threads $THREADS (idle threads sleep: --poll 0 on both), $PARALLEL sequences/slots, batch 512, flash attention off, per-sequence KV
-
-                                    codeplan    llama.cpp   ratio
-batched  prompt tok/s (pp $PP)     $(printf '%10.1f %12.1f' "$OURS_PP" "$THEIRS_PP")   $(ratio "$OURS_PP" "$THEIRS_PP")
-batched  generation tok/s (tg $TG)  $(printf '%10.1f %12.1f' "$OURS_TG" "$THEIRS_TG")   $(ratio "$OURS_TG" "$THEIRS_TG")
-extract  rows/s ($ROWS rows)            $(printf '%10.3f %12.3f' "$OURS_ROWS" "$THEIRS_ROWS")   $(ratio "$OURS_ROWS" "$THEIRS_ROWS")   (llama.cpp: llama-server, driven by extract --backend openai)
-extract  achieved / bench prediction  $(ratio "$OURS_ROWS" "$PRED_ROWS")   (predicted $PRED_ROWS rows/s for the run's mean token counts)
-
-Ratios above 1 mean codeplan is faster. Timings on a busy machine are noisy: rerun to compare.
-REPORT
+echo
+echo "peer-bench: codeplan vs llama.cpp ($(git -C "$(source_dir)" log -1 --format=%h 2>/dev/null || echo "?")), $(basename "$MODEL")"
+echo "threads $THREADS (idle threads sleep: --poll 0 on both), $PARALLEL sequences/slots, batch 512, flash attention off, per-sequence KV"
+echo
+echo "                                    codeplan    llama.cpp   ratio"
+if [[ -z ${SKIP_BATCHED:-} ]]; then
+	printf 'batched  prompt tok/s (pp %s)     %10.1f %12.1f   %s\n' "$PP" "$OURS_PP" "$THEIRS_PP" "$(ratio "$OURS_PP" "$THEIRS_PP")"
+	printf 'batched  generation tok/s (tg %s)  %10.1f %12.1f   %s\n' "$TG" "$OURS_TG" "$THEIRS_TG" "$(ratio "$OURS_TG" "$THEIRS_TG")"
+fi
+printf 'extract  rows/s, median of %d        %10.3f %12.3f   %s   (%s template; llama.cpp: fresh llama-server, driven by extract --backend openai)\n' \
+	"$RUNS" "$OURS_ROWS" "$THEIRS_ROWS" "$(ratio "$OURS_ROWS" "$THEIRS_ROWS")" "$TEMPLATE"
+printf 'extract  generated tok/CPU-s, median  %10.1f %12.1f   %s   (codeplan: whole process; llama-server: its CPU during the run)\n' \
+	"$OURS_CPU" "$THEIRS_CPU" "$(ratio "$OURS_CPU" "$THEIRS_CPU")"
+if [[ ${PREDICT:-false} == true ]]; then
+	PRED_ROWS=$(printf '%.3f' "$(num predicted_rows_s "$WORK/ours.summary.json")")
+	echo "extract  achieved / bench prediction  $(ratio "${OURS_R[-1]}" "$PRED_ROWS")   (last run; predicted $PRED_ROWS rows/s at the run's context and mean token counts)"
+fi
+echo
+echo "Ratios above 1 mean codeplan is faster. Timings on a busy machine are noisy: prefer tokens per CPU-second there."

@@ -19,6 +19,7 @@ func benchCommand() *cli.Command {
 		&cli.IntFlag{Name: "pp", Value: 512, Usage: "prompt tokens per sequence"},
 		&cli.IntFlag{Name: "tg", Value: 128, Usage: "generated tokens per sequence"},
 		&cli.BoolFlag{Name: "json", Usage: "print JSON rows instead of a table"},
+		&cli.BoolFlag{Name: "extract-ctx", Usage: "run on the context `codeplan extract` uses at the largest of --parallels: one more sequence (the prefix cache's), each of min(4096, the model's context) tokens unless --ctx is given"},
 	)
 	return &cli.Command{
 		Name:      "bench",
@@ -28,6 +29,12 @@ func benchCommand() *cli.Command {
 and then generate --tg tokens together, one token per sequence per step (the
 measurement of llama.cpp's batched-bench). S_PP and S_TG are tokens per second
 over all sequences: pick the --parallel where S_TG stops growing for extract.
+
+By default the context holds exactly P × (PP + TG) tokens. Attention spans
+the highest used cell of each sequence's share, rounded up to 256 and capped at
+the share, so a larger context can be slower for the same work: --extract-ctx
+measures on the context extract would allocate instead (the header line and
+the JSON's "ctx" give the context used).
 
 Example:
    codeplan bench Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --gpu --parallels 1,4,16,32`,
@@ -53,12 +60,15 @@ Example:
 			if err := c.Set("parallel", strconv.Itoa(maxP)); err != nil {
 				return err
 			}
-			if !c.IsSet("ctx") {
+			extra := 0
+			if c.Bool("extract-ctx") {
+				extra = 1 // extract's prefix cache; --ctx unset keeps extract's default
+			} else if !c.IsSet("ctx") {
 				if err := c.Set("ctx", strconv.Itoa(maxP*(pp+tg))); err != nil {
 					return err
 				}
 			}
-			l, err := openModel(c)
+			l, err := openModelSeqs(c, extra)
 			if err != nil {
 				return err
 			}
@@ -69,9 +79,13 @@ Example:
 			}
 			info, _ := l.Model.Info()
 			if !c.Bool("json") {
-				fmt.Fprintf(stdout, "model %s (%s), threads %d, %s\n\n", l.Path, info.Description, c.Int("threads"), firstLine(llama.SystemInfo()))
+				fmt.Fprintf(stdout, "model %s (%s), threads %d, ctx %d over %d sequences, %s\n\n", l.Path, info.Description, c.Int("threads"),
+					l.Ctx.ContextSize(), l.Ctx.Sequences(), firstLine(llama.SystemInfo()))
 				fmt.Fprintf(stdout, "|%6s |%6s |%6s |%8s |%10s |%12s |%10s |%12s |\n", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s")
 				fmt.Fprintln(stdout, "|-------|-------|-------|---------|-----------|-------------|-----------|-------------|")
+			}
+			if per := l.Ctx.ContextSize() / l.Ctx.Sequences(); pp+tg > per {
+				return usagef("bench: --pp %d + --tg %d exceed the %d tokens each sequence of --ctx %d holds", pp, tg, per, l.Ctx.ContextSize())
 			}
 			enc := json.NewEncoder(stdout)
 			for _, p := range ps {
@@ -80,7 +94,7 @@ Example:
 					return err
 				}
 				if c.Bool("json") {
-					enc.Encode(map[string]any{"parallel": p, "pp": pp, "tg": tg, "pp_seconds": r.PromptTime.Seconds(), "pp_tok_s": r.PromptTokensPerSecond(),
+					enc.Encode(map[string]any{"parallel": p, "pp": pp, "tg": tg, "ctx": l.Ctx.ContextSize(), "pp_seconds": r.PromptTime.Seconds(), "pp_tok_s": r.PromptTokensPerSecond(),
 						"tg_seconds": r.GenTime.Seconds(), "tg_tok_s": r.GenTokensPerSecond()})
 					continue
 				}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
@@ -382,7 +383,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		if err != nil {
 			return nil, nil, err
 		}
-		eng, err := l.Engine(engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache})
+		eng, err := l.Engine(engine.Options{Parallel: c.Int("parallel"), PrefixCache: cache, Trace: stepTracer()})
 		if err != nil {
 			l.Close()
 			return nil, nil, err
@@ -394,6 +395,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 				Int64("generated_tokens", st.GeneratedTokens).Int64("decode_steps", st.Steps).Int64("busy_ms", st.Busy.Milliseconds()).Msg("engine")
 		}
 		chat := chatTemplater(l.Model)
+		warnContextRoom(l.Model, eng, tmpl, chat, cfg.MaxPlanTokens)
 		local := extract.Local{Engine: eng, Chat: chat, Sampling: sampling}
 		if cache {
 			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
@@ -403,7 +405,7 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		opened = l
 		predict = func(st pipeline.Stats) (extract.Prediction, error) {
 			eng.Close() // the benchmark needs the context to itself (release closes it again: a no-op)
-			return extract.Predict(l.Measure, eng.Parallel(), st)
+			return extract.Predict(l.Measure, l.Ctx.ContextSize(), eng.Parallel(), st)
 		}
 		return local, release, nil
 	}
@@ -414,6 +416,51 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 		return predict(st)
 	}}, nil
 }
+
+// stepTracer logs every decode step at debug level (--log-level debug):
+// the cells attention spans (n_kv) and, per sequence, its tokens, the
+// highest cell it uses and the cells its stream attends over.
+func stepTracer() func(engine.StepTrace) {
+	if log.GetLevel() > zerolog.DebugLevel {
+		return nil
+	}
+	return func(t engine.StepTrace) {
+		var b strings.Builder
+		for i, s := range t.Seqs {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d:%d/%d/%d", s.Seq, s.Pos, s.Cells.Highest, s.Cells.Attended)
+		}
+		log.Debug().Int64("step", t.Step).Int("tokens", t.Tokens).Float64("decode_ms", float64(t.Decode.Microseconds())/1000).
+			Int("n_kv", t.NKV).Str("seq:tokens/highest_cell/attended", b.String()).Msg("engine step")
+	}
+}
+
+// warnContextRoom warns at start when rows of ordinary length could fill
+// their sequence's share of the context before the plan limit (they would be
+// rejected as context_full).
+func warnContextRoom(m *llama.Model, eng *engine.Engine, tmpl *planner.Template, chat planner.ChatTemplater, maxPlan int) {
+	if maxPlan <= 0 {
+		maxPlan = planner.DefaultExtractPlanTokens
+	}
+	count := func(s string) (int, error) {
+		t, err := m.Tokenize(s, true, true)
+		return len(t), err
+	}
+	fixed, room, err := extract.ContextRoom(tmpl, chat, count, eng.SlotContext(), maxPlan)
+	if err != nil || room >= contextRoomWarn {
+		return
+	}
+	log.Warn().Msgf("each sequence holds %d tokens; the template takes %d and a plan up to %d (--max-plan-tokens), "+
+		"leaving %d for a row's prompt and response: rows longer than that are rejected as context_full when their plan runs long "+
+		"(--ctx %d gives each sequence room for %d)", eng.SlotContext(), fixed, maxPlan, max(room, 0),
+		eng.ContextFor(fixed+maxPlan+1+contextRoomWarn), contextRoomWarn)
+}
+
+// contextRoomWarn is the room for a row's own text below which extract
+// warns: about 700 words, four times the paper's mean prompt and response.
+const contextRoomWarn = 1024
 
 // openaiExtractor sends the prompts to an OpenAI-compatible server.
 func openaiExtractor(c *cli.Context) (extractBackend, error) {
@@ -482,6 +529,9 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 		})
 		for _, k := range keys {
 			desc := extract.Describe(planner.Reason(k))
+			if planner.Reason(k) == extract.ReasonContextFull && s.ContextFullFit > 0 {
+				desc += fmt.Sprintf(": --ctx %d would fit them", s.ContextFullFit)
+			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
 	}
@@ -505,8 +555,8 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 	fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s (%d prompt + %d generated tokens)\n",
 		s.RowsPerSecond(), s.TokensPerSecond(), s.PromptTok, s.Tokens)
 	if p := s.Predicted; p != nil {
-		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
-			p.RowsPerSecond, p.Parallel, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
+		fmt.Fprintf(w, "  bench predicts    %.2f rows/s at --parallel %d, --ctx %d for %d prompt + %d generated tokens a row (%.0f / %.0f tok/s); achieved %.2fx\n",
+			p.RowsPerSecond, p.Parallel, p.Context, p.PromptTokens, p.GenTokens, p.PromptTokPerSec, p.GenTokPerSec, p.AchievedPerPredicted)
 	}
 	fmt.Fprintf(w, "  output            %s\n", cfg.Output)
 	if cfg.Rejects != "" {

@@ -39,6 +39,7 @@ func TestExtractSummaryPrediction(t *testing.T) {
 			Prompt    int64 `json:"prompt_tokens"`
 			Predicted *struct {
 				Parallel int     `json:"parallel"`
+				Ctx      int     `json:"ctx"`
 				PP       int     `json:"prompt_tokens_per_row"`
 				TG       int     `json:"generated_tokens_per_row"`
 				Rows     float64 `json:"predicted_rows_s"`
@@ -61,6 +62,9 @@ func TestExtractSummaryPrediction(t *testing.T) {
 		if p == nil {
 			t.Fatalf("no bench_prediction in %s", b)
 		}
+		if p.Ctx < 8192 || p.Ctx >= 8192+5*256 { // llama.cpp rounds each of the 5 sequences' share up to 256
+			t.Errorf("prediction on a context of %d, the run used --ctx 8192", p.Ctx)
+		}
 		if p.Parallel != 4 || p.PP != int(sum.Prompt/sum.Processed) || p.TG != int(sum.Generated/sum.Processed) {
 			t.Errorf("prediction shape %+v, run %d rows, %d prompt and %d generated tokens", *p, sum.Processed, sum.Prompt, sum.Generated)
 		}
@@ -78,10 +82,10 @@ func TestExtractSummaryPrediction(t *testing.T) {
 // the JSON kept it).
 func TestExtractSummaryPrintsPrediction(t *testing.T) {
 	var b strings.Builder
-	sum := extract.Summary{Predicted: &extract.Prediction{Parallel: 8, PromptTokens: 700, GenTokens: 64,
+	sum := extract.Summary{Predicted: &extract.Prediction{Parallel: 8, Context: 36864, PromptTokens: 700, GenTokens: 64,
 		RowsPerSecond: 2.5, AchievedRowsSec: 2.0, AchievedPerPredicted: 0.8, PromptTokPerSec: 1400, GenTokPerSec: 450}}
 	printExtractSummary(&b, sum, extract.Config{Output: "plans.jsonl"})
-	if !strings.Contains(b.String(), "bench predicts    2.50 rows/s at --parallel 8") || !strings.Contains(b.String(), "achieved 0.80x") {
+	if !strings.Contains(b.String(), "bench predicts    2.50 rows/s at --parallel 8, --ctx 36864") || !strings.Contains(b.String(), "achieved 0.80x") {
 		t.Errorf("summary without the prediction:\n%s", b.String())
 	}
 	b.Reset()

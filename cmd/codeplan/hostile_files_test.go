@@ -98,6 +98,7 @@ func TestHostileFiles(t *testing.T) {
 		{"merge: folder input", []string{"merge", "--output", out, dir}, 2, "is a directory"},
 		{"finetune: truncated gzip data", []string{"-q", "finetune", "tiny", "--data", truncated, "--out", filepath.Join(dir, "new", "a.gguf")}, 2, "ends in the middle"},
 		{"finetune: device adapter output", []string{"-q", "finetune", "tiny", "--data", ftData, "--out", "/dev/full"}, 2, "/dev/full is a device"},
+		{"--cpuprofile on a device", []string{"--cpuprofile", "/dev/full", "merge", "--output", out, plans1}, 2, "--cpuprofile: /dev/full is a device"},
 	}
 	notesBefore, _ := os.ReadFile(notes)
 	for _, tc := range cases {

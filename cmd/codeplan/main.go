@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,7 @@ model that codeplan writes itself: try any command without downloading one.`,
 			&cli.StringFlag{Name: "log-format", Value: "", Usage: "log format on stderr: console or json (default: console on a terminal, json otherwise)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a Go CPU profile of the command to `FILE` (go tool pprof; C code shows as cgo calls)"},
 		},
 		Before: func(c *cli.Context) error {
 			l, err := logging.Setup(progress.LogWriter(os.Stderr), c.String("log-format"), c.String("log-level"), c.Bool("quiet"))
@@ -160,6 +162,36 @@ model that codeplan writes itself: try any command without downloading one.`,
 				// user as Go errors with the C side's message attached.
 				log.Debug().Str("from", "llama.cpp").Msg(msg)
 			})
+			if p := c.String("cpuprofile"); p != "" {
+				// The one writer of every output (dataset.CreateOutput): a
+				// device, FIFO or folder is refused (exit 2), so is a file
+				// another run is writing, and the profile replaces the file
+				// whole when the command ends.
+				f, err := dataset.CreateOutput(p)
+				if err != nil {
+					var le *dataset.LockedError
+					if errors.As(err, &le) || errors.Is(err, dataset.ErrBadOutput) {
+						return fmt.Errorf("--cpuprofile: %w", err)
+					}
+					return usageError{fmt.Errorf("--cpuprofile: %w", err)}
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Abort()
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				cpuProfile = f
+			}
+			return nil
+		},
+		After: func(*cli.Context) error {
+			if cpuProfile != nil {
+				pprof.StopCPUProfile()
+				err := cpuProfile.Commit()
+				cpuProfile = nil
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+			}
 			return nil
 		},
 		Writer: stdout,
@@ -186,6 +218,10 @@ model that codeplan writes itself: try any command without downloading one.`,
 	guardCommands(app.Commands)
 	return app
 }
+
+// cpuProfile is the --cpuprofile file being written, committed by the
+// app's After.
+var cpuProfile *dataset.OutputFile
 
 func main() {
 	os.Exit(run(os.Args))
