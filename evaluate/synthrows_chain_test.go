@@ -1,0 +1,58 @@
+package evaluate
+
+import (
+	"testing"
+
+	"github.com/codeplan-dev/codeplan/evaluate/bench"
+	"github.com/codeplan-dev/codeplan/evaluate/synth"
+	"github.com/codeplan-dev/codeplan/planner"
+)
+
+// TestSynthRowsChainKinds does for the hops and branch families what
+// TestSynthRowsAnswerAndPlans does for the first five: eval reads the rows
+// as written, the response scores right, the code plan and the control
+// plan pass the extraction filters unchanged, and every mode's training
+// text (the control arm's included) splits back into plan and response.
+func TestSynthRowsChainKinds(t *testing.T) {
+	rows, err := SynthRows(SynthRowsOptions{Seed: 11, N: 25, Steps: []int{1, 2, 3, 4}, Kinds: synth.ChainKinds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 25*4*2 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	items, err := bench.Load(writeRows(t, rows), bench.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := planner.NewFilter(planner.FilterConfig{})
+	for i, r := range rows {
+		it := items[i]
+		if it.ID != r.ID || it.Gold != r.Answer || it.Steps != r.K || UserMessage(it) != r.Prompt {
+			t.Fatalf("%s: loaded as %+v", r.ID, it)
+		}
+		if got, ok, _ := Score(it, r.Response); !ok {
+			t.Fatalf("%s: response scores wrong (extracted %q, gold %q)", r.ID, got, r.Answer)
+		}
+		for _, plan := range []string{r.Plan, r.ControlPlan} {
+			out := "Plan:\n```python\n" + plan + "\n```\n"
+			got, reason := filter.Check(planner.Candidate{Output: out, Prompt: r.Prompt, Response: r.Response})
+			if reason != planner.OK || got != plan {
+				t.Fatalf("%s: plan rejected (%s) or changed:\n%s", r.ID, reason, plan)
+			}
+		}
+		for _, c := range []struct {
+			mode planner.Mode
+			plan string
+		}{{planner.Direct, ""}, {planner.NLPlan, r.NLPlan}, {planner.CodePlan, r.Plan}, {planner.CodePlan, r.ControlPlan}} {
+			text, err := planner.AssistantText(c.mode, c.plan, r.Response)
+			if err != nil {
+				t.Fatalf("%s: %s text: %v", r.ID, c.mode, err)
+			}
+			plan, resp, ok := planner.SplitOutput(c.mode, text)
+			if !ok || resp != r.Response || (c.mode.HasPlan() && plan != c.plan) {
+				t.Fatalf("%s: %s text does not split back", r.ID, c.mode)
+			}
+		}
+	}
+}
