@@ -93,6 +93,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 			perplexityCommand(),
 			synthCommand(),
 			reportCommand(),
+			tokenizerCommand(),
+			compareCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -16,13 +16,13 @@ const module = "github.com/codeplan-dev/codeplan/"
 var layers = map[string]int{
 	// 0: no imports of ours.
 	"llama/gguf": 0, "planner": 0, "dataset": 0, "remote": 0,
-	"evaluate/answer": 0, "evaluate/report": 0, "internal/logging": 0, "internal/layout": 0,
+	"evaluate/answer": 0, "evaluate/report": 0, "internal/logging": 0, "internal/layout": 0, "tokenizer": 0,
 	// 1
 	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "evaluate/bench": 1, "internal/progress": 1,
 	// 2
 	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "evaluate/synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
-	"engine": 3, "internal/testmodel": 3,
+	"engine": 3, "internal/testmodel": 3, "miniature": 3,
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
