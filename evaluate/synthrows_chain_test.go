@@ -10,8 +10,8 @@ import (
 
 // TestSynthRowsChainKinds does for the hops and branch families what
 // TestSynthRowsAnswerAndPlans does for the first five: eval reads the rows
-// as written, the response scores right, the code plan and the control
-// plan pass the extraction filters unchanged, and every mode's training
+// as written, the response scores right, the code plan passes the
+// extraction filters unchanged, and every mode's training
 // text (the control arm's included) splits back into plan and response.
 func TestSynthRowsChainKinds(t *testing.T) {
 	rows, err := SynthRows(SynthRowsOptions{Seed: 11, N: 25, Steps: []int{1, 2, 3, 4}, Kinds: synth.ChainKinds})
@@ -34,12 +34,12 @@ func TestSynthRowsChainKinds(t *testing.T) {
 		if got, ok, _ := Score(it, r.Response); !ok {
 			t.Fatalf("%s: response scores wrong (extracted %q, gold %q)", r.ID, got, r.Answer)
 		}
-		for _, plan := range []string{r.Plan, r.ControlPlan} {
-			out := "Plan:\n```python\n" + plan + "\n```\n"
-			got, reason := filter.Check(planner.Candidate{Output: out, Prompt: r.Prompt, Response: r.Response})
-			if reason != planner.OK || got != plan {
-				t.Fatalf("%s: plan rejected (%s) or changed:\n%s", r.ID, reason, plan)
-			}
+		// (The control plan is not held to the filters: its masked lines
+		// repeat by design, which the repetition filter rejects.)
+		out := "Plan:\n```python\n" + r.Plan + "\n```\n"
+		got, reason := filter.Check(planner.Candidate{Output: out, Prompt: r.Prompt, Response: r.Response})
+		if reason != planner.OK || got != r.Plan {
+			t.Fatalf("%s: plan rejected (%s) or changed:\n%s", r.ID, reason, r.Plan)
 		}
 		for _, c := range []struct {
 			mode planner.Mode
