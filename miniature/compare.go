@@ -388,6 +388,13 @@ func (s *Summary) Markdown(w io.Writer, title string) {
 		}
 		fmt.Fprintln(w)
 	}
+	if len(s.Pairs) > 0 {
+		s.pairTable(w)
+	}
+	s.rest(w)
+}
+
+func (s *Summary) pairTable(w io.Writer) {
 	fmt.Fprintf(w, "\nPaired comparisons (A − B in points, 95%% paired bootstrap interval; exact McNemar p; * = pre-registered; ! = interval excludes 0):\n\n")
 	fmt.Fprintf(w, "| A vs B | k | diff | interval | A only / B only | McNemar p |\n|:--|:--|--:|:--|--:|--:|\n")
 	for _, p := range s.Pairs {
@@ -405,6 +412,22 @@ func (s *Summary) Markdown(w io.Writer, title string) {
 		fmt.Fprintf(w, "| %s%s vs %s | %s | %+.1f | [%+.1f, %+.1f] | %d / %d | %.3g |\n",
 			mark, p.A, p.B, label, 100*p.Diff, 100*p.Lo, 100*p.Hi, p.OnlyA, p.OnlyB, p.P)
 	}
+}
+
+func (s *Summary) rest(w io.Writer) {
+	planArms := 0
+	for _, p := range s.Plans {
+		if p.N > 0 {
+			planArms++
+		}
+	}
+	if planArms > 0 {
+		s.planTable(w)
+	}
+	s.curvesAndBaseline(w)
+}
+
+func (s *Summary) planTable(w io.Writer) {
 	fmt.Fprintf(w, "\nPlans (generated plan equal to the gold plan; response follows its own plan's steps, of the plans whose steps could be read):\n\n")
 	fmt.Fprintf(w, "| arm | plans | equal gold | response follows plan |\n|:--|--:|--:|--:|\n")
 	for _, p := range s.Plans {
@@ -413,6 +436,9 @@ func (s *Summary) Markdown(w io.Writer, title string) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %.1f%% | %d of %d (%.1f%%) |\n", p.Arm, p.N, pct(p.EqualGold, p.N), p.Follows, p.Parsed, pct(p.Follows, p.Parsed))
 	}
+}
+
+func (s *Summary) curvesAndBaseline(w io.Writer) {
 	if len(s.Curves) > 0 {
 		fmt.Fprintf(w, "\nLearning curves (accuracy at a share of the training steps, same items):\n\n| arm |")
 		var pcts []int

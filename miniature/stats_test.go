@@ -1,7 +1,9 @@
 package miniature
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -100,5 +102,58 @@ func TestFollows(t *testing.T) {
 		if got, parsed := follows(c.plan, c.resp); got != c.want || parsed != c.parsed {
 			t.Errorf("follows(%q, %q) = %v, %v; want %v, %v", c.plan, c.resp, got, parsed, c.want, c.parsed)
 		}
+	}
+}
+
+// TestCompare builds the summary from made-up arms: the pre-registered
+// pairs put code plan first, the counts and McNemar come from the items,
+// a clear effect separates and no effect does not, the curve ends at the
+// arm's main result, and the Markdown has a row per pair.
+func TestCompare(t *testing.T) {
+	var rows []Row
+	arm := func(name string, right func(i int) bool) *Arm {
+		a := &Arm{Name: name, Results: map[string]Result{}}
+		for i := 0; i < 200; i++ {
+			a.Results[fmt.Sprint(i)] = Result{ItemID: fmt.Sprint(i), Correct: right(i)}
+		}
+		return a
+	}
+	for i := 0; i < 200; i++ {
+		rows = append(rows, Row{ID: fmt.Sprint(i), K: 1 + i%2, Plan: "p", Response: "r"})
+	}
+	direct := arm("direct", func(i int) bool { return i%10 < 3 })   // 30%
+	code := arm("codeplan", func(i int) bool { return i%10 < 7 })   // 70%, right wherever direct is
+	control := arm("control", func(i int) bool { return i%10 < 3 }) // = direct
+	curve := arm("codeplan@50", func(i int) bool { return i%10 < 5 })
+	s, err := Compare(rows, []*Arm{direct, code, control, curve}, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Pairs) != 3*3 {
+		t.Fatalf("%d pairs, want 3 pairs x (all, k=1, k=2)", len(s.Pairs))
+	}
+	p := s.Pairs[0]
+	if p.A != "codeplan" || p.B != "direct" || p.K != 0 || !p.Primary || p.OnlyA != 80 || p.OnlyB != 0 ||
+		math.Abs(p.Diff-0.4) > 1e-12 || !p.Separate || p.P > 1e-20 {
+		t.Errorf("codeplan vs direct: %+v", p)
+	}
+	for _, q := range s.Pairs {
+		if q.A == "direct" && q.B == "control" && (q.Separate || q.Primary || q.P != 1) {
+			t.Errorf("direct vs control (identical): %+v", q)
+		}
+	}
+	if c := s.Curves["codeplan"]; len(c) != 2 || c[0].Pct != 50 || c[0].Cell.Acc != 0.5 || c[1].Pct != 100 || c[1].Cell.Acc != 0.7 {
+		t.Errorf("curve %+v", c)
+	}
+	var md strings.Builder
+	s.Markdown(&md, "t")
+	for _, want := range []string{"| all (n=200) | 30.0% [24, 37] | 70.0% [63, 76] | 30.0% [24, 37] |",
+		"| *!codeplan vs direct | all | +40.0 |", "| codeplan | 50.0% | 70.0% |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if _, err := Compare(rows[:1], []*Arm{{Name: "direct", Results: map[string]Result{}}}, 100); err == nil {
+		t.Error("an arm without a result for an item: no error")
 	}
 }
