@@ -58,7 +58,7 @@ EPOCHS=${EPOCHS:-1}
 LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.05}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
-BATCH=${BATCH:-1536}
+BATCH=${BATCH:-768}
 TRAIN_SEED=${TRAIN_SEED:-42}
 # Learning curves: models saved after each 1/SNAPSHOTS of training and
 # evaluated on the validation rows (0 = none).
