@@ -75,8 +75,9 @@ demo: build
 	@rm -rf $(DEMO_DIR)
 	./$(BIN) extract tiny --input examples/sample.jsonl --output $(DEMO_DIR)/plans.jsonl --parallel 4 --max-plan-tokens 128 --threads 1
 
-# The CodePlan miniature (issue 12): one init, three models (direct, nlplan,
-# codeplan) trained the same way, evaluated on held-out synthetic rows; see
+# The CodePlan miniature (issues 12, 23): a tokenizer trained on the rows, one
+# init, four arms (direct, nlplan, codeplan, control) trained the same way,
+# evaluated on held-out synthetic rows and compared item by item; see
 # scripts/mini-replication.sh for the settings (environment variables).
 # Resumable: run it again to finish an interrupted run. The mechanics are
 # tested at toy size by TestMiniReplicationScript in `make test`.

@@ -310,11 +310,17 @@ func (c Config) checkFiles() error {
 		return dataErr(err)
 	}
 	// Everything the run writes is renamed into place at the end, hours
-	// later: refuse a device or folder there now, not then. The log, plot
-	// and checkpoint paths derive from Out.
-	for _, p := range []struct{ field, path string }{
+	// later: refuse a device or folder there now, not then. The log, plot,
+	// checkpoint and snapshot paths derive from Out.
+	targets := []struct{ field, path string }{
 		{"Out", c.Out}, {"Merge", c.Merge}, {"Out", c.LogPath()}, {"Out", c.PlotPath()}, {"Out", c.CheckpointPath()},
-	} {
+	}
+	if c.Full {
+		for i := 1; i < c.Snapshots; i++ {
+			targets = append(targets, struct{ field, path string }{"Out", c.SnapshotPath(100 * i / c.Snapshots)})
+		}
+	}
+	for _, p := range targets {
 		if p.path != "" {
 			if err := dataset.CheckTarget(p.path); err != nil {
 				return &ConfigError{Field: p.field, Value: p.path, Err: err}

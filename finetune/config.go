@@ -64,6 +64,10 @@ type Config struct {
 	// CheckpointEvery saves a checkpoint every this many optimizer steps
 	// (0 = only when interrupted). Resume continues from it exactly.
 	CheckpointEvery int
+	// Snapshots, with Full, also writes the model after each of this many
+	// equal parts of the run but the last (SnapshotPath: 4 gives the model
+	// at 25, 50 and 75% of the steps), for learning curves; 0 or 1 = none.
+	Snapshots int
 	// EvalEvery measures the held-out loss every this many steps (0 = about
 	// ten times per run, and always after the last step).
 	EvalEvery int
@@ -181,6 +185,10 @@ func (c Config) Validate() error {
 		return bad("WeightDecay", c.WeightDecay, "0..1")
 	case c.CheckpointEvery < 0:
 		return bad("CheckpointEvery", c.CheckpointEvery, ">= 0 (0 = only when interrupted)")
+	case c.Snapshots < 0 || c.Snapshots > 100:
+		return bad("Snapshots", c.Snapshots, "0..100")
+	case c.Snapshots > 1 && !c.Full:
+		return bad("Snapshots", c.Snapshots, "0 without Full: snapshots are whole models")
 	case c.EvalEvery < 0:
 		return bad("EvalEvery", c.EvalEvery, ">= 0 (0 = about ten times per run)")
 	case !c.Mode.Valid():
@@ -206,6 +214,10 @@ func (c Config) LogPath() string { return stem(c.Out) + ".log.csv" }
 
 // PlotPath is the loss curve written next to the adapter.
 func (c Config) PlotPath() string { return stem(c.Out) + ".loss.png" }
+
+// SnapshotPath is the model written at pct percent of the steps (see
+// Snapshots).
+func (c Config) SnapshotPath(pct int) string { return fmt.Sprintf("%s.at%d.gguf", stem(c.Out), pct) }
 
 // CheckpointPath is where an unfinished run keeps its checkpoint.
 func (c Config) CheckpointPath() string { return stem(c.Out) + ".ckpt.gguf" }

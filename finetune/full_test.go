@@ -3,6 +3,7 @@ package finetune
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,5 +213,33 @@ func TestFullRefusals(t *testing.T) {
 	var ce *ConfigError
 	if err := cfg.withDefaults().Validate(); !errors.As(err, &ce) || ce.Field != "Merge" {
 		t.Errorf("Full with Merge: %v", err)
+	}
+}
+
+// TestSnapshotTargetsCheckedFirst: the snapshot paths of a full run with
+// Snapshots are checked with the other outputs before the model loads, so
+// a folder (or device) where one would go fails now, not partway through
+// the run.
+func TestSnapshotTargetsCheckedFirst(t *testing.T) {
+	base, err := InspectBase(initModel(t, tiny.InitOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := fullConfig(t, dir)
+	cfg.Snapshots = 4
+	if err := Preflight(cfg, base); err != nil {
+		t.Fatalf("clean folder: %v", err)
+	}
+	blocked := cfg.SnapshotPath(50)
+	if !strings.HasSuffix(blocked, "model.at50.gguf") {
+		t.Fatalf("snapshot path %s", blocked)
+	}
+	if err := os.Mkdir(blocked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ConfigError
+	if err := Preflight(cfg, base); !errors.As(err, &ce) || ce.Field != "Out" || !strings.Contains(err.Error(), blocked) {
+		t.Errorf("snapshot target is a folder: %v", err)
 	}
 }

@@ -75,6 +75,8 @@ func TestValidateConfigErrors(t *testing.T) {
 		{"WeightDecay", func(c *Config) { c.WeightDecay = 2 }},
 		{"CheckpointEvery", func(c *Config) { c.CheckpointEvery = -1 }},
 		{"EvalEvery", func(c *Config) { c.EvalEvery = -1 }},
+		{"Snapshots", func(c *Config) { c.Full, c.Snapshots = true, -1 }},
+		{"Snapshots", func(c *Config) { c.Snapshots = 4 }}, // a LoRA run has no whole model to snapshot
 		{"Mode", func(c *Config) { c.Mode = "essay" }},
 		{"Format", func(c *Config) { c.Format = "chat" }},
 		{"Schedule", func(c *Config) { c.Schedule = "step" }},

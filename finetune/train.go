@@ -298,6 +298,9 @@ func (r *run) train(ctx context.Context, res *Result) error {
 		if err := r.record(stats, res); err != nil {
 			return err
 		}
+		if err := r.snapshot(s); err != nil {
+			return err
+		}
 		if err := r.checkpoint(ctx, s, res); err != nil {
 			return err
 		}
@@ -430,6 +433,31 @@ func (r *run) record(stats StepStats, res *Result) error {
 	}
 	if r.cfg.OnStep != nil {
 		r.cfg.OnStep(stats)
+	}
+	return nil
+}
+
+// snapshot writes the model after step s when s ends the i-th of
+// Config.Snapshots equal parts of a full run (not the last: that is the
+// output), for learning curves.
+func (r *run) snapshot(s int) error {
+	n, parts := len(r.steps), r.cfg.Snapshots
+	if !r.cfg.Full || parts < 2 || s == n {
+		return nil
+	}
+	for i := 1; i < parts; i++ {
+		if s != (n*i+parts/2)/parts {
+			continue
+		}
+		path := r.cfg.SnapshotPath(100 * i / parts)
+		if err := writeFullModel(path, r.base, r.tr, func(w *gguf.Writer) {
+			w.SetString(KeyMethod, "full")
+			w.SetString(KeyBaseFile, r.base.FileName())
+			w.SetString(KeyBaseFingerprint, r.base.Fingerprint)
+		}); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		r.cfg.Logger.Info().Int("step", s).Str("path", path).Msg("snapshot written")
 	}
 	return nil
 }

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# The CodePlan effect, measured end to end on a CPU (issue 12, part 3).
+# The CodePlan effect, measured end to end on a CPU (issues 12 and 23).
 #
-# One fresh model is initialised; three copies of it are trained from that
-# same init on the same synthetic training rows, with the same schedule and
-# seed, one per mode (direct, nlplan, codeplan; trained format); each is then
-# evaluated in its own mode on held-out rows, and one report compares them:
-# accuracy by number of reasoning steps k with 95% intervals, and per problem
-# family the relative gain of each plan mode over direct.
+# Fresh synthetic rows (hops and branch problems by default), a byte-level
+# BPE tokenizer trained on the training split, one fresh model; four copies
+# of it trained from that same init on the same rows, in the same order,
+# with the same schedule and seed, one per arm: direct, nlplan, codeplan and
+# control (the code plan with its names and relations masked); each is then
+# evaluated in its own mode on held-out rows, and `codeplan compare` pairs
+# them item by item (paired bootstrap, exact McNemar; code plan vs direct,
+# vs NL plan and vs control are pre-registered), with learning curves, plan
+# statistics and a prompt-blind baseline.
 #
 #   scripts/mini-replication.sh [OUT_DIR]        (or: make mini)
 #
-# Everything goes under OUT_DIR (default mini-run): data/, init.gguf,
-# models/, eval-<split>-<mode>/, report-<split>/, recipe.env, times.tsv,
-# run.log (progress) and logs/ (one per stage). A rerun skips finished
-# stages (and eval resumes mid-way), so an interrupted run is finished by
-# running the same command again. The
-# settings are recorded in recipe.env; a rerun with other settings is refused
-# instead of mixing two recipes in one folder.
+# Before the four arms, a pilot (PILOT_ROWS > 0) trains a direct model on
+# that many training rows and evaluates it on the validation rows; the run
+# stops (exit 3) unless its accuracy at k=1 reaches PILOT_GATE.
+#
+# Everything goes under OUT_DIR (default mini-run): data/, tokenizer/,
+# init.gguf, models/, eval-<split>-<arm>/, report-<split>/, recipe.env,
+# times.tsv, run.log (progress) and logs/ (one per stage). A rerun skips
+# finished stages (and eval resumes mid-way), so an interrupted run is
+# finished by running the same command again. The settings are recorded in
+# recipe.env; a rerun with other settings is refused instead of mixing two
+# recipes in one folder.
 #
 # Every setting is an environment variable (defaults below). EVAL_SPLIT=val
 # evaluates on the validation rows instead of the test rows: use it, and
@@ -28,45 +35,55 @@ OUT=${1:-${MINI_OUT:-mini-run}}
 CODEPLAN=${CODEPLAN:-./codeplan}
 
 # Task: families and step counts, rows per (family, k) per split, seeds.
-KINDS=${KINDS:-arith,string,truth}
-STEPS=${STEPS:-1-3}
-N_TRAIN=${N_TRAIN:-400}
-N_VAL=${N_VAL:-30}
+KINDS=${KINDS:-hops,branch}
+STEPS=${STEPS:-1-4}
+N_TRAIN=${N_TRAIN:-2500}
+N_VAL=${N_VAL:-25}
 N_TEST=${N_TEST:-100}
 SEED_TRAIN=${SEED_TRAIN:-1001}
 SEED_VAL=${SEED_VAL:-2002}
 SEED_TEST=${SEED_TEST:-3003}
 EVAL_SPLIT=${EVAL_SPLIT:-test}
+# Tokenizer: BPE vocabulary size (0 = the byte-level vocabulary of model init).
+VOCAB=${VOCAB:-1024}
 # Model shape and initialisation.
 LAYERS=${LAYERS:-4}
 EMBD=${EMBD:-128}
 HEADS=${HEADS:-4}
 FF=${FF:-384}
-CTX=${CTX:-1024}
+CTX=${CTX:-384}
 INIT_SEED=${INIT_SEED:-1}
-# Training schedule (the same for the three modes).
-EPOCHS=${EPOCHS:-2}
+# Training schedule (the same for every arm). One epoch: rows are free.
+EPOCHS=${EPOCHS:-1}
 LR=${LR:-3e-3}
 WARMUP=${WARMUP:-0.05}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.1}
-BATCH=${BATCH:-1024}
+BATCH=${BATCH:-768}
 TRAIN_SEED=${TRAIN_SEED:-42}
+# Learning curves: models saved after each 1/SNAPSHOTS of training and
+# evaluated on the validation rows (0 = none).
+SNAPSHOTS=${SNAPSHOTS:-4}
+# The pilot: a direct model on PILOT_ROWS training rows (every n-th row, so
+# every family and k), judged on validation; the run goes on only if its
+# accuracy at k=1 is at least PILOT_GATE (0 rows = no pilot).
+PILOT_ROWS=${PILOT_ROWS:-0}
+PILOT_GATE=${PILOT_GATE:-0.7}
 # Decoding.
-MAX_PLAN_TOKENS=${MAX_PLAN_TOKENS:-320}
-MAX_TOKENS=${MAX_TOKENS:-256}
+MAX_PLAN_TOKENS=${MAX_PLAN_TOKENS:-256}
+MAX_TOKENS=${MAX_TOKENS:-128}
 PARALLEL=${PARALLEL:-32}
 THREADS=${THREADS:-1}
-# Trainings (the three models and the extractor) and evals run this many at
-# a time. They are independent (same init, own output), so running them side
-# by side changes no result, only the wall time. One thread each: on a busy
-# machine ggml's worker threads wait on each other, and 2 threads trained at
-# half the speed of 1 in our measurement.
+# Trainings and evals run this many at a time. They are independent (same
+# init, own output), so running them side by side changes no result, only
+# the wall time. One thread each: on a busy machine ggml's worker threads
+# wait on each other, and 2 threads trained at half the speed of 1 in our
+# measurement.
 JOBS=${JOBS:-4}
-MODES=${MODES:-direct nlplan codeplan}
-# The plan extractor (section 5 below): 1 trains and judges it, 0 skips it.
-EXTRACTOR=${EXTRACTOR:-1}
+MODES=${MODES:-direct nlplan codeplan control}
+# The plan extractor (section 2b below): 1 trains and judges it, 0 skips it.
+EXTRACTOR=${EXTRACTOR:-0}
 EXTRACTOR_EVERY=${EXTRACTOR_EVERY:-4}
-EXTRACTOR_CTX=${EXTRACTOR_CTX:-1536}
+EXTRACTOR_CTX=${EXTRACTOR_CTX:-1024}
 EXTRACTOR_EPOCHS=${EXTRACTOR_EPOCHS:-$EPOCHS}
 
 case "$EVAL_SPLIT" in val | test) ;; *)
@@ -79,8 +96,9 @@ mkdir -p "$OUT"/data "$OUT"/models "$OUT"/logs
 LOG="$OUT/run.log"
 TIMES="$OUT/times.tsv"
 
-# The recipe: what makes the results. EVAL_SPLIT, THREADS and PARALLEL are
-# left out: they choose what is evaluated and how fast, not the models.
+# The recipe: what makes the results. EVAL_SPLIT, THREADS, PARALLEL, JOBS and
+# PILOT_GATE are left out: they choose what is evaluated and how fast, or
+# whether to go on, not the models.
 recipe() {
   cat <<EOF
 KINDS=$KINDS
@@ -88,6 +106,7 @@ STEPS=$STEPS
 N_TRAIN=$N_TRAIN
 N_VAL=$N_VAL
 N_TEST=$N_TEST
+VOCAB=$VOCAB
 SEED_TRAIN=$SEED_TRAIN
 SEED_VAL=$SEED_VAL
 SEED_TEST=$SEED_TEST
@@ -103,6 +122,8 @@ WARMUP=$WARMUP
 WEIGHT_DECAY=$WEIGHT_DECAY
 BATCH=$BATCH
 TRAIN_SEED=$TRAIN_SEED
+SNAPSHOTS=$SNAPSHOTS
+PILOT_ROWS=$PILOT_ROWS
 MAX_PLAN_TOKENS=$MAX_PLAN_TOKENS
 MAX_TOKENS=$MAX_TOKENS
 EOF
@@ -162,9 +183,16 @@ if [ "$EVAL_SPLIT" = test ]; then
     --exclude "$OUT/data/train.jsonl" --exclude "$OUT/data/val.jsonl" --out "$OUT/data/test.jsonl"
 fi
 
-# 2. One init for all modes.
+# 2. The tokenizer, trained on the training split only, and one init for
+# all arms.
+tok=()
+if [ "$VOCAB" != 0 ]; then
+  stage tokenizer "${cp[@]}" tokenizer train --vocab "$VOCAB" --input "$OUT/data/train.jsonl" --synth-words \
+    --output "$OUT/tokenizer"
+  tok=(--tokenizer "$OUT/tokenizer")
+fi
 stage init "${cp[@]}" model init --out "$OUT/init.gguf" --force --layers "$LAYERS" --embd "$EMBD" --heads "$HEADS" \
-  --ff "$FF" --ctx "$CTX" --seed "$INIT_SEED"
+  --ff "$FF" --ctx "$CTX" --seed "$INIT_SEED" "${tok[@]}"
 
 # 2b. Section 4 of the issue: a plan extractor trained with the same recipe
 # from the same init (a longer context: the paper's extraction prompt holds
@@ -186,7 +214,7 @@ EOF
   stage data-extractor awk -v n="$EXTRACTOR_EVERY" -v out="$OUT/data/extractor-train.jsonl" \
     'NR % n == 1 { print > out }' "$OUT/data/train.jsonl"
   stage init-extractor "${cp[@]}" model init --out "$OUT/init-extractor.gguf" --force --layers "$LAYERS" --embd "$EMBD" \
-    --heads "$HEADS" --ff "$FF" --ctx "$EXTRACTOR_CTX" --seed "$INIT_SEED"
+    --heads "$HEADS" --ff "$FF" --ctx "$EXTRACTOR_CTX" --seed "$INIT_SEED" "${tok[@]}"
 fi
 train_extractor() {
   local resume=()
@@ -209,9 +237,15 @@ eval_extractor() {
     >"$OUT/extractor-$EVAL_SPLIT.txt"
 }
 
-# 3. Three trainings from that init: same rows, schedule and seed.
+# 3. The arms, trained from that init: same rows, order, schedule and seed.
+# The control arm is a code-plan model whose plans are the masked skeletons
+# (control_plan), so it differs from codeplan only in the plans' content.
+# arm_mode ARM: the mode an arm trains and is evaluated in.
+arm_mode() {
+  case "$1" in control) echo codeplan ;; pilot) echo direct ;; *) echo "$1" ;; esac
+}
 train() {
-  local mode=$1 resume=()
+  local mode=$1 resume=() field=() snaps=() data="$OUT/data/train.jsonl"
   if [ "$mode" = extractor ]; then
     train_extractor
     return
@@ -219,10 +253,18 @@ train() {
   if [ -f "$OUT/models/$mode.ckpt.gguf" ]; then
     resume=(--resume)
   fi
-  "${cp[@]}" finetune "$OUT/init.gguf" --full --data "$OUT/data/train.jsonl" --out "$OUT/models/$mode.gguf" \
-    --mode "$mode" --format trained --epochs "$EPOCHS" --lr "$LR" --warmup "$WARMUP" \
+  if [ "$mode" = control ]; then
+    field=(--plan-field control_plan)
+  fi
+  if [ "$mode" = pilot ]; then
+    data="$OUT/data/pilot-train.jsonl"
+  elif [ "$SNAPSHOTS" -gt 1 ]; then
+    snaps=(--snapshots "$SNAPSHOTS")
+  fi
+  "${cp[@]}" finetune "$OUT/init.gguf" --full --data "$data" --out "$OUT/models/$mode.gguf" \
+    --mode "$(arm_mode "$mode")" "${field[@]}" --format trained --epochs "$EPOCHS" --lr "$LR" --warmup "$WARMUP" \
     --weight-decay "$WEIGHT_DECAY" --ctx "$CTX" --batch "$BATCH" --seed "$TRAIN_SEED" --threads "$THREADS" \
-    --checkpoint-every 50 "${resume[@]}"
+    --checkpoint-every 50 "${snaps[@]}" "${resume[@]}"
 }
 # each NAME FUNC ITEM...: runs stage NAME-ITEM (FUNC ITEM) for every item,
 # JOBS at a time, and fails if any failed.
@@ -245,31 +287,80 @@ each() {
     exit 1
   fi
 }
+
+# 4. Evaluation of a model (MODEL, default ARM) in its arm's mode on a split.
+# evaluate_on SPLIT ARM [MODEL]
+evaluate_on() {
+  local split=$1 arm=$2 model=${3:-$2}
+  "${cp[@]}" eval "$OUT/models/$model.gguf" --bench "$OUT/data/$split.jsonl" --modes "$(arm_mode "$arm")" \
+    --format trained --temperature 0 --max-plan-tokens "$MAX_PLAN_TOKENS" --max-tokens "$MAX_TOKENS" \
+    --parallel "$PARALLEL" --ctx $((PARALLEL * CTX)) --threads "$THREADS" --out "$OUT/eval-$split-$model"
+}
+evaluate() { evaluate_on "$EVAL_SPLIT" "$1"; }
+
+# 3a. The pilot gate: a short direct run, judged on validation at k=1.
+if [ "$PILOT_ROWS" -gt 0 ]; then
+  stage data-pilot awk -v n="$PILOT_ROWS" -v out="$OUT/data/pilot-train.jsonl" \
+    'NR == FNR { total++; next } (FNR - 1) % int(total / n > 1 ? total / n : 1) == 0 && kept < n { print > out; kept++ }' \
+    "$OUT/data/train.jsonl" "$OUT/data/train.jsonl"
+  stage train-pilot train pilot
+  stage eval-val-pilot evaluate_on val pilot
+  read -r right all < <(awk '/"steps":1,/ { n++; if (/"correct":true/) c++ } END { print c + 0, n + 0 }' \
+    "$OUT/eval-val-pilot/results.jsonl")
+  say "pilot: direct on $PILOT_ROWS rows: $right of $all validation items right at k=1 (gate $PILOT_GATE)"
+  if ! awk -v r="$right" -v n="$all" -v g="$PILOT_GATE" 'BEGIN { exit !(n > 0 && r / n >= g) }'; then
+    say "pilot below the gate: stopping before the arms (more rows, another learning rate or a bigger model first)"
+    exit 3
+  fi
+fi
+
 trainees=($MODES)
 if [ "$EXTRACTOR" = 1 ]; then
   trainees+=(extractor)
 fi
 each train train "${trainees[@]}"
 
-# 4. Each model in its own mode on the held-out split (eval resumes by itself).
-evaluate() {
-  local mode=$1
-  "${cp[@]}" eval "$OUT/models/$mode.gguf" --bench "$OUT/data/$EVAL_SPLIT.jsonl" --modes "$mode" --format trained \
-    --temperature 0 --max-plan-tokens "$MAX_PLAN_TOKENS" --max-tokens "$MAX_TOKENS" --parallel "$PARALLEL" \
-    --ctx $((PARALLEL * CTX)) --threads "$THREADS" --out "$OUT/eval-$EVAL_SPLIT-$mode"
-}
 each "eval-$EVAL_SPLIT" evaluate $MODES
 if [ "$EXTRACTOR" = 1 ]; then
   stage "eval-$EVAL_SPLIT-extractor" eval_extractor
   tee -a "$LOG" <"$OUT/extractor-$EVAL_SPLIT.txt"
 fi
 
+# 4b. Learning curves: the snapshots on the validation split (and the final
+# models too when the main split is test).
+curve_args=()
+if [ "$SNAPSHOTS" -gt 1 ]; then
+  points=()
+  for mode in $MODES; do
+    for ((i = 1; i < SNAPSHOTS; i++)); do
+      pct=$((100 * i / SNAPSHOTS))
+      points+=("$mode.at$pct")
+      curve_args+=("$mode@$pct=$OUT/eval-val-$mode.at$pct")
+    done
+    if [ "$EVAL_SPLIT" = test ]; then
+      points+=("$mode")
+      curve_args+=("$mode@100=$OUT/eval-val-$mode")
+    fi
+  done
+  curve_eval() { evaluate_on val "${1%.at*}" "$1"; }
+  each eval-val curve_eval "${points[@]}"
+fi
+
 # 5. The comparison (always rebuilt: it is cheap and reads every result).
-dirs=()
+dirs=() arms=()
 for mode in $MODES; do
-  dirs+=("$OUT/eval-$EVAL_SPLIT-$mode")
+  arms+=("$mode=$OUT/eval-$EVAL_SPLIT-$mode")
+  if [ "$mode" != control ]; then
+    dirs+=("$OUT/eval-$EVAL_SPLIT-$mode")
+  fi
 done
+base=()
+if [ "$VOCAB" != 0 ]; then
+  base=(--train "$OUT/data/train.jsonl" --tokenizer "$OUT/tokenizer")
+fi
 say "report $OUT/report-$EVAL_SPLIT"
 "${cp[@]}" report --out "$OUT/report-$EVAL_SPLIT" \
   --title "CodePlan miniature ($EVAL_SPLIT split): accuracy by steps" "${dirs[@]}" | tee -a "$LOG"
+"${cp[@]}" compare --input "$OUT/data/$EVAL_SPLIT.jsonl" --output "$OUT/report-$EVAL_SPLIT" "${base[@]}" \
+  --title "CodePlan miniature ($EVAL_SPLIT split): paired comparison" "${arms[@]}" "${curve_args[@]}" | tee -a "$LOG"
 say "finished; stage times in $TIMES"

@@ -23,8 +23,12 @@ type Row struct {
 	Prompt   string `json:"prompt"`
 	Plan     string `json:"plan"`
 	NLPlan   string `json:"nl_plan"`
-	Response string `json:"response"`
-	Answer   string `json:"answer"`
+	// ControlPlan is the code plan with its names, relations and numbers
+	// masked (the miniature's control arm; finetune --plan-field
+	// control_plan).
+	ControlPlan string `json:"control_plan"`
+	Response    string `json:"response"`
+	Answer      string `json:"answer"`
 	// AnswerKind is how the answer is extracted and scored (number,
 	// exact, exact_case, yesno): the families differ, so one file needs it
 	// per row.
@@ -85,7 +89,7 @@ func Rows(o RowsOptions) ([]Row, error) {
 				rows = append(rows, Row{
 					ID: it.ID, Kind: string(kind), K: k, Steps: k,
 					Question: it.Question, Prompt: prompt,
-					Plan: w.Plan, NLPlan: w.NLPlan, Response: w.Response,
+					Plan: w.Plan, NLPlan: w.NLPlan, ControlPlan: w.Control, Response: w.Response,
 					Answer: it.Gold, AnswerKind: it.Kind,
 				})
 			}

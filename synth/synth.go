@@ -42,15 +42,32 @@ const (
 	String Kind = "string"
 	Order  Kind = "order"
 	Truth  Kind = "truth"
+	// Hops: 8–10 shuffled facts about people ("Ann's boss is Bob."), some
+	// of them distractors, and a question that follows k of them, naming
+	// the relations by synonyms and in varied word order.
+	Hops Kind = "hops"
+	// Branch: the same facts, and an if/else question whose two branches
+	// each follow k relations ("If Ann's boss is Bob, who is Ann's mentor?
+	// Otherwise, who is Ann's friend?").
+	Branch Kind = "branch"
 )
 
-// Kinds lists every Kind in a stable order.
+// Kinds lists the first five kinds (the families of the first miniature)
+// in a stable order.
 var Kinds = []Kind{Arith, List, String, Order, Truth}
+
+// ChainKinds are the families built for the redesigned miniature (issue
+// 23), where the plan can carry what the response lacks.
+var ChainKinds = []Kind{Hops, Branch}
+
+// AllKinds lists every Kind.
+var AllKinds = append(append([]Kind{}, Kinds...), ChainKinds...)
 
 // MaxSteps is the largest k each kind supports. Order puzzles need about
 // one more person per two constraints, and brute-force checking of the
 // uniqueness of their answer grows factorially, so they stop earlier.
-var MaxSteps = map[Kind]int{Arith: 40, List: 40, String: 40, Order: 8, Truth: 40}
+// Hops and branch problems hold at most 10 facts.
+var MaxSteps = map[Kind]int{Arith: 40, List: 40, String: 40, Order: 8, Truth: 40, Hops: 4, Branch: 4}
 
 // ParseKind turns a name such as "arith" into a Kind.
 func ParseKind(s string) (Kind, error) {
@@ -58,8 +75,8 @@ func ParseKind(s string) (Kind, error) {
 	if _, ok := MaxSteps[k]; ok {
 		return k, nil
 	}
-	names := make([]string, len(Kinds))
-	for i, kk := range Kinds {
+	names := make([]string, len(AllKinds))
+	for i, kk := range AllKinds {
 		names[i] = string(kk)
 	}
 	return "", fmt.Errorf("unknown synthetic kind %q (want one of %s)", s, strings.Join(names, ", "))
@@ -142,6 +159,13 @@ type Program struct {
 	FirstTruthful *bool       `json:"first_truthful,omitempty"`
 	Statements    []Statement `json:"statements,omitempty"`
 	Ask           string      `json:"ask,omitempty"`
+	// Hops and branch: the facts (in the order the question states them),
+	// the start person and the relations followed from it (for branch, the
+	// then-branch's), and for branch the test and the else-branch.
+	Facts  []Fact     `json:"facts,omitempty"`
+	Person string     `json:"person,omitempty"`
+	Path   []string   `json:"path,omitempty"`
+	Branch *Condition `json:"branch,omitempty"`
 }
 
 // problem is what a kind generator returns.
@@ -189,6 +213,10 @@ func makeItem(seed int64, kind Kind, k, index int) benchdata.Item {
 		p = genOrder(r, k)
 	case Truth:
 		p = genTruth(r, k)
+	case Hops:
+		p = genHops(r, k)
+	case Branch:
+		p = genBranch(r, k)
 	}
 	p.program.Kind = kind
 	prog, err := json.Marshal(p.program)

@@ -28,6 +28,11 @@ type Worked struct {
 	NLPlan string
 	// Response is the step-by-step solution ending in the answer line.
 	Response string
+	// Control is the code plan's skeleton with every name, relation and
+	// number replaced by the one word Mask, so that it has the plan's
+	// layout and about its length in tokens but none of its content (the
+	// miniature's control arm: extra tokens without the plan's content).
+	Control string
 }
 
 // Work derives the Worked material of a synth item from its
@@ -55,6 +60,10 @@ func Work(it benchdata.Item) (Worked, error) {
 		w, got = workOrder(p)
 	case Truth:
 		w, got = workTruth(p)
+	case Hops:
+		w, got = workHops(p)
+	case Branch:
+		w, got = workBranch(p)
 	default:
 		return Worked{}, fmt.Errorf("item %s: unknown synthetic kind %q", it.ID, p.Kind)
 	}
@@ -62,6 +71,7 @@ func Work(it benchdata.Item) (Worked, error) {
 		return Worked{}, fmt.Errorf("item %s: worked solution gives %q, gold is %q", it.ID, got, it.Gold)
 	}
 	w.Response += "\nThe answer is " + got + "."
+	w.Control = MaskPlan(w.Plan)
 	return w, nil
 }
 

@@ -94,6 +94,7 @@ Examples:
 			&cli.IntFlag{Name: "eval-every", Usage: "evaluate on the held-out rows every `N` steps (0 = ten times per run)"},
 			&cli.IntFlag{Name: "checkpoint-every", Usage: "save a checkpoint every `N` optimizer steps (0 = only on Ctrl-C)"},
 			&cli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint next to --output"},
+			&cli.IntFlag{Name: "snapshots", Usage: "with --full, also write the model after each 1/`N` of the steps to OUTPUT.at<percent>.gguf (learning curves)"},
 			&cli.StringFlag{Name: "merge", Usage: "also write the base with the adapter merged in to `PATH` (F32/F16/BF16 bases)"},
 			&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "what the model learns to write before the answer: codeplan, nlplan or direct"},
 			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
@@ -204,7 +205,7 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 		Epochs: c.Int("epochs"), LR: c.Float64("lr"), Warmup: c.Float64("warmup"), Schedule: sched,
 		Ctx: c.Int("ctx"), Batch: c.Int("batch"), GradAccum: c.Int("grad-accum"), ValSplit: valSplit,
 		Seed: c.Uint64("seed"), MaxGradNorm: maxNorm, WeightDecay: c.Float64("weight-decay"), Threads: c.Int("threads"),
-		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Resume: c.Bool("resume"),
+		EvalEvery: c.Int("eval-every"), CheckpointEvery: c.Int("checkpoint-every"), Snapshots: c.Int("snapshots"), Resume: c.Bool("resume"),
 		Merge: c.String("merge"), Mode: mode, Format: format, System: c.String("system"), Full: full,
 		Extraction: extraction, Logger: log, Progress: true, From: from,
 	}
@@ -344,7 +345,7 @@ var finetuneFlags = map[string]string{
 	"Rank": "lora-rank", "Alpha": "lora-alpha", "Targets": "lora-targets",
 	"Epochs": "epochs", "LR": "lr", "Warmup": "warmup", "Schedule": "schedule", "Ctx": "ctx", "Batch": "batch",
 	"GradAccum": "grad-accum", "ValSplit": "val-split", "Seed": "seed", "MaxGradNorm": "max-grad-norm",
-	"WeightDecay": "weight-decay", "Threads": "threads", "CheckpointEvery": "checkpoint-every", "EvalEvery": "eval-every",
+	"WeightDecay": "weight-decay", "Threads": "threads", "CheckpointEvery": "checkpoint-every", "Snapshots": "snapshots", "EvalEvery": "eval-every",
 	"Resume": "resume", "From": "lora", "Mode": "mode", "Format": "format", "System": "system", "Extraction": "template",
 }
 

@@ -201,6 +201,12 @@ func TestHostileRound3(t *testing.T) {
 				os.Symlink(full, filepath.Join(dir, "rep", "report.md"))
 				return func() {}
 			}},
+		{name: "tokenizer train onto a symlink to /dev/full", args: []string{"tokenizer", "train", "--input", in, "--output", "tok"}, code: 2,
+			want: "tok/tokenizer.json is a device", same: devs, setup: func(t *testing.T) func() {
+				os.MkdirAll(filepath.Join(dir, "tok"), 0o755)
+				os.Symlink(full, filepath.Join(dir, "tok", "tokenizer.json"))
+				return func() {}
+			}},
 		{name: "perplexity --output FIFO", args: append(ppl, "--input", in, "--output", fifo), code: 2, want: "named pipe", same: devs},
 		{name: "extract --summary /dev/full", args: []string{"extract", "tiny", "--input", in, "--output", "e.jsonl", "--summary", full}, code: 2,
 			want: "--summary: /dev/full is a device", same: append([]string{filepath.Join(dir, "e.jsonl")}, devs...)},
@@ -214,6 +220,8 @@ func TestHostileRound3(t *testing.T) {
 		{name: "perplexity --input /dev/zero", args: append(ppl, "--input", "/dev/zero"), code: 2, want: "is a device"},
 		{name: "eval --bench /dev/zero", args: []string{"eval", "tiny", "--bench", "/dev/zero", "--out", "ev0"}, code: 2, want: "is a device",
 			same: []string{filepath.Join(dir, "ev0")}},
+		{name: "compare --input /dev/zero", args: []string{"compare", "--input", "/dev/zero", "--output", "cmp", "direct=ev"}, code: 2, want: "is a device",
+			same: []string{filepath.Join(dir, "cmp")}},
 		{name: "extract --template /dev/zero", args: []string{"extract", "tiny", "--input", in, "--output", "e.jsonl", "--template", "/dev/zero"}, code: 2,
 			want: "not a regular file", same: []string{filepath.Join(dir, "e.jsonl")}},
 		{name: "generate: one endless line on stdin", args: append([]string{"generate", "tiny", "--input", "-", "--output", "g1.jsonl"}, small...),

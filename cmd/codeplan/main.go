@@ -211,6 +211,8 @@ model that codeplan writes itself: try any command without downloading one.`,
 			reportCommand(),
 			exportCommand(),
 			loraCommand(),
+			tokenizerCommand(),
+			compareCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main reports errors
 	}

@@ -11,11 +11,13 @@ import (
 )
 
 // TestMiniReplicationScript runs scripts/mini-replication.sh at a
-// seconds-long size (two families, two step counts, a one-layer model, a
-// few training steps, a few items) to check the mechanics: every stage
-// runs, the report is written, a rerun skips every stage, and a rerun with
-// other settings is refused. The test binary stands in for codeplan
-// (CODEPLAN_TEST_MAIN, see TestMain).
+// seconds-long size (hops and branch, two step counts, a trained tokenizer,
+// a one-layer model, a few training steps, a few items) to check the
+// mechanics: every stage runs (the pilot, the four arms, the learning-curve
+// snapshots and the extractor included), the reports are written, a rerun
+// skips every stage, a rerun with other settings is refused, and a pilot
+// below its gate stops the run with exit status 3 before the arms. The test
+// binary stands in for codeplan (CODEPLAN_TEST_MAIN, see TestMain).
 func TestMiniReplicationScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole recipe at toy size")
@@ -26,12 +28,17 @@ func TestMiniReplicationScript(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "mini")
 	env := append(os.Environ(),
 		"CODEPLAN="+os.Args[0], "CODEPLAN_TEST_MAIN=1",
-		"KINDS=truth,arith", "STEPS=1-2", "N_TRAIN=3", "N_VAL=2", "N_TEST=2",
-		"LAYERS=1", "EMBD=32", "HEADS=2", "FF=64", "CTX=512", "EPOCHS=1", "BATCH=1024",
+		"KINDS=hops,branch", "STEPS=1-2", "N_TRAIN=3", "N_VAL=2", "N_TEST=2", "VOCAB=1024",
+		"LAYERS=1", "EMBD=32", "HEADS=2", "FF=64", "CTX=256", "EPOCHS=1", "BATCH=256", "SNAPSHOTS=2",
+		"PILOT_ROWS=4", "PILOT_GATE=0",
 		"MAX_PLAN_TOKENS=8", "MAX_TOKENS=8", "PARALLEL=4", "THREADS=1",
-		"EXTRACTOR_EVERY=2", "EXTRACTOR_CTX=1536",
+		"EXTRACTOR=1", "EXTRACTOR_EVERY=2", "EXTRACTOR_CTX=1024",
 	)
+	var runIn func(out string, extra ...string) (string, error)
 	run := func(extra ...string) (string, error) {
+		return runIn(out, extra...)
+	}
+	runIn = func(out string, extra ...string) (string, error) {
 		cmd := exec.Command("bash", "../../scripts/mini-replication.sh", out)
 		cmd.Env = append(append([]string(nil), env...), extra...)
 		done := make(chan struct{})
@@ -50,8 +57,11 @@ func TestMiniReplicationScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("script failed: %v\n%s", err, log)
 	}
-	stages := []string{"data-train", "data-val", "data-test", "init",
-		"train-direct", "train-nlplan", "train-codeplan", "eval-test-direct", "eval-test-nlplan", "eval-test-codeplan",
+	stages := []string{"data-train", "data-val", "data-test", "tokenizer", "init",
+		"data-pilot", "train-pilot", "eval-val-pilot",
+		"train-direct", "train-nlplan", "train-codeplan", "train-control",
+		"eval-test-direct", "eval-test-nlplan", "eval-test-codeplan", "eval-test-control",
+		"eval-val-direct.at50", "eval-val-codeplan.at50", "eval-val-control.at50", "eval-val-direct", "eval-val-control",
 		"data-extractor", "init-extractor", "train-extractor", "eval-test-extractor"}
 	for _, s := range stages {
 		if _, err := os.Stat(filepath.Join(out, ".done-"+s)); err != nil {
@@ -62,7 +72,8 @@ func TestMiniReplicationScript(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"init.gguf", "models/direct.gguf", "models/nlplan.gguf", "models/codeplan.gguf",
-		"report-test/report.md", "report-test/accuracy_by_k.png", "report-test/summary.json", "recipe.env", "times.tsv",
+		"models/control.gguf", "models/codeplan.at50.gguf", "tokenizer/tokenizer.json",
+		"report-test/compare.md", "report-test/compare.json", "report-test/report.md", "report-test/accuracy_by_k.png", "report-test/summary.json", "recipe.env", "times.tsv",
 		"models/extractor.gguf", "extractor.env", "extractor-test.txt", "extractor-test.json"} {
 		st, err := os.Stat(filepath.Join(out, f))
 		if err != nil || st.Size() == 0 {
@@ -83,8 +94,23 @@ func TestMiniReplicationScript(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(sum.Modes, ",") != "direct,nlplan,codeplan" {
+	if strings.Join(sum.Modes, ",") != "direct,nlplan,codeplan" { // the control is in compare.md
 		t.Errorf("report modes %v", sum.Modes)
+	}
+	// The paired comparison covers the four arms, every pair, and the curves.
+	var cmp struct {
+		Items    int                            `json:"items"`
+		Accuracy map[string][]struct{ N int }   `json:"accuracy"`
+		Pairs    []struct{ A, B string }        `json:"pairs"`
+		Curves   map[string][]struct{ Pct int } `json:"curves"`
+		Baseline *struct{ Tokens int }          `json:"baseline"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "report-test", "compare.json")); err != nil || json.Unmarshal(b, &cmp) != nil {
+		t.Fatalf("compare.json: %v", err)
+	}
+	if cmp.Items != 8 || len(cmp.Accuracy) != 4 || len(cmp.Pairs) != 6*3 || len(cmp.Curves["control"]) != 2 ||
+		cmp.Baseline == nil || cmp.Baseline.Tokens == 0 {
+		t.Errorf("compare.json: %d items, %d arms, %d pairs, curves %v, baseline %v", cmp.Items, len(cmp.Accuracy), len(cmp.Pairs), cmp.Curves, cmp.Baseline)
 	}
 	// Every mode saw every test item: 2 families x 2 k x 2 items.
 	for _, c := range sum.Cells {
@@ -121,10 +147,19 @@ func TestMiniReplicationScript(t *testing.T) {
 		}
 	}
 	// Other settings in the same folder are refused, exit status 2.
-	for _, changed := range []string{"LR=0.5", "EXTRACTOR_EPOCHS=3"} {
+	for _, changed := range []string{"LR=0.5", "EXTRACTOR_EPOCHS=3", "VOCAB=800"} {
 		log, err = run(changed)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(log, "other settings") {
 			t.Errorf("changed recipe (%s): err %v, output:\n%s", changed, err, log)
 		}
+	}
+	// A pilot below its gate stops before the arms, exit status 3.
+	gated := filepath.Join(t.TempDir(), "gated")
+	log, err = runIn(gated, "PILOT_GATE=1.01", "EXTRACTOR=0")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(log, "pilot below the gate") {
+		t.Errorf("pilot gate: err %v, output:\n%s", err, log)
+	}
+	if _, err := os.Stat(filepath.Join(gated, ".done-train-direct")); err == nil {
+		t.Error("an arm was trained although the pilot missed its gate")
 	}
 }

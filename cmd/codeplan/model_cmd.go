@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/codeplan-dev/codeplan/llama/hfvocab"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 
@@ -77,7 +78,8 @@ normal(0, %g/sqrt(2*layers)) as in GPT-2, RMSNorm weights 1. The vocabulary is
 byte-level (259 tokens: the 256 bytes plus <|endoftext|>, <|im_start|> and
 <|im_end|> as single control tokens) with the ChatML chat template, so chat
 formatting, tokenisation and stop strings work as with a released model.
-Same flags, same bytes. The output and input embeddings are separate unless
+--tokenizer DIR uses a Hugging Face tokenizer folder instead (for example one
+written by 'codeplan tokenizer train'). Same flags, same bytes. The output and input embeddings are separate unless
 --tied.
 
 Example:
@@ -93,6 +95,7 @@ Example:
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the initial weights"},
 			&cli.BoolFlag{Name: "tied", Usage: "tie the output matrix to the token embedding (no output.weight)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite --output if it exists"},
+			&cli.StringFlag{Name: "tokenizer", Usage: "Hugging Face tokenizer `DIR` (e.g. from 'codeplan tokenizer train') instead of the byte-level vocabulary"},
 		},
 		Action: runModelInit,
 	}
@@ -117,6 +120,13 @@ func runModelInit(c *cli.Context) error {
 		cfg.KVHeads = cfg.Heads
 	}
 	opts := tiny.InitOptions{Tied: c.Bool("tied")}
+	if dir := c.String("tokenizer"); dir != "" {
+		v, err := hfvocab.Load(dir)
+		if err != nil {
+			return usagef("model init: --tokenizer: %v", err)
+		}
+		opts.Vocab, cfg.Vocab = v, v.Len()
+	}
 	lock, err := lockOutputFlag("output", out)
 	if err != nil {
 		return fmt.Errorf("model init: %w", err)

@@ -13,13 +13,14 @@ const anyArgs = -1
 // positionalLimits are the commands whose positional arguments differ from
 // the rule in maxPositional: lists of files, or none at all.
 var positionalLimits = map[string]int{
-	"merge":  anyArgs, // SHARD.jsonl ...
-	"report": anyArgs, // EVAL_DIR ...
-	"info":   anyArgs, // MODEL.gguf|ADAPTER.gguf ...: each is described in turn
-	"synth":  0,
-	"tiny":   0, // model tiny
-	"init":   0, // model init
-	"random": 0, // model random
+	"merge":   anyArgs, // SHARD.jsonl ...
+	"report":  anyArgs, // EVAL_DIR ...
+	"compare": anyArgs, // NAME=EVAL_DIR ...
+	"info":    anyArgs, // MODEL.gguf|ADAPTER.gguf ...: each is described in turn
+	"synth":   0,
+	"tiny":    0, // model tiny
+	"init":    0, // model init
+	"random":  0, // model random
 }
 
 // maxPositional is how many positional arguments cmd takes: its entry in

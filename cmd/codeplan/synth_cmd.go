@@ -19,11 +19,14 @@ func synthCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "synth",
 		Usage: "write synthetic training/test rows with code plans, natural-language plans and worked solutions",
-		Description: `Each row is {id, kind, k, steps, question, prompt, plan, nl_plan, response,
-answer, answer_kind}: a problem from the synthetic families (arith, list,
-string, order, truth) with k reasoning steps; plan is Python-like pseudocode of
-its steps (never their results), nl_plan the same steps as numbered sentences,
-response a worked solution ending in "The answer is X." The file feeds both
+		Description: `Each row is {id, kind, k, steps, question, prompt, plan, nl_plan, control_plan,
+response, answer, answer_kind}: a problem from the synthetic families (arith,
+list, string, order, truth; hops and branch: facts about people followed k
+hops, or an if/else over two k-hop paths) with k reasoning steps; plan is
+Python-like pseudocode of its steps (never their results), nl_plan the same
+steps as numbered sentences, control_plan the plan with its names, relations
+and numbers masked, response a worked solution ending in "The answer is X."
+The file feeds both
 'codeplan finetune' (prompt + plan or nl_plan + response; --mode picks which)
 and 'codeplan eval --bench FILE' (question, answer, answer_kind, steps) without
 field flags.
@@ -35,7 +38,7 @@ different seeds and --exclude the earlier splits, so that no prompt is shared:
    codeplan synth --seed 2 --n 50 --exclude train.jsonl --output val.jsonl
    codeplan synth --seed 3 --n 100 --exclude train.jsonl --exclude val.jsonl --output test.jsonl`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "kinds", Value: "arith,list,string,order,truth", Usage: "problem families, comma-separated (\"text\" = string)"},
+			&cli.StringFlag{Name: "kinds", Value: "arith,list,string,order,truth", Usage: "problem families, comma-separated: arith, list, string (or \"text\"), order, truth, hops, branch"},
 			&cli.StringFlag{Name: "steps", Value: "1-6", Usage: "step counts, e.g. 1-6 or 1,2,4"},
 			&cli.IntFlag{Name: "n", Value: 100, Usage: "rows per family and step count"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "generator seed"},

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/tokenizer"
 )
 
 // checkFlags validates, before anything is loaded, every model, sampling and
@@ -235,6 +236,10 @@ var flagRanges = map[string]flagRange{
 	"checkpoint-every": {min: 0, max: noMax, note: "0 = only when interrupted"},
 	"eval-every":       {min: 0, max: noMax, note: "0 = about ten times per run"},
 	"finetune --ctx":   {min: 8, max: noMax},
+	"snapshots":        {min: 0, max: 100, note: "0 or 1 = none"},
+	// tokenizer train, compare
+	"tokenizer train --vocab": {min: float64(tokenizer.MinVocab), max: noMax, note: "the 256 bytes and 3 special tokens"},
+	"compare --resamples":     {min: 100, max: noMax},
 	// model init
 	"model init --layers": {min: 1, max: noMax}, "model init --embd": {min: 1, max: noMax},
 	"model init --heads": {min: 1, max: noMax}, "model init --kv-heads": {min: 1, max: noMax},

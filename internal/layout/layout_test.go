@@ -20,11 +20,11 @@ var layers = map[string]int{
 	"answer": 0, "internal/logging": 0, "internal/layout": 0, "safetensors": 0,
 	// 1
 	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "planner": 1, "benchdata": 1, "internal/progress": 1, "remote": 1,
-	"hf": 1,
+	"hf": 1, "tokenizer": 1,
 	// 2
 	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
-	"engine": 3, "internal/testmodel": 3,
+	"engine": 3, "internal/testmodel": 3, "miniature": 3,
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.

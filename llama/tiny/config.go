@@ -19,6 +19,18 @@ type Config struct {
 	Layers        int // transformer blocks
 	ContextLength int // training context written to llama.context_length
 	Seed          uint64
+	// Vocab is the number of tokens when the model carries another
+	// vocabulary than the byte-level one (WriteInit with
+	// InitOptions.Vocab); 0 means the byte-level VocabSize.
+	Vocab int
+}
+
+// vocabSize is the number of rows of the embedding and output matrices.
+func (c Config) vocabSize() int {
+	if c.Vocab > 0 {
+		return c.Vocab
+	}
+	return VocabSize
 }
 
 // DefaultConfig returns the model the tests and the demo use: about 120k
@@ -87,7 +99,7 @@ func (c Config) validate(limit int) error {
 func (c Config) params() int {
 	e, f, kv := c.Embedding, c.FeedForward, c.HeadDim()*c.KVHeads
 	perLayer := 2*e + 2*e*e + 2*e*kv + 3*e*f
-	return 2*e*VocabSize + e + c.Layers*perLayer
+	return 2*e*c.vocabSize() + e + c.Layers*perLayer
 }
 
 // blockTensors lists the per-block tensor kinds in file order.
@@ -110,7 +122,7 @@ func TensorNames(cfg Config) []string {
 // TensorShape returns the ggml ne shape of the named model tensor; for a
 // matrix it is {in, out}, which is what LoRA A and B shapes derive from.
 func TensorShape(cfg Config, name string) ([]uint64, error) {
-	e, v := uint64(cfg.Embedding), uint64(VocabSize)
+	e, v := uint64(cfg.Embedding), uint64(cfg.vocabSize())
 	switch name {
 	case "token_embd.weight", "output.weight":
 		return []uint64{e, v}, nil

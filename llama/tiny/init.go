@@ -29,6 +29,16 @@ type InitOptions struct {
 	// with token_embd (tied input and output embeddings), which saves
 	// embedding×vocabulary parameters.
 	Tied bool
+	// Vocab, if set, replaces the byte-level vocabulary (for example a
+	// tokenizer trained by 'codeplan tokenizer train', read by
+	// llama/hfvocab); Config.Vocab must then be its Len.
+	Vocab Vocabulary
+}
+
+// Vocabulary is a tokenizer that writes its own GGUF keys (hfvocab.Vocab).
+type Vocabulary interface {
+	Len() int
+	Apply(w *gguf.Writer)
 }
 
 // ResidualStd is the standard deviation of the residual output projections
@@ -39,7 +49,7 @@ func ResidualStd(layers int) float64 { return InitStd / math.Sqrt(2*float64(laye
 func InitParams(cfg Config, opts InitOptions) int {
 	n := cfg.params()
 	if opts.Tied {
-		n -= cfg.Embedding * VocabSize
+		n -= cfg.Embedding * cfg.vocabSize()
 	}
 	return n
 }
@@ -55,7 +65,16 @@ func WriteInit(path string, cfg Config, opts InitOptions) error {
 	if err := cfg.validate(MaxInitParams); err != nil {
 		return err
 	}
+	if opts.Vocab != nil && opts.Vocab.Len() != cfg.vocabSize() {
+		return fmt.Errorf("tiny: config vocabulary of %d tokens, but the tokenizer has %d", cfg.vocabSize(), opts.Vocab.Len())
+	}
 	w := newModelWriter(cfg, initName, fileTypes[gguf.TensorF32])
+	if opts.Vocab != nil {
+		// Replaces the byte-level keys newModelWriter wrote; a key the
+		// tokenizer does not set keeps the byte-level default (no
+		// automatic BOS or EOS).
+		opts.Vocab.Apply(w)
+	}
 	w.SetString("codeplan.init.scheme", fmt.Sprintf("normal(0, %g); attn_output and ffn_down normal(0, %g/sqrt(2*%d)); norms 1", InitStd, InitStd, cfg.Layers))
 	w.SetUint64("codeplan.init.seed", cfg.Seed)
 	for _, name := range TensorNames(cfg) {

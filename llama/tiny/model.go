@@ -87,7 +87,7 @@ func newModelWriter(cfg Config, name string, ftype uint32) *gguf.Writer {
 		Layers: cfg.Layers, FeedForward: cfg.FeedForward, Heads: cfg.Heads, KVHeads: cfg.KVHeads,
 		RopeFreqBase: ropeFreqBase, RMSEpsilon: rmsEpsilon,
 	})
-	w.SetUint32("llama.vocab_size", VocabSize)
+	w.SetUint32("llama.vocab_size", uint32(cfg.vocabSize()))
 
 	w.SetString("tokenizer.ggml.model", "gpt2")
 	// With no merges the pre-tokenizer only decides where words split, which
