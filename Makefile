@@ -63,6 +63,7 @@ fuzz: headers
 	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(FUZZTIME) ./dataset/
 	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./llama/gguf/
 	$(GO) test -run '^$$' -fuzz=FuzzFindCode -fuzztime=$(FUZZTIME) ./planner/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./safetensors/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/
