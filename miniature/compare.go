@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/codeplan-dev/codeplan/stats"
 	"io"
 	"os"
 	"path/filepath"
@@ -245,7 +246,8 @@ func cell(rows []Row, a *Arm, k int) Cell {
 	if c.N > 0 {
 		c.Acc = float64(c.Correct) / float64(c.N)
 	}
-	c.Lo, c.Hi = Wilson(c.Correct, c.N)
+	w := stats.Wilson(c.Correct, c.N, stats.Z95)
+	c.Lo, c.Hi = w.Low, w.High
 	return c
 }
 
@@ -267,7 +269,7 @@ func pair(rows []Row, a, b *Arm, k int, primary bool, resamples int) Pair {
 	}
 	p.N = len(xa)
 	p.Diff, p.Lo, p.Hi = Bootstrap(xa, xb, resamples, uint64(1000+k))
-	p.P = McNemar(p.OnlyA, p.OnlyB)
+	p.P = stats.McNemarExact(p.OnlyA, p.OnlyB)
 	p.Separate = p.Lo > 0 || p.Hi < 0
 	return p
 }

@@ -7,46 +7,9 @@
 package miniature
 
 import (
-	"math"
 	"math/rand/v2"
 	"sort"
 )
-
-// Wilson returns the 95% Wilson score interval of k successes in n.
-func Wilson(k, n int) (lo, hi float64) {
-	if n == 0 {
-		return 0, 1
-	}
-	const z = 1.959963984540054
-	p, nf := float64(k)/float64(n), float64(n)
-	d := 1 + z*z/nf
-	c := (p + z*z/(2*nf)) / d
-	h := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / d
-	return max(0, c-h), min(1, c+h)
-}
-
-// McNemar returns the two-sided exact McNemar p-value for b items right
-// only under the first arm and c right only under the second: twice the
-// binomial(b+c, 1/2) tail of the smaller count, at most 1.
-func McNemar(b, c int) float64 {
-	n := b + c
-	if n == 0 {
-		return 1
-	}
-	k := min(b, c)
-	// log C(n, i) summed in log space: n can be hundreds.
-	tail := 0.0
-	for i := 0; i <= k; i++ {
-		lg := lgamma(n+1) - lgamma(i+1) - lgamma(n-i+1) - float64(n)*math.Ln2
-		tail += math.Exp(lg)
-	}
-	return min(1, 2*tail)
-}
-
-func lgamma(x int) float64 {
-	v, _ := math.Lgamma(float64(x))
-	return v
-}
 
 // Bootstrap returns the mean difference a−b of paired 0/1 outcomes and its
 // 95% percentile interval over resamples of the items (with replacement),

@@ -7,38 +7,6 @@ import (
 	"testing"
 )
 
-// TestMcNemar checks exact p-values against values computed by hand from
-// the binomial distribution.
-func TestMcNemar(t *testing.T) {
-	cases := []struct {
-		b, c int
-		want float64
-	}{
-		{0, 0, 1},
-		{5, 5, 1},
-		{0, 5, 2.0 / 32},              // 2 * 0.5^5
-		{1, 9, 2 * 11.0 / 1024},       // 2 * (1 + 10) / 2^10
-		{2, 10, 2 * 79.0 / 4096},      // 2 * (1 + 12 + 66) / 2^12
-		{10, 2, 2 * 79.0 / 4096},      // symmetric
-		{0, 60, 2 * math.Pow(.5, 60)}, // tiny, not zero
-	}
-	for _, c := range cases {
-		if got := McNemar(c.b, c.c); math.Abs(got-c.want) > 1e-12*math.Max(1, c.want) && math.Abs(got-c.want)/c.want > 1e-9 {
-			t.Errorf("McNemar(%d, %d) = %g, want %g", c.b, c.c, got, c.want)
-		}
-	}
-}
-
-func TestWilson(t *testing.T) {
-	lo, hi := Wilson(50, 100)
-	if math.Abs(lo-0.4038) > 1e-3 || math.Abs(hi-0.5962) > 1e-3 {
-		t.Errorf("Wilson(50, 100) = [%.4f, %.4f], want [0.4038, 0.5962]", lo, hi)
-	}
-	if lo, hi := Wilson(0, 10); lo != 0 || math.Abs(hi-0.2775) > 1e-3 {
-		t.Errorf("Wilson(0, 10) = [%.4f, %.4f]", lo, hi)
-	}
-}
-
 // TestBootstrap: the interval contains the observed difference, is narrow
 // for many items and excludes 0 for a clear effect, and includes 0 when the
 // arms agree on every item.

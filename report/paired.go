@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/codeplan-dev/codeplan/stats"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -238,21 +239,5 @@ func quantile(xs []float64, q float64) float64 {
 }
 
 // McNemarExact is the two-sided exact McNemar p-value for b and c
-// discordant pairs: under the null each discordant pair goes either way
-// with probability 1/2, so p = min(1, 2·P(X ≤ min(b, c))) for X ~
-// Binomial(b+c, 1/2).
-func McNemarExact(b, c int) float64 {
-	n := b + c
-	if n == 0 {
-		return 1
-	}
-	k := min(b, c)
-	lgN, _ := math.Lgamma(float64(n + 1))
-	tail := 0.0
-	for i := 0; i <= k; i++ {
-		lgI, _ := math.Lgamma(float64(i + 1))
-		lgR, _ := math.Lgamma(float64(n - i + 1))
-		tail += math.Exp(lgN - lgI - lgR - float64(n)*math.Ln2)
-	}
-	return math.Min(1, 2*tail)
-}
+// discordant pairs; see stats.McNemarExact.
+func McNemarExact(b, c int) float64 { return stats.McNemarExact(b, c) }

@@ -8,6 +8,7 @@
 package report
 
 import (
+	"github.com/codeplan-dev/codeplan/stats"
 	"math"
 	"slices"
 )
@@ -16,7 +17,7 @@ import (
 const Baseline = "direct"
 
 // Z95 is the standard normal quantile for a two-sided 95% interval.
-const Z95 = 1.959963984540054
+const Z95 = stats.Z95
 
 // Result is the outcome of one item under one mode.
 type Result struct {
@@ -36,27 +37,16 @@ type Result struct {
 	Error bool
 }
 
-// Interval is a confidence interval for a proportion, within [0, 1].
+// Interval is a confidence interval.
 type Interval struct {
 	Low, High float64
 }
 
 // Wilson returns the Wilson score interval for correct successes out of
-// n trials at normal quantile z (Z95 for 95%). Unlike the normal
-// approximation it stays inside [0, 1] and is sensible at 0% and 100%
-// accuracy, which small evaluations often hit. With n = 0 nothing is
-// known and the interval is [0, 1].
+// n trials at normal quantile z (Z95 for 95%); see stats.Wilson.
 func Wilson(correct, n int, z float64) Interval {
-	if n <= 0 {
-		return Interval{0, 1}
-	}
-	nf := float64(n)
-	p := float64(correct) / nf
-	z2 := z * z
-	denom := 1 + z2/nf
-	center := (p + z2/(2*nf)) / denom
-	half := z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / denom
-	return Interval{Low: math.Max(0, center-half), High: math.Min(1, center+half)}
+	w := stats.Wilson(correct, n, z)
+	return Interval{Low: w.Low, High: w.High}
 }
 
 // RelativeGain is (acc - base) / base: +0.2 means 20% more accurate than

@@ -17,7 +17,7 @@ const module = "github.com/codeplan-dev/codeplan/"
 var layers = map[string]int{
 	// 0: no imports of ours.
 	"llama/gguf": 0, "llama/sampling": 0, "llama/message": 0, "dataset": 0,
-	"answer": 0, "internal/logging": 0, "internal/layout": 0, "safetensors": 0,
+	"answer": 0, "stats": 0, "internal/logging": 0, "internal/layout": 0, "safetensors": 0,
 	// 1
 	"llama": 1, "llama/hfvocab": 1, "llama/tiny": 1, "planner": 1, "benchdata": 1, "internal/progress": 1, "remote": 1,
 	"hf": 1, "tokenizer": 1,
