@@ -71,7 +71,7 @@ Examples:
    codeplan model init --output init.gguf --layers 4 --embd 256 --heads 4 --ff 768
    codeplan finetune init.gguf --full --input rows.jsonl --output trained.gguf --epochs 4 --lr 1e-3 --weight-decay 0.1
    codeplan finetune init.gguf --full --task extract --input plans.jsonl --output extractor.gguf --ctx 1536 --batch 1536`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "base model GGUF `PATH` (or the first argument; \"tiny\" = built-in test model)"},
 			&cli.StringFlag{Name: "input", Aliases: []string{"data", "i"}, Usage: "training rows, JSONL (or Parquet) `PATH` with prompt, plan and response fields"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"out", "o"}, Usage: "adapter GGUF `PATH` to write (with --full: the trained model)"},
@@ -100,18 +100,12 @@ Examples:
 			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
 			&cli.StringFlag{Name: "task", Value: "answer", Usage: "answer (learn to plan and answer prompts) or extract (learn to write a row's plan from the extraction prompt; direct mode)"},
 			&cli.StringFlag{Name: "template", Usage: "with --task extract: the extraction prompt: paper (default), structured, or a `FILE` with {{prompt}} and {{response}}"},
-			&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
-			&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
-			&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
-			&cli.StringFlag{Name: "plan-field", Usage: "gjson `PATH` of the plan (default: plan; in nlplan mode nl_plan where a row has it)"},
-			&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
-			&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
 			&cli.IntFlag{Name: "threads", Value: runtime.NumCPU(), Usage: "CPU threads"},
 			&cli.BoolFlag{Name: "gpu", Usage: "offload all layers to the GPU backend (needs make cuda, or Metal)"},
 			&cli.IntFlag{Name: "ngl", Usage: "offload `N` layers to the GPU backend"},
 			&cli.StringFlag{Name: "backend-dir", EnvVars: []string{"CODEPLAN_BACKEND_DIR"}, Usage: "folder with GPU backend libraries"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the memory one training step needs (weights, F32 copies, adapter, gradients and AdamW moments, activations at --batch) and stop; reads only the model's shapes, so it is quick at any size; with --gpu/--ngl, as the GPU would need it"},
-		},
+		}, trainingRowFlags()...),
 		Action: runFinetune,
 	}
 }
@@ -199,8 +193,7 @@ func finetuneConfig(c *cli.Context) (finetune.Config, error) {
 	valSplit := c.Float64("val-split")
 	cfg = finetune.Config{
 		Data: c.String("input"), Out: c.String("output"), PlanField: c.String("plan-field"),
-		Read: dataset.ReadOptions{PromptField: c.String("prompt-field"), ResponseField: c.String("response-field"),
-			IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
+		Read: trainingReadOptions(c),
 		Rank: c.Int("lora-rank"), Alpha: c.Float64("lora-alpha"), Targets: targets,
 		Epochs: c.Int("epochs"), LR: c.Float64("lr"), Warmup: c.Float64("warmup"), Schedule: sched,
 		Ctx: c.Int("ctx"), Batch: c.Int("batch"), GradAccum: c.Int("grad-accum"), ValSplit: valSplit,
@@ -438,4 +431,23 @@ func printMemoryPlan(c *cli.Context, cfg finetune.Config, base *finetune.Base) e
 		}
 	}
 	return nil
+}
+
+// trainingRowFlags are the flags that say how a training row is read and
+// rendered, shared by finetune and export so that both read a file alike.
+func trainingRowFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
+		&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
+		&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
+		&cli.StringFlag{Name: "plan-field", Usage: "gjson `PATH` of the plan (default: plan; in nlplan mode nl_plan where a row has it)"},
+		&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
+		&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
+	}
+}
+
+// trainingReadOptions reads trainingRowFlags' field flags.
+func trainingReadOptions(c *cli.Context) dataset.ReadOptions {
+	return dataset.ReadOptions{PromptField: c.String("prompt-field"), ResponseField: c.String("response-field"),
+		IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")}
 }

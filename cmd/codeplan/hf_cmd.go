@@ -366,23 +366,17 @@ The trainer's chat template adds its own end-of-turn marker, as finetune's does.
 into --val-output (default: OUTPUT with .val before the extension).
 
    codeplan export --input plans.jsonl --output train.jsonl --to messages --mode codeplan --val-split 0.05`,
-		Flags: append(outputFlags("JSONL `PATH` to write (- = stdout)"),
+		Flags: append(append(outputFlags("JSONL `PATH` to write (- = stdout)"),
 			&cli.StringFlag{Name: "input", Aliases: []string{"data", "i"}, Usage: "rows `PATH` (JSONL, JSON, Parquet; - = stdin)"},
 			&cli.StringFlag{Name: "to", Value: "messages", Usage: "layout: messages, sharegpt, alpaca or prompt-completion"},
 			&cli.StringFlag{Name: "mode", Value: "codeplan", Usage: "the trained mode: codeplan, nlplan or direct"},
 			&cli.StringFlag{Name: "format", Value: "trained", Usage: "prompt format: trained or prompted"},
 			&cli.StringFlag{Name: "task", Value: "answer", Usage: "answer, or extract (rows for a plan extractor, as finetune --task extract)"},
 			&cli.StringFlag{Name: "template", Usage: "with --task extract: paper (default), structured, or a `FILE`"},
-			&cli.StringFlag{Name: "system", Usage: "system message put before every row"},
-			&cli.StringFlag{Name: "prompt-field", Usage: "gjson `PATH` of the prompt (default: auto-detect)"},
-			&cli.StringFlag{Name: "response-field", Usage: "gjson `PATH` of the response (default: auto-detect)"},
-			&cli.StringFlag{Name: "plan-field", Usage: "gjson `PATH` of the plan (default: plan; in nlplan mode nl_plan where a row has it)"},
-			&cli.StringFlag{Name: "id-field", Usage: "gjson `PATH` of a row id (default: \"id\", else a hash)"},
-			&cli.BoolFlag{Name: "skip-bad", Usage: "count and skip malformed rows instead of stopping at the first"},
 			&cli.Float64Flag{Name: "val-split", Usage: "share of rows held out into --val-output, as finetune --val-split chooses them"},
 			&cli.Uint64Flag{Name: "seed", Value: 42, Usage: "seed of the split (finetune's --seed)"},
 			&cli.StringFlag{Name: "val-output", Usage: "JSONL `PATH` of the held-out rows"},
-		),
+		), trainingRowFlags()...),
 		Action: runExport,
 	}
 }
@@ -463,8 +457,7 @@ func runExport(c *cli.Context) error {
 		}
 	}
 	opts := finetune.ExportOptions{
-		Read: dataset.ReadOptions{PromptField: c.String("prompt-field"), ResponseField: c.String("response-field"),
-			IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
+		Read:      trainingReadOptions(c),
 		PlanField: c.String("plan-field"), Mode: mode, Format: format, System: c.String("system"),
 		Extraction: extraction, Layout: layout, ValSplit: split, Seed: c.Uint64("seed"),
 		Warn: func(s string) { log.Warn().Msg(s) },
