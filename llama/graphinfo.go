@@ -192,14 +192,14 @@ func (t *Trainer) Graph(kind GraphKind, tokens, seqs int) (*Graph, error) {
 	eb := newErrBuf()
 	defer eb.free()
 	var n C.int32_t
-	if C.cp_train_graph(t.c, C.int32_t(kind), C.int32_t(tokens), C.int32_t(seqs), nil, 0, &n, eb.p, errBufLen) != 0 {
+	if C.cp_train_graph(t.c, C.int32_t(kind), C.int32_t(tokens), C.int32_t(seqs), &n, eb.p, errBufLen) != 0 {
 		return nil, fmt.Errorf("%w: trainer graph: %s", ErrTrain, eb)
 	}
 	rows := make([]C.cp_graph_tensor, int(n))
-	if n > 0 && C.cp_train_graph(t.c, C.int32_t(kind), C.int32_t(tokens), C.int32_t(seqs), &rows[0], n, &n, eb.p, errBufLen) != 0 {
-		return nil, fmt.Errorf("%w: trainer graph: %s", ErrTrain, eb)
+	if n > 0 {
+		rows = rows[:C.cp_train_graph_rows(t.c, &rows[0], n)]
 	}
-	return graphFromC(rows[:min(int(n), len(rows))])
+	return graphFromC(rows)
 }
 
 // RecordedGraph returns the nodes the context has computed since it was

@@ -179,6 +179,9 @@ struct cp_trainer {
     llama_adapter_loras no_loras;
     llama_cross         cross;
 
+    // the last graph cp_train_graph described
+    cp_graph_collector described;
+
     std::unique_ptr<llama_batch_allocr> balloc;
     std::unique_ptr<llm_graph_result>   res;
     std::vector<uint8_t>                meta; // metadata memory of the per-step context
@@ -1359,10 +1362,11 @@ int32_t cp_train_plan_compute(cp_trainer * t, int32_t n_tokens, int32_t n_seqs, 
     });
 }
 
-int32_t cp_train_graph(cp_trainer * t, int32_t kind, int32_t n_tokens, int32_t n_seqs, cp_graph_tensor * out, int32_t cap,
-                       int32_t * n_out, char * err, size_t err_len) {
+int32_t cp_train_graph(cp_trainer * t, int32_t kind, int32_t n_tokens, int32_t n_seqs, int32_t * n_out, char * err, size_t err_len) {
     return guarded(err, err_len, [&]() {
-        cp_graph_collector c;
+        cp_graph_collector & c = t->described;
+        c.rows.clear();
+        c.index.clear();
         if (kind == CP_GRAPH_STEP) {
             built b;
             build_synthetic_step(*t, b, n_tokens, n_seqs);
@@ -1387,10 +1391,17 @@ int32_t cp_train_graph(cp_trainer * t, int32_t kind, int32_t n_tokens, int32_t n
         } else {
             throw train_error(fmt("unknown graph kind %d", kind));
         }
+        // the rows stay for cp_train_graph_rows; the tensors they came from
+        // are gone (their contexts are freed), only the copies remain
+        c.index.clear();
         *n_out = (int32_t) c.rows.size();
-        const size_t n = std::min<size_t>(c.rows.size(), (size_t) std::max(cap, 0));
-        std::copy(c.rows.begin(), c.rows.begin() + n, out);
     });
+}
+
+int32_t cp_train_graph_rows(const cp_trainer * t, cp_graph_tensor * out, int32_t cap) {
+    const size_t n = std::min<size_t>(t->described.rows.size(), (size_t) std::max(cap, 0));
+    std::copy(t->described.rows.begin(), t->described.rows.begin() + n, out);
+    return (int32_t) n;
 }
 
 int32_t cp_train_zero_grad(cp_trainer * t, char * err, size_t err_len) {

@@ -102,10 +102,12 @@ enum cp_train_graph_kind {
 };
 
 // cp_train_graph builds (without computing) the graph of the given kind for
-// a batch of n_seqs sequences of n_tokens tokens in total, and copies up to
-// cap of its tensors to out; *n_out is how many it has in all.
-int32_t cp_train_graph(cp_trainer *t, int32_t kind, int32_t n_tokens, int32_t n_seqs, struct cp_graph_tensor *out, int32_t cap,
-                       int32_t *n_out, char *err, size_t err_len);
+// a batch of n_seqs sequences of n_tokens tokens in total and describes it;
+// *n_out is the number of tensors, which cp_train_graph_rows copies out.
+int32_t cp_train_graph(cp_trainer *t, int32_t kind, int32_t n_tokens, int32_t n_seqs, int32_t *n_out, char *err, size_t err_len);
+// cp_train_graph_rows copies up to cap tensors of the last described graph
+// to out and returns how many.
+int32_t cp_train_graph_rows(const cp_trainer *t, struct cp_graph_tensor *out, int32_t cap);
 
 // cp_train_plan_compute sets *bytes to the compute buffers (activations,
 // their gradients, in-graph F32 copies) one step of n_seqs sequences and
