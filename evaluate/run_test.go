@@ -17,6 +17,7 @@ import (
 	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/evaluate/evaltest"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -52,23 +53,7 @@ func (s *scripted) Generate(ctx context.Context, req engine.Request) (engine.Res
 			return r, err
 		}
 	}
-	i := strings.LastIndex(req.ID, "|")
-	item, mode := req.ID[:i], planner.Mode(req.ID[i+1:])
-	var text string
-	switch {
-	case mode == planner.Direct:
-		text = "The answer is " + s.gold[item]
-	case mode == planner.NLPlan || strings.Contains(item, "truth"):
-		text = "I am not sure."
-	default:
-		text = "Following the plan.\nThe answer is " + s.gold[item] + "."
-	}
-	res := engine.Result{ID: req.ID, PromptTokens: 20}
-	if len(req.Phases) == 2 {
-		res.Phases = append(res.Phases, engine.PhaseOutput{Text: "def solve():\n    return step()\n", Tokens: 7, Finish: engine.FinishStop})
-	}
-	res.Phases = append(res.Phases, engine.PhaseOutput{Text: text, Tokens: 5, Finish: engine.FinishStop})
-	return res, nil
+	return evaltest.Answer(s.gold, req), nil
 }
 
 func testConfig(t *testing.T, items []benchdata.Item) Config {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
+	"github.com/codeplan-dev/codeplan/evaluate/evaltest"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -22,23 +23,7 @@ import (
 type scripted struct{ gold map[string]string }
 
 func (s scripted) Generate(_ context.Context, req engine.Request) (engine.Result, error) {
-	i := strings.LastIndex(req.ID, "|")
-	item, mode := req.ID[:i], planner.Mode(req.ID[i+1:])
-	var text string
-	switch {
-	case mode == planner.Direct:
-		text = "The answer is " + s.gold[item]
-	case mode == planner.NLPlan || strings.Contains(item, "truth"):
-		text = "I am not sure."
-	default:
-		text = "Following the plan.\nThe answer is " + s.gold[item] + "."
-	}
-	res := engine.Result{ID: req.ID, PromptTokens: 20}
-	if len(req.Phases) == 2 {
-		res.Phases = append(res.Phases, engine.PhaseOutput{Text: "def solve():\n    return step()\n", Tokens: 7, Finish: engine.FinishStop})
-	}
-	res.Phases = append(res.Phases, engine.PhaseOutput{Text: text, Tokens: 5, Finish: engine.FinishStop})
-	return res, nil
+	return evaltest.Answer(s.gold, req), nil
 }
 
 // evalRun runs eval on 10 synthetic items (two step counts) with the

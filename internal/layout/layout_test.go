@@ -24,7 +24,7 @@ var layers = map[string]int{
 	// 2
 	"llama/randmodel": 2, "loglik": 2, "chattemplate": 2, "internal/version": 2, "synth": 2, "internal/pipeline": 2, "chat": 2,
 	// 3
-	"engine": 3, "internal/testmodel": 3, "miniature": 3,
+	"engine": 3, "internal/testmodel": 3, "evaluate/evaltest": 4, "miniature": 3,
 	// 4
 	"inference": 4,
 	// 5: one job each, on inference or the engine.
