@@ -65,7 +65,8 @@ TRAIN_SEED=${TRAIN_SEED:-42}
 SNAPSHOTS=${SNAPSHOTS:-4}
 # The pilot: a direct model on PILOT_ROWS training rows (every n-th row, so
 # every family and k), judged on validation; the run goes on only if its
-# accuracy at k=1 is at least PILOT_GATE (0 rows = no pilot).
+# accuracy at k=1 is at least PILOT_GATE (0 rows = no pilot). A pilot on
+# every training row is the direct arm, trained once.
 PILOT_ROWS=${PILOT_ROWS:-0}
 PILOT_GATE=${PILOT_GATE:-0.7}
 # Decoding.
@@ -303,7 +304,16 @@ if [ "$PILOT_ROWS" -gt 0 ]; then
   stage data-pilot awk -v n="$PILOT_ROWS" -v out="$OUT/data/pilot-train.jsonl" \
     'NR == FNR { total++; next } (FNR - 1) % int(total / n > 1 ? total / n : 1) == 0 && kept < n { print > out; kept++ }' \
     "$OUT/data/train.jsonl" "$OUT/data/train.jsonl"
-  stage train-pilot train pilot
+  if [ "$PILOT_ROWS" -ge "$(wc -l <"$OUT/data/train.jsonl")" ]; then
+    # A pilot on every training row would be the direct arm itself (same
+    # rows, order, schedule and seed): train that arm once, snapshots
+    # included, and judge it as the pilot.
+    say "the pilot covers every training row: it is the direct arm"
+    stage train-direct train direct
+    stage train-pilot ln -f "$OUT/models/direct.gguf" "$OUT/models/pilot.gguf"
+  else
+    stage train-pilot train pilot
+  fi
   stage eval-val-pilot evaluate_on val pilot
   read -r right all < <(awk '/"steps":1,/ { n++; if (/"correct":true/) c++ } END { print c + 0, n + 0 }' \
     "$OUT/eval-val-pilot/results.jsonl")

@@ -162,4 +162,24 @@ func TestMiniReplicationScript(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(gated, ".done-train-direct")); err == nil {
 		t.Error("an arm was trained although the pilot missed its gate")
 	}
+
+	// A pilot on every training row is the direct arm: trained once (with
+	// its snapshots), judged as the pilot, then skipped among the arms.
+	full := filepath.Join(t.TempDir(), "full")
+	log, err = runIn(full, "PILOT_ROWS=1000", "EXTRACTOR=0", "MODES=direct codeplan")
+	if err != nil {
+		t.Fatalf("full-size pilot: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "it is the direct arm") || strings.Count(log, "start train-direct") != 1 ||
+		!strings.Contains(log, "skip train-direct (done)") || !strings.Contains(log, "done eval-val-pilot") {
+		t.Errorf("full-size pilot did not stand in for the direct arm:\n%s", log)
+	}
+	p, _ := os.ReadFile(filepath.Join(full, "models/pilot.gguf"))
+	d, _ = os.ReadFile(filepath.Join(full, "models/direct.gguf"))
+	if len(p) == 0 || string(p) != string(d) {
+		t.Error("the full-size pilot's model is not the direct arm's")
+	}
+	if _, err := os.Stat(filepath.Join(full, "models/direct.at50.gguf")); err != nil {
+		t.Errorf("the full-size pilot lost the direct arm's snapshots: %v", err)
+	}
 }
