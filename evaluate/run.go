@@ -27,9 +27,9 @@ import (
 	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/synth"
 )
@@ -223,7 +223,7 @@ func Open(cfg Config) (*pipeline.Batch, error) {
 
 // Run answers the selected items in every mode and appends their rows to
 // Dir/results.jsonl, skipping pairs already there (Open, then RunOn).
-func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, error) {
+func Run(soft, hard context.Context, gen lm.Generator, cfg Config) (Stats, error) {
 	b, err := Open(cfg)
 	if err != nil {
 		return Stats{}, err
@@ -237,7 +237,7 @@ func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, e
 // those in flight finish; cancelling hard also stops those (they are redone
 // by the next run). It does not write the report: call BuildReport
 // afterwards, also after an interruption.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg Config) (Stats, error) {
 	var st Stats
 	if err := cfg.check(); err != nil {
 		return st, err
@@ -325,7 +325,7 @@ func modeOrder(m planner.Mode) int {
 }
 
 // answer runs one pair and scores it.
-func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen lm.Generator, t task) pipeline.Outcome {
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
@@ -364,10 +364,10 @@ func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pip
 	row.PlanFinish, row.Finish = a.PlanFinish, a.Finish
 	row.Seconds = elapsed.Seconds()
 	switch {
-	case engine.Permanent(err):
+	case lm.Permanent(err):
 		// Written (and counted as wrong) instead of being redone on every run.
 		row.Error = err.Error()
-		row.Finish = string(engine.FinishError)
+		row.Finish = string(lm.FinishError)
 		return pipeline.Outcome{Output: row}
 	case err != nil:
 		return pipeline.Outcome{Err: err}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/progress"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/planner"
 )

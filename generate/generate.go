@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -82,7 +82,7 @@ func (cfg Config) Job() pipeline.Job {
 }
 
 // Run answers every prompt of cfg.Input not yet in cfg.Output.
-func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
+func Run(soft, hard context.Context, gen lm.Generator, cfg Config) (pipeline.Stats, error) {
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return pipeline.Stats{}, err
@@ -94,14 +94,14 @@ func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline
 // RunOn answers the prompts of a batch opened with pipeline.Open(cfg.Job())
 // (open it before loading the model, so that bad files cost nothing).
 // Cancelling soft stops taking new prompts and finishes those in flight.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg Config) (pipeline.Stats, error) {
 	b.SetWorkers(cfg.Workers)
 	return b.Run(soft, hard, func(ctx context.Context, row dataset.Row) pipeline.Outcome {
 		return cfg.answer(ctx, gen, row)
 	}, nil)
 }
 
-func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset.Row) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen lm.Generator, row dataset.Row) pipeline.Outcome {
 	out := Row{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: cfg.Model, LoRA: cfg.LoRA}
 	req, err := inference.Request(cfg.Prompter, cfg.Settings, nil, row.Prompt, nil)
 	if err != nil {
@@ -111,7 +111,7 @@ func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset
 	res, err := gen.Generate(ctx, req)
 	out.Answer = inference.FromResult(cfg.Prompter.Mode, res)
 	switch {
-	case engine.Permanent(err):
+	case lm.Permanent(err):
 		// Written with its error, so the output has a row for every prompt
 		// and a rerun does not retry it forever.
 		out.Error = err.Error()
