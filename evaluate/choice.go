@@ -92,7 +92,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen lm.Generator, t task,
 		res, err := gen.Generate(ctx, lm.Request{ID: row.ID, Sampling: cfg.Settings.Sampling,
 			Phases: []lm.Phase{{Prefix: ph.Text, MaxTokens: maxPlan, Stop: ph.Stop}}})
 		if lm.Permanent(err) {
-			row.Error, row.Finish = err.Error(), string(lm.FinishError)
+			row.Error, row.Finish, row.SeqContext = err.Error(), string(lm.FinishError), cfg.SeqContext
 			return pipeline.Outcome{Output: row}
 		}
 		if err != nil {
@@ -120,8 +120,13 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen lm.Generator, t task,
 	}
 	if errors.Is(err, lm.ErrTooLong) || t.mode.HasPlan() {
 		// Permanent (the texts do not fit, or this plan cannot be laid out):
-		// the row is written as wrong rather than retried on every run.
+		// the row is written as wrong rather than retried on every run; the
+		// texts may fit a larger context (the scorer's window is a
+		// sequence's).
 		row.Error, row.Finish = fmt.Sprintf("loglik scoring: %v", err), string(lm.FinishError)
+		if errors.Is(err, lm.ErrTooLong) {
+			row.SeqContext = cfg.SeqContext
+		}
 		return pipeline.Outcome{Output: row}
 	}
 	return pipeline.Outcome{Err: err}

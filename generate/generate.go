@@ -27,11 +27,14 @@ type Row struct {
 	Prompt string `json:"prompt"`
 	inference.Answer
 	// Error is set for prompts that cannot run at all (longer than a
-	// sequence's context): written once, not retried by every rerun.
-	Error  string `json:"error,omitempty"`
-	Source string `json:"source,omitempty"`
-	Model  string `json:"model,omitempty"`
-	LoRA   string `json:"lora,omitempty"`
+	// sequence's context): written once, not retried by every rerun of
+	// the same context. SeqContext records the tokens a sequence held
+	// (Config.SeqContext); a rerun with a larger one redoes the row.
+	Error      string `json:"error,omitempty"`
+	SeqContext int    `json:"seq_ctx,omitempty"`
+	Source     string `json:"source,omitempty"`
+	Model      string `json:"model,omitempty"`
+	LoRA       string `json:"lora,omitempty"`
 }
 
 // Config describes one generate run.
@@ -51,6 +54,11 @@ type Config struct {
 	Model, LoRA string
 	// ModelKey names the model in the settings key (see Key).
 	ModelKey pipeline.ModelKey
+	// SeqContext is the number of tokens one sequence of the engine holds
+	// (0 = unknown). Prompts too long for it are written with an error and
+	// it, and a rerun with a larger SeqContext (a raised --ctx) redoes
+	// them, replacing their rows; it is not part of the settings key.
+	SeqContext int
 
 	Logger      zerolog.Logger
 	Progress    bool
@@ -77,7 +85,7 @@ func (cfg Config) Job() pipeline.Job {
 	read.PromptOnly = true
 	return pipeline.Job{
 		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
-		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Redo: pipeline.RedoCapacity(cfg.SeqContext), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
 }
 
@@ -114,7 +122,7 @@ func (cfg *Config) answer(ctx context.Context, gen lm.Generator, row dataset.Row
 	case lm.Permanent(err):
 		// Written with its error, so the output has a row for every prompt
 		// and a rerun does not retry it forever.
-		out.Error = err.Error()
+		out.Error, out.SeqContext = err.Error(), cfg.SeqContext
 		return pipeline.Outcome{Output: out}
 	case err != nil:
 		return pipeline.Outcome{Err: err}
