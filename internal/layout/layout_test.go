@@ -43,21 +43,18 @@ var layers = map[string]int{
 // llama), directly or through another package: everything under llama/
 // (the binding, and the runtimes that drive it: llama/engine, llama/loglik,
 // llama/chattemplate, and the test model llama/testmodel); local, the
-// package that opens models and hands the jobs what runs on them; and two
-// more that genuinely must:
-//   - finetune is the training runtime: every step drives llama.Trainer
-//     (batches of llama tokens, AdamW state read back for checkpoints,
-//     adapter and full-model tensors read from the trainer), so it is a
-//     model runtime, not a job on the llama/lm contract. Only cmd imports it
-//     for training (local uses its pure-Go GGUF inspection, InspectBase).
-//   - cmd/codeplan wires everything together, and its model commands (info,
-//     devices, model tiny/init, bench, finetune, merge) call the binding.
+// package that opens models and hands the jobs what runs on them; and
+// cmd/codeplan, which genuinely must: it wires everything together, its
+// model commands (info, devices, model tiny/init, bench) call the binding,
+// and it loads the model that finetune trains (finetune drives it through
+// lm.Trainer and finetune.Model, which *llama.Model implements).
 //
-// Every other package (the jobs, the server, chat, the reports...) is
-// written against llama/lm, llama/sampling and llama/message and builds
-// with CGO_ENABLED=0: TestJobsDoNotLinkLlama enforces it.
+// Every other package (the jobs, finetune, the server, chat, the
+// reports...) is written against llama/lm, llama/sampling and
+// llama/message and builds with CGO_ENABLED=0: TestJobsDoNotLinkLlama
+// enforces it.
 func linksLlama(pkg string) bool {
-	return pkg == "llama" || strings.HasPrefix(pkg, "llama/") || pkg == "local" || pkg == "finetune" || pkg == "cmd/codeplan"
+	return pkg == "llama" || strings.HasPrefix(pkg, "llama/") || pkg == "local" || pkg == "cmd/codeplan"
 }
 
 func TestImportsGoDown(t *testing.T) {

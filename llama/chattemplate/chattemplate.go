@@ -22,9 +22,5 @@ func (t Model) ApplyTemplate(msgs []message.Message, addAssistant bool) (string,
 // support the model's template; native says which (a warning is the
 // caller's job).
 func For(m *llama.Model) (tmpl message.Templater, native bool) {
-	t := Model{Model: m}
-	if _, err := t.ApplyTemplate([]message.Message{{Role: message.RoleUser, Content: "x"}}, true); err != nil {
-		return message.ChatML{}, false
-	}
-	return t, true
+	return message.Native(Model{Model: m})
 }

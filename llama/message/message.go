@@ -45,6 +45,16 @@ type Templater interface {
 	ApplyTemplate(msgs []Message, addAssistant bool) (string, error)
 }
 
+// Native returns t when it renders a one-message conversation, else ChatML
+// (llama.cpp does not support every model's own template); native says
+// which, so that the caller can warn.
+func Native(t Templater) (tmpl Templater, native bool) {
+	if _, err := t.ApplyTemplate([]Message{{Role: RoleUser, Content: "x"}}, true); err != nil {
+		return ChatML{}, false
+	}
+	return t, true
+}
+
 // ChatML renders the ChatML format used by Qwen, many fine-tunes and llama.cpp's
 // fallback: "<|im_start|>role\ncontent<|im_end|>\n" per message, and
 // "<|im_start|>assistant\n" at the end when addAssistant is set.
