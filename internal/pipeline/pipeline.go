@@ -268,6 +268,14 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 	if rej != nil {
 		defer rej.Close()
 	}
+	in := job.Rows
+	if in == nil {
+		var err error
+		if in, err = dataset.Open(job.Input, job.Read); err != nil {
+			return st, err
+		}
+	}
+	defer in.Close()
 	// Rows that Job.Redo sent back are removed from the files now, when the
 	// run starts (a run that fails to start leaves the files as they were),
 	// so that their new rows replace them instead of repeating their ids.
@@ -283,14 +291,6 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 			job.Logger.Info().Int("rows", n).Str("file", w.Name()).Msg("redoing rows rejected for a smaller context: their old rows are removed")
 		}
 	}
-	in := job.Rows
-	if in == nil {
-		var err error
-		if in, err = dataset.Open(job.Input, job.Read); err != nil {
-			return st, err
-		}
-	}
-	defer in.Close()
 
 	var bar *progress.Reporter
 	if job.Progress {
