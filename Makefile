@@ -51,13 +51,13 @@ test: headers
 # Test builds with finalizers that fail the run when a llama Context,
 # Sampler or Batch is garbage-collected without Close (llama/leak_invariants.go).
 test-invariants: headers
-	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./engine/ ./inference/ ./loglik/ ./server/ ./chat/ ./local/
+	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./llama/engine/ ./inference/ ./llama/loglik/ ./server/ ./chat/ ./local/
 
 # The fuzz targets that build without cgo instrumentation of llama.cpp,
 # each for FUZZTIME (CI runs this after the tests). The cgo ones
 # (llama: FuzzLoadModel, FuzzLoadAdapter, FuzzGrammar; engine:
 # FuzzHostilePrompt) run their seeds in every `go test`; fuzz them with
-#   go test -run '^$$' -fuzz=FuzzHostilePrompt -fuzztime=60s ./engine/
+#   go test -run '^$$' -fuzz=FuzzHostilePrompt -fuzztime=60s ./llama/engine/
 FUZZTIME ?= 10s
 fuzz: headers
 	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(FUZZTIME) ./dataset/
@@ -66,7 +66,7 @@ fuzz: headers
 	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./safetensors/
 
 bench: headers
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./engine/
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./llama/engine/
 
 # The README's main command: extract plans from the shipped sample corpus with
 # the built-in tiny model (no download). One thread: the tiny model is too

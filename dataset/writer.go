@@ -47,6 +47,9 @@ type Writer struct {
 	created    bool   // OpenAppendWith created the file
 	createdDir string // and this top-most folder ("" = none)
 	lock       *Lock
+	redo       func([]byte) bool // AppendOptions.Redo
+	redone     int               // rows Redo selected when the file was opened
+	held       *os.File          // the flocked copy DropRedone renamed into place (closed by Close)
 }
 
 // AppendOptions tunes OpenAppendWith.
@@ -57,8 +60,9 @@ type AppendOptions struct {
 	Settings Settings
 	// Redo, when set, sees every complete row already in the file; a row
 	// for which it returns true is not returned as done, so the run
-	// processes it again (extract redoes rows rejected for a context that
-	// has since been raised).
+	// processes it again (rows rejected for a context that has since been
+	// raised). Call Writer.DropRedone before writing, so that the new row
+	// replaces the old one instead of repeating its id.
 	Redo func(row []byte) bool
 }
 
@@ -129,7 +133,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	if opts.Settings != nil {
 		stamp = opts.Settings.encode()
 	}
-	done, keep, size, err := scanResults(f, path, opts.Settings, stamp, opts.Redo)
+	done, redone, keep, size, err := scanResults(f, path, opts.Settings, stamp, opts.Redo)
 	if err != nil {
 		return fail(err)
 	}
@@ -138,6 +142,7 @@ func OpenAppendWith(path string, opts AppendOptions) (*Writer, map[string]bool, 
 	w.stamp = stamp
 	w.created = errors.Is(statErr, os.ErrNotExist)
 	w.createdDir = createdDir
+	w.redo, w.redone = opts.Redo, redone
 	if keep < size {
 		if err := f.Truncate(keep); err != nil {
 			return fail(fmt.Errorf("%s: cannot drop torn last line: %w", path, err))
@@ -160,9 +165,10 @@ func newWriter(f *os.File, name string) *Writer {
 }
 
 // scanResults collects the ids of the complete rows in f and returns the
-// offset up to which the file is intact, along with its size. With settings,
-// every row must carry them (stamp is their encoding).
-func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo func([]byte) bool) (done map[string]bool, keep, size int64, err error) {
+// offset up to which the file is intact, along with its size, and how many
+// rows redo selected (they are not in done). With settings, every row must
+// carry them (stamp is their encoding).
+func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo func([]byte) bool) (done map[string]bool, redone int, keep, size int64, err error) {
 	done = make(map[string]bool)
 	lr := newLineReader(f, name)
 	var (
@@ -176,7 +182,7 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo 
 	for {
 		line, rerr := lr.next()
 		if rerr != nil {
-			return nil, 0, 0, rerr
+			return nil, 0, 0, 0, rerr
 		}
 		if line == nil {
 			break
@@ -187,7 +193,7 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo 
 		switch {
 		case badStart >= 0:
 			if len(trimmed) > 0 {
-				return nil, 0, 0, fmt.Errorf("%s:%d: %s, but more rows follow, so this is not a torn last line; repair or remove that line and rerun", name, badLine, badReason)
+				return nil, 0, 0, 0, fmt.Errorf("%s:%d: %s, but more rows follow, so this is not a torn last line; repair or remove that line and rerun", name, badLine, badReason)
 			}
 		case !complete:
 			badStart, badLine, badReason = off, lineNo, "incomplete line"
@@ -203,10 +209,12 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo 
 			}
 			if settings != nil {
 				if err := settings.check(trimmed, stamp, name, lineNo); err != nil {
-					return nil, 0, 0, err
+					return nil, 0, 0, 0, err
 				}
 			}
-			if redo == nil || !redo(trimmed) {
+			if redo != nil && redo(trimmed) {
+				redone++
+			} else {
 				done[id] = true
 			}
 			rows++
@@ -219,11 +227,11 @@ func scanResults(f *os.File, name string, settings Settings, stamp []byte, redo 
 		// rows of ours before it, or whose only line is the start of one
 		// (every row we write begins with its id).
 		if rows == 0 && !bytes.HasPrefix(bytes.TrimLeft(badText, "\x00"), []byte(`{"id":"`)) && len(bytes.Trim(badText, "\x00")) > 0 {
-			return nil, 0, 0, BadOutputf("%s:%d: %s: this file was not written by codeplan; refusing to resume into (and truncate) it", name, badLine, badReason)
+			return nil, 0, 0, 0, BadOutputf("%s:%d: %s: this file was not written by codeplan; refusing to resume into (and truncate) it", name, badLine, badReason)
 		}
 		keep = badStart
 	}
-	return done, keep, off, nil
+	return done, redone, keep, off, nil
 }
 
 // lineReader reads lines of at most maxResultLine bytes, each with its
@@ -409,6 +417,9 @@ func (w *Writer) Close() error {
 		w.lock.Unlock()
 		if cerr := w.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("%s: %w", w.name, cerr)
+		}
+		if w.held != nil {
+			w.held.Close()
 		}
 	}
 	return err

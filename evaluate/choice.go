@@ -9,9 +9,8 @@ import (
 
 	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/benchdata"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -27,10 +26,10 @@ const (
 )
 
 // ChoiceScorer returns the log-likelihood of each continuation after one
-// context, by prompt processing only; *loglik.Text implements it. It must be
+// context, by prompt processing only; llama/loglik's *Text implements it. It must be
 // safe for concurrent use.
 type ChoiceScorer interface {
-	Choices(context string, continuations []string) ([]loglik.Result, error)
+	Choices(context string, continuations []string) ([]lm.Scores, error)
 }
 
 // ChoiceHint replaces Hint for items scored by log-likelihood: the scored
@@ -64,7 +63,7 @@ func (cfg *Config) scoresChoices(it benchdata.Item) bool {
 // options. In a plan mode the model first writes its plan (one generation
 // phase, as in generation scoring); the options are then scored after the
 // plan in the trained layout, where the answer would begin.
-func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t task, row Row) pipeline.Outcome {
+func (cfg *Config) answerByLoglik(ctx context.Context, gen lm.Generator, t task, row Row) pipeline.Outcome {
 	it := t.item
 	row.Scoring = ScoringLoglik
 	p := cfg.Prompter
@@ -90,10 +89,10 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t t
 		if maxPlan <= 0 {
 			maxPlan = planner.DefaultMaxPlanTokens
 		}
-		res, err := gen.Generate(ctx, engine.Request{ID: row.ID, Sampling: cfg.Settings.Sampling,
-			Phases: []engine.Phase{{Prefix: ph.Text, MaxTokens: maxPlan, Stop: ph.Stop}}})
-		if engine.Permanent(err) {
-			row.Error, row.Finish = err.Error(), string(engine.FinishError)
+		res, err := gen.Generate(ctx, lm.Request{ID: row.ID, Sampling: cfg.Settings.Sampling,
+			Phases: []lm.Phase{{Prefix: ph.Text, MaxTokens: maxPlan, Stop: ph.Stop}}})
+		if lm.Permanent(err) {
+			row.Error, row.Finish, row.SeqContext = err.Error(), string(lm.FinishError), cfg.SeqContext
 			return pipeline.Outcome{Output: row}
 		}
 		if err != nil {
@@ -108,21 +107,26 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t t
 	}
 	ap, err := p.AnswerPrompt(history, user, plan)
 	if err == nil {
-		var res []loglik.Result
+		var res []lm.Scores
 		if cfg.LogSamples {
 			row.Prompt = ap.Text
 		}
 		if res, err = cfg.Choices.Choices(ap.Text, it.Choices); err == nil {
 			row.Seconds = time.Since(start).Seconds()
-			row.Finish = string(engine.FinishStop)
+			row.Finish = string(lm.FinishStop)
 			cfg.pickChoice(it, res, &row)
 			return pipeline.Outcome{Output: row, Tokens: tokens, PromptTokens: prompt}
 		}
 	}
-	if errors.Is(err, loglik.ErrTooLong) || t.mode.HasPlan() {
+	if errors.Is(err, lm.ErrTooLong) || t.mode.HasPlan() {
 		// Permanent (the texts do not fit, or this plan cannot be laid out):
-		// the row is written as wrong rather than retried on every run.
-		row.Error, row.Finish = fmt.Sprintf("loglik scoring: %v", err), string(engine.FinishError)
+		// the row is written as wrong rather than retried on every run; the
+		// texts may fit a larger context (the scorer's window is a
+		// sequence's).
+		row.Error, row.Finish = fmt.Sprintf("loglik scoring: %v", err), string(lm.FinishError)
+		if errors.Is(err, lm.ErrTooLong) {
+			row.SeqContext = cfg.SeqContext
+		}
 		return pipeline.Outcome{Output: row}
 	}
 	return pipeline.Outcome{Err: err}
@@ -130,7 +134,7 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen engine.Generator, t t
 
 // pickChoice fills the row from the options' scores: acc's pick (summed
 // log-likelihood) as Extracted and Correct, acc_norm's (per byte) in Choice.
-func (cfg *Config) pickChoice(it benchdata.Item, res []loglik.Result, row *Row) {
+func (cfg *Config) pickChoice(it benchdata.Item, res []lm.Scores, row *Row) {
 	sc := ChoiceScores{LogLiks: make([]float64, len(res))}
 	best, bestNorm := 0, 0
 	norm := func(i int) float64 { return res[i].Sum() / float64(max(1, len(it.Choices[i]))) }

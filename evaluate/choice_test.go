@@ -9,9 +9,10 @@ import (
 
 	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/benchdata"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -23,13 +24,13 @@ type fixedScorer struct {
 	contexts []string
 }
 
-func (f *fixedScorer) Choices(ctx string, conts []string) ([]loglik.Result, error) {
+func (f *fixedScorer) Choices(ctx string, conts []string) ([]lm.Scores, error) {
 	f.mu.Lock()
 	f.contexts = append(f.contexts, ctx)
 	f.mu.Unlock()
-	out := make([]loglik.Result, len(conts))
+	out := make([]lm.Scores, len(conts))
 	for i, c := range conts {
-		out[i] = loglik.Result{LogProbs: []float64{f.sums[c]}}
+		out[i] = lm.Scores{LogProbs: []float64{f.sums[c]}}
 	}
 	return out, nil
 }

@@ -27,9 +27,9 @@ import (
 	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/synth"
 )
@@ -77,8 +77,12 @@ type Row struct {
 	PlanFinish string  `json:"plan_finish,omitempty"` // stop or length (the plan did not terminate)
 	Finish     string  `json:"finish"`
 	// Error is set for items that cannot run at all (prompt longer than a
-	// sequence's context); they count as wrong and are not retried.
-	Error string `json:"error,omitempty"`
+	// sequence's context); they count as wrong and are not retried by a
+	// rerun with the same context. SeqContext, set when the context was
+	// what was missing, records the tokens a sequence held
+	// (Config.SeqContext); a rerun with a larger one redoes the row.
+	Error      string `json:"error,omitempty"`
+	SeqContext int    `json:"seq_ctx,omitempty"`
 
 	Format planner.Format `json:"format"`
 	Model  string         `json:"model,omitempty"`
@@ -132,6 +136,12 @@ type Config struct {
 	LogSamples bool
 	// ModelKey names the model in the settings key (see Key).
 	ModelKey pipeline.ModelKey
+	// SeqContext is the number of tokens one sequence of the engine (and
+	// of the choice scorer) holds (0 = unknown). Items that do not fit are
+	// written as wrong with it, and a rerun with a larger SeqContext (a
+	// raised --ctx) redoes them, replacing their rows; it is not part of
+	// the settings key.
+	SeqContext int
 	// FewShotKey names where FewShot came from, for the key: "FILE@HASH"
 	// for a --fewshot-file (see FewShotFileKey), "" for the synthetic
 	// benchmark's own train split.
@@ -217,13 +227,13 @@ func Open(cfg Config) (*pipeline.Batch, error) {
 	}
 	return pipeline.Open(pipeline.Job{
 		Name: "eval", Rows: pipeline.Rows(rows), Total: int64(len(rows)), Output: filepath.Join(cfg.Dir, ResultsFile),
-		Workers: cfg.Workers, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Settings: cfg.Key(), Redo: pipeline.RedoCapacity(cfg.SeqContext), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	})
 }
 
 // Run answers the selected items in every mode and appends their rows to
 // Dir/results.jsonl, skipping pairs already there (Open, then RunOn).
-func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, error) {
+func Run(soft, hard context.Context, gen lm.Generator, cfg Config) (Stats, error) {
 	b, err := Open(cfg)
 	if err != nil {
 		return Stats{}, err
@@ -237,7 +247,7 @@ func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (Stats, e
 // those in flight finish; cancelling hard also stops those (they are redone
 // by the next run). It does not write the report: call BuildReport
 // afterwards, also after an interruption.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg Config) (Stats, error) {
 	var st Stats
 	if err := cfg.check(); err != nil {
 		return st, err
@@ -259,7 +269,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, 
 		if row, ok := o.Output.(Row); ok && row.Error != "" {
 			st.Errors++
 			cfg.Logger.Warn().Str("id", row.ID).Str("error", row.Error).
-				Msg("item cannot run and is recorded as wrong (delete its row to retry it with a larger context)")
+				Msg("item cannot run and is recorded as wrong (a rerun with a larger context redoes it)")
 		}
 	}
 	b.SetWorkers(cfg.Workers)
@@ -325,7 +335,7 @@ func modeOrder(m planner.Mode) int {
 }
 
 // answer runs one pair and scores it.
-func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen lm.Generator, t task) pipeline.Outcome {
 	it := t.item
 	row := Row{
 		ID: RowID(it.ID, t.mode), ItemID: it.ID, Mode: t.mode, Index: t.index, Kind: it.Kind, Task: Task(it), Steps: it.Steps,
@@ -364,10 +374,10 @@ func (cfg *Config) answer(ctx context.Context, gen engine.Generator, t task) pip
 	row.PlanFinish, row.Finish = a.PlanFinish, a.Finish
 	row.Seconds = elapsed.Seconds()
 	switch {
-	case engine.Permanent(err):
+	case lm.Permanent(err):
 		// Written (and counted as wrong) instead of being redone on every run.
-		row.Error = err.Error()
-		row.Finish = string(engine.FinishError)
+		row.Error, row.SeqContext = err.Error(), cfg.SeqContext
+		row.Finish = string(lm.FinishError)
 		return pipeline.Outcome{Output: row}
 	case err != nil:
 		return pipeline.Outcome{Err: err}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/codeplan-dev/codeplan/benchdata"
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate/evaltest"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -32,7 +32,7 @@ type scripted struct {
 	prompts map[string]string
 	// before, if set, runs at the start of every call (to cancel a run
 	// midway) and may replace the result.
-	before func(n int32, req engine.Request) (engine.Result, error, bool)
+	before func(n int32, req lm.Request) (lm.Result, error, bool)
 }
 
 func newScripted(items []benchdata.Item) *scripted {
@@ -43,7 +43,7 @@ func newScripted(items []benchdata.Item) *scripted {
 	return s
 }
 
-func (s *scripted) Generate(ctx context.Context, req engine.Request) (engine.Result, error) {
+func (s *scripted) Generate(ctx context.Context, req lm.Request) (lm.Result, error) {
 	n := s.calls.Add(1)
 	s.mu.Lock()
 	s.prompts[req.ID] = req.Phases[0].Prefix
@@ -137,11 +137,11 @@ func TestRunResumesAfterSoftCancel(t *testing.T) {
 	cfg.Modes = []planner.Mode{planner.Direct, planner.CodePlan}
 	soft, cancel := context.WithCancel(context.Background())
 	gen := newScripted(items)
-	gen.before = func(n int32, _ engine.Request) (engine.Result, error, bool) {
+	gen.before = func(n int32, _ lm.Request) (lm.Result, error, bool) {
 		if n == 7 {
 			cancel()
 		}
-		return engine.Result{}, nil, false
+		return lm.Result{}, nil, false
 	}
 	st, err := Run(soft, context.Background(), gen, cfg)
 	if err != nil {
@@ -200,14 +200,14 @@ func TestRunFailuresAndErrors(t *testing.T) {
 	cfg := testConfig(t, items)
 	cfg.Modes = []planner.Mode{planner.Direct}
 	gen := newScripted(items)
-	gen.before = func(_ int32, req engine.Request) (engine.Result, error, bool) {
+	gen.before = func(_ int32, req lm.Request) (lm.Result, error, bool) {
 		switch req.ID {
 		case RowID(items[0].ID, planner.Direct):
-			return engine.Result{}, errors.New("decode failed"), true
+			return lm.Result{}, errors.New("decode failed"), true
 		case RowID(items[1].ID, planner.Direct):
-			return engine.Result{}, fmt.Errorf("%w: 5000 tokens", engine.ErrPromptTooLong), true
+			return lm.Result{}, fmt.Errorf("%w: 5000 tokens", lm.ErrPromptTooLong), true
 		}
-		return engine.Result{}, nil, false
+		return lm.Result{}, nil, false
 	}
 	st, err := Run(context.Background(), context.Background(), gen, cfg)
 	if err != nil {

@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -278,7 +278,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 				Gain: gain, GainError: gainErr, hadReference: hasReference,
 			}}
 		}
-		if engine.Permanent(err) {
+		if lm.Permanent(err) {
 			// Rejected (and visible in the rejects file), not redone until
 			// a sequence holds more (see Config.redo).
 			o := reject(ReasonPromptTooLong, err.Error())

@@ -14,10 +14,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -45,7 +45,7 @@ func (f *fakeGen) Generate(_ context.Context, id string, msgs []planner.Message,
 		}
 		return Generation{Text: "```python\ndef solve(q):\n    for x in", HitLimit: true, ContextFull: true, FitContext: fit, Tokens: maxTokens / 2, PromptTokens: 90}, nil
 	case strings.HasPrefix(id, "long"):
-		return Generation{}, fmt.Errorf("%w: 9000 tokens", engine.ErrPromptTooLong)
+		return Generation{}, fmt.Errorf("%w: 9000 tokens", lm.ErrPromptTooLong)
 	case strings.HasPrefix(id, "flaky") && f.failures.Add(1) == 1:
 		return Generation{}, errors.New("connection reset")
 	}

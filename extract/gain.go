@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -49,8 +49,16 @@ var ErrGainUnscored = errors.New("gain not scored")
 // instruct model part of the difference is the unfamiliar layout; compare
 // gains between rows, not against zero.
 type LocalGain struct {
-	Text *loglik.Text
+	Text PairScorer
 	Chat planner.ChatTemplater
+}
+
+// PairScorer builds and scores log-likelihood requests for a continuation
+// after a context (llama/loglik's Text, which local opens, implements it).
+// Score must be safe for concurrent use.
+type PairScorer interface {
+	Pair(context, continuation string) (lm.ScoreRequest, error)
+	Score(reqs []lm.ScoreRequest) ([]lm.Scores, error)
 }
 
 // Gain implements GainScorer.
@@ -64,10 +72,10 @@ func (g LocalGain) Gain(prompt, plan, response string) (Gain, error) {
 		return Gain{}, err
 	}
 	target := strings.TrimSpace(response) // as AssistantText lays it out for training
-	var reqs [2]loglik.Request
+	var reqs [2]lm.ScoreRequest
 	for i, ctx := range []string{with.Text, without.Text} {
 		if reqs[i], err = g.Text.Pair(ctx, target); err != nil {
-			if errors.Is(err, loglik.ErrTooLong) || strings.TrimSpace(target) == "" {
+			if errors.Is(err, lm.ErrTooLong) || strings.TrimSpace(target) == "" {
 				return Gain{}, fmt.Errorf("%w: %v", ErrGainUnscored, err)
 			}
 			return Gain{}, err

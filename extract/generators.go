@@ -4,7 +4,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/remote"
@@ -12,12 +12,22 @@ import (
 
 // Local generates on the in-process continuous-batching engine.
 type Local struct {
-	Engine   *engine.Engine
+	Engine   Engine
 	Chat     planner.ChatTemplater
 	Sampling sampling.Options
 	// SharedPrefix is the rendered start that every extraction prompt shares
 	// (see SharedPrefix); with the engine's prefix cache it is computed once.
 	SharedPrefix string
+}
+
+// Engine is what Local needs of the in-process engine (llama/engine's
+// Engine, which local opens): generation, the context size at which a
+// sequence would hold a given number of tokens (for a context_full row's
+// advice), and the generated-token count for progress.
+type Engine interface {
+	lm.Generator
+	ContextFor(perSequence int) int
+	Stats() lm.Stats
 }
 
 // SharedPrefix returns the text that every extraction prompt made with tmpl
@@ -46,18 +56,18 @@ func (l Local) Generate(ctx context.Context, id string, msgs []planner.Message, 
 	if err != nil {
 		return Generation{}, err
 	}
-	res, err := l.Engine.Generate(ctx, engine.Request{
+	res, err := l.Engine.Generate(ctx, lm.Request{
 		ID:           id,
 		Ctx:          ctx,
 		Sampling:     l.Sampling,
-		Phases:       []engine.Phase{{Prefix: prompt, MaxTokens: maxTokens}},
+		Phases:       []lm.Phase{{Prefix: prompt, MaxTokens: maxTokens}},
 		SharedPrefix: l.SharedPrefix,
 	})
 	if err != nil {
 		return Generation{}, err
 	}
 	ph := res.Phases[0]
-	g := Generation{Text: ph.Text, HitLimit: ph.Finish == engine.FinishLength, ContextFull: ph.ContextFull, PromptTokens: res.PromptTokens, Tokens: ph.Tokens}
+	g := Generation{Text: ph.Text, HitLimit: ph.Finish == lm.FinishLength, ContextFull: ph.ContextFull, PromptTokens: res.PromptTokens, Tokens: ph.Tokens}
 	if g.ContextFull {
 		// The engine stops a sequence one token before its share is full.
 		g.FitContext = l.Engine.ContextFor(res.PromptTokens + maxTokens + 1)

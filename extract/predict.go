@@ -3,14 +3,14 @@ package extract
 import (
 	"fmt"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // Measure runs one batched benchmark of parallel sequences with prompt
 // and gen tokens each (engine.MeasureBatched on a local model's context,
 // see local.Model.Measure).
-type Measure func(parallel, prompt, gen int) (engine.BatchedResult, error)
+type Measure func(parallel, prompt, gen int) (lm.BatchedResult, error)
 
 // Prediction is what `codeplan bench` predicts for a run's token counts, and
 // how the run compares: a ratio well below 1 means something slowed the run

@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // Checkpoint keys. A checkpoint is a GGUF file holding, for every adapter
@@ -75,7 +75,7 @@ type checkpoint struct {
 }
 
 // saveCheckpoint writes the trainer's state atomically.
-func saveCheckpoint(path string, tr *llama.Trainer, base *Base, set settings, step int, tokens int64, seconds float64) error {
+func saveCheckpoint(path string, tr lm.Trainer, base *Base, set settings, step int, tokens int64, seconds float64) error {
 	w := gguf.NewWriter()
 	w.SetString("general.type", "codeplan-checkpoint")
 	w.SetString("general.architecture", base.Architecture)
@@ -94,9 +94,9 @@ func saveCheckpoint(path string, tr *llama.Trainer, base *Base, set settings, st
 			shape[j] = uint64(d)
 		}
 		for _, k := range []struct {
-			kind   llama.TensorKind
+			kind   lm.TensorKind
 			suffix string
-		}{{llama.TensorValue, ""}, {llama.TensorAdamM, ".adam_m"}, {llama.TensorAdamV, ".adam_v"}} {
+		}{{lm.TensorValue, ""}, {lm.TensorAdamM, ".adam_m"}, {lm.TensorAdamV, ".adam_v"}} {
 			vals, err := tr.Get(i, k.kind)
 			if err != nil {
 				return err
@@ -224,12 +224,12 @@ func settingsDiff(was, now string) string {
 }
 
 // restore puts the checkpoint's values and moments into the trainer.
-func (c *checkpoint) restore(path string, tr *llama.Trainer) error {
+func (c *checkpoint) restore(path string, tr lm.Trainer) error {
 	for i, tt := range tr.Tensors() {
 		for _, k := range []struct {
-			kind llama.TensorKind
+			kind lm.TensorKind
 			src  map[string][]float32
-		}{{llama.TensorValue, c.values}, {llama.TensorAdamM, c.m}, {llama.TensorAdamV, c.v}} {
+		}{{lm.TensorValue, c.values}, {lm.TensorAdamM, c.m}, {lm.TensorAdamV, c.v}} {
 			vals, ok := k.src[tt.Name]
 			if !ok {
 				return fmt.Errorf("%s: checkpoint has no data for %s", path, tt.Name)

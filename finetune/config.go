@@ -90,7 +90,7 @@ type Config struct {
 	// from a large model's extracted plans.
 	Extraction *planner.Template
 	// Chat is the model's chat template; nil means the model's own
-	// (chattemplate.For), with ChatML as the fallback.
+	// (message.Native), with ChatML as the fallback.
 	Chat planner.ChatTemplater
 
 	// Logger receives progress and warnings.

@@ -13,13 +13,13 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
 // Tokenizer turns text into tokens (*llama.Model implements it).
 type Tokenizer interface {
-	Tokenize(text string, addSpecial, parseSpecial bool) ([]llama.Token, error)
+	Tokenize(text string, addSpecial, parseSpecial bool) ([]lm.Token, error)
 }
 
 // Example is one training row as tokens: the prompt part (the rendered
@@ -28,7 +28,7 @@ type Tokenizer interface {
 type Example struct {
 	ID     string
 	Source string // file:line, for messages
-	Tokens []llama.Token
+	Tokens []lm.Token
 	// Prefix is the number of prompt tokens. The loss scores the prediction
 	// of every token from Tokens[Prefix] on, never of a prompt token.
 	Prefix int
@@ -133,7 +133,7 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			continue
 		}
 		pt, err := opts.Tokenizer.Tokenize(prefix, true, true)
-		if errors.Is(err, llama.ErrTextTooLong) {
+		if errors.Is(err, lm.ErrTextTooLong) {
 			skip(row, "prompt too long", fmt.Sprintf("prompt is %d bytes: %v", len(prefix), err))
 			continue
 		}
@@ -141,7 +141,7 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			return nil, st, fmt.Errorf("%s: row %s: tokenize prompt: %w", row.Source, row.ID, err)
 		}
 		tt, err := opts.Tokenizer.Tokenize(target, false, true)
-		if errors.Is(err, llama.ErrTextTooLong) {
+		if errors.Is(err, lm.ErrTextTooLong) {
 			skip(row, "target too long", fmt.Sprintf("plan and response are %d bytes: %v", len(target), err))
 			continue
 		}
@@ -157,7 +157,7 @@ func LoadExamples(path string, opts DataOptions) ([]Example, DataStats, error) {
 			continue
 		}
 		ex := Example{ID: row.ID, Source: row.Source, Prefix: len(pt)}
-		ex.Tokens = append(append(make([]llama.Token, 0, len(pt)+len(tt)), pt...), tt...)
+		ex.Tokens = append(append(make([]lm.Token, 0, len(pt)+len(tt)), pt...), tt...)
 		if len(ex.Tokens) > opts.Ctx {
 			warn(fmt.Sprintf("%s: row %s truncated: %d tokens (prompt %d, target %d) cut to the %d a row may have, losing the last %d target tokens",
 				row.Source, row.ID, len(ex.Tokens), len(pt), len(tt), opts.Ctx, len(ex.Tokens)-opts.Ctx))

@@ -3,7 +3,7 @@
 // sequence in the trained format (planner.Prompter.TrainingExample) and the
 // loss scores only the target, the plan and the response, never the prompt.
 //
-// Training runs through llama.Trainer (llama.cpp's model and ggml's
+// Training runs through an lm.Trainer (llama.Trainer: llama.cpp's model and ggml's
 // automatic differentiation; the base weights stay frozen). With
 // Config.Full every weight of an F32 model is trained instead (for models
 // from `codeplan model init`, trained from scratch) and the whole model is

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // KeyMethod records how a model written by Run was trained ("full").
@@ -34,7 +34,7 @@ func (b *Base) CheckFullTrainable() error {
 // and tensors in the base's order, every trained tensor with its current
 // values from tr (F32, as trained) and any other tensor copied, plus the
 // metadata extra adds. The file is written atomically.
-func writeFullModel(path string, base *Base, tr *llama.Trainer, extra func(*gguf.Writer)) error {
+func writeFullModel(path string, base *Base, tr lm.Trainer, extra func(*gguf.Writer)) error {
 	f, err := gguf.Open(base.Path)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func writeFullModel(path string, base *Base, tr *llama.Trainer, extra func(*gguf
 			continue
 		}
 		found++
-		vals, err := tr.Get(i, llama.TensorValue)
+		vals, err := tr.Get(i, lm.TensorValue)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // microBatch is one forward/backward pass: whole examples packed into at
@@ -27,13 +27,13 @@ type step struct {
 }
 
 // pack packs the examples idx, in that order, into micro-batches of at most
-// batchTokens tokens and llama.MaxTrainSequences sequences.
+// batchTokens tokens and lm.MaxTrainSequences sequences.
 func pack(ex []Example, idx []int, batchTokens int) []microBatch {
 	var out []microBatch
 	var cur microBatch
 	for _, i := range idx {
 		n := len(ex[i].Tokens)
-		if len(cur.examples) > 0 && (cur.tokens+n > batchTokens || len(cur.examples) == llama.MaxTrainSequences) {
+		if len(cur.examples) > 0 && (cur.tokens+n > batchTokens || len(cur.examples) == lm.MaxTrainSequences) {
 			out = append(out, cur)
 			cur = microBatch{}
 		}
@@ -70,7 +70,7 @@ func planSteps(ex []Example, train []int, epochs int, seed uint64, batchTokens, 
 }
 
 // batchOf fills b with the examples of m.
-func batchOf(b *llama.TrainBatch, ex []Example, m microBatch) error {
+func batchOf(b *lm.TrainBatch, ex []Example, m microBatch) error {
 	b.Reset()
 	for _, i := range m.examples {
 		if _, err := b.Add(ex[i].Tokens, ex[i].Prefix); err != nil {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/internal/progress"
-	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/message"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -54,6 +54,18 @@ type Result struct {
 	StartedAt int     // step the run resumed after (0 for a fresh run)
 }
 
+// Model is the loaded base model a run trains on: its file, tokenizer and
+// chat template, and the trainers it opens (lm.Trainer). *llama.Model
+// implements it; finetune itself does not link llama.cpp.
+type Model interface {
+	Path() string
+	Tokenizer
+	ApplyTemplate(msgs []message.Message, addAssistant bool) (string, error)
+	// OpenTrainer opens the trainer of the LoRA adapter in the file
+	// adapterPath, or of every weight when adapterPath is "".
+	OpenTrainer(adapterPath string, opts lm.TrainerOptions) (lm.Trainer, error)
+}
+
 // Run fine-tunes a LoRA adapter for m on cfg.Data and writes it to cfg.Out
 // (with cfg.Full: trains every weight and writes the model). Every check
 // that can fail on the inputs (settings, architecture, weight types, data
@@ -64,7 +76,7 @@ type Result struct {
 // usable rows is ErrNoRows. A non-finite gradient stops the run with a
 // *DivergedError; a cancelled ctx stops it after the step in progress,
 // with a checkpoint and an *InterruptedError.
-func Run(ctx context.Context, m *llama.Model, cfg Config) (*Result, error) {
+func Run(ctx context.Context, m Model, cfg Config) (*Result, error) {
 	base, err := InspectBase(m.Path())
 	if err != nil {
 		return nil, err
@@ -111,7 +123,7 @@ type job struct {
 // prepare reads and tokenizes the rows, splits off the held-out ones, lays
 // out every step and, when resuming, loads the checkpoint and checks that
 // it was made by this run.
-func prepare(m *llama.Model, cfg Config, base *Base, res *Result) (*job, error) {
+func prepare(m Model, cfg Config, base *Base, res *Result) (*job, error) {
 	logger := cfg.Logger
 	examples, stats, err := LoadExamples(cfg.Data, DataOptions{
 		Read: cfg.Read, PlanField: cfg.PlanField, Tokenizer: m, Ctx: cfg.Ctx, Extraction: cfg.Extraction,
@@ -157,11 +169,11 @@ func prepare(m *llama.Model, cfg Config, base *Base, res *Result) (*job, error) 
 }
 
 // chatTemplate is cfg.Chat, else the model's own template, else ChatML.
-func chatTemplate(m *llama.Model, cfg Config) planner.ChatTemplater {
+func chatTemplate(m Model, cfg Config) planner.ChatTemplater {
 	if cfg.Chat != nil {
 		return cfg.Chat
 	}
-	chat, native := chattemplate.For(m)
+	chat, native := message.Native(m)
 	if !native {
 		cfg.Logger.Warn().Msg("llama.cpp does not support this model's chat template; training with ChatML")
 	}
@@ -216,7 +228,7 @@ func fileHash(path string) string {
 // from step to step (and into a checkpoint).
 type run struct {
 	*job
-	tr           *llama.Trainer
+	tr           lm.Trainer
 	closeTrainer func()
 	meta         adapterMeta
 	log          *stepLog
@@ -224,16 +236,16 @@ type run struct {
 	start        int                // the step resumed after (0 for a fresh run)
 	tokens       int64              // trained on so far, resumed runs included
 	seconds      float64            // spent in training steps so far
-	batch        llama.TrainBatch   // reused by every pass
+	batch        lm.TrainBatch      // reused by every pass
 }
 
 // buildTrainer makes the trainer j asks for (LoRA or full), restores the
 // checkpoint into it when resuming, and opens the step log.
-func buildTrainer(m *llama.Model, j *job, res *Result) (*run, error) {
+func buildTrainer(m Model, j *job, res *Result) (*run, error) {
 	cfg, logger := j.cfg, j.cfg.Logger
 	r := &run{job: j, meta: adapterMeta{base: j.base, alpha: float32(cfg.Alpha), rank: cfg.Rank, targets: cfg.Targets}}
 	var err error
-	if r.tr, r.closeTrainer, err = newTrainer(m, cfg, j.base, r.meta, llama.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch}); err != nil {
+	if r.tr, r.closeTrainer, err = newTrainer(m, cfg, j.base, r.meta, lm.TrainerOptions{Threads: cfg.Threads, MaxTokens: cfg.Batch}); err != nil {
 		return nil, err
 	}
 	res.Params = r.tr.Params()
@@ -318,7 +330,7 @@ func (r *run) step(s int) (StepStats, error) {
 	if err := r.tr.ZeroGrad(); err != nil {
 		return StepStats{}, err
 	}
-	var loss llama.BatchLoss
+	var loss lm.BatchLoss
 	weight := 1 / float32(st.scored)
 	for _, mb := range st.micro {
 		if err := batchOf(&r.batch, r.examples, mb); err != nil {
@@ -342,7 +354,7 @@ func (r *run) step(s int) (StepStats, error) {
 		scale = r.cfg.MaxGradNorm / norm
 	}
 	lr := learningRate(r.cfg.LR, r.cfg.Schedule, s, len(r.steps), r.warmup)
-	if err := r.tr.Update(llama.AdamW{LR: float32(lr), Beta1: adamBeta1, Beta2: adamBeta2, Eps: adamEps,
+	if err := r.tr.Update(lm.AdamW{LR: float32(lr), Beta1: adamBeta1, Beta2: adamBeta2, Eps: adamEps,
 		WeightDecay: float32(r.cfg.WeightDecay), GradScale: float32(scale), Step: int64(s)}); err != nil {
 		return StepStats{}, err
 	}
@@ -361,7 +373,7 @@ func (r *run) evaluate() (float64, int, error) {
 	if len(r.evalBatches) == 0 {
 		return math.NaN(), 0, nil
 	}
-	var total llama.BatchLoss
+	var total lm.BatchLoss
 	for _, mb := range r.evalBatches {
 		if err := batchOf(&r.batch, r.examples, mb); err != nil {
 			return 0, 0, err
@@ -487,7 +499,7 @@ func (r *run) checkpoint(ctx context.Context, s int, res *Result) error {
 
 // finish writes what a finished run leaves: the model or adapter, then,
 // with the checkpoint removed, the loss plot and the merged model.
-func (r *run) finish(m *llama.Model, res *Result) error {
+func (r *run) finish(m Model, res *Result) error {
 	cfg, logger := r.cfg, r.cfg.Logger
 	if err := r.writeOutput(res); err != nil {
 		return err
@@ -583,9 +595,9 @@ func (r *run) writeOutput(res *Result) error {
 
 // newTrainer makes the trainer cfg asks for and returns it with the function
 // that frees it (and the adapter it trains).
-func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta, topts llama.TrainerOptions) (*llama.Trainer, func(), error) {
+func newTrainer(m Model, cfg Config, base *Base, meta adapterMeta, topts lm.TrainerOptions) (lm.Trainer, func(), error) {
 	if cfg.Full {
-		tr, err := m.NewFullTrainer(topts)
+		tr, err := m.OpenTrainer("", topts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -609,23 +621,18 @@ func newTrainer(m *llama.Model, cfg Config, base *Base, meta adapterMeta, topts 
 	if err := writeAdapter(tmp.Name(), meta, init); err != nil {
 		return nil, nil, err
 	}
-	adapter, err := m.LoadAdapter(tmp.Name())
+	tr, err := m.OpenTrainer(tmp.Name(), topts)
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, err := m.NewTrainer(adapter, topts)
-	if err != nil {
-		adapter.Close()
-		return nil, nil, err
-	}
-	return tr, func() { tr.Close(); adapter.Close() }, nil
+	return tr, func() { tr.Close() }, nil
 }
 
 // trainedTensors reads the adapter's current values in the file layout.
-func trainedTensors(tr *llama.Trainer) ([]adapterTensor, error) {
+func trainedTensors(tr lm.Trainer) ([]adapterTensor, error) {
 	var out []adapterTensor
 	for i, tt := range tr.Tensors() {
-		v, err := tr.Get(i, llama.TensorValue)
+		v, err := tr.Get(i, lm.TensorValue)
 		if err != nil {
 			return nil, err
 		}

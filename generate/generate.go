@@ -14,9 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -27,11 +27,14 @@ type Row struct {
 	Prompt string `json:"prompt"`
 	inference.Answer
 	// Error is set for prompts that cannot run at all (longer than a
-	// sequence's context): written once, not retried by every rerun.
-	Error  string `json:"error,omitempty"`
-	Source string `json:"source,omitempty"`
-	Model  string `json:"model,omitempty"`
-	LoRA   string `json:"lora,omitempty"`
+	// sequence's context): written once, not retried by every rerun of
+	// the same context. SeqContext records the tokens a sequence held
+	// (Config.SeqContext); a rerun with a larger one redoes the row.
+	Error      string `json:"error,omitempty"`
+	SeqContext int    `json:"seq_ctx,omitempty"`
+	Source     string `json:"source,omitempty"`
+	Model      string `json:"model,omitempty"`
+	LoRA       string `json:"lora,omitempty"`
 }
 
 // Config describes one generate run.
@@ -51,6 +54,11 @@ type Config struct {
 	Model, LoRA string
 	// ModelKey names the model in the settings key (see Key).
 	ModelKey pipeline.ModelKey
+	// SeqContext is the number of tokens one sequence of the engine holds
+	// (0 = unknown). Prompts too long for it are written with an error and
+	// it, and a rerun with a larger SeqContext (a raised --ctx) redoes
+	// them, replacing their rows; it is not part of the settings key.
+	SeqContext int
 
 	Logger      zerolog.Logger
 	Progress    bool
@@ -77,12 +85,12 @@ func (cfg Config) Job() pipeline.Job {
 	read.PromptOnly = true
 	return pipeline.Job{
 		Name: "generate", Input: cfg.Input, Read: read, Output: cfg.Output, Shard: cfg.Shard, Limit: cfg.Limit,
-		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
+		Workers: cfg.Workers, Ordered: true, Settings: cfg.Key(), Redo: pipeline.RedoCapacity(cfg.SeqContext), Logger: cfg.Logger, Progress: cfg.Progress, ProgressOut: cfg.ProgressOut,
 	}
 }
 
 // Run answers every prompt of cfg.Input not yet in cfg.Output.
-func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
+func Run(soft, hard context.Context, gen lm.Generator, cfg Config) (pipeline.Stats, error) {
 	b, err := pipeline.Open(cfg.Job())
 	if err != nil {
 		return pipeline.Stats{}, err
@@ -94,14 +102,14 @@ func Run(soft, hard context.Context, gen engine.Generator, cfg Config) (pipeline
 // RunOn answers the prompts of a batch opened with pipeline.Open(cfg.Job())
 // (open it before loading the model, so that bad files cost nothing).
 // Cancelling soft stops taking new prompts and finishes those in flight.
-func RunOn(soft, hard context.Context, b *pipeline.Batch, gen engine.Generator, cfg Config) (pipeline.Stats, error) {
+func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg Config) (pipeline.Stats, error) {
 	b.SetWorkers(cfg.Workers)
 	return b.Run(soft, hard, func(ctx context.Context, row dataset.Row) pipeline.Outcome {
 		return cfg.answer(ctx, gen, row)
 	}, nil)
 }
 
-func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset.Row) pipeline.Outcome {
+func (cfg *Config) answer(ctx context.Context, gen lm.Generator, row dataset.Row) pipeline.Outcome {
 	out := Row{ID: row.ID, Index: row.Index, Prompt: row.Prompt, Source: row.Source, Model: cfg.Model, LoRA: cfg.LoRA}
 	req, err := inference.Request(cfg.Prompter, cfg.Settings, nil, row.Prompt, nil)
 	if err != nil {
@@ -111,10 +119,10 @@ func (cfg *Config) answer(ctx context.Context, gen engine.Generator, row dataset
 	res, err := gen.Generate(ctx, req)
 	out.Answer = inference.FromResult(cfg.Prompter.Mode, res)
 	switch {
-	case engine.Permanent(err):
+	case lm.Permanent(err):
 		// Written with its error, so the output has a row for every prompt
 		// and a rerun does not retry it forever.
-		out.Error = err.Error()
+		out.Error, out.SeqContext = err.Error(), cfg.SeqContext
 		return pipeline.Outcome{Output: out}
 	case err != nil:
 		return pipeline.Outcome{Err: err}

@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -22,18 +22,18 @@ import (
 // long and "flaky" ones fail once.
 type echo struct{ flaky map[string]bool }
 
-func (e *echo) Generate(_ context.Context, req engine.Request) (engine.Result, error) {
+func (e *echo) Generate(_ context.Context, req lm.Request) (lm.Result, error) {
 	last := req.Phases[0].Prefix
 	switch {
 	case strings.Contains(last, "huge"):
-		return engine.Result{}, fmt.Errorf("%w: 9999 tokens", engine.ErrPromptTooLong)
+		return lm.Result{}, fmt.Errorf("%w: 9999 tokens", lm.ErrPromptTooLong)
 	case strings.Contains(last, "flaky") && !e.flaky[req.ID]:
 		e.flaky[req.ID] = true
-		return engine.Result{}, errors.New("decode failed")
+		return lm.Result{}, errors.New("decode failed")
 	}
-	res := engine.Result{ID: req.ID, PromptTokens: 3}
+	res := lm.Result{ID: req.ID, PromptTokens: 3}
 	for range req.Phases {
-		res.Phases = append(res.Phases, engine.PhaseOutput{Text: "answer to " + req.ID, Tokens: 2, Finish: engine.FinishStop})
+		res.Phases = append(res.Phases, lm.PhaseOutput{Text: "answer to " + req.ID, Tokens: 2, Finish: lm.FinishStop})
 	}
 	return res, nil
 }

@@ -10,11 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/hfvocab"
 	"github.com/codeplan-dev/codeplan/llama/randmodel"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 

@@ -1,5 +1,5 @@
 // Package inference runs the CodePlan answer modes on the batching engine:
-// it turns a conversation into a multi-phase engine.Request (plan, then
+// it turns a conversation into a multi-phase lm.Request (plan, then
 // answer, on one sequence) and the engine's Result back into a plan and an
 // answer. chat, generate, serve and eval all answer through it, so every
 // command uses the same prompts as finetune teaches.
@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -48,15 +48,15 @@ type Answer struct {
 type Stream func(phase, text string)
 
 // Request builds the engine request for one user turn after history.
-func Request(p planner.Prompter, s Settings, history []planner.Message, user string, stream Stream) (engine.Request, error) {
+func Request(p planner.Prompter, s Settings, history []planner.Message, user string, stream Stream) (lm.Request, error) {
 	s = s.withDefaults()
-	req := engine.Request{Sampling: s.Sampling}
+	req := lm.Request{Sampling: s.Sampling}
 	if p.Mode.HasPlan() {
 		plan, err := p.PlanPrompt(history, user)
 		if err != nil {
 			return req, err
 		}
-		req.Phases = []engine.Phase{
+		req.Phases = []lm.Phase{
 			{Prefix: plan.Text, MaxTokens: s.MaxPlanTokens, Stop: plan.Stop},
 			// Appended after the generated plan, this closes the plan and opens
 			// the answer exactly as planner.AnswerPrompt lays them out.
@@ -67,7 +67,7 @@ func Request(p planner.Prompter, s Settings, history []planner.Message, user str
 		if err != nil {
 			return req, err
 		}
-		req.Phases = []engine.Phase{{Prefix: ans.Text, MaxTokens: s.MaxTokens, Stop: ans.Stop}}
+		req.Phases = []lm.Phase{{Prefix: ans.Text, MaxTokens: s.MaxTokens, Stop: ans.Stop}}
 	}
 	if stream != nil {
 		hasPlan := p.Mode.HasPlan()
@@ -83,7 +83,7 @@ func Request(p planner.Prompter, s Settings, history []planner.Message, user str
 }
 
 // FromResult reads the plan and the answer out of an engine result.
-func FromResult(mode planner.Mode, r engine.Result) Answer {
+func FromResult(mode planner.Mode, r lm.Result) Answer {
 	a := Answer{Mode: mode, PromptTokens: r.PromptTokens}
 	ph := r.Phases
 	if mode.HasPlan() && len(ph) > 0 {
@@ -97,14 +97,14 @@ func FromResult(mode planner.Mode, r engine.Result) Answer {
 		a.Finish = string(ph[0].Finish)
 		a.AnswerTokens = ph[0].Tokens
 	} else if r.Err != nil {
-		a.Finish = string(engine.FinishError)
+		a.Finish = string(lm.FinishError)
 	}
 	return a
 }
 
 // Runner answers user turns with one Prompter on an engine.
 type Runner struct {
-	Engine   *engine.Engine
+	Engine   lm.Generator
 	Prompter planner.Prompter
 	Settings Settings
 }

@@ -5,11 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -92,15 +93,15 @@ func TestRunnerAnswersInEveryMode(t *testing.T) {
 }
 
 func TestFromResult(t *testing.T) {
-	r := engine.Result{PromptTokens: 5, Phases: []engine.PhaseOutput{
-		{Text: "step_one()  \n\n", Tokens: 4, Finish: engine.FinishStop},
-		{Text: "  The answer is 4.\n", Tokens: 6, Finish: engine.FinishStop},
+	r := lm.Result{PromptTokens: 5, Phases: []lm.PhaseOutput{
+		{Text: "step_one()  \n\n", Tokens: 4, Finish: lm.FinishStop},
+		{Text: "  The answer is 4.\n", Tokens: 6, Finish: lm.FinishStop},
 	}}
 	a := inference.FromResult(planner.CodePlan, r)
 	if a.Plan != "step_one()" || a.Answer != "The answer is 4." || a.PlanTokens != 4 || a.AnswerTokens != 6 || a.PlanFinish != "stop" {
 		t.Errorf("codeplan: %+v", a)
 	}
-	d := inference.FromResult(planner.Direct, engine.Result{Phases: []engine.PhaseOutput{{Text: "4", Tokens: 1, Finish: engine.FinishLength}}})
+	d := inference.FromResult(planner.Direct, lm.Result{Phases: []lm.PhaseOutput{{Text: "4", Tokens: 1, Finish: lm.FinishLength}}})
 	if d.Plan != "" || d.Answer != "4" || d.Finish != "length" {
 		t.Errorf("direct: %+v", d)
 	}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/codeplan-dev/codeplan/llama/lm"
+
 	// The C/C++ of llama.cpp and ggml: these packages' cgo compiles and links it.
 	_ "github.com/ollama/ollama/llama/llama.cpp/src"
 	_ "github.com/ollama/ollama/ml/backend/ggml/ggml/src"
@@ -150,7 +152,7 @@ var (
 	// ErrClosed: the object was already closed.
 	ErrClosed = errors.New("use of closed object")
 	// ErrTextTooLong: the text is longer than Tokenize accepts (MaxTokenizeBytes).
-	ErrTextTooLong = errors.New("text is too long to tokenize")
+	ErrTextTooLong = lm.ErrTextTooLong
 	// ErrKVCache: the KV cache types and flash attention setting do not
 	// work together on this model.
 	ErrKVCache = errors.New("unsupported KV cache setting")

@@ -14,13 +14,15 @@ import (
 	"runtime"
 	"strings"
 	"unsafe"
+
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // SeqID identifies one sequence (one conversation or row) inside a Context.
-type SeqID int32
+type SeqID = lm.SeqID
 
 // Pos is a token position inside a sequence.
-type Pos int32
+type Pos = lm.Pos
 
 // ContextOptions configure a Context. Zero values pick sensible defaults.
 type ContextOptions struct {

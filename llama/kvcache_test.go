@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
 

@@ -19,7 +19,7 @@ var leaked struct {
 // trackLeak, in builds with the invariants tag, gives p a finalizer that
 // records it when it is collected while open(p) still holds: an object
 // (Context, Sampler, Batch) whose C memory was never freed. Test mains
-// fail the run when Leaks is not empty (see internal/testmodel.Main).
+// fail the run when Leaks is not empty (see llama/testmodel.Main).
 func trackLeak[T any](p *T, what string, open func(*T) bool) {
 	where := creator()
 	runtime.SetFinalizer(p, func(p *T) {

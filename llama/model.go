@@ -20,11 +20,13 @@ import (
 	"unsafe"
 
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/llama/message"
 )
 
-// Token is a vocabulary id.
-type Token int32
+// Token is a vocabulary id (lm.Token: the jobs' cgo-free contract uses the
+// same type).
+type Token = lm.Token
 
 // ModelOptions control how a GGUF file is loaded.
 type ModelOptions struct {

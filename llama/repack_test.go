@@ -5,9 +5,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 )
 
 // TestRepackQ4_0 loads a Q4_0 model with and without ModelOptions.Repack:

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // ErrTrain: the trainer cannot be created for this model or adapter, or a
@@ -64,31 +66,43 @@ type Trainer struct {
 	max     int
 }
 
-// TrainTensor describes one trainable tensor.
-type TrainTensor struct {
-	Name  string // e.g. "blk.0.attn_q.weight.lora_a", or "blk.0.attn_q.weight" when training fully
-	Shape []int  // ggml ne order: {in, rank} for A, {rank, out} for B, the model's shape otherwise
-}
-
-// Elements is the number of values in the tensor.
-func (t TrainTensor) Elements() int {
-	n := 1
-	for _, d := range t.Shape {
-		n *= d
-	}
-	return n
-}
-
-// TensorKind selects the data of a trainable tensor.
-type TensorKind int
-
-// Kinds of tensor data.
-const (
-	TensorValue TensorKind = C.CP_TRAIN_VALUE // the adapter tensor
-	TensorAdamM TensorKind = C.CP_TRAIN_M     // AdamW first moment
-	TensorAdamV TensorKind = C.CP_TRAIN_V     // AdamW second moment
-	TensorGrad  TensorKind = C.CP_TRAIN_GRAD  // accumulated gradient
+// The trainer's data types are llama/lm's, the cgo-free contract that
+// finetune drives (*Trainer implements lm.Trainer).
+type (
+	TrainTensor = lm.TrainTensor
+	TensorKind  = lm.TensorKind
+	MemoryPlan  = lm.MemoryPlan
+	TrainBatch  = lm.TrainBatch
+	BatchLoss   = lm.BatchLoss
+	AdamW       = lm.AdamW
 )
+
+// Kinds of tensor data (lm's constants, which are the C enum's values).
+const (
+	TensorValue = lm.TensorValue // the adapter tensor
+	TensorAdamM = lm.TensorAdamM // AdamW first moment
+	TensorAdamV = lm.TensorAdamV // AdamW second moment
+	TensorGrad  = lm.TensorGrad  // accumulated gradient
+)
+
+// lm's tensor kinds must be the C enum's values: an index out of range
+// (negative or past 0) fails the build otherwise.
+var (
+	_ = [1]struct{}{}[C.CP_TRAIN_VALUE-int(lm.TensorValue)]
+	_ = [1]struct{}{}[int(lm.TensorValue)-C.CP_TRAIN_VALUE]
+	_ = [1]struct{}{}[C.CP_TRAIN_M-int(lm.TensorAdamM)]
+	_ = [1]struct{}{}[int(lm.TensorAdamM)-C.CP_TRAIN_M]
+	_ = [1]struct{}{}[C.CP_TRAIN_V-int(lm.TensorAdamV)]
+	_ = [1]struct{}{}[int(lm.TensorAdamV)-C.CP_TRAIN_V]
+	_ = [1]struct{}{}[C.CP_TRAIN_GRAD-int(lm.TensorGrad)]
+	_ = [1]struct{}{}[int(lm.TensorGrad)-C.CP_TRAIN_GRAD]
+)
+
+// MaxTrainSequences is the most sequences one TrainBatch may hold.
+const MaxTrainSequences = lm.MaxTrainSequences
+
+// The binding's trainer is the one finetune drives.
+var _ lm.Trainer = (*Trainer)(nil)
 
 // NewTrainer prepares training of a, which must have been loaded for m and
 // hold F32 tensors. It fails with ErrTrain (and a reason) for unsupported
@@ -234,6 +248,43 @@ func (t *Trainer) Close() error {
 	return nil
 }
 
+// OpenTrainer opens the lm.Trainer that finetune drives: of the LoRA
+// adapter in the file adapterPath, loaded for m (NewTrainer), or of every
+// weight of m when adapterPath is "" (NewFullTrainer). Its Close frees the
+// trainer and the adapter it loaded.
+func (m *Model) OpenTrainer(adapterPath string, opts lm.TrainerOptions) (lm.Trainer, error) {
+	o := TrainerOptions{Threads: opts.Threads, MaxTokens: opts.MaxTokens, GraphOnly: opts.GraphOnly, AsGPU: opts.AsGPU}
+	if adapterPath == "" {
+		t, err := m.NewFullTrainer(o)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	a, err := m.LoadAdapter(adapterPath)
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.NewTrainer(a, o)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return adapterTrainer{t}, nil
+}
+
+// adapterTrainer is a Trainer that owns the adapter it trains.
+type adapterTrainer struct{ *Trainer }
+
+// Close frees the trainer, then its adapter.
+func (t adapterTrainer) Close() error {
+	err := t.Trainer.Close()
+	if aerr := t.adapter.Close(); err == nil {
+		err = aerr
+	}
+	return err
+}
+
 // Adapter is the adapter being trained (nil for a full trainer).
 func (t *Trainer) Adapter() *Adapter { return t.adapter }
 
@@ -268,18 +319,6 @@ func (t *Trainer) UpcastBytes() int64 {
 	}
 	return int64(C.cp_train_upcast_bytes(t.c))
 }
-
-// MemoryPlan is what a training step needs in memory, in bytes, by kind.
-type MemoryPlan struct {
-	Weights int64 // the model's weights as loaded
-	Upcast  int64 // persistent F32 copies of base weights (types the device cannot convert per step)
-	Adapter int64 // the LoRA adapter's values (0 for full training: they are the weights)
-	State   int64 // gradients and AdamW moments of every trainable value
-	Compute int64 // one step's compute buffers: activations, their gradients, per-step F32 copies
-}
-
-// Total is the sum of the parts.
-func (p MemoryPlan) Total() int64 { return p.Weights + p.Upcast + p.Adapter + p.State + p.Compute }
 
 // PlanMemory sizes one step of tokens tokens in seqs sequences without
 // computing or allocating it: with GraphOnly (and AsGPU) on a model loaded
@@ -391,83 +430,6 @@ func (t *Trainer) Set(i int, kind TensorKind, v []float32) error {
 	return nil
 }
 
-// TrainBatch packs one or more token sequences into one forward/backward
-// pass. Sequences do not attend to each other. Labels[i] is the token that
-// should follow Tokens[i], or -1 where no prediction is scored.
-type TrainBatch struct {
-	Tokens []Token
-	Pos    []Pos
-	Seq    []SeqID
-	Labels []Token
-}
-
-// MaxTrainSequences is the most sequences one TrainBatch may hold.
-const MaxTrainSequences = 256
-
-// Len is the number of tokens in the batch.
-func (b *TrainBatch) Len() int { return len(b.Tokens) }
-
-// Sequences is the number of sequences added.
-func (b *TrainBatch) Sequences() int {
-	if len(b.Seq) == 0 {
-		return 0
-	}
-	return int(b.Seq[len(b.Seq)-1]) + 1
-}
-
-// Reset empties the batch, keeping its memory.
-func (b *TrainBatch) Reset() {
-	b.Tokens, b.Pos, b.Seq, b.Labels = b.Tokens[:0], b.Pos[:0], b.Seq[:0], b.Labels[:0]
-}
-
-// Add appends one sequence whose tokens from index scoredFrom on are the
-// training target: the model is scored on predicting each of them from the
-// tokens before it, never on predicting tokens before scoredFrom. It
-// returns the number of scored tokens, len(tokens)-scoredFrom.
-func (b *TrainBatch) Add(tokens []Token, scoredFrom int) (int, error) {
-	if len(tokens) < 2 {
-		return 0, fmt.Errorf("train batch: sequence of %d tokens is too short to score", len(tokens))
-	}
-	if scoredFrom < 1 || scoredFrom >= len(tokens) {
-		return 0, fmt.Errorf("train batch: scored part starts at token %d of %d (want 1..%d)", scoredFrom, len(tokens), len(tokens)-1)
-	}
-	seq := SeqID(b.Sequences())
-	if seq >= MaxTrainSequences {
-		return 0, fmt.Errorf("train batch: more than %d sequences", MaxTrainSequences)
-	}
-	for i, tok := range tokens {
-		label := Token(-1)
-		if i+1 < len(tokens) && i+1 >= scoredFrom {
-			label = tokens[i+1]
-		}
-		b.Tokens = append(b.Tokens, tok)
-		b.Pos = append(b.Pos, Pos(i))
-		b.Seq = append(b.Seq, seq)
-		b.Labels = append(b.Labels, label)
-	}
-	return len(tokens) - scoredFrom, nil
-}
-
-// BatchLoss is what one batch measured.
-type BatchLoss struct {
-	LossSum float64 // summed cross-entropy of the scored tokens, in nats
-	Scored  int     // scored tokens
-	Correct int     // scored tokens the model already predicted (arg-max)
-}
-
-// Mean is the mean loss per scored token.
-func (l BatchLoss) Mean() float64 {
-	if l.Scored == 0 {
-		return 0
-	}
-	return l.LossSum / float64(l.Scored)
-}
-
-// Add sums two measurements.
-func (l BatchLoss) Add(o BatchLoss) BatchLoss {
-	return BatchLoss{LossSum: l.LossSum + o.LossSum, Scored: l.Scored + o.Scored, Correct: l.Correct + o.Correct}
-}
-
 // Accumulate runs the forward and backward pass over b and adds
 // weight × d(summed loss)/d(trainable tensors) to the gradient accumulators. For the
 // gradient of the mean loss over an optimizer step, pass weight = 1/(scored
@@ -541,22 +503,6 @@ func (t *Trainer) GradNorm() (float64, error) {
 		return 0, fmt.Errorf("%w: %s", ErrTrain, eb)
 	}
 	return float64(norm), nil
-}
-
-// AdamW are the parameters of one optimizer step (decoupled weight decay,
-// as in ggml's opt_step_adamw).
-type AdamW struct {
-	LR          float32
-	Beta1       float32 // 0.9 is usual
-	Beta2       float32 // 0.999 is usual
-	Eps         float32 // 1e-8 is usual
-	WeightDecay float32 // decoupled; applied to matrices only (never to norm weights or biases)
-	// GradScale multiplies the accumulated gradient first (1 = none; use
-	// min(1, maxNorm/GradNorm()) to clip).
-	GradScale float32
-	// Step is the 1-based number of this optimizer step; it sets Adam's bias
-	// correction, so a resumed run continues the count.
-	Step int64
 }
 
 // Update applies one AdamW step to the trainable tensors from the

@@ -8,8 +8,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -46,7 +47,7 @@ func TestOneCloseFreesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := planner.Prompter{Mode: planner.Direct, Format: planner.Prompted, Chat: chat}
-	if _, err := eng.Generate(context.Background(), engine.Request{ID: "x", Phases: []engine.Phase{{Prefix: mustPrompt(t, p), MaxTokens: 4}}}); err != nil {
+	if _, err := eng.Generate(context.Background(), lm.Request{ID: "x", Phases: []lm.Phase{{Prefix: mustPrompt(t, p), MaxTokens: 4}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 )
 
 // TestMain fails the run, in -tags invariants builds, when a test lets a

@@ -10,12 +10,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/codeplan-dev/codeplan/chat"
-	"github.com/codeplan-dev/codeplan/chattemplate"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -167,7 +168,7 @@ func (l *Model) ChatTemplate() (t planner.ChatTemplater, ok bool) { return chatt
 // Measure runs engine.MeasureBatched on the model's context, with at most
 // as many sequences as it holds (extract.Predict's benchmark); the
 // context must not be in use.
-func (l *Model) Measure(parallel, prompt, gen int) (engine.BatchedResult, error) {
+func (l *Model) Measure(parallel, prompt, gen int) (lm.BatchedResult, error) {
 	return engine.MeasureBatched(l.Ctx, min(parallel, l.Ctx.Sequences()), prompt, gen)
 }
 
@@ -307,8 +308,8 @@ func (b *ChatBackend) Generate(ctx context.Context, p planner.Prompter, set chat
 	}
 	req.Ctx = ctx
 	if p.Mode.HasPlan() {
-		req.OnPhaseEnd = func(phase int, reason engine.FinishReason) {
-			if phase == 0 && reason == engine.FinishLength {
+		req.OnPhaseEnd = func(phase int, reason lm.FinishReason) {
+			if phase == 0 && reason == lm.FinishLength {
 				stream(chat.PlanLimit, "")
 			}
 		}

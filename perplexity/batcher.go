@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
 // batcher scores the requests of concurrent rows together, up to the
@@ -18,12 +18,12 @@ type batcher struct {
 }
 
 type batchJob struct {
-	reqs []loglik.Request
+	reqs []lm.ScoreRequest
 	out  chan batchResult
 }
 
 type batchResult struct {
-	res []loglik.Result
+	res []lm.Scores
 	err error
 }
 
@@ -43,7 +43,7 @@ func (b *batcher) close() {
 }
 
 // score scores one row's requests.
-func (b *batcher) score(ctx context.Context, reqs []loglik.Request) ([]loglik.Result, error) {
+func (b *batcher) score(ctx context.Context, reqs []lm.ScoreRequest) ([]lm.Scores, error) {
 	j := batchJob{reqs: reqs, out: make(chan batchResult, 1)}
 	select {
 	case b.in <- j:
@@ -80,7 +80,7 @@ func (b *batcher) loop() {
 // run scores a group; a request too long for a sequence fails only its
 // own row (each row is then scored alone).
 func (b *batcher) run(group []batchJob) {
-	var reqs []loglik.Request
+	var reqs []lm.ScoreRequest
 	for _, j := range group {
 		reqs = append(reqs, j.reqs...)
 	}

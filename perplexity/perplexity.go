@@ -26,17 +26,17 @@ import (
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
-// Scorer builds and scores log-likelihood requests; *loglik.Text
+// Scorer builds and scores log-likelihood requests; llama/loglik's *Text
 // implements it.
 type Scorer interface {
-	Whole(text string) (loglik.Request, error)
-	Chunks(text string, n int) ([]loglik.Request, error)
-	Pair(context, continuation string) (loglik.Request, error)
-	Score(reqs []loglik.Request) ([]loglik.Result, error)
+	Whole(text string) (lm.ScoreRequest, error)
+	Chunks(text string, n int) ([]lm.ScoreRequest, error)
+	Pair(context, continuation string) (lm.ScoreRequest, error)
+	Score(reqs []lm.ScoreRequest) ([]lm.Scores, error)
 }
 
 // Row is one line of the output.
@@ -229,12 +229,12 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, sc Scorer, cfg Config)
 			err = errShort
 		}
 		if err == nil {
-			var res []loglik.Result
-			if res, err = bt.score(ctx, reqs); err != nil && !errors.Is(err, loglik.ErrTooLong) {
+			var res []lm.Scores
+			if res, err = bt.score(ctx, reqs); err != nil && !errors.Is(err, lm.ErrTooLong) {
 				return pipeline.Outcome{Err: err}
 			}
 			if err == nil {
-				var t loglik.Tally
+				var t lm.Tally
 				for _, r := range res {
 					t.Add(r)
 				}
@@ -286,7 +286,7 @@ var errShort = errors.New("shorter than one chunk: nothing to score")
 func (e badRow) Error() string { return e.err.Error() }
 
 // requests builds the row's requests in the run's layout.
-func (cfg Config) requests(sc Scorer, row dataset.Row) ([]loglik.Request, error) {
+func (cfg Config) requests(sc Scorer, row dataset.Row) ([]lm.ScoreRequest, error) {
 	switch {
 	case cfg.Pair:
 		p := ""
@@ -301,17 +301,17 @@ func (cfg Config) requests(sc Scorer, row dataset.Row) ([]loglik.Request, error)
 			return nil, err
 		}
 		r, err := sc.Pair(ph.Text, strings.TrimSpace(row.Response)) // as finetune's target
-		return []loglik.Request{r}, err
+		return []lm.ScoreRequest{r}, err
 	case cfg.Chunk > 0:
 		return sc.Chunks(row.Prompt, cfg.Chunk)
 	}
 	r, err := sc.Whole(row.Prompt)
-	return []loglik.Request{r}, err
+	return []lm.ScoreRequest{r}, err
 }
 
 // tally fills the figures from rows.
 func (s *Summary) tally(rows []Row, chunked bool) {
-	var t loglik.Tally
+	var t lm.Tally
 	var ppl []float64
 	for _, r := range rows {
 		if r.Error != "" {

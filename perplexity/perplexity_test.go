@@ -8,7 +8,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -19,19 +19,19 @@ type countingScorer struct {
 	fail  bool
 }
 
-func (s *countingScorer) Whole(string) (loglik.Request, error)         { return loglik.Request{}, nil }
-func (s *countingScorer) Chunks(string, int) ([]loglik.Request, error) { return nil, nil }
-func (s *countingScorer) Pair(string, string) (loglik.Request, error)  { return loglik.Request{}, nil }
-func (s *countingScorer) Score(reqs []loglik.Request) ([]loglik.Result, error) {
+func (s *countingScorer) Whole(string) (lm.ScoreRequest, error)         { return lm.ScoreRequest{}, nil }
+func (s *countingScorer) Chunks(string, int) ([]lm.ScoreRequest, error) { return nil, nil }
+func (s *countingScorer) Pair(string, string) (lm.ScoreRequest, error)  { return lm.ScoreRequest{}, nil }
+func (s *countingScorer) Score(reqs []lm.ScoreRequest) ([]lm.Scores, error) {
 	s.mu.Lock()
 	s.calls = append(s.calls, len(reqs))
 	s.mu.Unlock()
 	if s.fail && len(reqs) > 1 {
-		return nil, loglik.ErrTooLong
+		return nil, lm.ErrTooLong
 	}
-	out := make([]loglik.Result, len(reqs))
+	out := make([]lm.Scores, len(reqs))
 	for i, r := range reqs {
-		out[i] = loglik.Result{LogProbs: []float64{-float64(len(r.Continuation))}}
+		out[i] = lm.Scores{LogProbs: []float64{-float64(len(r.Continuation))}}
 	}
 	return out, nil
 }
@@ -47,8 +47,8 @@ func TestBatcherGroupsRows(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := loglik.Request{Continuation: make([]llama.Token, i)}
-			res, err := b.score(context.Background(), []loglik.Request{req})
+			req := lm.ScoreRequest{Continuation: make([]llama.Token, i)}
+			res, err := b.score(context.Background(), []lm.ScoreRequest{req})
 			if err != nil || len(res) != 1 || res[0].LogProbs[0] != -float64(i) {
 				t.Errorf("row %d: %+v, %v", i, res, err)
 			}
@@ -69,11 +69,11 @@ func TestBatcherRetriesRowsAlone(t *testing.T) {
 	sc := &countingScorer{fail: true}
 	b := newBatcher(sc, 4)
 	defer b.close()
-	res, err := b.score(context.Background(), []loglik.Request{{}})
+	res, err := b.score(context.Background(), []lm.ScoreRequest{{}})
 	if err != nil || len(res) != 1 {
 		t.Fatalf("one row: %v, %v", res, err)
 	}
-	if _, err := b.score(context.Background(), []loglik.Request{{}, {}}); !errors.Is(err, loglik.ErrTooLong) {
+	if _, err := b.score(context.Background(), []lm.ScoreRequest{{}, {}}); !errors.Is(err, lm.ErrTooLong) {
 		t.Errorf("a row of two requests that cannot be scored together: %v", err)
 	}
 }

@@ -11,10 +11,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/evaluate/evaltest"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -22,7 +22,7 @@ import (
 // in nlplan mode, and right in codeplan mode except for truth puzzles.
 type scripted struct{ gold map[string]string }
 
-func (s scripted) Generate(_ context.Context, req engine.Request) (engine.Result, error) {
+func (s scripted) Generate(_ context.Context, req lm.Request) (lm.Result, error) {
 	return evaltest.Answer(s.gold, req), nil
 }
 

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -114,10 +114,10 @@ func (s *Server) ctxError(ctx context.Context, rl *requestLog) *apiError {
 // engineError maps a failed engine result to an answer.
 func engineError(err error) *apiError {
 	switch {
-	case errors.Is(err, engine.ErrPromptTooLong):
+	case errors.Is(err, lm.ErrPromptTooLong):
 		return &apiError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Param: "messages", Code: "context_length_exceeded",
 			Message: "the prompt is longer than the model's context on this server: " + err.Error()}
-	case errors.Is(err, engine.ErrClosed):
+	case errors.Is(err, lm.ErrClosed):
 		return shuttingDown()
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: "generation failed: " + err.Error()}
@@ -139,13 +139,13 @@ func (s *Server) admit() *apiError {
 // gives up early (client gone, timeout) leaves the release to a goroutine.
 type pending struct {
 	s  *Server
-	ch <-chan engine.Result
+	ch <-chan lm.Result
 }
 
 // start submits req for one HTTP request. When it returns false the
 // response has already been written: an error (queue full, draining, ...)
 // or the end of a request whose client went away before it was queued.
-func (s *Server) start(ctx context.Context, w http.ResponseWriter, rl *requestLog, req engine.Request) (*pending, bool) {
+func (s *Server) start(ctx context.Context, w http.ResponseWriter, rl *requestLog, req lm.Request) (*pending, bool) {
 	p, e := s.submit(ctx, req)
 	if e != nil {
 		fail(w, rl, e)
@@ -159,7 +159,7 @@ func (s *Server) start(ctx context.Context, w http.ResponseWriter, rl *requestLo
 }
 
 // submit admits req and hands it to the engine.
-func (s *Server) submit(ctx context.Context, req engine.Request) (*pending, *apiError) {
+func (s *Server) submit(ctx context.Context, req lm.Request) (*pending, *apiError) {
 	if e := s.admit(); e != nil {
 		return nil, e
 	}
@@ -234,10 +234,10 @@ func (b *streamBuf) take() []piece {
 
 // streamFormat builds the events of one streaming endpoint.
 type streamFormat struct {
-	opening func() any                 // sent first (nil: nothing)
-	delta   func(p piece) any          // one text delta
-	closing func(engine.Result) []any  // finish reason, usage
-	usage   func(engine.Result) *usage // for the log
+	opening func() any             // sent first (nil: nothing)
+	delta   func(p piece) any      // one text delta
+	closing func(lm.Result) []any  // finish reason, usage
+	usage   func(lm.Result) *usage // for the log
 }
 
 // sse writes server-sent events, sending the headers only with the first
@@ -352,7 +352,7 @@ func (s *Server) streamEnded(out *sse, ctx context.Context, rl *requestLog) {
 
 // wait waits for a non-streaming result; ok is false when ctx ended first
 // (the answer has then been written).
-func (s *Server) wait(w http.ResponseWriter, ctx context.Context, p *pending, rl *requestLog) (engine.Result, bool) {
+func (s *Server) wait(w http.ResponseWriter, ctx context.Context, p *pending, rl *requestLog) (lm.Result, bool) {
 	select {
 	case res := <-p.ch:
 		p.done()
@@ -370,7 +370,7 @@ func (s *Server) wait(w http.ResponseWriter, ctx context.Context, p *pending, rl
 			rl.err = e.Message
 			writeError(w, e)
 		}
-		return engine.Result{}, false
+		return lm.Result{}, false
 	}
 }
 
@@ -446,7 +446,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, rl *req
 
 // chatLogprobsFor is a chat choice's logprobs (nil unless asked for): the
 // answer phase's tokens as content, the plan phase's as plan.
-func chatLogprobsFor(in chatInput, res engine.Result) *chatLogprobs {
+func chatLogprobsFor(in chatInput, res lm.Result) *chatLogprobs {
 	if !in.logprobs || len(res.Phases) == 0 {
 		return nil
 	}
@@ -458,11 +458,11 @@ func chatLogprobsFor(in chatInput, res engine.Result) *chatLogprobs {
 }
 
 // completionLogprobsFor is a completion choice's logprobs (nil unless asked for).
-func completionLogprobsFor(in completionInput, res engine.Result) *completionLogprobs {
+func completionLogprobsFor(in completionInput, res lm.Result) *completionLogprobs {
 	if !in.logprobs {
 		return nil
 	}
-	var lps []engine.TokenLogProb
+	var lps []lm.TokenLogProb
 	for _, p := range res.Phases {
 		lps = append(lps, p.LogProbs...)
 	}
@@ -490,7 +490,7 @@ func (s *Server) chatStream(id string, created int64, in chatInput) streamFormat
 			}
 			return chunk(chunkChoice{Delta: d})
 		},
-		closing: func(res engine.Result) []any {
+		closing: func(res lm.Result) []any {
 			ans := inference.FromResult(in.mode, res)
 			// The token log-probabilities arrive with the last chunk: text
 			// chunks are cut where stop strings allow, not at tokens.
@@ -506,7 +506,7 @@ func (s *Server) chatStream(id string, created int64, in chatInput) streamFormat
 			}
 			return evs
 		},
-		usage: func(res engine.Result) *usage {
+		usage: func(res lm.Result) *usage {
 			u := chatUsage(inference.FromResult(in.mode, res))
 			return &u
 		},
@@ -527,9 +527,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 		return
 	}
 	rl.id, rl.mode, rl.stream = newID("cmpl-"), planner.Direct, in.params.stream
-	ereq := engine.Request{
+	ereq := lm.Request{
 		ID:       rl.id,
-		Phases:   []engine.Phase{{Prefix: in.prompt, MaxTokens: in.params.maxTokens, Stop: in.params.stops}},
+		Phases:   []lm.Phase{{Prefix: in.prompt, MaxTokens: in.params.maxTokens, Stop: in.params.stops}},
 		Sampling: in.params.sampling,
 		LogProbs: in.logprobs, TopLogProbs: in.topLogprobs,
 	}
@@ -552,7 +552,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 	if in.params.stream {
 		s.runStream(w, ctx, p, buf, streamFormat{
 			delta: func(pc piece) any { return resp(pc.text, nil, nil, nil) },
-			closing: func(res engine.Result) []any {
+			closing: func(res lm.Result) []any {
 				evs := []any{resp("", strp(completionFinish(res)), nil, completionLogprobsFor(in, res))}
 				if in.params.usage {
 					u := completionUsage(res)
@@ -561,7 +561,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 				}
 				return evs
 			},
-			usage: func(res engine.Result) *usage { u := completionUsage(res); return &u },
+			usage: func(res lm.Result) *usage { u := completionUsage(res); return &u },
 		}, rl)
 		return
 	}
@@ -578,14 +578,14 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request, rl *request
 	writeJSON(w, http.StatusOK, resp(res.Text(), strp(completionFinish(res)), &u, completionLogprobsFor(in, res)))
 }
 
-func completionFinish(res engine.Result) string {
+func completionFinish(res lm.Result) string {
 	if len(res.Phases) == 0 {
-		return string(engine.FinishError)
+		return string(lm.FinishError)
 	}
 	return string(res.Phases[len(res.Phases)-1].Finish)
 }
 
-func completionUsage(res engine.Result) usage {
+func completionUsage(res lm.Result) usage {
 	c := res.GeneratedTokens()
 	return usage{PromptTokens: res.PromptTokens, CompletionTokens: c, TotalTokens: res.PromptTokens + c}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -118,8 +118,8 @@ func TestChatLogprobsSampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ts.eng.Generate(context.Background(), engine.Request{LogProbs: true, Sampling: in.params.sampling,
-		Phases: []engine.Phase{{Prefix: prompt.Text, MaxTokens: 10}}})
+	res, err := ts.eng.Generate(context.Background(), lm.Request{LogProbs: true, Sampling: in.params.sampling,
+		Phases: []lm.Phase{{Prefix: prompt.Text, MaxTokens: 10}}})
 	if err != nil {
 		t.Fatal(err)
 	}

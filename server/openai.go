@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/llama/sampling"
 	"github.com/codeplan-dev/codeplan/planner"
 )
@@ -248,8 +248,8 @@ func parseChat(req *chatRequest, dflt planner.Mode, d defaults) (chatInput, *api
 		if !in.logprobs {
 			return in, badRequest("top_logprobs", "top_logprobs needs logprobs: true")
 		}
-		if *req.TopLogprobs < 0 || *req.TopLogprobs > engine.MaxTopLogProbs {
-			return in, badRequest("top_logprobs", "top_logprobs %d is out of range: want 0..%d", *req.TopLogprobs, engine.MaxTopLogProbs)
+		if *req.TopLogprobs < 0 || *req.TopLogprobs > lm.MaxTopLogProbs {
+			return in, badRequest("top_logprobs", "top_logprobs %d is out of range: want 0..%d", *req.TopLogprobs, lm.MaxTopLogProbs)
 		}
 		in.topLogprobs = *req.TopLogprobs
 	}
@@ -351,8 +351,8 @@ func parseCompletion(req *completionRequest, d defaults) (completionInput, *apiE
 	if req.Logprobs != nil {
 		// The legacy API's logprobs is the number of alternatives per token
 		// (OpenAI allows up to 5; llama.cpp's server up to 20, as here).
-		if *req.Logprobs < 0 || *req.Logprobs > engine.MaxTopLogProbs {
-			return in, badRequest("logprobs", "logprobs %d is out of range: want 0..%d", *req.Logprobs, engine.MaxTopLogProbs)
+		if *req.Logprobs < 0 || *req.Logprobs > lm.MaxTopLogProbs {
+			return in, badRequest("logprobs", "logprobs %d is out of range: want 0..%d", *req.Logprobs, lm.MaxTopLogProbs)
 		}
 		in.logprobs, in.topLogprobs = true, *req.Logprobs
 	}
@@ -530,7 +530,7 @@ func byteList(b []byte) []int {
 }
 
 // chatLogprobsOf converts the engine's per-token log-probabilities.
-func chatLogprobsOf(lps []engine.TokenLogProb) []tokenLogprob {
+func chatLogprobsOf(lps []lm.TokenLogProb) []tokenLogprob {
 	out := make([]tokenLogprob, 0, len(lps))
 	for _, lp := range lps {
 		t := tokenLogprob{Token: string(lp.Bytes), Logprob: lp.LogProb, Bytes: byteList(lp.Bytes), TopLogprobs: []topLogprob{}}
@@ -544,7 +544,7 @@ func chatLogprobsOf(lps []engine.TokenLogProb) []tokenLogprob {
 
 // completionLogprobsOf converts them for the legacy API; text offsets count
 // bytes from the start of the completion.
-func completionLogprobsOf(lps []engine.TokenLogProb) *completionLogprobs {
+func completionLogprobsOf(lps []lm.TokenLogProb) *completionLogprobs {
 	c := &completionLogprobs{Tokens: []string{}, TokenLogprobs: []float64{}, TopLogprobs: []map[string]float64{}, TextOffset: []int{}}
 	off := 0
 	for _, lp := range lps {

@@ -33,7 +33,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -47,11 +47,20 @@ const (
 	DefaultBodyTimeout   = 30 * time.Second
 )
 
+// Engine is what the server needs of the in-process engine (llama/engine's
+// Engine, which the command opens through local): submission that waits for
+// queue room, the sequences decoded together, and counters for /health.
+type Engine interface {
+	SubmitWait(ctx context.Context, req lm.Request) (<-chan lm.Result, error)
+	Parallel() int
+	Stats() lm.Stats
+}
+
 // Config configures a Server. Engine, Chat and ModelID are required.
 type Config struct {
 	// Engine generates every answer. Its queue should hold at least
 	// Parallel+Queue requests; otherwise admitted requests wait for room.
-	Engine *engine.Engine
+	Engine Engine
 	// Chat renders conversations (chattemplate.For(model) in the command).
 	Chat planner.ChatTemplater
 	// ModelID is the model name in responses and /v1/models.

@@ -19,10 +19,11 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/respjson"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/inference"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -302,7 +303,7 @@ func TestCompletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ts.eng.Generate(context.Background(), engine.Request{Phases: []engine.Phase{{Prefix: prompt, MaxTokens: 7}}})
+	res, err := ts.eng.Generate(context.Background(), lm.Request{Phases: []lm.Phase{{Prefix: prompt, MaxTokens: 7}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/finetune"
-	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/internal/version"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 )
@@ -35,7 +35,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 
 func TestVersionNamesLlamaCppCommit(t *testing.T) {
 	code, out, _ := runCLI(t, "--version")
-	if code != 0 || !strings.Contains(out, "llama.cpp "+llama.LlamaCppCommit) || !strings.HasPrefix(out, "codeplan version ") {
+	if code != 0 || !strings.Contains(out, "llama.cpp "+version.LlamaCppCommit) || !strings.HasPrefix(out, "codeplan version ") {
 		t.Fatalf("--version: exit %d, %q", code, out)
 	}
 }

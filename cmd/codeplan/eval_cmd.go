@@ -16,6 +16,7 @@ import (
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/evaluate"
 	"github.com/codeplan-dev/codeplan/inference"
+	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/report"
 	"github.com/codeplan-dev/codeplan/synth"
@@ -168,9 +169,15 @@ func runEval(c *cli.Context) error {
 	}
 	log.Info().Str("bench", benchName).Int("items", len(loaded.Items)).Str("out", out).Msg("benchmark loaded")
 
-	key, _, err := modelKey(c)
+	key, opts, err := modelKey(c)
 	if err != nil {
 		return err
+	}
+	// A sequence's context: items too long for it are recorded as wrong
+	// with an error, and a rerun with a larger --ctx redoes them.
+	seqContext, err := opts.SeqContext(0)
+	if err != nil {
+		return usageError{err}
 	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
 	var examples []evaluate.Example
@@ -209,7 +216,7 @@ func runEval(c *cli.Context) error {
 		Shard:    shard,
 		Limit:    c.Int("limit"),
 		Dir:      out,
-		ModelKey: key, FewShotKey: fewShotKey, MCScoring: mcScoring,
+		ModelKey: key, SeqContext: seqContext, FewShotKey: fewShotKey, MCScoring: mcScoring,
 		Logger:   log,
 		Progress: true,
 	}
@@ -244,6 +251,10 @@ func runEval(c *cli.Context) error {
 	}
 	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
+	}
 	st, err := evaluate.RunOn(soft, hard, b, eng, cfg)
 	if err != nil {
 		return err

@@ -19,10 +19,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/codeplan-dev/codeplan/dataset"
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/extract"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/engine"
 	"github.com/codeplan-dev/codeplan/llama/tiny"
 	"github.com/codeplan-dev/codeplan/local"
 	"github.com/codeplan-dev/codeplan/planner"

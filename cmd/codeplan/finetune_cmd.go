@@ -404,7 +404,16 @@ func (r reworded) Unwrap() error { return r.err }
 // stdout.
 func printMemoryPlan(c *cli.Context, cfg finetune.Config, base *finetune.Base) error {
 	gpu := c.Bool("gpu") || c.Int("ngl") != 0
-	plan, err := finetune.PlanMemory(cfg, base, gpu)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	// Shapes only: an 8B plan takes seconds on any machine.
+	m, err := llama.LoadModel(base.Path, llama.ModelOptions{NoAlloc: true})
+	if err != nil {
+		return fmt.Errorf("plan memory: %w", err)
+	}
+	defer m.Close()
+	plan, err := finetune.PlanMemory(m, cfg, base, gpu)
 	if err != nil {
 		return err
 	}

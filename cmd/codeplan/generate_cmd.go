@@ -7,12 +7,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/generate"
 	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -107,13 +107,20 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, _, err := modelKey(c)
+	key, opts, err := modelKey(c)
 	if err != nil {
 		return err
 	}
+	// A sequence's context: prompts too long for it are written with an
+	// error, and a rerun with a larger --ctx redoes them.
+	seqContext, err := opts.SeqContext(0)
+	if err != nil {
+		return usageError{err}
+	}
 	settings := inference.Settings{MaxPlanTokens: c.Int("max-plan-tokens"), MaxTokens: c.Int("max-tokens"), Sampling: samplingFrom(c)}
 	cfg := generate.Config{
-		Input: c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
+		SeqContext: seqContext,
+		Input:      c.String("input"), Output: c.String("output"), Shard: shard, Limit: c.Int64("limit"),
 		Read:     dataset.ReadOptions{PromptField: c.String("prompt-field"), IDField: c.String("id-field"), SkipBad: c.Bool("skip-bad")},
 		Prompter: planner.Prompter{Mode: mode, Format: format, System: c.String("system")},
 		Settings: settings, ModelKey: key, Logger: log, Progress: true,
@@ -153,10 +160,14 @@ func runGenerate(c *cli.Context) error {
 	})
 	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
 	defer stop()
+	if testRowHook != nil {
+		var n int64
+		b.Observe(func(pipeline.Outcome) { n++; testRowHook(n, soft) })
+	}
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
 	printPipelineSummary("generate", st, cfg.Output)
 	if tooLong > 0 {
-		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel, then delete those rows and rerun")
+		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel and rerun, which redoes exactly those rows")
 	}
 	if err == nil && st.Failed > 0 {
 		err = unfinishedRows(st.Failed, st.Interrupted)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 

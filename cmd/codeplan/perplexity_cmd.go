@@ -12,7 +12,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/dataset"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
 	"github.com/codeplan-dev/codeplan/perplexity"
 	"github.com/codeplan-dev/codeplan/planner"
 )

@@ -15,7 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/engine"
 	"github.com/codeplan-dev/codeplan/planner"
 	"github.com/codeplan-dev/codeplan/server"
 )

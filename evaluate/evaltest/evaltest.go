@@ -6,7 +6,7 @@ package evaltest
 import (
 	"strings"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 
@@ -14,7 +14,7 @@ import (
 // always right in direct mode, never in nlplan mode, and right in codeplan
 // mode except for truth puzzles; a two-phase request gets a fixed plan
 // first. gold maps item ids to their answers.
-func Answer(gold map[string]string, req engine.Request) engine.Result {
+func Answer(gold map[string]string, req lm.Request) lm.Result {
 	i := strings.LastIndex(req.ID, "|")
 	item, mode := req.ID[:i], planner.Mode(req.ID[i+1:])
 	var text string
@@ -26,10 +26,10 @@ func Answer(gold map[string]string, req engine.Request) engine.Result {
 	default:
 		text = "Following the plan.\nThe answer is " + gold[item] + "."
 	}
-	res := engine.Result{ID: req.ID, PromptTokens: 20}
+	res := lm.Result{ID: req.ID, PromptTokens: 20}
 	if len(req.Phases) == 2 {
-		res.Phases = append(res.Phases, engine.PhaseOutput{Text: "def solve():\n    return step()\n", Tokens: 7, Finish: engine.FinishStop})
+		res.Phases = append(res.Phases, lm.PhaseOutput{Text: "def solve():\n    return step()\n", Tokens: 7, Finish: lm.FinishStop})
 	}
-	res.Phases = append(res.Phases, engine.PhaseOutput{Text: text, Tokens: 5, Finish: engine.FinishStop})
+	res.Phases = append(res.Phases, lm.PhaseOutput{Text: text, Tokens: 5, Finish: lm.FinishStop})
 	return res
 }

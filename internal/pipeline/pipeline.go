@@ -63,7 +63,8 @@ type Job struct {
 	Settings dataset.Settings
 	// Redo, when set, sees every row already in Output or Rejects; a row
 	// for which it returns true is processed again instead of counting as
-	// done (see dataset.AppendOptions.Redo).
+	// done (see dataset.AppendOptions.Redo), and Run removes it from its
+	// file before the first write, so that the new row replaces it.
 	Redo func(row []byte) bool
 
 	// Process handles one row. ctx is the hard context: it ends only when
@@ -275,6 +276,21 @@ func (b *Batch) Run(soft, hard context.Context, process func(context.Context, da
 		}
 	}
 	defer in.Close()
+	// Rows that Job.Redo sent back are removed from the files now, when the
+	// run starts (a run that fails to start leaves the files as they were),
+	// so that their new rows replace them instead of repeating their ids.
+	for _, w := range []*dataset.Writer{out, rej} {
+		if w == nil {
+			continue
+		}
+		n, err := w.DropRedone()
+		if err != nil {
+			return st, err
+		}
+		if n > 0 {
+			job.Logger.Info().Int("rows", n).Str("file", w.Name()).Msg("redoing rows rejected for a smaller context: their old rows are removed")
+		}
+	}
 
 	var bar *progress.Reporter
 	if job.Progress {

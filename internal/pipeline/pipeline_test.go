@@ -235,3 +235,25 @@ func TestCountLiveFollowsTokensInFlight(t *testing.T) {
 		t.Errorf("after stop: %d, want 12", added.Load())
 	}
 }
+
+// TestRedoCapacity: only rows that record a smaller sequence than this
+// run's are redone; rows without seq_ctx, with the same or a larger one,
+// and every row when the run's is unknown, stay done.
+func TestRedoCapacity(t *testing.T) {
+	redo := RedoCapacity(4096)
+	for row, want := range map[string]bool{
+		`{"id":"a","error":"prompt does not fit","seq_ctx":512}`:  true,
+		`{"id":"b","error":"prompt does not fit","seq_ctx":4096}`: false,
+		`{"id":"c","error":"prompt does not fit","seq_ctx":8192}`: false,
+		`{"id":"d","error":"loglik scoring: no plan"}`:            false,
+		`{"id":"e","answer":"4"}`:                                 false,
+		`{"id":"f","seq_ctx":"512"}`:                              false,
+	} {
+		if got := redo([]byte(row)); got != want {
+			t.Errorf("%s: redo %v, want %v", row, got, want)
+		}
+	}
+	if RedoCapacity(0) != nil {
+		t.Error("an unknown context redoes rows")
+	}
+}

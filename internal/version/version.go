@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-
-	"github.com/codeplan-dev/codeplan/llama"
 )
 
 // Version and Commit are stamped at link time by the Makefile
@@ -58,11 +56,19 @@ func Codeplan() string {
 	return v
 }
 
+// LlamaCppCommit is the llama.cpp commit that the binding (package llama)
+// compiles: the one vendored by the pinned module github.com/ollama/ollama
+// (see go.mod). The module records it in llama/build-info.cpp, which lives
+// in a package we do not link, so it is repeated here (in this cgo-free
+// package, so that reports can name it without linking llama.cpp);
+// TestLlamaCppCommit keeps the two equal when the module is bumped.
+const LlamaCppCommit = "ec98e2002"
+
 // LlamaCpp is the llama.cpp commit this binary is built on.
-func LlamaCpp() string { return llama.LlamaCppCommit }
+func LlamaCpp() string { return LlamaCppCommit }
 
 // String is the full version line: codeplan's version, the llama.cpp commit
 // it compiles and the Go release that built it.
 func String() string {
-	return fmt.Sprintf("%s, llama.cpp %s, %s", Codeplan(), llama.LlamaCppCommit, runtime.Version())
+	return fmt.Sprintf("%s, llama.cpp %s, %s", Codeplan(), LlamaCppCommit, runtime.Version())
 }

@@ -3,8 +3,6 @@ package version
 import (
 	"strings"
 	"testing"
-
-	"github.com/codeplan-dev/codeplan/llama"
 )
 
 // TestStampedVersion checks that the version and commit the Makefile
@@ -20,7 +18,7 @@ func TestStampedVersion(t *testing.T) {
 	if got := Codeplan(); got != "v1.2-3-gabcdef1-dirty (abcdef123456+dirty)" {
 		t.Errorf("Codeplan() = %q", got)
 	}
-	if s := String(); !strings.HasPrefix(s, "v1.2-3-gabcdef1-dirty (abcdef123456+dirty), llama.cpp "+llama.LlamaCppCommit) {
+	if s := String(); !strings.HasPrefix(s, "v1.2-3-gabcdef1-dirty (abcdef123456+dirty), llama.cpp "+LlamaCppCommit) {
 		t.Errorf("String() = %q", s)
 	}
 	Commit = ""

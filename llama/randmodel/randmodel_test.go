@@ -12,12 +12,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/chattemplate"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/chattemplate"
 	"github.com/codeplan-dev/codeplan/llama/gguf"
 	"github.com/codeplan-dev/codeplan/llama/hfvocab"
 	"github.com/codeplan-dev/codeplan/llama/randmodel"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 	"github.com/codeplan-dev/codeplan/planner"
 )
 

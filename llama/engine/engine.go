@@ -11,139 +11,45 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
-// FinishReason says why a phase stopped generating.
-type FinishReason string
+// The engine's requests and results are llama/lm's: the jobs depend on that
+// cgo-free contract, not on this package.
+type (
+	FinishReason  = lm.FinishReason
+	Phase         = lm.Phase
+	Request       = lm.Request
+	TokenLogProb  = lm.TokenLogProb
+	TopLogProb    = lm.TopLogProb
+	PhaseOutput   = lm.PhaseOutput
+	Result        = lm.Result
+	Stats         = lm.Stats
+	BatchedResult = lm.BatchedResult
+)
 
-// Finish reasons, with the OpenAI API's names where one exists.
+// Finish reasons (see llama/lm).
 const (
-	FinishStop      FinishReason = "stop"      // end-of-generation token or a stop string
-	FinishLength    FinishReason = "length"    // hit the phase's token limit: did not terminate
-	FinishCancelled FinishReason = "cancelled" // the request's context ended
-	FinishError     FinishReason = "error"     // see Result.Err
+	FinishStop      = lm.FinishStop
+	FinishLength    = lm.FinishLength
+	FinishCancelled = lm.FinishCancelled
+	FinishError     = lm.FinishError
 )
 
-// Phase is one generation stage of a request.
-type Phase struct {
-	// Prefix is the text fed before this phase generates. For the first
-	// phase it is the whole prompt (chat template already applied); for
-	// later phases it is appended after the previous phase's output.
-	Prefix string
-	// MaxTokens limits this phase's generated tokens (required, > 0).
-	MaxTokens int
-	// Stop strings end the phase; they are not part of the output.
-	Stop []string
-}
+// MaxTopLogProbs bounds Request.TopLogProbs (see llama/lm).
+const MaxTopLogProbs = lm.MaxTopLogProbs
 
-// Request is one unit of work.
-type Request struct {
-	// ID is echoed in the Result.
-	ID string
-	// Phases run in order on one sequence (at least one).
-	Phases []Phase
-	// Sampling for every phase (zero value: greedy).
-	Sampling llama.SamplerOptions
-	// OnText, if set, receives generated text as it is produced (from the
-	// engine's goroutine: return quickly).
-	OnText func(phase int, text string)
-	// OnPhaseEnd, if set, is called when a phase ends, after its last
-	// OnText, with the reason it ended (from the engine's goroutine: return
-	// quickly). A chat uses it to say that a plan was cut at its token limit
-	// before the answer streams.
-	OnPhaseEnd func(phase int, reason FinishReason)
-	// Ctx cancels the request (nil = never).
-	Ctx context.Context
-	// Tag is carried through to the Result untouched, for the caller's
-	// bookkeeping (the input row, say).
-	Tag any
-	// SharedPrefix is text that the first phase's prefix starts with and
-	// that many requests share (a chat header and a long instruction, say).
-	// With Options.PrefixCache its tokens are computed once and copied into
-	// each request's sequence instead of being recomputed.
-	SharedPrefix string
-	// LogProbs records, for every generated token, its log-probability
-	// under the model's raw distribution at that step (before temperature,
-	// top-k/p and penalties: the distribution OpenAI's logprobs report),
-	// with the TopLogProbs most probable alternatives (0..MaxTopLogProbs).
-	LogProbs    bool
-	TopLogProbs int
-}
-
-// MaxTopLogProbs bounds Request.TopLogProbs (OpenAI's limit is 20).
-const MaxTopLogProbs = 20
-
-// TokenLogProb is one generated token with its log-probability (nats).
-type TokenLogProb struct {
-	Token   llama.Token
-	Bytes   []byte // the token's text, possibly part of a UTF-8 character
-	LogProb float64
-	Top     []TopLogProb // most probable first
-}
-
-// TopLogProb is an alternative at one step.
-type TopLogProb struct {
-	Token   llama.Token
-	Bytes   []byte
-	LogProb float64
-}
-
-// PhaseOutput is what one phase generated.
-type PhaseOutput struct {
-	Text   string
-	Tokens int
-	Finish FinishReason
-	// LogProbs has one entry per token of Text (with Request.LogProbs);
-	// end-of-generation tokens and tokens past a stop string are not in it.
-	LogProbs []TokenLogProb
-	// ContextFull is set with FinishLength when the phase stopped because
-	// its sequence's share of the context (SlotContext) filled before
-	// MaxTokens: the context, not the model, ended it.
-	ContextFull bool
-}
-
-// Result is the outcome of a Request.
-type Result struct {
-	ID           string
-	Tag          any
-	Phases       []PhaseOutput
-	PromptTokens int // tokens of all prefixes
-	CachedTokens int // prompt tokens copied from the prefix cache, not computed
-	Err          error
-	Elapsed      time.Duration
-}
-
-// Text is the concatenated output of every phase.
-func (r Result) Text() string {
-	var b strings.Builder
-	for _, p := range r.Phases {
-		b.WriteString(p.Text)
-	}
-	return b.String()
-}
-
-// GeneratedTokens is the number of tokens generated over all phases.
-func (r Result) GeneratedTokens() int {
-	n := 0
-	for _, p := range r.Phases {
-		n += p.Tokens
-	}
-	return n
-}
-
-// Errors returned by Submit or carried in Result.Err.
+// Errors returned by Submit or carried in Result.Err (see llama/lm).
 var (
-	ErrQueueFull     = errors.New("engine queue is full")
-	ErrClosed        = errors.New("engine is closed")
-	ErrPromptTooLong = errors.New("prompt does not fit in the context")
+	ErrQueueFull     = lm.ErrQueueFull
+	ErrClosed        = lm.ErrClosed
+	ErrPromptTooLong = lm.ErrPromptTooLong
 )
 
 // Options configure an Engine.
@@ -184,25 +90,8 @@ type SeqTrace struct {
 	Cells llama.KVCells
 }
 
-// Stats are cumulative counters, safe to read while the engine runs.
-type Stats struct {
-	PromptTokens    int64 // prompt tokens computed
-	CachedTokens    int64 // prompt tokens copied from the prefix cache
-	GeneratedTokens int64
-	Steps           int64
-	Completed       int64
-	Busy            time.Duration // time spent in decode steps
-}
-
-// Generator runs one request to completion: the one generation interface
-// of the jobs (generate, eval) and of chat's backend. *Engine implements
-// it, and tests substitute a scripted one.
-type Generator interface {
-	Generate(ctx context.Context, req Request) (Result, error)
-}
-
 // The engine is the Generator of local runs.
-var _ Generator = (*Engine)(nil)
+var _ lm.Generator = (*Engine)(nil)
 
 // Engine runs requests on one llama.Context.
 type Engine struct {

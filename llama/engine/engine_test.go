@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/engine"
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 )
 
 var model *llama.Model

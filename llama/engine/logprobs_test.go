@@ -6,9 +6,9 @@ import (
 	"math"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/engine"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
 )
 
 // Generated tokens' log-probabilities come from the raw distribution: they

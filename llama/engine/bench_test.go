@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/codeplan-dev/codeplan/engine"
+	"github.com/codeplan-dev/codeplan/llama/engine"
 )
 
 // BenchmarkEngine measures end-to-end generation throughput of the

@@ -3,57 +3,23 @@ package loglik
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/lm"
 )
 
-// ErrTooLong is returned (wrapped, with the numbers) when a context plus its
-// continuation does not fit in the window one sequence of the scoring
-// context holds. Scoring never truncates silently: a truncated context
-// would score a different question.
-var ErrTooLong = errors.New("text longer than the context window")
+// The scorer's requests and results are llama/lm's, the cgo-free contract
+// the jobs depend on.
+type (
+	Request = lm.ScoreRequest
+	Result  = lm.Scores
+	Tally   = lm.Tally
+)
 
-// Request is one continuation to score after a context.
-type Request struct {
-	// Context is fed first and not scored. It must hold at least one token
-	// (the BOS token, for a text scored from its start on a model that
-	// adds one), because the first scored token needs logits before it.
-	Context []llama.Token
-	// Continuation tokens are each scored given everything before them.
-	Continuation []llama.Token
-}
-
-// Result holds the scores of one Request's continuation.
-type Result struct {
-	// LogProbs[i] is log P(Continuation[i] | Context, Continuation[:i]) in nats.
-	LogProbs []float64
-	// Greedy is true when every continuation token was the most probable
-	// token at its position (lm-evaluation-harness's is_greedy).
-	Greedy bool
-}
-
-// Sum is the total log-likelihood of the continuation.
-func (r Result) Sum() float64 {
-	s := 0.0
-	for _, v := range r.LogProbs {
-		s += v
-	}
-	return s
-}
-
-// Mean is the mean log-likelihood per token (NaN for no tokens).
-func (r Result) Mean() float64 {
-	if len(r.LogProbs) == 0 {
-		return math.NaN()
-	}
-	return r.Sum() / float64(len(r.LogProbs))
-}
-
-// Perplexity is exp(-Mean).
-func (r Result) Perplexity() float64 { return math.Exp(-r.Mean()) }
+// ErrTooLong: a request does not fit in a sequence's window (see llama/lm).
+var ErrTooLong = lm.ErrTooLong
 
 // Scorer scores requests on one llama.Context, which it uses exclusively
 // while Score runs (it clears the KV cache). Like the Context it is not safe
@@ -189,34 +155,6 @@ func (s *Scorer) group(reqs []Request, out []Result) error {
 		}
 	}
 	return flush()
-}
-
-// Tally sums log-likelihood over scored tokens, for a perplexity over many
-// results (llama-perplexity's overall figure is exp of the mean over all
-// tokens, not a mean of per-chunk perplexities).
-type Tally struct {
-	LogLik float64 // total log-likelihood, nats (≤ 0)
-	Tokens int
-}
-
-// Add counts every token of r.
-func (t *Tally) Add(r Result) {
-	t.LogLik += r.Sum()
-	t.Tokens += len(r.LogProbs)
-}
-
-// Merge adds another tally.
-func (t *Tally) Merge(o Tally) {
-	t.LogLik += o.LogLik
-	t.Tokens += o.Tokens
-}
-
-// Perplexity is exp(-LogLik/Tokens) (NaN for no tokens).
-func (t Tally) Perplexity() float64 {
-	if t.Tokens == 0 {
-		return math.NaN()
-	}
-	return math.Exp(-t.LogLik / float64(t.Tokens))
 }
 
 // parallelVocab is the vocabulary size from which readScores spreads the

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
 )
 
 // slot is one sequence of the shared context and the request running in it.

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
 )
 
 // BenchmarkScore measures scored tokens per second on the tiny model: 8

@@ -7,27 +7,6 @@ import (
 	"github.com/codeplan-dev/codeplan/llama"
 )
 
-// BatchedResult is one row of a batched benchmark, as llama.cpp's
-// batched-bench prints it: Parallel sequences each process a prompt of
-// PromptTokens tokens, then generate GenTokens tokens one step at a time.
-type BatchedResult struct {
-	Parallel     int
-	PromptTokens int
-	GenTokens    int
-	PromptTime   time.Duration
-	GenTime      time.Duration
-}
-
-// PromptTokensPerSecond is prompt-processing throughput over all sequences.
-func (r BatchedResult) PromptTokensPerSecond() float64 {
-	return float64(r.Parallel*r.PromptTokens) / r.PromptTime.Seconds()
-}
-
-// GenTokensPerSecond is generation throughput over all sequences.
-func (r BatchedResult) GenTokensPerSecond() float64 {
-	return float64(r.Parallel*r.GenTokens) / r.GenTime.Seconds()
-}
-
 // MeasureBatched runs one batched benchmark on lctx, which must hold at
 // least parallel sequences of prompt+gen tokens. Token ids are synthetic
 // (the speed of a decode step does not depend on them) and the "generated"

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/internal/testmodel"
 	"github.com/codeplan-dev/codeplan/llama"
-	"github.com/codeplan-dev/codeplan/loglik"
+	"github.com/codeplan-dev/codeplan/llama/loglik"
+	"github.com/codeplan-dev/codeplan/llama/testmodel"
 )
 
 var model *llama.Model

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/codeplan-dev/codeplan/engine"
 	"github.com/codeplan-dev/codeplan/llama"
+	"github.com/codeplan-dev/codeplan/llama/engine"
 )
 
 // TestKVCellsStayWithinARow: llama.cpp sizes attention by the highest used
