@@ -85,9 +85,11 @@ type Config struct {
 	// rows with gains are not mixed with rows without.
 	GainModel string
 	// SeqContext is the number of tokens one sequence of the backend
-	// holds (0 = unknown, as for a served model). A prompt_too_long reject
-	// records it, and a rerun with a larger SeqContext (a raised --ctx)
-	// redoes the row instead of counting it done.
+	// holds (0 = unknown, as for a served model). A capacity reject
+	// (prompt_too_long, context_full) records it, and a rerun with a larger
+	// SeqContext (a raised --ctx) redoes the row instead of counting it done.
+	// Job uses it as planned before the model loads; RunOn records it, which
+	// the caller may raise to what the loaded engine holds.
 	SeqContext int
 
 	Logger   zerolog.Logger
@@ -128,8 +130,8 @@ type RejectRow struct {
 	Source       string `json:"source,omitempty"`
 	TemplateHash string `json:"template_hash"`
 	PlanTokens   int    `json:"plan_tokens"`
-	// SeqContext, on a prompt_too_long reject, is the tokens a sequence
-	// held (Config.SeqContext).
+	// SeqContext, on a capacity reject (prompt_too_long, context_full),
+	// is the tokens a sequence held (Config.SeqContext).
 	SeqContext int `json:"seq_ctx,omitempty"`
 	*Gain
 	GainError string `json:"gain_error,omitempty"`
@@ -167,7 +169,8 @@ const ReasonPromptTooLong planner.Reason = "prompt_too_long"
 
 // ReasonContextFull rejects rows whose plan was cut because the row's share
 // of the context filled before --max-plan-tokens: the context, not the
-// model, failed to finish it (the summary says which --ctx would fit).
+// model, failed to finish it (the summary says which --ctx would fit, and a
+// rerun with a larger --ctx redoes them, as for prompt_too_long).
 const ReasonContextFull planner.Reason = "context_full"
 
 // Describe says what a reject reason means, extract's own reasons
@@ -223,14 +226,20 @@ func (cfg Config) Job() pipeline.Job {
 	}
 }
 
-// redo tells which rows already written are done again: those rejected as
-// prompt_too_long for a sequence smaller than this run's.
+// redo tells which rows already written are done again: those rejected for
+// capacity (prompt_too_long, context_full) with a sequence smaller than this
+// run's. A reject without seq_ctx (written before it was recorded) is redone
+// once by any run that knows its sequence size, and then records it.
 func (cfg Config) redo(row []byte) bool {
 	if cfg.SeqContext <= 0 {
 		return false
 	}
 	r := gjson.GetManyBytes(row, "reason", "seq_ctx")
-	return r[0].String() == string(ReasonPromptTooLong) && int(r[1].Int()) < cfg.SeqContext
+	switch planner.Reason(r[0].String()) {
+	case ReasonPromptTooLong, ReasonContextFull:
+		return int(r[1].Int()) < cfg.SeqContext
+	}
+	return false
 }
 
 // Run extracts plans for every row of cfg.Input not yet in cfg.Output or
@@ -309,7 +318,7 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen Generator, cfg Con
 			}
 			o := reject(ReasonContextFull, detail)
 			r := o.Reject.(RejectRow)
-			r.fitContext = g.FitContext
+			r.fitContext, r.SeqContext = g.FitContext, cfg.SeqContext
 			o.Reject = r
 			return o
 		}

@@ -235,7 +235,7 @@ func TestRunContextFull(t *testing.T) {
 	}
 	os.WriteFile(in, []byte(b.String()), 0o644)
 	cfg := Config{Input: in, Output: filepath.Join(dir, "out.jsonl"), Rejects: filepath.Join(dir, "rej.jsonl"),
-		Workers: 2, MaxPlanTokens: 384, Logger: zerolog.Nop()}
+		Workers: 2, MaxPlanTokens: 384, SeqContext: 1000, Logger: zerolog.Nop()}
 	sum, err := Run(context.Background(), context.Background(), &fakeGen{}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +249,11 @@ func TestRunContextFull(t *testing.T) {
 	for _, r := range lines(t, cfg.Rejects) {
 		if r["id"] == "full2" && (r["reason"] != "context_full" || !strings.Contains(r["detail"].(string), "--ctx 7000") || !strings.Contains(r["detail"].(string), "384")) {
 			t.Errorf("full2 reject %v", r)
+		}
+		// A context_full reject records the sequence it ran in, so that a
+		// rerun with a larger one redoes it; the model's own rejects do not.
+		if full := r["reason"] == "context_full"; full != (r["seq_ctx"] == float64(1000)) {
+			t.Errorf("%s reject: seq_ctx %v", r["reason"], r["seq_ctx"])
 		}
 		if _, ok := r["fitContext"]; ok {
 			t.Errorf("internal field written: %v", r)

@@ -42,8 +42,9 @@ func TestKeyFromConfig(t *testing.T) {
 	}
 }
 
-// A prompt_too_long reject is redone only by a run whose sequences hold
-// more than the one that rejected it; other rejects never are.
+// A capacity reject (prompt_too_long, context_full) is redone only by a
+// run whose sequences hold more than the one that rejected it; other
+// rejects never are.
 func TestRedoCapacityRejects(t *testing.T) {
 	cfg := Config{SeqContext: 4096}
 	for row, want := range map[string]bool{
@@ -51,13 +52,18 @@ func TestRedoCapacityRejects(t *testing.T) {
 		`{"id":"a","reason":"prompt_too_long"}`:                true, // written before seq_ctx was recorded
 		`{"id":"a","reason":"prompt_too_long","seq_ctx":4096}`: false,
 		`{"id":"a","reason":"no_code","seq_ctx":512}`:          false,
+		`{"id":"a","reason":"context_full","seq_ctx":512}`:     true,
+		`{"id":"a","reason":"context_full","seq_ctx":4096}`:    false,
+		`{"id":"a","reason":"context_full","seq_ctx":8192}`:    false,
+		`{"id":"a","reason":"context_full"}`:                   true, // written before seq_ctx was recorded
+		`{"id":"a","reason":"not_terminated","seq_ctx":512}`:   false,
 		`{"id":"a","plan":"x"}`:                                false,
 	} {
 		if got := cfg.redo([]byte(row)); got != want {
 			t.Errorf("redo(%s) = %v, want %v", row, got, want)
 		}
 	}
-	if (Config{}).redo([]byte(`{"id":"a","reason":"prompt_too_long","seq_ctx":1}`)) {
+	if (Config{}).redo([]byte(`{"id":"a","reason":"prompt_too_long","seq_ctx":1}`)) || (Config{}).redo([]byte(`{"id":"a","reason":"context_full","seq_ctx":1}`)) {
 		t.Error("a run of unknown sequence size (a served model) redid a capacity reject")
 	}
 }

@@ -401,6 +401,13 @@ func llamaExtractor(c *cli.Context, tmpl *planner.Template) (extractBackend, err
 			local.SharedPrefix = extract.SharedPrefix(tmpl, chat)
 		}
 		cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+		// Capacity rejects record what a sequence really held: llama.cpp
+		// pads a sequence's share up to a multiple of 256, so --ctx 1800
+		// for 3 sequences holds 768, not 600, and a rerun at --ctx 2300
+		// (766 planned) must not redo those rows. The planned size (the
+		// job's Redo, fixed at Open) is never above the padded one, so a
+		// rerun redoes a row exactly when its sequences will hold more.
+		cfg.SeqContext = max(cfg.SeqContext, eng.SlotContext())
 		cfg.Model = filepath.Base(l.Path)
 		opened = l
 		predict = func(st pipeline.Stats) (extract.Prediction, error) {
@@ -530,7 +537,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 		for _, k := range keys {
 			desc := extract.Describe(planner.Reason(k))
 			if planner.Reason(k) == extract.ReasonContextFull && s.ContextFullFit > 0 {
-				desc += fmt.Sprintf(": --ctx %d would fit them", s.ContextFullFit)
+				desc += fmt.Sprintf(": --ctx %d would fit them, and a rerun with it redoes them", s.ContextFullFit)
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}
