@@ -9,6 +9,7 @@ import (
 
 	"github.com/codeplan-dev/codeplan/answer"
 	"github.com/codeplan-dev/codeplan/benchdata"
+	"github.com/codeplan-dev/codeplan/inference"
 	"github.com/codeplan-dev/codeplan/internal/pipeline"
 	"github.com/codeplan-dev/codeplan/llama/lm"
 	"github.com/codeplan-dev/codeplan/planner"
@@ -101,6 +102,11 @@ func (cfg *Config) answerByLoglik(ctx context.Context, gen lm.Generator, t task,
 		if len(res.Phases) > 0 {
 			plan, tokens = res.Phases[0].Text, res.Phases[0].Tokens
 			row.PlanFinish = string(res.Phases[0].Finish)
+			if res.Phases[0].ContextFull {
+				// The options are then scored after the plan so far; they
+				// rarely fit the rest of the sequence (lm.ErrTooLong below).
+				row.PlanFinish = inference.FinishContextFull
+			}
 		}
 		prompt = res.PromptTokens
 		row.Plan, row.PlanTokens, row.PromptTokens = planner.CleanPlan(plan), tokens, prompt

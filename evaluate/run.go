@@ -76,13 +76,20 @@ type Row struct {
 	Seconds    float64 `json:"seconds"`
 	PlanFinish string  `json:"plan_finish,omitempty"` // stop or length (the plan did not terminate)
 	Finish     string  `json:"finish"`
-	// Error is set for items that cannot run at all (prompt longer than a
-	// sequence's context); they count as wrong and are not retried by a
-	// rerun with the same context. SeqContext, set when the context was
-	// what was missing, records the tokens a sequence held
-	// (Config.SeqContext); a rerun with a larger one redoes the row.
+	// Error is set for items that could not run: a prompt longer than a
+	// sequence's context, or a generation cut because the sequence's share
+	// of the context filled before a phase's token limit (finish
+	// context_full, inference.FinishContextFull: the plan and answer so far
+	// are kept, not scored). They count as wrong, the report says how many,
+	// and a rerun with the same context does not retry them. SeqContext,
+	// set when the context was what was missing, records the tokens a
+	// sequence held (Config.SeqContext); a rerun with a larger one redoes
+	// the row. FitContext, on a context_full row, is the --ctx at which its
+	// sequence would hold the prompt and every phase's token limit (0 =
+	// unknown).
 	Error      string `json:"error,omitempty"`
 	SeqContext int    `json:"seq_ctx,omitempty"`
+	FitContext int    `json:"fit_ctx,omitempty"`
 
 	Format planner.Format `json:"format"`
 	Model  string         `json:"model,omitempty"`
@@ -137,11 +144,17 @@ type Config struct {
 	// ModelKey names the model in the settings key (see Key).
 	ModelKey pipeline.ModelKey
 	// SeqContext is the number of tokens one sequence of the engine (and
-	// of the choice scorer) holds (0 = unknown). Items that do not fit are
-	// written as wrong with it, and a rerun with a larger SeqContext (a
-	// raised --ctx) redoes them, replacing their rows; it is not part of
-	// the settings key.
+	// of the choice scorer) holds (0 = unknown). Items that do not fit, and
+	// those cut because it filled (context_full), are written as could not
+	// run with it, and a rerun with a larger SeqContext (a raised --ctx)
+	// redoes them, replacing their rows; it is not part of the settings
+	// key. Open uses it as planned before the model loads; RunOn records
+	// it, which the caller may raise to what the engine holds.
 	SeqContext int
+	// ContextFor is the --ctx at which each sequence holds perSequence
+	// tokens (the engine's ContextFor; nil = unknown): a context_full row
+	// names it.
+	ContextFor func(perSequence int) int
 	// FewShotKey names where FewShot came from, for the key: "FILE@HASH"
 	// for a --fewshot-file (see FewShotFileKey), "" for the synthetic
 	// benchmark's own train split.
@@ -165,6 +178,11 @@ type Stats struct {
 	Pairs int64 `json:"pairs"`
 	// Errors counts written rows that could not run (see Row.Error).
 	Errors int64 `json:"errors"`
+	// ContextFull counts those of them cut by a full context (finish
+	// context_full); FitContext is the --ctx that fits them all (0 when
+	// unknown for any of them).
+	ContextFull int64 `json:"context_full"`
+	FitContext  int   `json:"context_full_fit_ctx,omitempty"`
 }
 
 // Key is the settings key of the run: the model, format, system message,
@@ -265,9 +283,15 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg 
 	process := func(ctx context.Context, r dataset.Row) pipeline.Outcome {
 		return cfg.answer(ctx, gen, byID[r.ID])
 	}
+	unknownFit := false
 	observe := func(o pipeline.Outcome) {
 		if row, ok := o.Output.(Row); ok && row.Error != "" {
 			st.Errors++
+			if row.ContextFull() {
+				st.ContextFull++
+				unknownFit = unknownFit || row.FitContext <= 0
+				st.FitContext = max(st.FitContext, row.FitContext)
+			}
 			cfg.Logger.Warn().Str("id", row.ID).Str("error", row.Error).
 				Msg("item cannot run and is recorded as wrong (a rerun with a larger context redoes it)")
 		}
@@ -275,6 +299,9 @@ func RunOn(soft, hard context.Context, b *pipeline.Batch, gen lm.Generator, cfg 
 	b.SetWorkers(cfg.Workers)
 	ps, err := b.Run(soft, hard, process, observe)
 	st.Stats = ps
+	if unknownFit {
+		st.FitContext = 0
+	}
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", filepath.Join(cfg.Dir, ResultsFile), err)
 	}
@@ -382,9 +409,25 @@ func (cfg *Config) answer(ctx context.Context, gen lm.Generator, t task) pipelin
 	case err != nil:
 		return pipeline.Outcome{Err: err}
 	}
+	if cut, ok := inference.CutByContext(req, res, &a); ok {
+		// The context's failure, not the model's: could not run (not
+		// scored), and redone by a rerun whose sequences hold more.
+		if cfg.ContextFor != nil {
+			row.FitContext = cfg.ContextFor(cut.Need)
+		}
+		row.PlanFinish, row.Finish = a.PlanFinish, a.Finish
+		row.Error, row.SeqContext = cut.Detail(cfg.SeqContext, row.FitContext), cfg.SeqContext
+		return pipeline.Outcome{Output: row, Tokens: a.PlanTokens + a.AnswerTokens, PromptTokens: a.PromptTokens}
+	}
 	row.Extracted, row.Correct, row.F1 = Score(it, row.Output)
 	row.StrictCorrect = ScoreStrict(it, row.Output)
 	return pipeline.Outcome{Output: row, Tokens: a.PlanTokens + a.AnswerTokens, PromptTokens: a.PromptTokens}
+}
+
+// ContextFull reports whether the row was cut by a full context (finish
+// context_full in either phase).
+func (r Row) ContextFull() bool {
+	return r.Finish == inference.FinishContextFull || r.PlanFinish == inference.FinishContextFull
 }
 
 // Task is the report group of an item: the problem family of a synthetic

@@ -26,12 +26,18 @@ type Row struct {
 	Index  int64  `json:"index"`
 	Prompt string `json:"prompt"`
 	inference.Answer
-	// Error is set for prompts that cannot run at all (longer than a
-	// sequence's context): written once, not retried by every rerun of
-	// the same context. SeqContext records the tokens a sequence held
-	// (Config.SeqContext); a rerun with a larger one redoes the row.
+	// Error is set for prompts that the context could not hold: longer
+	// than a sequence's context, or cut because the sequence's share of the
+	// context filled before a phase's token limit (finish context_full,
+	// inference.FinishContextFull; the text so far is kept). Such a row is
+	// written once, not retried by every rerun of the same context.
+	// SeqContext records the tokens a sequence held (Config.SeqContext); a
+	// rerun with a larger one redoes the row. FitContext, on a context_full
+	// row, is the --ctx at which its sequence would hold the prompt and
+	// every phase's token limit (0 = unknown).
 	Error      string `json:"error,omitempty"`
 	SeqContext int    `json:"seq_ctx,omitempty"`
+	FitContext int    `json:"fit_ctx,omitempty"`
 	Source     string `json:"source,omitempty"`
 	Model      string `json:"model,omitempty"`
 	LoRA       string `json:"lora,omitempty"`
@@ -55,10 +61,17 @@ type Config struct {
 	// ModelKey names the model in the settings key (see Key).
 	ModelKey pipeline.ModelKey
 	// SeqContext is the number of tokens one sequence of the engine holds
-	// (0 = unknown). Prompts too long for it are written with an error and
-	// it, and a rerun with a larger SeqContext (a raised --ctx) redoes
-	// them, replacing their rows; it is not part of the settings key.
+	// (0 = unknown). Prompts too long for it, and rows cut because it
+	// filled (finish context_full), are written with an error and it, and a
+	// rerun with a larger SeqContext (a raised --ctx) redoes them, replacing
+	// their rows; it is not part of the settings key. Job uses it as
+	// planned before the model loads; RunOn records it, which the caller
+	// may raise to what the loaded engine holds (llama.cpp pads it).
 	SeqContext int
+	// ContextFor is the --ctx at which each sequence holds perSequence
+	// tokens (the engine's ContextFor; nil = unknown): a context_full row
+	// names it.
+	ContextFor func(perSequence int) int
 
 	Logger      zerolog.Logger
 	Progress    bool
@@ -126,6 +139,14 @@ func (cfg *Config) answer(ctx context.Context, gen lm.Generator, row dataset.Row
 		return pipeline.Outcome{Output: out}
 	case err != nil:
 		return pipeline.Outcome{Err: err}
+	}
+	if cut, ok := inference.CutByContext(req, res, &out.Answer); ok {
+		// The context's failure, not the model's: said in the row, and
+		// redone by a rerun whose sequences hold more.
+		if cfg.ContextFor != nil {
+			out.FitContext = cfg.ContextFor(cut.Need)
+		}
+		out.Error, out.SeqContext = cut.Detail(cfg.SeqContext, out.FitContext), cfg.SeqContext
 	}
 	return pipeline.Outcome{Output: out, Tokens: res.GeneratedTokens(), PromptTokens: res.PromptTokens}
 }

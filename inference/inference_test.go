@@ -106,3 +106,45 @@ func TestFromResult(t *testing.T) {
 		t.Errorf("direct: %+v", d)
 	}
 }
+
+// TestCutByContext: a phase cut by a full context is marked context_full
+// (not length) in the phase it happened in and the ones after it, Need is
+// the prefixes plus every phase's limit plus one, and a result cut by no
+// context is left alone.
+func TestCutByContext(t *testing.T) {
+	req := lm.Request{Phases: []lm.Phase{{MaxTokens: 100}, {MaxTokens: 400}}}
+	planCut := lm.Result{PromptTokens: 500, Phases: []lm.PhaseOutput{
+		{Text: "step()", Tokens: 20, Finish: lm.FinishLength, ContextFull: true},
+		{Finish: lm.FinishLength, ContextFull: true},
+	}}
+	a := inference.FromResult(planner.CodePlan, planCut)
+	cut, ok := inference.CutByContext(req, planCut, &a)
+	if !ok || a.PlanFinish != inference.FinishContextFull || a.Finish != inference.FinishContextFull ||
+		cut.Phase != "plan" || cut.Limit != 100 || cut.Need != 1001 || cut.Generated != 20 || cut.PromptTokens != 500 {
+		t.Errorf("plan cut: %+v %v, answer %+v", cut, ok, a)
+	}
+	if d := cut.Detail(768, 1001); d != "context_full: the row's share of the context (768 tokens) filled after 500 prompt and 20 generated tokens, before the plan reached its limit of 100 tokens: --ctx 1001 would fit it" {
+		t.Errorf("detail %q", d)
+	}
+	if d := cut.Detail(0, 0); !strings.HasSuffix(d, "raise --ctx or lower --parallel") || strings.Contains(d, "(0 tokens)") {
+		t.Errorf("detail without sizes %q", d)
+	}
+	answerCut := lm.Result{PromptTokens: 500, Phases: []lm.PhaseOutput{
+		{Tokens: 100, Finish: lm.FinishLength}, {Tokens: 30, Finish: lm.FinishLength, ContextFull: true},
+	}}
+	a = inference.FromResult(planner.CodePlan, answerCut)
+	if cut, ok := inference.CutByContext(req, answerCut, &a); !ok || a.PlanFinish != "length" || a.Finish != inference.FinishContextFull || cut.Phase != "answer" || cut.Limit != 400 {
+		t.Errorf("answer cut: %+v %v, answer %+v", cut, ok, a)
+	}
+	direct := lm.Request{Phases: []lm.Phase{{MaxTokens: 50}}}
+	directCut := lm.Result{PromptTokens: 90, Phases: []lm.PhaseOutput{{Tokens: 10, Finish: lm.FinishLength, ContextFull: true}}}
+	a = inference.FromResult(planner.Direct, directCut)
+	if cut, ok := inference.CutByContext(direct, directCut, &a); !ok || a.Finish != inference.FinishContextFull || cut.Phase != "answer" || cut.Need != 141 {
+		t.Errorf("direct cut: %+v %v, answer %+v", cut, ok, a)
+	}
+	limit := lm.Result{Phases: []lm.PhaseOutput{{Tokens: 50, Finish: lm.FinishLength}}}
+	a = inference.FromResult(planner.Direct, limit)
+	if _, ok := inference.CutByContext(direct, limit, &a); ok || a.Finish != "length" {
+		t.Errorf("a phase at its own limit reported as cut by the context: %+v", a)
+	}
+}

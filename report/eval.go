@@ -172,7 +172,7 @@ func (r Report) WriteMarkdown(w io.Writer, chart string) error {
 				per = append(per, fmt.Sprintf("%s %d", m.Mode, m.Errors))
 			}
 		}
-		fmt.Fprintf(&b, "; %d could not run (prompt too long: %s), counted as wrong and left out of the paired comparisons",
+		fmt.Fprintf(&b, "; %d could not run (prompt too long or context full: %s), counted as wrong and left out of the paired comparisons",
 			r.Errors, strings.Join(per, ", "))
 	}
 	b.WriteString("\n\n")

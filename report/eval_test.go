@@ -190,7 +190,7 @@ func TestReportNamesItemsThatCouldNotRun(t *testing.T) {
 		t.Fatalf("report %+v, %v", rep, err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, ReportFile))
-	if !strings.Contains(string(md), "1 could not run (prompt too long: direct 1)") {
+	if !strings.Contains(string(md), "1 could not run (prompt too long or context full: direct 1)") {
 		t.Errorf("report header does not name the mode of the item that could not run:\n%s", md)
 	}
 }

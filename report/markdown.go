@@ -40,7 +40,7 @@ func WriteMarkdown(w io.Writer, s Summary) error {
 		}
 	}
 	if len(cannot) > 0 {
-		ew.printf("\nItems that could not run (prompt longer than the context): %s. ", strings.Join(cannot, ", "))
+		ew.printf("\nItems that could not run (prompt longer than the context, or the context filled before the token limits): %s. ", strings.Join(cannot, ", "))
 		ew.printf("They count as wrong in Accuracy and are left out of the paired comparisons.\n")
 	}
 	if !s.HasBaseline {

@@ -235,7 +235,7 @@ func TestCannotRunItems(t *testing.T) {
 	if err := WriteMarkdown(&buf, s); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"could not run (prompt longer than the context): codeplan 2.", "| codeplan vs direct | 8 (2 could not run) |"} {
+	for _, want := range []string{"could not run (prompt longer than the context, or the context filled before the token limits): codeplan 2.", "| codeplan vs direct | 8 (2 could not run) |"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, buf.String())
 		}

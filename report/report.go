@@ -32,8 +32,9 @@ type Result struct {
 	Tokens  int     // generated tokens
 	Seconds float64 // wall time spent on the item
 	// Error marks an item that could not run in this mode (its prompt does
-	// not fit the context): it counts as wrong in the accuracy, is counted
-	// per mode, and is left out of every paired comparison.
+	// not fit the context, or the context filled before the token limits):
+	// it counts as wrong in the accuracy, is counted per mode, and is left
+	// out of every paired comparison.
 	Error bool
 }
 

@@ -127,9 +127,11 @@ func TestGenerateRedoesCapacityRejectsWhenCtxIsRaised(t *testing.T) {
 }
 
 // TestEvalRedoesCapacityRejectsWhenCtxIsRaised is the same for eval: an
-// item too long for --ctx 512 is recorded as wrong with seq_ctx in both
+// item too long for --ctx 768 is recorded as wrong with seq_ctx in both
 // modes; --ctx 4096 redoes exactly those two pairs, whose rows replace
-// the old ones, and the report counts no item that could not run.
+// the old ones, and the report counts no item that could not run. (At
+// --ctx 512 the short items' codeplan answers would not fit after their
+// plans either: context_full, see TestEvalRedoesContextFullWhenCtxIsRaised.)
 func TestEvalRedoesCapacityRejectsWhenCtxIsRaised(t *testing.T) {
 	dir := t.TempDir()
 	bench := filepath.Join(dir, "bench.jsonl")
@@ -148,12 +150,12 @@ func TestEvalRedoesCapacityRejectsWhenCtxIsRaised(t *testing.T) {
 			t.Fatalf("--ctx %s: exit %d\n%s%s", ctx, code, stdout, stderr)
 		}
 	}
-	run("512")
+	run("768")
 	if errs := capacityErrors(t, results, 6); strings.Join(errs, ",") != "q2|direct,q2|codeplan" {
-		t.Fatalf("--ctx 512: rows with an error %v, want both modes of q2", errs)
+		t.Fatalf("--ctx 768: rows with an error %v, want both modes of q2", errs)
 	}
 	before, _ := os.ReadFile(results)
-	run("512")
+	run("768")
 	if after, _ := os.ReadFile(results); string(after) != string(before) {
 		t.Fatalf("a rerun at the same --ctx changed the results:\n%s\n---\n%s", before, after)
 	}

@@ -239,6 +239,9 @@ func runEval(c *cli.Context) error {
 	// replaced within a decode step) and no item waits in the queue, so
 	// an item's seconds are its own, not its wait for a free sequence.
 	cfg.Workers = eng.Parallel()
+	// Rows record what a sequence really held (llama.cpp pads it; see
+	// generate), and context_full rows the --ctx that fits them.
+	cfg.SeqContext, cfg.ContextFor = max(cfg.SeqContext, eng.SlotContext()), eng.ContextFor
 	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
 	cfg.Model, cfg.LoRA = l.Names()
 	if mcScoring == evaluate.ScoringLoglik {
@@ -342,10 +345,17 @@ func printEvalStats(w io.Writer, st evaluate.Stats, out string) {
 		fmt.Fprintf(w, "  INTERRUPTED: rerun the same command to resume\n")
 	}
 	fmt.Fprintf(w, "  item×mode rows    %d selected: %d already done, %d written now, %d failed", st.Pairs, st.Resumed, st.Written, st.Failed)
-	if st.Errors > 0 {
-		fmt.Fprintf(w, ", %d could not run (prompt too long: raise --ctx or lower --parallel)", st.Errors)
+	if n := st.Errors - st.ContextFull; n > 0 {
+		fmt.Fprintf(w, ", %d could not run (prompt too long: raise --ctx or lower --parallel)", n)
 	}
 	fmt.Fprintln(w)
+	if st.ContextFull > 0 {
+		c := cutRows{n: int(st.ContextFull), fit: st.FitContext}
+		if c.fit <= 0 {
+			c.unknown = c.n
+		}
+		fmt.Fprintf(w, "  context full      %d rows cut before their token limit (finish context_full), could not run: %s\n", c.n, c.advice())
+	}
 	if st.Written > 0 {
 		fmt.Fprintf(w, "  throughput        %.1f generated tok/s (%d prompt + %d generated tokens)\n", st.TokensPerSecond(), st.PromptTok, st.Tokens)
 	}

@@ -148,14 +148,22 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	cfg.Workers = 2 * eng.Parallel() // keep the queue full while results are written
+	// Rows record what a sequence really held: llama.cpp pads a sequence's
+	// share up to a multiple of 256, and the job's Redo (fixed at Open, on
+	// the planned size) must not redo them at a --ctx that holds no more.
+	cfg.SeqContext, cfg.ContextFor = max(cfg.SeqContext, eng.SlotContext()), eng.ContextFor
 	b.CountTokensLive(func() int64 { return eng.Stats().GeneratedTokens })
 	cfg.Model, cfg.LoRA = l.Names()
-	// Prompts too long for a sequence are written with an error (the
+	// Rows the context could not hold are written with an error (the
 	// library's words); the way out is in flags, so it is said here.
-	tooLong := 0
+	var tooLong, cut cutRows
 	b.Observe(func(o pipeline.Outcome) {
 		if r, ok := o.Output.(generate.Row); ok && r.Error != "" {
-			tooLong++
+			if r.Finish == inference.FinishContextFull || r.PlanFinish == inference.FinishContextFull {
+				cut.add(r.FitContext)
+			} else {
+				tooLong.add(0)
+			}
 		}
 	})
 	soft, hard, stop := interruptContexts(c.Duration("drain-timeout"))
@@ -166,8 +174,11 @@ func runGenerate(c *cli.Context) error {
 	}
 	st, err := generate.RunOn(soft, hard, b, eng, cfg)
 	printPipelineSummary("generate", st, cfg.Output)
-	if tooLong > 0 {
-		log.Warn().Int("rows", tooLong).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel and rerun, which redoes exactly those rows")
+	if tooLong.n > 0 {
+		log.Warn().Int("rows", tooLong.n).Msg("prompts did not fit a sequence's context and were written with an error: raise --ctx or lower --parallel and rerun, which redoes exactly those rows")
+	}
+	if cut.n > 0 {
+		fmt.Fprintf(stdout, "  context full      %d rows cut before their token limit (finish context_full, written with an error): %s\n", cut.n, cut.advice())
 	}
 	if err == nil && st.Failed > 0 {
 		err = unfinishedRows(st.Failed, st.Interrupted)
@@ -192,4 +203,24 @@ func printPipelineSummary(name string, st pipeline.Stats, output string) {
 		fmt.Fprintf(w, "  throughput        %.2f rows/s, %.1f generated tok/s\n", st.RowsPerSecond(), st.TokensPerSecond())
 	}
 	fmt.Fprintf(w, "  output            %s\n", output)
+}
+
+// cutRows counts the rows a run wrote cut by a full context (finish
+// context_full) and the --ctx that would fit them all.
+type cutRows struct{ n, fit, unknown int }
+
+func (c *cutRows) add(fit int) {
+	c.n++
+	if fit <= 0 {
+		c.unknown++
+	}
+	c.fit = max(c.fit, fit)
+}
+
+// advice tells the user how to get the rows redone.
+func (c cutRows) advice() string {
+	if c.unknown == 0 && c.fit > 0 {
+		return fmt.Sprintf("--ctx %d would fit them, and a rerun with it redoes them", c.fit)
+	}
+	return "raise --ctx or lower --parallel and rerun, which redoes them"
 }
