@@ -295,12 +295,15 @@ each() {
 }
 
 # 4. Evaluation of a model (MODEL, default ARM) in its arm's mode on a split.
+# Each sequence gets room for a training row's length plus both token limits,
+# so that a model that runs on is cut by a limit (a wrong answer), never by
+# the context (which eval reports as could-not-run).
 # evaluate_on SPLIT ARM [MODEL]
 evaluate_on() {
   local split=$1 arm=$2 model=${3:-$2}
   "${cp[@]}" eval "$OUT/models/$model.gguf" --bench "$OUT/data/$split.jsonl" --modes "$(arm_mode "$arm")" \
     --format trained --temperature 0 --max-plan-tokens "$MAX_PLAN_TOKENS" --max-tokens "$MAX_TOKENS" \
-    --parallel "$PARALLEL" --ctx $((PARALLEL * CTX)) --threads "$THREADS" --out "$OUT/eval-$split-$model"
+    --parallel "$PARALLEL" --ctx $((PARALLEL * (CTX + MAX_PLAN_TOKENS + MAX_TOKENS))) --threads "$THREADS" --out "$OUT/eval-$split-$model"
 }
 evaluate() { evaluate_on "$EVAL_SPLIT" "$1"; }
 
