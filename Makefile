@@ -53,17 +53,22 @@ test: headers
 test-invariants: headers
 	$(GO) test $(TEST_FLAGS) -tags invariants ./llama/ ./llama/engine/ ./inference/ ./llama/loglik/ ./server/ ./chat/ ./local/
 
-# The fuzz targets that build without cgo instrumentation of llama.cpp,
-# each for FUZZTIME (CI runs this after the tests). The cgo ones
-# (llama: FuzzLoadModel, FuzzLoadAdapter, FuzzGrammar; engine:
-# FuzzHostilePrompt) run their seeds in every `go test`; fuzz them with
+# The fuzz targets that build without cgo instrumentation of llama.cpp
+# (CI runs this after the tests). The cgo ones (llama: FuzzLoadModel,
+# FuzzLoadAdapter, FuzzGrammar; engine: FuzzHostilePrompt) run their seeds
+# in every `go test`; fuzz them with
 #   go test -run '^$$' -fuzz=FuzzHostilePrompt -fuzztime=60s ./llama/engine/
-FUZZTIME ?= 10s
+# Budgets are execution counts (about 10 s each on our 2-core machine), not
+# durations: a duration races Go's fuzzing coordinator at its deadline and
+# fails with a bare "context deadline exceeded" and no failing input on a
+# loaded machine (golang/go#75804; seen in our CI run). FUZZTIME=30s (or
+# 1000000x) overrides all four.
+FUZZTIME ?=
 fuzz: headers
-	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(FUZZTIME) ./dataset/
-	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./llama/gguf/
-	$(GO) test -run '^$$' -fuzz=FuzzFindCode -fuzztime=$(FUZZTIME) ./planner/
-	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(FUZZTIME) ./safetensors/
+	$(GO) test -run '^$$' -fuzz=FuzzOpenRows -fuzztime=$(or $(FUZZTIME),3000x) ./dataset/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(or $(FUZZTIME),300000x) ./llama/gguf/
+	$(GO) test -run '^$$' -fuzz=FuzzFindCode -fuzztime=$(or $(FUZZTIME),50000x) ./planner/
+	$(GO) test -run '^$$' -fuzz=FuzzRead -fuzztime=$(or $(FUZZTIME),200000x) ./safetensors/
 
 bench: headers
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./llama/ ./llama/engine/
