@@ -161,9 +161,20 @@ fi
 grep -q '"id": *"' "$CORPUS" || die "$CORPUS: rows need a string \"id\" field (copies get -0, -1, ... appended)"
 rows="$WORK/rows.jsonl"
 : >"$rows"
+# Copies after the first get a marker at the start of their prompt, so that
+# no two rows are the same text: llama-server keeps earlier prompts' KV in a
+# RAM cache (--cache-ram, 8 GiB by default) and would skip the prompt of a
+# repeated row, which a real corpus does not repeat (with 40 rows cycling
+# 24, unmarked, llama-server looked 1.18x faster than codeplan; on the 24
+# unique rows alone, 1.04x).
 for ((k = 0; $(wc -l <"$rows") < ROWS; k++)); do
-	sed "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" "$CORPUS" >>"$rows"
+	if ((k == 0)); then
+		sed "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" "$CORPUS" >>"$rows"
+	else
+		sed -e "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" -e "s/\"prompt\": *\"/\"prompt\": \"(copy $k) /" "$CORPUS" >>"$rows"
+	fi
 done
+grep -q '"prompt": *"' "$CORPUS" || die "$CORPUS: rows need a \"prompt\" field"
 head -n "$ROWS" "$rows" >"$WORK/in.jsonl"
 SLOT_CTX=${SLOT_CTX:-4096}
 RUNS=${RUNS:-3}
