@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // capacityPrompts writes short and long prompts (ids a, b, c...): at --ctx
@@ -178,27 +177,6 @@ func TestEvalRedoesCapacityRejectsWhenCtxIsRaised(t *testing.T) {
 	run("4096")
 	if after, _ := os.ReadFile(results); string(after) != string(before) {
 		t.Fatalf("a rerun at the same --ctx changed the results")
-	}
-}
-
-// runSignalled runs the CLI as a child process (see TestMain) that sends
-// itself sig once it has collected after rows, and returns its exit error.
-func runSignalled(t *testing.T, after int, sig string, args ...string) error {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1", "CODEPLAN_TEST_SIGNAL="+sig, "CODEPLAN_TEST_SIGNAL_AFTER="+strconv.Itoa(after))
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(120 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the run did not stop within 120s")
-		return nil
 	}
 }
 

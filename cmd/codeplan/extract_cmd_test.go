@@ -34,13 +34,11 @@ func rejectsPath(out string) string {
 	return out[:len(out)-len(filepath.Ext(out))] + ".rejects.jsonl"
 }
 
-// extractSignalled runs extract as a child process (see TestMain) that
-// sends itself sig once it has collected after rows, and returns its exit
-// error.
-func extractSignalled(t *testing.T, in, out string, after int, sig string) error {
+// runSignalled runs the CLI as a child process (see TestMain) that sends
+// itself sig once it has collected after rows, and returns its exit error.
+func runSignalled(t *testing.T, after int, sig string, args ...string) error {
 	t.Helper()
-	args := extractArgs(in, out)
-	cmd := exec.Command(os.Args[0], args[1:]...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1", "CODEPLAN_TEST_SIGNAL="+sig, "CODEPLAN_TEST_SIGNAL_AFTER="+strconv.Itoa(after))
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
@@ -52,9 +50,16 @@ func extractSignalled(t *testing.T, in, out string, after int, sig string) error
 		return err
 	case <-time.After(120 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("extract did not stop within 120s")
+		t.Fatal("the run did not stop within 120s")
 		return nil
 	}
+}
+
+// extractSignalled runs extract as a child process that sends itself sig
+// once it has collected after rows (runSignalled).
+func extractSignalled(t *testing.T, in, out string, after int, sig string) error {
+	t.Helper()
+	return runSignalled(t, after, sig, extractArgs(in, out)[1:]...)
 }
 
 // TestExtractResumesAfterKill kills extract with SIGKILL mid-run (from

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // pplCorpus writes n texts with ids p000.. to a JSONL file.
@@ -38,20 +37,7 @@ func TestPerplexityResumesAfterKillAndInterrupt(t *testing.T) {
 			const n = 24
 			in := pplCorpus(t, dir, n)
 			out := filepath.Join(dir, "ppl.jsonl")
-			cmd := exec.Command(os.Args[0], pplArgs(in, out)...)
-			cmd.Env = append(os.Environ(), "CODEPLAN_TEST_MAIN=1", "CODEPLAN_TEST_SIGNAL="+sig, "CODEPLAN_TEST_SIGNAL_AFTER=5")
-			done := make(chan error, 1)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go func() { done <- cmd.Wait() }()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(120 * time.Second):
-				cmd.Process.Kill()
-				t.Fatal("perplexity did not stop within 120s")
-			}
+			err := runSignalled(t, 5, sig, pplArgs(in, out)...)
 			var ee *exec.ExitError
 			if sig == "KILL" && (!errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL) {
 				t.Fatalf("the run was not killed: %v", err)
