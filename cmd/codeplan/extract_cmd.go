@@ -537,7 +537,7 @@ func printExtractSummary(w io.Writer, s extract.Summary, cfg extract.Config) {
 		for _, k := range keys {
 			desc := extract.Describe(planner.Reason(k))
 			if planner.Reason(k) == extract.ReasonContextFull && s.ContextFullFit > 0 {
-				desc += fmt.Sprintf(": --ctx %d would fit them, and a rerun with it redoes them", s.ContextFullFit)
+				desc += ": " + cutRows{n: int(s.Reasons[k]), fit: s.ContextFullFit}.advice()
 			}
 			fmt.Fprintf(w, "    %-22s %6d  %s\n", k, s.Reasons[k], desc)
 		}

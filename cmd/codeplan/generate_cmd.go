@@ -217,7 +217,8 @@ func (c *cutRows) add(fit int) {
 	c.fit = max(c.fit, fit)
 }
 
-// advice tells the user how to get the rows redone.
+// advice tells the user how to get the rows redone (generate, eval and
+// extract's context_full rejects say it alike).
 func (c cutRows) advice() string {
 	if c.unknown == 0 && c.fit > 0 {
 		return fmt.Sprintf("--ctx %d would fit them, and a rerun with it redoes them", c.fit)
