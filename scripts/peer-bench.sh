@@ -159,6 +159,7 @@ fi
 # limit, threads and sequences/slots, and 4096 cells per sequence/slot.
 [[ -s $CORPUS ]] || die "$CORPUS is empty"
 grep -q '"id": *"' "$CORPUS" || die "$CORPUS: rows need a string \"id\" field (copies get -0, -1, ... appended)"
+grep -q '"prompt": *"' "$CORPUS" || die "$CORPUS: rows need a string \"prompt\" field (copies after the first get \"(copy N) \" put before it)"
 rows="$WORK/rows.jsonl"
 : >"$rows"
 # Copies after the first get a marker at the start of their prompt, so that
@@ -168,13 +169,10 @@ rows="$WORK/rows.jsonl"
 # 24, unmarked, llama-server looked 1.18x faster than codeplan; on the 24
 # unique rows alone, 1.04x).
 for ((k = 0; $(wc -l <"$rows") < ROWS; k++)); do
-	if ((k == 0)); then
-		sed "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" "$CORPUS" >>"$rows"
-	else
-		sed -e "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" -e "s/\"prompt\": *\"/\"prompt\": \"(copy $k) /" "$CORPUS" >>"$rows"
-	fi
+	mark=""
+	((k == 0)) || mark="(copy $k) "
+	sed -e "s/\"id\": *\"\([^\"]*\)\"/\"id\": \"\1-$k\"/" -e "s/\"prompt\": *\"/\"prompt\": \"$mark/" "$CORPUS" >>"$rows"
 done
-grep -q '"prompt": *"' "$CORPUS" || die "$CORPUS: rows need a \"prompt\" field"
 head -n "$ROWS" "$rows" >"$WORK/in.jsonl"
 SLOT_CTX=${SLOT_CTX:-4096}
 RUNS=${RUNS:-3}
