@@ -459,10 +459,19 @@ func warnContextRoom(m *llama.Model, eng *engine.Engine, tmpl *planner.Template,
 	if err != nil || room >= contextRoomWarn {
 		return
 	}
-	log.Warn().Msgf("each sequence holds %d tokens; the template takes %d and a plan up to %d (--max-plan-tokens), "+
-		"leaving %d for a row's prompt and response: rows longer than that are rejected as context_full when their plan runs long "+
-		"(--ctx %d gives each sequence room for %d)", eng.SlotContext(), fixed, maxPlan, max(room, 0),
-		eng.ContextFor(fixed+maxPlan+1+contextRoomWarn), contextRoomWarn)
+	msg := fmt.Sprintf("each sequence holds %d tokens; the template takes %d and a plan up to %d (--max-plan-tokens), "+
+		"leaving %d for a row's prompt and response: rows longer than that are rejected as context_full when their plan runs long",
+		eng.SlotContext(), fixed, maxPlan, max(room, 0))
+	// A larger --ctx helps only up to the model's training context; a model
+	// trained short (such as the demo's extractor, 1024 tokens, on rows of
+	// about 130) cannot be given more room, so there is no advice to act on:
+	// say it once at info level, and the summary counts any row it cuts.
+	need := fixed + maxPlan + 1 + contextRoomWarn
+	if trained := m.ContextLength(); trained > 0 && need > trained {
+		log.Info().Msgf("%s (this model was trained on %d-token sequences, so a larger --ctx cannot add room)", msg, trained)
+		return
+	}
+	log.Warn().Msgf("%s (--ctx %d gives each sequence room for a %d-token row)", msg, eng.ContextFor(need), contextRoomWarn)
 }
 
 // contextRoomWarn is the room for a row's own text below which extract

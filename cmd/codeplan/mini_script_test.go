@@ -147,7 +147,7 @@ func TestMiniReplicationScript(t *testing.T) {
 		}
 	}
 	// Other settings in the same folder are refused, exit status 2.
-	for _, changed := range []string{"LR=0.5", "EXTRACTOR_EPOCHS=3", "VOCAB=800"} {
+	for _, changed := range []string{"LR=0.5", "EXTRACTOR_EPOCHS=3", "EXTRACTOR_LR=0.5", "VOCAB=800"} {
 		log, err = run(changed)
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(log, "other settings") {
 			t.Errorf("changed recipe (%s): err %v, output:\n%s", changed, err, log)
