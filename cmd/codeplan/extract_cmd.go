@@ -172,6 +172,8 @@ template, sampling or filter setting is refused, and a second run on the same
 Examples:
    codeplan extract Meta-Llama-3-8B-Instruct.Q4_K_M.gguf --input webinstruct.parquet \
        --output plans.jsonl --parallel 16 --gpu
+   codeplan extract examples/mini/extractor.gguf --input examples/mini/demo.jsonl --template paper \
+       --reference-field plan --output /tmp/plans.jsonl      (the demo: a small trained extractor)
    codeplan extract tiny --input examples/sample.jsonl --output /tmp/plans.jsonl
    codeplan extract --backend openai --base-url http://vllm:8000/v1 --model meta-llama/Meta-Llama-3-8B-Instruct \
        --input part-00.parquet --output plans.jsonl --shard 3/8 --concurrency 64`,
