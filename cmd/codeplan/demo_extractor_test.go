@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/codeplan-dev/codeplan/extract"
 )
 
 // TestShippedExtractor runs `make demo`'s default: the plan extractor shipped
@@ -44,12 +46,7 @@ func TestShippedExtractor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s struct {
-		Processed        int64 `json:"processed"`
-		Written          int64 `json:"written"`
-		ReferenceRows    int64 `json:"reference_rows"`
-		ReferenceMatches int64 `json:"reference_matches"`
-	}
+	var s extract.Summary
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
