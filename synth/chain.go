@@ -111,20 +111,27 @@ func (w *world) fresh(r *rng, used map[string]bool) string {
 // (no (person, relation) gets a second value), until there are n: the same
 // person with another relation, the same relation for another person, and
 // a decoy chain of the path's relations from another start.
-func (w *world) distract(r *rng, n int, path []string, rels []string) {
+//
+// lookedUp are the people whose facts the question follows (the start and
+// the people between), never the answer: giving the answer facts of its own
+// made it the most frequent name of the question (the fourth round found
+// that 67% of 1-hop answers were, and that the models had learnt that
+// instead of looking facts up).
+func (w *world) distract(r *rng, n int, lookedUp []string, rels []string) {
 	for tries := 0; len(w.facts) < n && tries < 1000; tries++ {
 		switch r.intn(3) {
-		case 0: // a person on the path, with another relation
-			p := path[r.intn(len(path))]
+		case 0: // a person whose fact is looked up, with another relation
+			p := lookedUp[r.intn(len(lookedUp))]
 			rel := Relations[r.intn(len(Relations))].Name
-			w.add(p, rel, w.people[r.intn(len(w.people))])
+			w.add(p, rel, w.rare(r, p))
 		case 1: // a followed relation, for someone else
 			rel := rels[r.intn(len(rels))]
-			w.add(w.people[r.intn(len(w.people))], rel, w.people[r.intn(len(w.people))])
+			p := w.rare(r, "")
+			w.add(p, rel, w.rare(r, p))
 		case 2: // a decoy chain of the same relations
-			cur := w.people[r.intn(len(w.people))]
+			cur := w.rare(r, "")
 			for _, rel := range rels[:min(len(rels), n-len(w.facts))] {
-				next := w.people[r.intn(len(w.people))]
+				next := w.rare(r, cur)
 				if v, ok := w.has[[2]string{cur, rel}]; ok {
 					next = v
 				} else if !w.add(cur, rel, next) {
@@ -134,6 +141,33 @@ func (w *world) distract(r *rng, n int, path []string, rels []string) {
 			}
 		}
 	}
+}
+
+// rare picks one of the people the facts name least often so far (never
+// except), so that the distractors even out how often each name occurs:
+// then no name stands out by its count, the answer's least of all. Picked
+// uniformly instead, the answer (named once by the chain, then at random
+// like anyone else) was still the most frequent name of 28% of 1-hop
+// questions, against 12% for a name picked at random.
+func (w *world) rare(r *rng, except string) string {
+	count := map[string]int{}
+	for _, f := range w.facts {
+		count[f.Person]++
+		count[f.Value]++
+	}
+	least, pool := -1, []string(nil)
+	for _, p := range w.people {
+		if p == except {
+			continue
+		}
+		switch c := count[p]; {
+		case least < 0 || c < least:
+			least, pool = c, []string{p}
+		case c == least:
+			pool = append(pool, p)
+		}
+	}
+	return pool[r.intn(len(pool))]
 }
 
 // pickRels picks k relations, no two neighbours equal.
@@ -213,7 +247,7 @@ func genHops(r *rng, k int) problem {
 	start := w.people[0]
 	used := map[string]bool{start: true}
 	path := w.chain(r, start, rels, used)
-	w.distract(r, r.between(minFacts, maxFacts), path, rels)
+	w.distract(r, r.between(minFacts, maxFacts), path[:k], rels)
 	q := w.shuffled(r) + " Who is " + phrase(r, start, rels) + "?"
 	return problem{question: q, gold: path[k], kind: answer.Exact,
 		program: Program{Facts: w.facts, Person: start, Path: rels}}
@@ -240,7 +274,8 @@ func genBranch(r *rng, k int) problem {
 	if !holds {
 		asked = w.fresh(r, used)
 	}
-	w.distract(r, r.between(minFacts, maxFacts), append(thenPath, elsePath[1:]...), append(append([]string{}, thenRels...), elseRels...))
+	lookedUp := append(append([]string{}, thenPath[:k]...), elsePath[1:k]...)
+	w.distract(r, r.between(minFacts, maxFacts), lookedUp, append(append([]string{}, thenRels...), elseRels...))
 	q := fmt.Sprintf("%s If %s is %s, who is %s? Otherwise, who is %s?", w.shuffled(r),
 		phrase(r, start, []string{condRel}), asked, phrase(r, start, thenRels), phrase(r, start, elseRels))
 	gold := thenPath[k]
