@@ -144,8 +144,8 @@ func (w *world) distract(r *rng, n int, lookedUp []string, rels []string) {
 }
 
 // rare picks one of the people the facts name least often so far (never
-// except), so that the distractors even out how often each name occurs:
-// then no name stands out by its count, the answer's least of all. Picked
+// except), so that the distractors even out how often each name occurs
+// and no name, least of all the answer, stands out by its count. Picked
 // uniformly instead, the answer (named once by the chain, then at random
 // like anyone else) was still the most frequent name of 28% of 1-hop
 // questions, against 12% for a name picked at random.

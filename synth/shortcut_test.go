@@ -8,7 +8,7 @@ import (
 )
 
 // nameCountGuess scores the guess "the answer is the name the facts mention
-// most often (least often, with fewest), other than the start person", ties
+// most often, other than the start person" (with fewest: least often), ties
 // sharing the credit, and what a name picked at random among those would
 // score.
 func nameCountGuess(t *testing.T, items []benchdata.Item, fewest bool) (rate, chance float64) {
