@@ -468,7 +468,9 @@ func warnContextRoom(m *llama.Model, eng *engine.Engine, tmpl *planner.Template,
 	// trained short (such as the demo's extractor, 1024 tokens, on rows of
 	// about 130) cannot be given more room, so there is no advice to act on:
 	// say it once at info level, and the summary counts any row it cuts.
-	need := fixed + maxPlan + 1 + contextRoomWarn
+	// The slot size at which the room would reach contextRoomWarn, derived
+	// from ContextRoom's own answer so that what it keeps free is counted once.
+	need := eng.SlotContext() - room + contextRoomWarn
 	if trained := m.ContextLength(); trained > 0 && need > trained {
 		log.Info().Msgf("%s (this model was trained on %d-token sequences, so a larger --ctx cannot add room)", msg, trained)
 		return
