@@ -10,6 +10,12 @@ import (
 	"github.com/codeplan-dev/codeplan/extract"
 )
 
+// The demo's shipped extractor and rows, as the Makefile names them.
+const (
+	demoExtractor = "../../examples/mini/extractor.gguf"
+	demoRows      = "../../examples/mini/demo.jsonl"
+)
+
 // TestShippedExtractor runs `make demo`'s default: the plan extractor shipped
 // in examples/mini on the demo rows of its own domain, with the paper's
 // template, as the Makefile does. It checks the bar the extractor was shipped
@@ -23,7 +29,7 @@ func TestShippedExtractor(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a model")
 	}
-	const model, rows = "../../examples/mini/extractor.gguf", "../../examples/mini/demo.jsonl"
+	model, rows := demoExtractor, demoRows
 	info, err := os.Stat(model)
 	if err != nil {
 		t.Fatalf("the demo's extractor is missing: %v", err)
@@ -72,17 +78,16 @@ func TestContextRoomNotice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a model")
 	}
-	const rows = "../../examples/mini/demo.jsonl"
 	for _, c := range []struct {
 		model, ctx   string
 		level, want  string
 		notInMessage string
 	}{
 		{"tiny", "2048", `"level":"warn"`, "--ctx ", "cannot add room"},
-		{"../../examples/mini/extractor.gguf", "0", `"level":"info"`, "trained on 1024-token sequences, so a larger --ctx cannot add room", "--ctx 1"},
+		{demoExtractor, "0", `"level":"info"`, "trained on 1024-token sequences, so a larger --ctx cannot add room", "--ctx 1"},
 	} {
 		dir := t.TempDir()
-		code, out, stderr := runCLI(t, "extract", c.model, "--input", rows, "--template", "paper", "--parallel", "2",
+		code, out, stderr := runCLI(t, "extract", c.model, "--input", demoRows, "--template", "paper", "--parallel", "2",
 			"--ctx", c.ctx, "--max-plan-tokens", "16", "--threads", "1", "--log-format", "json",
 			"--output", filepath.Join(dir, "plans.jsonl"))
 		if code != 0 {
